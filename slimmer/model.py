@@ -1,0 +1,232 @@
+"""Values that flow between slimmer's stages. Frozen; no I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class EntryType(StrEnum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+    CHAR = "char"
+    BLOCK = "block"
+    FIFO = "fifo"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One path of an image's merged file tree.
+
+    `path` is absolute and normalised ("/usr/bin/env"). `link` is the symlink
+    target exactly as stored, or for a hardlink the absolute path of the file it
+    links to. A hardlink's `size` and `content` are those of its target.
+    `content` is a key into the image's `ContentStore`, or None when the reader
+    was told not to keep this file's bytes.
+    """
+
+    path: str
+    type: EntryType
+    size: int = 0
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    mtime: int = 0
+    link: str = ""
+    xattrs: tuple[tuple[str, str], ...] = ()
+    layer: int = 0
+    devmajor: int = 0
+    devminor: int = 0
+    content: str | None = None
+    is_elf: bool = False
+    implicit: bool = False
+
+    @property
+    def is_dir(self) -> bool:
+        return self.type is EntryType.DIR
+
+    @property
+    def is_regular(self) -> bool:
+        return self.type in (EntryType.FILE, EntryType.HARDLINK)
+
+    @property
+    def is_setuid(self) -> bool:
+        return self.is_regular and bool(self.mode & 0o4000)
+
+    @property
+    def is_setgid(self) -> bool:
+        return self.is_regular and bool(self.mode & 0o2000)
+
+
+@dataclass(frozen=True)
+class LayerMember:
+    """One member of a layer archive as it was stored, before merging.
+
+    Kept for analyses that look at layers one by one (dive's efficiency).
+    `name` is the cleaned member name without leading slash.
+    """
+
+    name: str
+    size: int
+    is_dir: bool
+
+
+@dataclass(frozen=True)
+class Layer:
+    index: int
+    digest: str
+    size: int
+    created_by: str = ""
+    comment: str = ""
+    members: tuple[LayerMember, ...] = ()
+    archive_bytes: int = 0
+    compressed_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    created_by: str
+    empty_layer: bool
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """The parts of an image config slimmer reads, plus the raw document."""
+
+    raw: Mapping[str, Any]
+
+    @property
+    def container(self) -> Mapping[str, Any]:
+        cfg = self.raw.get("config") or self.raw.get("Config") or {}
+        return cfg if isinstance(cfg, Mapping) else {}
+
+    @property
+    def architecture(self) -> str:
+        return str(self.raw.get("architecture", ""))
+
+    @property
+    def os(self) -> str:
+        return str(self.raw.get("os", ""))
+
+    @property
+    def entrypoint(self) -> tuple[str, ...]:
+        return tuple(self.container.get("Entrypoint") or ())
+
+    @property
+    def cmd(self) -> tuple[str, ...]:
+        return tuple(self.container.get("Cmd") or ())
+
+    @property
+    def env(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item in self.container.get("Env") or ():
+            key, _, value = str(item).partition("=")
+            out[key] = value
+        return out
+
+    @property
+    def user(self) -> str:
+        return str(self.container.get("User") or "")
+
+    @property
+    def working_dir(self) -> str:
+        return str(self.container.get("WorkingDir") or "")
+
+    @property
+    def exposed_ports(self) -> tuple[str, ...]:
+        return tuple(sorted((self.container.get("ExposedPorts") or {}).keys()))
+
+    @property
+    def healthcheck(self) -> tuple[str, ...]:
+        hc = self.container.get("Healthcheck") or {}
+        return tuple(hc.get("Test") or ())
+
+    @property
+    def history(self) -> tuple[HistoryEntry, ...]:
+        return tuple(
+            HistoryEntry(
+                created_by=str(h.get("created_by", "")),
+                empty_layer=bool(h.get("empty_layer", False)),
+                comment=str(h.get("comment", "")),
+            )
+            for h in self.raw.get("history") or ()
+        )
+
+
+@dataclass(frozen=True)
+class Warning_:
+    """Something odd in the input that slimmer skipped or worked around."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class ContentReader(Protocol):
+    """Reads file bytes kept by the reader, by content key."""
+
+    def open(self, key: str) -> Any: ...
+
+    def read(self, key: str, size: int = -1, offset: int = 0) -> bytes: ...
+
+
+class TreeView(Protocol):
+    """Read-only view of an image's merged file tree."""
+
+    def get(self, path: str) -> FileEntry | None: ...
+
+    def resolve(self, path: str, follow_last: bool = True) -> ResolvedPath: ...
+
+    def listdir(self, path: str) -> list[str]: ...
+
+    def read_bytes(self, path: str, size: int = -1, offset: int = 0) -> bytes: ...
+
+    def __iter__(self) -> Iterator[FileEntry]: ...
+
+
+@dataclass(frozen=True)
+class ResolvedPath:
+    """The result of resolving a path inside an image root.
+
+    `path` is the final path with every symlink followed (never outside the
+    root: `..` at the root stays at the root, as in a chroot). `chain` lists
+    every symlink crossed on the way, in order. `entry` is the entry found at
+    `path`, or None when the path does not exist. `error` is set on a symlink
+    loop or a non-directory used as a directory.
+    """
+
+    path: str
+    chain: tuple[str, ...] = ()
+    entry: FileEntry | None = None
+    error: str = ""
+
+    @property
+    def exists(self) -> bool:
+        return self.entry is not None
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Where an image comes from: the engine, or a file/dir without one."""
+
+    transport: str  # "engine", "docker-archive", "oci-archive", "oci"
+    name: str
+
+    def __str__(self) -> str:
+        return self.name if self.transport == "engine" else f"{self.transport}:{self.name}"
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    ref: ImageRef
+    id: str
+    config: ImageConfig
+    layers: tuple[Layer, ...]
+    warnings: tuple[Warning_, ...] = field(default=())

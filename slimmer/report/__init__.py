@@ -1,0 +1,1 @@
+"""Renderers: analysis values in, text/JSON/Markdown out. Nothing here computes."""
