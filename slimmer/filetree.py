@@ -243,9 +243,11 @@ class FileTree:
         if found is None or not found.is_regular:
             changes.warn(f"{entry.path!r}: hardlink to missing or non-file {target!r}; skipped")
             return None
+        # A hardlink is the same inode: bytes and inode metadata come from its target.
         return FileEntry(**{
-            **entry.__dict__, "link": found.link if found.type is EntryType.HARDLINK else target,
-            "size": found.size, "content": found.content, "is_elf": found.is_elf,
+            **found.__dict__, "path": entry.path, "type": EntryType.HARDLINK,
+            "link": found.link if found.type is EntryType.HARDLINK else target,
+            "layer": entry.layer,
         })
 
     def _hide_below(self, directory: str) -> None:
