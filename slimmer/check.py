@@ -13,7 +13,6 @@ check. Limits are inclusive: a value equal to its limit passes, as in dive.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -126,7 +125,9 @@ class CheckResult:
 
 class Rule(Protocol):
     name: ClassVar[str]
-    warn: bool
+
+    @property
+    def warn(self) -> bool: ...
 
     @property
     def id(self) -> str: ...
@@ -360,7 +361,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         if part == "**":
-            body += r"(?:.*)" if last else r"(?:[^/]+/)*"
+            body += r"(?:.+)" if last else r"(?:[^/]+/)*"
         else:
             body += _glob_part(part) + ("" if last else "/")
     return re.compile(r"(?s:/" + body + r")\Z")
@@ -368,9 +369,34 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 
 def _glob_part(part: str) -> str:
     """One path component: fnmatch's syntax, but `*` and `?` never match `/`."""
-    translated = fnmatch.translate(part)  # "(?s:...)\Z"
-    inner = translated[4:-3]
-    return inner.replace(".*", "[^/]*").replace(".", "[^/]")
+    out: list[str] = []
+    i = 0
+    while i < len(part):
+        c = part[i]
+        i += 1
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            cls, i = _char_class(part, i)
+            out.append(cls)
+        else:
+            out.append(re.escape(c))
+    return "".join(out)
+
+
+def _char_class(part: str, start: int) -> tuple[str, int]:
+    """`[abc]`, `[a-z]`, `[!abc]` from just after the `[`; an unclosed `[` is literal."""
+    j = start + (part[start:start + 1] == "!")
+    j += part[j:j + 1] == "]"
+    end = part.find("]", j)
+    if end < 0:
+        return re.escape("["), start
+    body = part[start:end]
+    negate = body.startswith("!")
+    chars = "".join("-" if ch == "-" else re.escape(ch) for ch in body[negate:])
+    return (f"[^/{chars}]" if negate else f"[{chars}]"), end + 1
 
 
 # -- evaluation -------------------------------------------------------------------

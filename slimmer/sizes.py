@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -129,8 +129,16 @@ def parse_count(value: str | int) -> int:
 
 # -- click parameter types: a bad flag is a click usage error -----------------
 
+if TYPE_CHECKING:  # click >= 8.2 types ParamType by its value; older clicks can't subscript it
+    _SizeBase = click.ParamType[int]
+    _RatioBase = click.ParamType[float]
+    _AmountBase = click.ParamType[Amount]
+    TextParamBase = click.ParamType[str]
+else:
+    _SizeBase = _RatioBase = _AmountBase = TextParamBase = click.ParamType
 
-class SizeParam(click.ParamType):
+
+class SizeParam(_SizeBase):
     name = "size"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
@@ -142,7 +150,7 @@ class SizeParam(click.ParamType):
             self.fail(f"{value!r}: {exc}", param, ctx)
 
 
-class RatioParam(click.ParamType):
+class RatioParam(_RatioBase):
     name = "ratio"
 
     def convert(
@@ -156,7 +164,7 @@ class RatioParam(click.ParamType):
             self.fail(f"{value!r}: {exc}", param, ctx)
 
 
-class AmountParam(click.ParamType):
+class AmountParam(_AmountBase):
     name = "size|percent"
 
     def convert(

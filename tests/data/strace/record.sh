@@ -26,4 +26,5 @@ rec fork_cwd.log -x /usr/bin/python3 fork_cwd.py
 rec shell.log -x /bin/sh -c 'cd /etc && cat hostname; (cd /tmp/slimmer-rec/links && ./mytrue && ../links/mytrue); cat /etc/passwd/x; cat /nonexistent; cat /etc/hostname & cat /etc/passwd & wait'
 rec escapes.log -x /usr/bin/python3 escapes.py
 rec escapes_xx.log -xx /usr/bin/python3 escapes.py
+# -q repeats -qq: it only stands in for the escape option, so strace uses octal
 rec escapes_octal.log -q /usr/bin/python3 escapes.py

@@ -1,0 +1,71 @@
+"""The values the planner works with: why a path is kept, and what profiles add."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from slimmer.model import ImageConfig, TreeView
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why one path is in the slim image.
+
+    `kind` is one of: traced, elf, config, profile, user, verify, parent, symlink,
+    runtime-dir. `detail` is a sentence a user can read ("DT_NEEDED libssl.so.3
+    of /usr/bin/curl, found via ld.so.cache"); `source` names the profile or
+    rule when there is one.
+    """
+
+    kind: str
+    detail: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Addition:
+    """A path a profile (or another rule) wants kept.
+
+    `path` may be a glob-free absolute path in the image; the planner adds its
+    symlink chain and parents, and the ELF closure when `closure` is set.
+    """
+
+    path: str
+    reason: Reason
+    closure: bool = True
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A file slimmer writes into the slim image that the source does not hold as-is
+    (e.g. a dpkg status trimmed to the packages whose files survive)."""
+
+    path: str
+    data: bytes
+    reason: Reason
+    mode: int = 0o644
+    mtime: int = 0
+
+
+@dataclass(frozen=True)
+class ProfileContext:
+    """What a profile may look at to decide whether it applies and what it adds."""
+
+    tree: TreeView
+    config: ImageConfig
+    traced: frozenset[str]  # every path the trace named, as named (existing or not)
+    executed: frozenset[str]  # paths of executed programs, as named
+    kept: frozenset[str]  # the keep set so far (paths as kept, symlinks included)
+
+
+@dataclass(frozen=True)
+class KeepSet:
+    reasons: Mapping[str, tuple[Reason, ...]]
+    generated: tuple[Generated, ...] = field(default=())
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.reasons
+
+    def paths(self) -> Iterable[str]:
+        return self.reasons.keys()
