@@ -5,9 +5,20 @@ The CLI calls these; so can any Python program.
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from slimmer.archive import open_archive
+from slimmer.check import CheckResult, Facts, evaluate, needs_compressed, needs_paths
+from slimmer.checkconfig import CheckSettings, build_rules, load_baseline, resolve
+from slimmer.compressed import compressed_sizes
 from slimmer.engine import Engine, Leftover, saver
 from slimmer.filetree import WantContent
 from slimmer.inspect import Inspection, analyze, want_for_inspect
+from slimmer.model import ImageRef
 from slimmer.reader import Image, open_image, parse_ref
 
 
@@ -38,3 +49,48 @@ def cleanup(dry_run: bool = False) -> list[Leftover]:
         return items
     finally:
         engine.close()
+
+
+def check_image(
+    ref: str,
+    flags: CheckSettings | None = None,
+    *,
+    config: Path | None = None,
+    search_config: Path | None = None,
+) -> CheckResult:
+    """`slim check`: evaluate the budget rules for `ref` into a `CheckResult`.
+
+    Rules are `flags` over the config file: `config`, or else the one found from
+    `search_config` (a directory), or none. Bad rules raise `UsageError` before
+    the image is read. The compressed size is computed only when a rule needs it.
+    """
+    settings = resolve(ref, flags or CheckSettings(), config=config, search_from=search_config)
+    rules = build_rules(settings)
+    baseline = load_baseline(settings.baseline) if settings.baseline is not None else None
+    parsed = parse_ref(ref)
+    with _check_archive(parsed) as (archive_ref, image_id):
+        with open_image(archive_ref, want=want_for_inspect) as image:
+            ins = replace(analyze(image), ref=str(parsed), id=image_id or image.id)
+            paths = tuple(e.path for e in image.tree) if needs_paths(rules) else ()
+        compressed = None
+        if needs_compressed(rules):
+            archive = open_archive(archive_ref.transport, Path(archive_ref.name))
+            compressed = sum(compressed_sizes(archive))
+    return evaluate(rules, Facts(ins, compressed, baseline, paths))
+
+
+@contextmanager
+def _check_archive(parsed: ImageRef) -> Iterator[tuple[ImageRef, str]]:
+    """An archive reference for `parsed` (and the engine's image ID, else ""): an engine
+    image is saved into a temporary docker-archive, read twice, then removed."""
+    if parsed.transport != "engine":
+        yield parsed, ""
+        return
+    with tempfile.TemporaryDirectory(prefix="slimmer-check-") as tmp:
+        spool = Path(tmp) / "image.tar"
+        engine = Engine.connect()
+        try:
+            image_id = saver(engine)(parsed.name, spool)
+        finally:
+            engine.close()
+        yield ImageRef("docker-archive", str(spool)), image_id

@@ -18,10 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from slimmer.inspect import Inspection
 from slimmer.sizes import Amount
+
+if TYPE_CHECKING:  # only a type here: keeps `slim check --help` from loading the reader
+    from slimmer.inspect import Inspection
 
 SCHEMA = "slimmer.check/v1"
 

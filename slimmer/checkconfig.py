@@ -124,19 +124,19 @@ class _Key:
 
 
 def _size(value: Any, _: Path) -> int:
-    return parse_size(_scalar(value, str, int))
+    return parse_size(value)
 
 
 def _count(value: Any, _: Path) -> int:
-    return parse_count(_scalar(value, int))
+    return parse_count(value)
 
 
 def _ratio(value: Any, _: Path) -> float:
-    return parse_ratio(_scalar(value, str, int, float))
+    return parse_ratio(value)
 
 
 def _amount(value: Any, _: Path) -> Amount:
-    return parse_amount(_scalar(value, str, int))
+    return parse_amount(value)
 
 
 def _patterns(value: Any, _: Path) -> tuple[str, ...]:

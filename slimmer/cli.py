@@ -3,15 +3,22 @@ function, render its value. Errors reach the user here and only here."""
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
 from slimmer import __version__
-from slimmer.errors import ExitStatus, SlimError
+from slimmer.check import Status
+from slimmer.checkconfig import PATTERN, RULE_NAMES, with_flags
+from slimmer.errors import BudgetExceeded, ExitStatus, SlimError
+from slimmer.report import check_view
+from slimmer.report.check_view import FORMATS as CHECK_FORMATS
+from slimmer.sizes import AMOUNT, RATIO, SIZE
 
 _state = {"debug": False}
 
@@ -53,6 +60,80 @@ def cleanup(dry_run: bool) -> None:
     for item in api.cleanup(dry_run=dry_run):
         click.echo(f"{'would remove' if dry_run else 'removed'} {item.kind} {item.id[:12]} "
                    f"{item.name}".rstrip())
+
+
+_RULE_CHOICE = click.Choice((*RULE_NAMES, "all"))
+
+
+@cli.command()
+@click.argument("image")
+@click.option("--max-size", type=SIZE, metavar="SIZE",
+              help="Largest uncompressed size (80MB = 80,000,000 B; 1.5GiB; bytes).")
+@click.option("--max-compressed-size", type=SIZE, metavar="SIZE",
+              help="Largest gzip size, as a registry would store the layers.")
+@click.option("--max-layers", type=click.IntRange(min=0), metavar="N", help="Most layers.")
+@click.option("--max-files", type=click.IntRange(min=0), metavar="N",
+              help="Most regular files in the merged tree.")
+@click.option("--min-efficiency", type=RATIO, metavar="RATIO",
+              help="dive's lowestEfficiency: 0.95 or 95%.")
+@click.option("--max-wasted", type=AMOUNT, metavar="SIZE|PCT",
+              help="dive's highestWastedBytes (20MB), or highestUserWastedPercent (10%).")
+@click.option("--max-reclaimable", type=AMOUNT, metavar="SIZE|PCT",
+              help="Bytes hidden by upper layers: a size, or a share of the size.")
+@click.option("--forbid", type=PATTERN, multiple=True, metavar="GLOB|@CLASS",
+              help="No path may match: a glob (/usr/bin/*sh, *.pyc) or @shells, "
+                   "@package-managers, @setuid, @setgid. Repeatable.")
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), metavar="REPORT",
+              help="A saved `slim inspect --json` or `slim check --format json` report.")
+@click.option("--max-growth", type=AMOUNT, metavar="SIZE|PCT",
+              help="Largest growth over the baseline's size: 5% or 10MB.")
+@click.option("--warn", "warn_rules", type=_RULE_CHOICE, multiple=True, metavar="RULE",
+              help="This rule (or all) only warns. Repeatable.")
+@click.option("--no-warn", "fail_rules", type=_RULE_CHOICE, multiple=True, metavar="RULE",
+              help="This rule fails even if the config file says it warns. Repeatable.")
+@click.option("--skip", "skip_rules", type=_RULE_CHOICE, multiple=True, metavar="RULE",
+              help="Turn off a rule the config file sets. Repeatable.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Config file (default: .slim.toml or pyproject.toml, here or above).")
+@click.option("--no-config", is_flag=True, help="Use no config file.")
+@click.option("--format", "fmt", type=click.Choice(CHECK_FORMATS), default="text",
+              show_default=True, help="Report format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report to this file and a text report to stdout.")
+def check(
+    image: str,
+    warn_rules: tuple[str, ...],
+    fail_rules: tuple[str, ...],
+    skip_rules: tuple[str, ...],
+    config_file: Path | None,
+    no_config: bool,
+    fmt: str,
+    output: Path | None,
+    **rules: Any,
+) -> None:
+    """Fail (exit 3) when IMAGE breaks a size budget; warnings keep exit 0.
+
+    Rules come from the flags over [tool.slim.check] in pyproject.toml or
+    [check] in .slim.toml (see docs/ci.md). Exit 2 on a bad rule.
+    """
+    from slimmer import api
+
+    warn = tuple((r, True) for r in warn_rules) + tuple((r, False) for r in fail_rules)
+    flags = with_flags(**rules, warn=warn, skip=skip_rules)
+    result = api.check_image(image, flags, config=config_file,
+                             search_config=None if no_config else Path.cwd())
+    report = check_view.render(result, fmt)
+    if output is not None:
+        output.write_text(report, encoding="utf-8")
+        report = check_view.render(result, "text")
+    click.echo(report, nl=False)
+    if fmt == "github":
+        check_view.write_step_summary(result, os.environ)
+    failed = [r.id for r in result.results if r.status is Status.FAIL]
+    if failed:
+        noun = "rule" if len(failed) == 1 else "rules"
+        raise BudgetExceeded(
+            f"checking {image}: budget exceeded, {len(failed)} {noun} failed: {', '.join(failed)}")
 
 
 def _console() -> Console:

@@ -20,9 +20,9 @@ import docker.errors
 import requests.exceptions
 
 from slimmer.errors import EngineError, ImageNotFound, SlimError
+from slimmer.model import MANAGED_LABEL, SOURCE_LABEL
 
-LABEL = "io.slimmer.managed"
-SOURCE_LABEL = "io.slimmer.source"
+LABEL = MANAGED_LABEL
 CHUNK = 1 << 20
 
 
@@ -319,6 +319,9 @@ class Engine:
                 tags = [t for t in i.get("RepoTags") or () if t != "<none>:<none>"]
                 if (i.get("Labels") or {}).get(LABEL) == "temporary":
                     out.append(Leftover("image", i["Id"], ",".join(tags)))
+            # Slim images that were never tagged: a run that failed or was interrupted.
+            for i in self._api.images(filters={"label": SOURCE_LABEL, "dangling": True}):
+                out.append(Leftover("image", i["Id"], "untagged slim image"))
         except Exception as exc:
             raise _wrap("listing slimmer's leftovers", exc) from exc
         return out

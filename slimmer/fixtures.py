@@ -139,6 +139,11 @@ def _build_lock() -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _log_path(name: str) -> Path:
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    return CACHE_DIR / f"{name}.log"
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -198,10 +203,11 @@ def ensure_base(engine: Engine, log: Log = _quiet) -> FixtureImage:
         return FixtureImage("base", tag, info.id, info.size, True, 0.0)
     log(f"base: debootstrap {SUITE} (about a minute)")
     start = time.monotonic()
-    log_path = CACHE_DIR / "base.log"
+    log_path = _log_path("base")
     with tempfile.TemporaryDirectory(prefix="slimmer-base-") as tmp, open(log_path, "w") as fh:
         tar_path = _make_base_tar(Path(tmp), fh, log_path)
         image_id = engine.import_rootfs(tar_path, tag, changes=list(BASE_CHANGES))
+    _prune_stale(engine, "base", tag)
     info = engine.inspect_image(image_id)
     return FixtureImage("base", tag, info.id, info.size, False, time.monotonic() - start)
 
@@ -218,7 +224,7 @@ def _copy_context(name: str, dest: Path) -> None:
 
 
 def _build(engine: Engine, name: str, tag: str, base: str, digest: str) -> str:
-    log_path = CACHE_DIR / f"{name}.log"
+    log_path = _log_path(name)
     labels = {FIXTURE_LABEL: name, HASH_LABEL: digest}
     with tempfile.TemporaryDirectory(prefix=f"slimmer-{name}-") as tmp, open(log_path, "w") as fh:
         context = Path(tmp)
@@ -230,6 +236,19 @@ def _build(engine: Engine, name: str, tag: str, base: str, digest: str) -> str:
             raise _build_failed(name, log_path, str(exc).splitlines()[0]) from exc
 
 
+def _prune_stale(engine: Engine, name: str, keep: str) -> None:
+    """Drop tags of older builds of fixture `name` (images in use stay)."""
+    repo = f"{REPO}/{name}"
+    flt = {"label": f"{FIXTURE_LABEL}={name}"}
+    for image in engine._api.images(filters=flt):  # no Engine method lists images
+        for tag in image.get("RepoTags") or ():
+            if split_tag(tag)[0] == repo and tag not in (keep, f"{repo}:latest"):
+                try:
+                    engine.remove_image(tag)
+                except SlimError:
+                    pass  # still used by a container: keep it
+
+
 def ensure_fixture(engine: Engine, name: str, base: str, log: Log = _quiet) -> FixtureImage:
     """Build fixture `name` on `base` unless its hashed tag already exists."""
     digest = fixture_hash(name, base)
@@ -237,8 +256,9 @@ def ensure_fixture(engine: Engine, name: str, base: str, log: Log = _quiet) -> F
     cached = engine.image_exists(tag)
     start = time.monotonic()
     if not cached:
-        log(f"{name}: building (log: {CACHE_DIR / (name + '.log')})")
+        log(f"{name}: building (log: {_log_path(name)})")
         _build(engine, name, tag, base, digest)
+        _prune_stale(engine, name, tag)
     info = engine.inspect_image(tag)
     engine.tag_image(info.id, f"{split_tag(tag)[0]}:latest")
     return FixtureImage(name, tag, info.id, info.size, cached, time.monotonic() - start)

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+MANAGED_LABEL = "io.slimmer.managed"  # on every container slimmer creates
+SOURCE_LABEL = "io.slimmer.source"  # on slim images: the source image's ID
+VERSION_LABEL = "io.slimmer.version"  # on slim images: the slimmer that wrote it
+
 
 class EntryType(StrEnum):
     FILE = "file"

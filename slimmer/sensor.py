@@ -36,6 +36,7 @@ STRACE = f"{BUNDLE_DIR}/strace"
 LOADER = f"{BUNDLE_DIR}/ld.so"
 LIB_DIR = f"{BUNDLE_DIR}/lib"
 TRACE_PATH = f"{BUNDLE_DIR}/trace.log"
+KILL = f"{BUNDLE_DIR}/kill"
 MIN_STRACE = (5, 3)  # --seccomp-bpf
 
 # `uname -m` -> the OCI/Docker architecture name an image config carries.
@@ -57,6 +58,9 @@ class Closure:
 
     loader: str | None
     libs: tuple[tuple[str, str], ...]
+
+    def libs_names(self) -> set[str]:
+        return {name for name, _ in self.libs}
 
 
 @dataclass(frozen=True)
@@ -170,12 +174,15 @@ def _members(strace: str, closure: Closure) -> list[tuple[str, str]]:
     """(path in the container, host file) for everything the bundle holds."""
     members = [(STRACE, strace)]
     if closure.loader is not None:
+        # Run as the program, the loader also answers to its soname (libc's
+        # DT_NEEDED on it), so it is not copied into lib/ a second time.
         members.append((LOADER, closure.loader))
-    names = {name for name, _ in closure.libs}
-    if closure.loader is not None and Path(closure.loader).name not in names:
-        # libc asks for the interpreter by its soname; the loader is that file.
-        members.append((f"{LIB_DIR}/{Path(closure.loader).name}", closure.loader))
     members += [(f"{LIB_DIR}/{name}", source) for name, source in closure.libs]
+    kill = shutil.which("kill", path="/usr/bin:/bin")
+    if kill and host_closure(kill).libs_names() <= closure.libs_names():
+        # Stops the traced app itself (strace, as PID 1, ignores SIGTERM), so
+        # that its shutdown path is traced too; it needs no library of its own.
+        members.append((KILL, kill))
     return sorted(members)
 
 

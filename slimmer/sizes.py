@@ -97,16 +97,16 @@ class Amount:
 def parse_amount(value: str | int) -> Amount:
     """`20MB` -> Amount(bytes=20_000_000); `10%` -> Amount(ratio=0.1).
 
-    Percentages may exceed 100%. A bare number other than 0 is refused: it is
-    too easy to mean 5% and write 5.
+    Percentages may exceed 100%. A whole number is bytes (dive's
+    `highestWastedBytes: 1000000`); a bare fraction is refused: `0.1` is likely
+    a ratio meant as `10%` and would otherwise be 0 bytes.
     """
+    if isinstance(value, float):
+        raise SizeError("not a size or percentage (expected e.g. 20MB or 10%)")
     if isinstance(value, str) and value.strip().endswith("%"):
         return Amount(ratio=parse_ratio(value, at_most_one=False))
-    if isinstance(value, str) and _NUMBER.match(value.strip()) and not _has_unit(value):
-        if float(value.strip()) != 0:
-            raise SizeError("ambiguous: give a percentage (5%) or a size with a unit (10MB)")
-    if isinstance(value, int) and not isinstance(value, bool) and value != 0:
-        raise SizeError("ambiguous: give a percentage (5%) or a size with a unit (10MB)")
+    if isinstance(value, str) and "." in value and not _has_unit(value):
+        raise SizeError("ambiguous: write a ratio as a percentage (10%), or give a unit (0.5MB)")
     return Amount(bytes=parse_size(value))
 
 

@@ -300,7 +300,7 @@ def _split_args(text: str) -> tuple[tuple[str, ...], str] | None:
             depth -= 1
         elif c == ")":
             args.append(text[start:i].strip())
-            return tuple(a for a in args if a), text[i + 1:]
+            return (() if args == [""] else tuple(args)), text[i + 1:]
         elif c == "," and depth == 0:
             args.append(text[start:i].strip())
             start = i + 1

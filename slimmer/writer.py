@@ -21,11 +21,10 @@ from typing import IO, Any
 
 from slimmer import __version__
 from slimmer.errors import SlimError
-from slimmer.model import EntryType, FileEntry, ImageConfig, TreeView
+from slimmer.keep import Generated
+from slimmer.model import SOURCE_LABEL, VERSION_LABEL, EntryType, FileEntry, ImageConfig, TreeView
 from slimmer.store import ContentStore
 
-SOURCE_LABEL = "io.slimmer.source"
-VERSION_LABEL = "io.slimmer.version"
 KEPT_CONFIG = (
     "Entrypoint", "Cmd", "Env", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels",
     "StopSignal", "Healthcheck", "Shell", "OnBuild", "ArgsEscaped",
@@ -51,12 +50,24 @@ class WrittenImage:
     content_bytes: int
 
 
+def kept_entries(
+    tree: TreeView, keep: Iterable[str], store: ContentStore,
+    generated: Iterable[Generated] = (),
+) -> list[FileEntry]:
+    """The entries to write: the kept paths of `tree`, with generated files in place."""
+    entries = {p: e for p in set(keep) if p != "/" and (e := tree.get(p)) is not None}
+    for gen in generated:
+        key = store.put_bytes(gen.data)
+        entries[gen.path] = FileEntry(gen.path, EntryType.FILE, size=len(gen.data),
+                                      mode=gen.mode, mtime=gen.mtime, content=key)
+    return list(entries.values())
+
+
 def write_layer(
-    tree: TreeView, keep: Iterable[str], store: ContentStore, out: IO[bytes]
+    entries: Iterable[FileEntry], store: ContentStore, out: IO[bytes]
 ) -> tuple[int, int]:
-    """Write the kept entries of `tree` as one layer tar; return (members, content bytes)."""
-    entries = sorted((e for p in set(keep) if (e := tree.get(p)) is not None and p != "/"),
-                     key=lambda e: e.path.encode("utf-8", "surrogateescape"))
+    """Write `entries` as one layer tar sorted by path; return (members, content bytes)."""
+    entries = sorted(entries, key=lambda e: e.path.encode("utf-8", "surrogateescape"))
     written_at: dict[tuple[object, ...], str] = {}  # hardlink group -> member name written
     count = content = 0
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,
@@ -134,11 +145,12 @@ def canonical_json(doc: Any) -> bytes:
 def write_image(
     tree: TreeView, keep: Iterable[str], store: ContentStore, source: ImageConfig,
     source_id: str, workdir: Path, labels: Mapping[str, str] | None = None,
+    generated: Iterable[Generated] = (),
 ) -> WrittenImage:
     """Write the slim image as a `docker save` archive under `workdir`."""
     layer_path = workdir / "layer.tar"
     with open(layer_path, "wb") as out:
-        files, content = write_layer(tree, keep, store, out)
+        files, content = write_layer(kept_entries(tree, keep, store, generated), store, out)
     layer_digest = "sha256:" + _sha256_file(layer_path)
     summary = f"slimmer {__version__}: {files} entries kept from {source_id[:19]}"
     config = canonical_json(slim_config(source, layer_digest, source_id, summary, labels))

@@ -73,7 +73,8 @@ def test_parse_full_file() -> None:
     spec = parse_probe_toml(FULL, "p.toml")
     assert spec.timeout == 12.5 and spec.source == "p.toml"
     http, tcp, ex = spec.probes
-    assert (http.method, http.path, http.port, http.expect_status) == ("POST", "/api?x=1", 8080, 201)
+    assert (http.method, http.path, http.port) == ("POST", "/api?x=1", 8080)
+    assert http.expect_status == 201 and http.body == "{}"
     assert http.headers == (("Accept", "application/json"), ("X-Trace", "1"))
     assert http.expect_contains == ('"ok"',)
     assert (tcp.port, tcp.send, tcp.expect_contains) == (6379, "PING\r\n", ("PONG",))

@@ -227,6 +227,12 @@ def test_the_three_escape_styles_give_the_same_events() -> None:
     assert shape(load("escapes_octal.log")) == plain
 
 
+def test_arguments_keep_their_positions() -> None:
+    trace = parse('7 vfork() = 8\n7 renameat2(AT_FDCWD</a>, "x", , "/y", 0) = 0\n')
+    assert trace.parents == {8: 7}
+    assert [e.path for e in trace.events] == ["/a/x", "/y"]  # "/y" stays argument 3
+
+
 def test_unescape_forms() -> None:
     assert unescape(r"a\x41\101\0\n\t\"\\") == b'aAA\x00\n\t"\\'
     assert unescape(r"\3770") == b"\xff0"

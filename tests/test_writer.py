@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from slimmer.filetree import keep_all
-from slimmer.model import EntryType
+from slimmer.model import SOURCE_LABEL, EntryType
 from slimmer.reader import open_image
-from slimmer.writer import SOURCE_LABEL, write_image
+from slimmer.writer import write_image
 from tests.synth import M, docker_archive, layer
 
 BAD = b"bad\xffname".decode("utf-8", "surrogateescape")

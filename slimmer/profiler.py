@@ -1,0 +1,278 @@
+"""Run an image as it really runs, under the tracer, and drive it with probes.
+
+One container per run: the image's own entrypoint and cmd become the argv of
+the bundled strace (the sensor), with the image's Env, User and WorkingDir
+left as the engine sets them. Exposed ports are published on 127.0.0.1 only.
+`exec` probes and the HEALTHCHECK are run under the sensor too, each with a
+trace file of its own. After the probes the app itself gets the image's
+StopSignal (strace, as PID 1, would ignore it), a grace period, then SIGKILL,
+so the shutdown path is traced as well. Every container is labelled and
+removed in `finally`, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from slimmer import probes as pr
+from slimmer.engine import Engine
+from slimmer.errors import ProfileError, SlimError
+from slimmer.model import ImageConfig
+from slimmer.sensor import (
+    BUNDLE_DIR,
+    KILL,
+    TRACE_PATH,
+    Bundle,
+    build_bundle,
+    check_image,
+    wrap_command,
+)
+from slimmer.trace import Trace, parse
+
+STOP_GRACE = 10.0
+_PID = re.compile(rb"^(\d+) ", re.M)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One traced container or exec: what ran and what it touched."""
+
+    what: str
+    trace: Trace
+    exit_code: int | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    image: str
+    runs: tuple[Run, ...]
+    results: tuple[pr.ProbeResult, ...]
+    probes: tuple[pr.ProbeSpec, ...]
+
+    @property
+    def traces(self) -> tuple[Trace, ...]:
+        return tuple(r.trace for r in self.runs)
+
+
+def healthcheck_probe(config: ImageConfig) -> pr.ProbeSpec | None:
+    """The image's HEALTHCHECK as an exec probe (so it is traced and verified)."""
+    test = config.healthcheck
+    if len(test) < 2 or test[0] not in ("CMD", "CMD-SHELL"):
+        return None
+    argv = tuple(test[1:]) if test[0] == "CMD" else ("/bin/sh", "-c", test[1])
+    return pr.ProbeSpec(kind="exec", name="HEALTHCHECK", cmd=argv, expect_exit=0)
+
+
+def profile(
+    engine: Engine,
+    image: str,
+    config: ImageConfig,
+    probes: Sequence[pr.ProbeSpec],
+    timeout: float = pr.DEFAULT_TIMEOUT,
+    *,
+    traced: bool = True,
+) -> Profile:
+    """Run `image` with `probes` (the defaults when empty); traced unless told not to."""
+    bundle = build_bundle() if traced else None
+    if bundle is not None:
+        check_image(bundle, config)
+    probes = tuple(probes)
+    hc = healthcheck_probe(config)
+    attached = [p for p in probes if p.kind in pr.ATTACHED]
+    batch = [p for p in probes if p.kind == "batch"]
+    runs: list[Run] = []
+    results: dict[int, pr.ProbeResult] = {}
+    main = [*attached, *batch]
+    if not probes:
+        main = []  # defaults are decided once the container runs
+    if main or not probes:
+        run, found = _main_run(engine, image, config, bundle, main, hc, timeout)
+        runs.extend(run)
+        results.update({i: r for i, r in enumerate(found)})
+        probes_done = tuple(r.probe for r in found)
+    else:
+        probes_done = ()
+    for p in probes:
+        if p.kind == "run":
+            run1, res = _override_run(engine, image, config, bundle, p, timeout)
+            runs.append(run1)
+            results[len(results)] = res
+            probes_done += (p,)
+    ordered = tuple(results[i] for i in range(len(results)))
+    return Profile(image, tuple(runs), ordered, probes_done)
+
+
+def _main_run(
+    engine: Engine, image: str, config: ImageConfig, bundle: Bundle | None,
+    probes: list[pr.ProbeSpec], hc: pr.ProbeSpec | None, timeout: float,
+) -> tuple[list[Run], list[pr.ProbeResult]]:
+    exposed = sorted(int(k.split("/")[0]) for k in config.exposed_ports
+                     if k.endswith("/tcp") or "/" not in k)
+    ports = set(exposed).union(*(p.ports_used() for p in probes)) if probes else set(exposed)
+    kwargs = _traced_kwargs(bundle, config.entrypoint, config.cmd)
+    start = time.monotonic()
+    with _container(engine, image, ports, bundle, **kwargs) as (ctr, published):
+        if not probes:
+            probes = _default_probes(engine, ctr, published, exposed, timeout)
+        if hc is not None and any(p.kind in pr.ATTACHED for p in probes):
+            probes = [*probes, hc]
+        results = _run_probes(engine, ctr, published, probes, timeout, bundle,
+                              exposed[0] if exposed else None)
+        code = _stop(engine, ctr, config, bundle)
+        runs = []
+        if bundle is not None:
+            runs.append(Run("entrypoint", _read_trace(engine, ctr, TRACE_PATH, config), code,
+                            time.monotonic() - start))
+            runs += [Run(f"exec {r.probe.label}",
+                         _read_trace(engine, ctr, _exec_trace(i), config))
+                     for i, r in enumerate(results) if r.probe.kind == "exec"]
+    return runs, results
+
+
+def _default_probes(
+    engine: Engine, ctr: str, published: pr.Ports, exposed: list[int], timeout: float
+) -> list[pr.ProbeSpec]:
+    """No probes given: GET / on each exposed port that speaks HTTP, a TCP
+    connect on the others; no ports: run to exit."""
+    if not exposed:
+        return [pr.ProbeSpec(kind="batch")]
+    out = []
+    for port in exposed:
+        tcp = pr.ProbeSpec(kind="tcp", port=port)
+        ready = pr.run_probes(engine, ctr, published, [tcp], timeout)[0]
+        if not ready.ok:
+            raise ProfileError(f"probing port {port}: never answered within {timeout:.0f}s "
+                               f"({ready.error})")
+        http = pr.ProbeSpec(kind="http", port=port, path="/")
+        answer = pr.run_probes(engine, ctr, published, [http], 5.0)[0]
+        out.append(http if answer.status is not None else tcp)
+    return out
+
+
+def _run_probes(
+    engine: Engine, ctr: str, published: pr.Ports, probes: list[pr.ProbeSpec],
+    timeout: float, bundle: Bundle | None, default_port: int | None,
+) -> list[pr.ProbeResult]:
+    """Run probes; exec probes run under the sensor, results keep the original spec."""
+    runnable = [
+        replace(p, cmd=tuple(wrap_command(bundle, (), p.cmd, _exec_trace(i))))
+        if p.kind == "exec" and bundle is not None else p
+        for i, p in enumerate(probes)
+    ]
+    found = pr.run_probes(engine, ctr, published, runnable, timeout, default_port=default_port)
+    return [replace(r, probe=p) for r, p in zip(found, probes, strict=True)]
+
+
+def _exec_trace(index: int) -> str:
+    return f"{BUNDLE_DIR}/exec-{index}.log"
+
+
+def _override_run(
+    engine: Engine, image: str, config: ImageConfig, bundle: Bundle | None,
+    p: pr.ProbeSpec, timeout: float,
+) -> tuple[Run, pr.ProbeResult]:
+    """A `run` probe: a new container with the probe's entrypoint/cmd/env, run to exit."""
+    entrypoint = p.entrypoint if p.entrypoint is not None else config.entrypoint
+    cmd = p.cmd if (p.cmd or p.entrypoint is not None) else config.cmd
+    kwargs = _traced_kwargs(bundle, entrypoint, cmd)
+    if p.env:
+        kwargs["environment"] = [f"{k}={v}" for k, v in p.env]
+    start = time.monotonic()
+    with _container(engine, image, set(), bundle, **kwargs) as (ctr, _):
+        batch = replace(p, kind="batch")
+        res = replace(pr.run_probes(engine, ctr, {}, [batch], timeout)[0], probe=p)
+        if res.exit_code is None:
+            engine.kill(ctr)
+        trace = _read_trace(engine, ctr, TRACE_PATH, config) if bundle else Trace(())
+    return Run(p.label, trace, res.exit_code, time.monotonic() - start), res
+
+
+def _traced_kwargs(
+    bundle: Bundle | None, entrypoint: Sequence[str], cmd: Sequence[str]
+) -> dict[str, Any]:
+    if bundle is None:
+        out: dict[str, Any] = {}
+        if entrypoint:
+            out["entrypoint"] = list(entrypoint)
+        if cmd:
+            out["command"] = list(cmd)
+        return out
+    return {"entrypoint": wrap_command(bundle, entrypoint, cmd), "command": []}
+
+
+@contextmanager
+def _container(
+    engine: Engine, image: str, ports: set[int], bundle: Bundle | None, **kwargs: Any
+) -> Iterator[tuple[str, pr.Ports]]:
+    """A created container with the sensor copied in, started; always removed."""
+    wanted = sorted(ports)
+    host_config = engine.host_config(port_bindings={p: (pr.HOST,) for p in wanted})
+    ctr = engine.create_container(
+        image, ports=wanted, host_config=host_config,
+        healthcheck={"test": ["NONE"]}, **kwargs,
+    )
+    try:
+        if bundle is not None:
+            engine.put_archive(ctr, "/", bundle.data)
+        engine.start(ctr)
+        published: dict[int, tuple[str, int]] = {}
+        for port in wanted:
+            binding = engine.port_binding(ctr, f"{port}/tcp")
+            if binding is not None:
+                published[port] = binding
+        yield ctr, published
+    finally:
+        engine.remove_container(ctr)
+
+
+def _stop(engine: Engine, ctr: str, config: ImageConfig, bundle: Bundle | None) -> int | None:
+    """Stop the app with its StopSignal, wait the grace period, then kill."""
+    state = engine.inspect_container(ctr).get("State") or {}
+    if not state.get("Running"):
+        return int(state.get("ExitCode", -1))
+    sig = _signal_number(str(config.container.get("StopSignal") or "SIGTERM"))
+    pid = _app_pid(engine, ctr) if bundle is not None else None
+    if pid is not None and bundle is not None:
+        engine.exec(ctr, [*bundle.launcher[:-1], KILL, f"-{sig}", str(pid)], user="0")
+    else:
+        engine.kill(ctr, signal=str(sig))
+    code = engine.wait(ctr, timeout=STOP_GRACE)
+    if code is None:
+        engine.kill(ctr)
+        code = engine.wait(ctr, timeout=STOP_GRACE)
+    return code
+
+
+def _signal_number(name: str) -> int:
+    name = name.upper()
+    if name.isdigit():
+        return int(name)
+    try:
+        return int(signal.Signals[name if name.startswith("SIG") else f"SIG{name}"])
+    except KeyError:
+        return int(signal.SIGTERM)
+
+
+def _app_pid(engine: Engine, ctr: str) -> int | None:
+    """The traced app's pid inside the container: the first pid of the trace."""
+    try:
+        head = engine.read_file(ctr, TRACE_PATH)[:4096]
+    except SlimError:  # no trace yet: the app never ran
+        return None
+    m = _PID.search(head)
+    return int(m.group(1)) if m else None
+
+
+def _read_trace(engine: Engine, ctr: str, path: str, config: ImageConfig) -> Trace:
+    try:
+        data = engine.read_file(ctr, path)
+    except SlimError as exc:
+        raise ProfileError(f"reading the trace {path} back from the container: {exc}") from exc
+    return parse(data, cwd=config.working_dir or "/")

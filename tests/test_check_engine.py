@@ -1,0 +1,145 @@
+"""`slim check` on the fixture images, against dive 0.13's CI mode.
+
+For every fixture, `--min-efficiency` and `--max-wasted` (bytes, and as a
+percentage: dive's highestUserWastedPercent) must pass or fail exactly where
+dive's lowestEfficiency / highestWastedBytes / highestUserWastedPercent do,
+with thresholds at the measured value, one float step (or one byte) either side
+of it, a little further away, and written with units dive parses its own way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from slimmer import api
+from slimmer.check import CheckResult
+from slimmer.checkconfig import with_flags
+from slimmer.engine import Engine
+from slimmer.sizes import parse_amount, parse_ratio
+from tests.test_check import dive_ci
+
+pytestmark = pytest.mark.engine
+
+DIVE_RULES = {"lowestEfficiency": "min-efficiency", "highestWastedBytes": "max-wasted",
+              "highestUserWastedPercent": "max-wasted"}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """One dive run: its flags (dive's spelling) and what they mean to slim."""
+
+    efficiency: str | None = None
+    wasted: str | None = None
+    user_wasted: str | None = None
+
+    def dive(self) -> dict[str, str]:
+        given = {"lowestEfficiency": self.efficiency, "highestWastedBytes": self.wasted,
+                 "highestUserWastedPercent": self.user_wasted}
+        return {k: v for k, v in given.items() if v is not None}
+
+
+def _ratio_steps(value: float) -> list[str]:
+    """The value itself, one float step either side, and 1e-6 either side."""
+    steps = [value, math.nextafter(value, -math.inf), math.nextafter(value, math.inf),
+             value - 1e-6, value + 1e-6]
+    return [repr(s) for s in steps]
+
+
+def _byte_steps(value: int) -> list[str]:
+    steps = [str(value), str(value - 1), str(value + 1), f"{value / 1000!r}kB",
+             f"{value / 1e6!r} MB", f"{value / 1024!r}KiB"]
+    return [s for s in steps if not s.startswith("-")]
+
+
+def plans(efficiency: float, wasted: int, user_wasted: float) -> list[Thresholds]:
+    eff = [s for s in _ratio_steps(efficiency) if 0 <= float(s) <= 1]
+    waste = _byte_steps(wasted)
+    user = [s for s in _ratio_steps(user_wasted) if float(s) >= 0]
+    n = max(len(eff), len(waste), len(user))
+    out = []
+    for i in range(n):
+        out.append(Thresholds(eff[i] if i < len(eff) else None,
+                              waste[i] if i < len(waste) else None, None))
+        if i < len(user):  # dive's percentage rule and ours share --max-wasted: runs of their own
+            out.append(Thresholds(None, None, user[i]))
+    return out
+
+
+def slim_verdicts(ref: str, t: Thresholds) -> dict[str, str]:
+    """slim check's verdict per dive rule, for the same thresholds."""
+    flags = with_flags(
+        min_efficiency=parse_ratio(t.efficiency) if t.efficiency is not None else None,
+        max_wasted=parse_amount(t.wasted) if t.wasted is not None else (
+            parse_amount(f"{Decimal(t.user_wasted) * 100:f}%") if t.user_wasted is not None
+            else None),
+    )
+    result = api.check_image(ref, flags)
+    statuses = {r.rule: str(r.status) for r in result.results}
+    return {dive: statuses[ours] for dive, ours in DIVE_RULES.items()
+            if t.dive().get(dive) is not None}
+
+
+def _measure(ref: str) -> CheckResult:
+    return api.check_image(ref, with_flags(min_efficiency=0.0, max_wasted=parse_amount("0%")))
+
+
+def test_min_efficiency_and_max_wasted_decide_as_dive_does(
+    engine: Engine, fixture_images: dict[str, str], tmp_path: Path
+) -> None:
+    compared: list[str] = []
+    for name, tag in sorted(fixture_images.items()):
+        archive = tmp_path / f"{name}.tar"
+        with open(archive, "wb") as out:
+            engine.save_image(tag, out)
+        ref = f"docker-archive:{archive}"
+        m = _measure(ref).measurements
+        decided: dict[str, set[str]] = {rule: set() for rule in DIVE_RULES}
+        for t in plans(m.efficiency, m.wasted_bytes, m.user_wasted_percent):
+            theirs = {k: v for k, v in dive_ci(archive, tmp_path, **t.dive()).items()
+                      if k in t.dive()}
+            ours = slim_verdicts(ref, t)
+            assert ours == theirs, (name, t, m)
+            for rule, status in ours.items():
+                decided[rule].add(status)
+        archive.unlink()
+        compared.append(f"{name}: efficiency={m.efficiency!r} wasted={m.wasted_bytes} "
+                        f"user_wasted={m.user_wasted_percent!r} "
+                        + " ".join(f"{k}={'/'.join(sorted(v))}" for k, v in decided.items()))
+        if m.wasted_bytes > 0:  # one byte less than the waste fails: both outcomes were seen
+            assert decided["highestWastedBytes"] == {"pass", "fail"}, name
+    assert len(compared) == len(fixture_images) >= 8
+    print("\n" + "\n".join(compared))
+
+
+def test_check_through_the_engine(engine: Engine, fixture_images: dict[str, str]) -> None:
+    """The CLI on an engine reference: same numbers as `slim inspect`, input untouched,
+    exit 3 on a failed rule with the report printed first."""
+    tag = fixture_images["layers"]
+    before = engine.inspect_image(tag).id
+    res = subprocess.run(
+        [sys.executable, "-m", "slimmer", "check", tag, "--no-config", "--max-size", "1kB",
+         "--max-compressed-size", "10GB", "--forbid", "@setuid", "--warn", "forbid",
+         "--format", "json"],
+        capture_output=True, text=True, timeout=900)
+    assert res.returncode == 3, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["image"] == {"ref": tag, "id": before}
+    statuses = {r["id"]: r["status"] for r in doc["rules"]}
+    assert statuses == {"max-size": "fail", "max-compressed-size": "pass",
+                        "forbid:@setuid": "warn"}
+    inspected = subprocess.run([sys.executable, "-m", "slimmer", "inspect", tag, "--json"],
+                               capture_output=True, text=True, timeout=900)
+    ins = json.loads(inspected.stdout)
+    m = doc["measurements"]
+    assert m["size_bytes"] == ins["image"]["size_bytes"]
+    assert (m["efficiency"], m["wasted_bytes"]) == (ins["efficiency"], ins["wasted_bytes"])
+    assert 0 < m["compressed_bytes"] < m["size_bytes"]
+    assert engine.inspect_image(tag).id == before
