@@ -6,7 +6,7 @@ The CLI calls these; so can any Python program.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -16,10 +16,15 @@ from slimmer.check import CheckResult, Facts, evaluate, needs_compressed, needs_
 from slimmer.checkconfig import CheckSettings, build_rules, load_baseline, resolve
 from slimmer.compressed import compressed_sizes
 from slimmer.engine import Engine, Leftover, saver
+from slimmer.errors import UsageError
 from slimmer.filetree import WantContent
 from slimmer.inspect import Inspection, analyze, want_for_inspect
-from slimmer.model import ImageRef
+from slimmer.model import ImageConfig, ImageRef
+from slimmer.probes import ProbeSpec
+from slimmer.profiler import Profile, Progress, profile
+from slimmer.profiles import profiles_fn
 from slimmer.reader import Image, open_image, parse_ref
+from slimmer.slim import SlimOptions, SlimResult, slim_image
 
 
 def read_image(ref: str, want: WantContent) -> Image:
@@ -94,3 +99,26 @@ def _check_archive(parsed: ImageRef) -> Iterator[tuple[ImageRef, str]]:
         finally:
             engine.close()
         yield ImageRef("docker-archive", str(spool)), image_id
+
+
+def profile_image(
+    ref: str, probes: Sequence[ProbeSpec], timeout: float, progress: Progress = lambda _: None
+) -> Profile:
+    """Run an engine image under the tracer with `probes` (the defaults when empty)."""
+    parsed = parse_ref(ref)
+    if parsed.transport != "engine":
+        raise UsageError(f"profiling {ref}: only engine images can be run (load it first)")
+    engine = Engine.connect()
+    try:
+        info = engine.inspect_image(parsed.name)
+        config = ImageConfig({"config": dict(info.config), "os": info.os,
+                              "architecture": info.architecture})
+        return profile(engine, info.id, config, probes, timeout, progress=progress)
+    finally:
+        engine.close()
+
+
+def slim(ref: str, opts: SlimOptions, progress: Progress = lambda _: None) -> SlimResult:
+    """`slim IMAGE -o OUT`: the slim image, verified and tagged (see slimmer.slim)."""
+    profiles = profiles_fn(forced=opts.profiles_forced, disabled=opts.profiles_disabled)
+    return slim_image(ref, opts, profiles, progress)

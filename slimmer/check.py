@@ -164,33 +164,35 @@ def _amount(rule: Rule, limit: Amount, value_bytes: int, whole: int, note: str =
 # -- the rules ------------------------------------------------------------------
 
 
+class _Named:
+    """A rule whose id is its name (one instance per check)."""
+
+    name: ClassVar[str]
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+
 @dataclass(frozen=True)
-class MaxSize:
+class MaxSize(_Named):
     """Uncompressed size: the bytes of every layer's members (dive's image size)."""
 
     name: ClassVar[str] = "max-size"
     threshold: int
     warn: bool = False
 
-    @property
-    def id(self) -> str:
-        return self.name
-
     def evaluate(self, facts: Facts) -> RuleResult:
         return _at_most(self, facts.inspection.size_bytes, self.threshold, Unit.BYTES)
 
 
 @dataclass(frozen=True)
-class MaxCompressedSize:
+class MaxCompressedSize(_Named):
     """The gzip size a registry would store (see slimmer.compressed)."""
 
     name: ClassVar[str] = "max-compressed-size"
     threshold: int
     warn: bool = False
-
-    @property
-    def id(self) -> str:
-        return self.name
 
     def evaluate(self, facts: Facts) -> RuleResult:
         if facts.compressed_bytes is None:
@@ -199,53 +201,41 @@ class MaxCompressedSize:
 
 
 @dataclass(frozen=True)
-class MaxLayers:
+class MaxLayers(_Named):
     name: ClassVar[str] = "max-layers"
     threshold: int
     warn: bool = False
-
-    @property
-    def id(self) -> str:
-        return self.name
 
     def evaluate(self, facts: Facts) -> RuleResult:
         return _at_most(self, len(facts.inspection.layers), self.threshold, Unit.COUNT)
 
 
 @dataclass(frozen=True)
-class MaxFiles:
+class MaxFiles(_Named):
     """Regular files (and hardlinks) in the merged tree, as `slim inspect` counts them."""
 
     name: ClassVar[str] = "max-files"
     threshold: int
     warn: bool = False
 
-    @property
-    def id(self) -> str:
-        return self.name
-
     def evaluate(self, facts: Facts) -> RuleResult:
         return _at_most(self, facts.inspection.files, self.threshold, Unit.COUNT)
 
 
 @dataclass(frozen=True)
-class MinEfficiency:
+class MinEfficiency(_Named):
     """dive's `lowestEfficiency`: fails when efficiency < threshold."""
 
     name: ClassVar[str] = "min-efficiency"
     threshold: float
     warn: bool = False
 
-    @property
-    def id(self) -> str:
-        return self.name
-
     def evaluate(self, facts: Facts) -> RuleResult:
         return _at_least(self, facts.inspection.efficiency, self.threshold, Unit.RATIO)
 
 
 @dataclass(frozen=True)
-class MaxWasted:
+class MaxWasted(_Named):
     """dive's waste rules. Bytes: `highestWastedBytes` (fails when wasted > limit).
     A ratio: `highestUserWastedPercent` (wasted bytes / bytes of all layers but the
     first; fails when above the limit)."""
@@ -253,10 +243,6 @@ class MaxWasted:
     name: ClassVar[str] = "max-wasted"
     threshold: Amount
     warn: bool = False
-
-    @property
-    def id(self) -> str:
-        return self.name
 
     def evaluate(self, facts: Facts) -> RuleResult:
         ins = facts.inspection
@@ -266,7 +252,7 @@ class MaxWasted:
 
 
 @dataclass(frozen=True)
-class MaxReclaimable:
+class MaxReclaimable(_Named):
     """Bytes stored in layers but invisible in the merged tree (shadowed or deleted).
     A ratio is of the uncompressed size."""
 
@@ -274,26 +260,18 @@ class MaxReclaimable:
     threshold: Amount
     warn: bool = False
 
-    @property
-    def id(self) -> str:
-        return self.name
-
     def evaluate(self, facts: Facts) -> RuleResult:
         ins = facts.inspection
         return _amount(self, self.threshold, ins.reclaimable_bytes, ins.size_bytes)
 
 
 @dataclass(frozen=True)
-class MaxGrowth:
+class MaxGrowth(_Named):
     """Growth of the uncompressed size over the baseline's; a ratio is of the baseline."""
 
     name: ClassVar[str] = "max-growth"
     threshold: Amount
     warn: bool = False
-
-    @property
-    def id(self) -> str:
-        return self.name
 
     def evaluate(self, facts: Facts) -> RuleResult:
         if facts.baseline is None:

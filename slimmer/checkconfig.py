@@ -123,22 +123,6 @@ class _Key:
     parse: Callable[[Any, Path], Any]
 
 
-def _size(value: Any, _: Path) -> int:
-    return parse_size(value)
-
-
-def _count(value: Any, _: Path) -> int:
-    return parse_count(value)
-
-
-def _ratio(value: Any, _: Path) -> float:
-    return parse_ratio(value)
-
-
-def _amount(value: Any, _: Path) -> Amount:
-    return parse_amount(value)
-
-
 def _patterns(value: Any, _: Path) -> tuple[str, ...]:
     items = _strings(value)
     bad = [p for p in items if not check.is_valid_pattern(p)]
@@ -181,16 +165,16 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 
 _KEYS: dict[str, _Key] = {
-    "max-size": _Key("max_size", _size),
-    "max-compressed-size": _Key("max_compressed_size", _size),
-    "max-layers": _Key("max_layers", _count),
-    "max-files": _Key("max_files", _count),
-    "min-efficiency": _Key("min_efficiency", _ratio),
-    "max-wasted": _Key("max_wasted", _amount),
-    "max-reclaimable": _Key("max_reclaimable", _amount),
+    "max-size": _Key("max_size", lambda v, _: parse_size(v)),
+    "max-compressed-size": _Key("max_compressed_size", lambda v, _: parse_size(v)),
+    "max-layers": _Key("max_layers", lambda v, _: parse_count(v)),
+    "max-files": _Key("max_files", lambda v, _: parse_count(v)),
+    "min-efficiency": _Key("min_efficiency", lambda v, _: parse_ratio(v)),
+    "max-wasted": _Key("max_wasted", lambda v, _: parse_amount(v)),
+    "max-reclaimable": _Key("max_reclaimable", lambda v, _: parse_amount(v)),
     "forbid": _Key("forbid", _patterns),
     "baseline": _Key("baseline", _path),
-    "max-growth": _Key("max_growth", _amount),
+    "max-growth": _Key("max_growth", lambda v, _: parse_amount(v)),
     "warn": _Key("warn", _rule_names),
     "skip": _Key("skip", _rule_names),
 }
@@ -396,7 +380,7 @@ def with_flags(**values: Any) -> CheckSettings:
 _BASELINE_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("slimmer.inspect/", ("image", "size_bytes")),
     ("slimmer.check/", ("measurements", "size_bytes")),
-    ("slimmer.slim/", ("output", "size_bytes")),
+    ("slimmer.slim/", ("result", "size_bytes")),
 )
 
 

@@ -15,6 +15,7 @@ from rich.console import Console
 from slimmer import __version__
 from slimmer.check import Status
 from slimmer.checkconfig import PATTERN, RULE_NAMES, with_flags
+from slimmer.cli_slim import profile_command, slim_command
 from slimmer.errors import BudgetExceeded, ExitStatus, SlimError
 from slimmer.report import check_view
 from slimmer.report.check_view import FORMATS as CHECK_FORMATS
@@ -23,12 +24,38 @@ from slimmer.sizes import AMOUNT, RATIO, SIZE
 _state = {"debug": False}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _DefaultToSlim(click.Group):
+    """`slim IMAGE -o OUT` runs the hidden `slim` command: the first word that is
+    neither an option nor a command name is taken as the image."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for i, arg in enumerate(args):
+            if arg.startswith("-"):
+                continue
+            if arg not in self.commands:
+                args = [*args[:i], "slim", *args[i:]]
+            break
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultToSlim, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="slimmer")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def cli(debug: bool) -> None:
-    """Make container images small and keep them working."""
+    """Make container images small and keep them working.
+
+    \b
+    slim IMAGE -o OUT [probe options]   profile, slim, verify and tag
+    slim inspect IMAGE                  layers, waste and contents
+    slim check IMAGE --max-size 80MB    CI size budgets
+    slim deps IMAGE PATH...             the ELF closure the loader needs
+    slim profile IMAGE                  what the app touches under probes
+    """
     _state["debug"] = debug
+
+
+cli.add_command(slim_command)
+cli.add_command(profile_command)
 
 
 @cli.command()
@@ -98,8 +125,10 @@ _RULE_CHOICE = click.Choice((*RULE_NAMES, "all"))
 @click.option("--no-config", is_flag=True, help="Use no config file.")
 @click.option("--format", "fmt", type=click.Choice(CHECK_FORMATS), default="text",
               show_default=True, help="Report format.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the report to this file and a text report to stdout.")
+@click.option("-o", "--output", "outputs", type=click.Path(dir_okay=False, path_type=Path),
+              multiple=True, metavar="FILE",
+              help="Also write the report to FILE, in the format its name says: "
+                   ".xml JUnit, .json JSON, .md Markdown, .txt text. Repeatable.")
 def check(
     image: str,
     warn_rules: tuple[str, ...],
@@ -108,7 +137,7 @@ def check(
     config_file: Path | None,
     no_config: bool,
     fmt: str,
-    output: Path | None,
+    outputs: tuple[Path, ...],
     **rules: Any,
 ) -> None:
     """Fail (exit 3) when IMAGE breaks a size budget; warnings keep exit 0.
@@ -118,15 +147,18 @@ def check(
     """
     from slimmer import api
 
+    files = {path: check_view.format_for(path) for path in outputs}
+    for path, file_fmt in files.items():
+        if file_fmt is None:
+            raise click.BadParameter(f"{str(path)!r}: name it .xml (JUnit), .json, .md or .txt",
+                                     param_hint="'--output'")
     warn = tuple((r, True) for r in warn_rules) + tuple((r, False) for r in fail_rules)
     flags = with_flags(**rules, warn=warn, skip=skip_rules)
     result = api.check_image(image, flags, config=config_file,
                              search_config=None if no_config else Path.cwd())
-    report = check_view.render(result, fmt)
-    if output is not None:
-        output.write_text(report, encoding="utf-8")
-        report = check_view.render(result, "text")
-    click.echo(report, nl=False)
+    for path, file_fmt in files.items():
+        check_view.write_report(result, path, file_fmt or fmt)
+    click.echo(check_view.render(result, fmt), nl=False)
     if fmt == "github":
         check_view.write_step_summary(result, os.environ)
     failed = [r.id for r in result.results if r.status is Status.FAIL]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,16 @@ from slimmer.errors import UsageError, VerificationFailed
 from slimmer.planner import UserRules
 from slimmer.probes import DEFAULT_TIMEOUT, ProbeSpec, load_probe_file, probes_from_flags
 from slimmer.report.common import dump_json
+
+
+@contextmanager
+def stages(console: Console, what: str) -> Iterator[Callable[[str], None]]:
+    """Show progress: a spinner on a terminal, one plain line per stage otherwise."""
+    if console.is_terminal:
+        with console.status(f"{what}...") as status:
+            yield lambda stage: status.update(f"{what}: {stage}...")
+    else:
+        yield lambda stage: console.print(f"slim: {what}: {stage}", soft_wrap=True)
 
 
 def probe_options(fn: Any) -> Any:
@@ -93,8 +105,8 @@ def slim_command(
     if no_verify:
         err.print("[bold yellow]warning:[/] --no-verify: the slim image is tagged "
                   "without checking that it still works")
-    with err.status("slimming") as status:
-        result = api.slim(image, opts, progress=lambda p: status.update(f"{p}..."))
+    with stages(err, "slim") as progress:
+        result = api.slim(image, opts, progress=progress)
     out = Console(highlight=False)
     out.print(slim_view.render(result))
     for path in explain:
@@ -128,9 +140,8 @@ def profile_command(
 
     probes, limit = collect_probes(probe_file, probe_http, probe_tcp, probe_exec, probe_cmd,
                                    timeout)
-    err = Console(stderr=True, highlight=False)
-    with err.status("profiling..."):
-        prof = api.profile_image(image, probes, limit)
+    with stages(Console(stderr=True, highlight=False), "profile") as progress:
+        prof = api.profile_image(image, probes, limit, progress)
     if as_json:
         click.echo(dump_json(profile_view.to_json(prof)), nl=False)
     else:

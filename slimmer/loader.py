@@ -349,7 +349,7 @@ def _read_elf(tree: TreeView, real: str) -> ElfInfo:
 
     try:
         return parse_elf_at(read_at)
-    except (SlimError, OSError, KeyError, ValueError) as exc:
+    except (SlimError, OSError, LookupError, ValueError) as exc:
         return ElfInfo(error=f"cannot read the file: {exc}")
 
 
@@ -365,7 +365,7 @@ def _load_cache(tree: TreeView) -> tuple[tuple[CacheEntry, ...] | None, str]:
 def _read(tree: TreeView, path: str) -> bytes:
     try:
         return tree.read_bytes(tree.resolve(path).path)
-    except (SlimError, OSError, KeyError, ValueError):
+    except (SlimError, OSError, LookupError, ValueError):
         return b""
 
 
@@ -380,9 +380,10 @@ def _is_dir(tree: TreeView, path: str) -> bool:
 
 
 def _listdir(tree: TreeView, path: str) -> list[str]:
-    if not _is_dir(tree, path):
+    resolved = tree.resolve(path)
+    if resolved.entry is None or not resolved.entry.is_dir:
         return []
-    return [posixpath.basename(n.rstrip("/")) for n in tree.listdir(path)]
+    return [posixpath.basename(n.rstrip("/")) for n in tree.listdir(resolved.path)]
 
 
 # ---------------------------------------------------------------------------
@@ -599,7 +600,8 @@ class _Process:
             return _Found(probe, "the path as written") if probe else None
         if kind == "LD_PRELOAD" and self.secure:
             return self._secure_preload(name)
-        steps = self._musl_steps(loader) if self.musl else self._glibc_steps(name, loader)
+        steps = (self._musl_steps(name, None if kind == "LD_PRELOAD" else loader) if self.musl
+                 else self._glibc_steps(name, loader))
         return self._search(name, steps)
 
     def _search(self, name: str, steps: Iterator[tuple[str, list[_Candidate]]]) -> _Found | None:
@@ -707,40 +709,43 @@ class _Process:
 
     # -- musl's search order --------------------------------------------------
 
-    def _musl_steps(self, loader: _Obj) -> Iterator[tuple[str, list[_Candidate]]]:
+    def _musl_steps(self, name: str,
+                    loader: _Obj | None) -> Iterator[tuple[str, list[_Candidate]]]:
         """musl `load_library`: LD_LIBRARY_PATH (":" or newline; ignored when
         secure), then DT_RUNPATH or else DT_RPATH of the requester and of each
-        object that loaded it (inherited, unlike glibc), then the lines of
+        object that loaded it (inherited, unlike glibc; a preload has no
+        requester: `load_library(name, 0)`), then the lines of
         /etc/ld-musl-$ARCH.path next to the loader, or /lib:/usr/local/lib:
         /usr/lib. Only $ORIGIN is expanded; empty entries are skipped; no
         hwcaps, no cache, no class check."""
         llp = self.env.get("LD_LIBRARY_PATH", "")
         if llp and not self.secure:
-            yield "LD_LIBRARY_PATH", self._musl_dirs(llp, None)
+            yield "LD_LIBRARY_PATH", self._musl_dirs(llp, None, name)
         obj: _Obj | None = loader
         while obj is not None:
             paths = obj.info.runpath if obj.info.runpath is not None else obj.info.rpath
             if paths is not None:
-                yield f"DT_RUNPATH/DT_RPATH of {obj.real}", self._musl_dirs(paths, obj)
+                yield f"DT_RUNPATH/DT_RPATH of {obj.real}", self._musl_dirs(paths, obj, name)
             obj = obj.loader
-        yield self._musl_sys_path()
+        yield self._musl_sys_path(name)
 
-    def _musl_sys_path(self) -> tuple[str, list[_Candidate]]:
+    def _musl_sys_path(self, name: str) -> tuple[str, list[_Candidate]]:
         rtld = self.rtld
-        name = rtld.opened if rtld is not None else "/lib/ld-musl.so.1"
-        arch = posixpath.basename(name).removeprefix("ld-musl-").split(".so")[0]
-        prefix = posixpath.dirname(posixpath.dirname(name)).rstrip("/")
+        ldso = rtld.opened if rtld is not None else "/lib/ld-musl.so.1"
+        arch = posixpath.basename(ldso).removeprefix("ld-musl-").split(".so")[0]
+        prefix = posixpath.dirname(posixpath.dirname(ldso)).rstrip("/")
         conf = f"{prefix}/etc/ld-musl-{arch}.path"
         if _is_file(self.tree, conf):
-            return conf, self._musl_dirs(_read(self.tree, conf).decode("utf-8", "replace"), None)
-        return "musl's default path", self._musl_dirs("/lib:/usr/local/lib:/usr/lib", None)
+            text = _read(self.tree, conf).decode("utf-8", "replace")
+            return conf, self._musl_dirs(text, None, name)
+        return "musl's default path", self._musl_dirs("/lib:/usr/local/lib:/usr/lib", None, name)
 
-    def _musl_dirs(self, text: str, owner: _Obj | None) -> list[_Candidate]:
+    def _musl_dirs(self, text: str, owner: _Obj | None, name: str) -> list[_Candidate]:
         dirs = [d for d in re.split(r"[:\n]+", text) if d]
         if owner is not None:
             dirs = [_DST.sub(lambda m: owner.origin if "ORIGIN" in m.group(0) else m.group(0), d)
                     for d in dirs]
-        return [_Candidate(_join(self.workdir, d)) for d in dirs]
+        return [_Candidate(_join(self.workdir, f"{d.rstrip('/')}/{name}")) for d in dirs]
 
     # -- paths -------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ Pure text functions; the caller decides what "kept" means.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _BLANK = re.compile(r"\n[ \t]*\n")
@@ -118,6 +118,3 @@ def trim_apk(text: str, keep: Callable[[ApkRecord], bool]) -> str:
     """The installed database with only the packages `keep` accepts, in order."""
     return "".join(r.text + "\n\n" for r in apk_records(text) if keep(r))
 
-
-def any_kept(paths: Iterable[str], kept: Callable[[str], bool]) -> bool:
-    return any(kept(p) for p in paths)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -35,7 +35,8 @@ from slimmer.sensor import (
 )
 from slimmer.trace import Trace, parse
 
-STOP_GRACE = 10.0
+STOP_GRACE = 10.0  # traced runs: the engine's default, so the shutdown path is traced
+QUICK_GRACE = 2.0  # untraced verification runs: only the probe answers matter
 _PID = re.compile(rb"^(\d+) ", re.M)
 
 
@@ -70,6 +71,9 @@ def healthcheck_probe(config: ImageConfig) -> pr.ProbeSpec | None:
     return pr.ProbeSpec(kind="exec", name="HEALTHCHECK", cmd=argv, expect_exit=0)
 
 
+Progress = Callable[[str], None]
+
+
 def profile(
     engine: Engine,
     image: str,
@@ -78,62 +82,141 @@ def profile(
     timeout: float = pr.DEFAULT_TIMEOUT,
     *,
     traced: bool = True,
+    progress: Progress = lambda _: None,
 ) -> Profile:
-    """Run `image` with `probes` (the defaults when empty); traced unless told not to."""
+    """Run `image` with `probes` (the defaults when empty); traced unless told not to.
+
+    `progress` is told each stage as it starts: "bundling", "creating",
+    "starting", "probing", "stopping", "reading the trace".
+    """
+    progress("bundling")
     bundle = build_bundle() if traced else None
     if bundle is not None:
         check_image(bundle, config)
-    probes = tuple(probes)
-    hc = healthcheck_probe(config)
-    attached = [p for p in probes if p.kind in pr.ATTACHED]
-    batch = [p for p in probes if p.kind == "batch"]
-    runs: list[Run] = []
-    results: dict[int, pr.ProbeResult] = {}
-    main = [*attached, *batch]
-    if not probes:
-        main = []  # defaults are decided once the container runs
-    if main or not probes:
-        run, found = _main_run(engine, image, config, bundle, main, hc, timeout)
-        runs.extend(run)
-        results.update({i: r for i, r in enumerate(found)})
-        probes_done = tuple(r.probe for r in found)
-    else:
-        probes_done = ()
-    for p in probes:
-        if p.kind == "run":
-            run1, res = _override_run(engine, image, config, bundle, p, timeout)
-            runs.append(run1)
-            results[len(results)] = res
-            probes_done += (p,)
-    ordered = tuple(results[i] for i in range(len(results)))
-    return Profile(image, tuple(runs), ordered, probes_done)
+    return _Runner(engine, image, config, bundle, timeout, progress).run(tuple(probes))
 
 
-def _main_run(
-    engine: Engine, image: str, config: ImageConfig, bundle: Bundle | None,
-    probes: list[pr.ProbeSpec], hc: pr.ProbeSpec | None, timeout: float,
-) -> tuple[list[Run], list[pr.ProbeResult]]:
-    exposed = sorted(int(k.split("/")[0]) for k in config.exposed_ports
-                     if k.endswith("/tcp") or "/" not in k)
-    ports = set(exposed).union(*(p.ports_used() for p in probes)) if probes else set(exposed)
-    kwargs = _traced_kwargs(bundle, config.entrypoint, config.cmd)
-    start = time.monotonic()
-    with _container(engine, image, ports, bundle, **kwargs) as (ctr, published):
-        if not probes:
-            probes = _default_probes(engine, ctr, published, exposed, timeout)
-        if hc is not None and any(p.kind in pr.ATTACHED for p in probes):
-            probes = [*probes, hc]
-        results = _run_probes(engine, ctr, published, probes, timeout, bundle,
-                              exposed[0] if exposed else None)
-        code = _stop(engine, ctr, config, bundle)
-        runs = []
-        if bundle is not None:
-            runs.append(Run("entrypoint", _read_trace(engine, ctr, TRACE_PATH, config), code,
-                            time.monotonic() - start))
-            runs += [Run(f"exec {r.probe.label}",
-                         _read_trace(engine, ctr, _exec_trace(i), config))
+@dataclass
+class _Runner:
+    engine: Engine
+    image: str
+    config: ImageConfig
+    bundle: Bundle | None
+    timeout: float
+    progress: Progress
+
+    def run(self, probes: tuple[pr.ProbeSpec, ...]) -> Profile:
+        runs: list[Run] = []
+        results: list[pr.ProbeResult] = []
+        main = [p for p in probes if p.kind in pr.ATTACHED or p.kind == "batch"]
+        if main or not probes:  # no probes: the defaults are chosen once it runs
+            runs_, results_ = self._main_run(main)
+            runs += runs_
+            results += results_
+        for p in probes:
+            if p.kind == "run":
+                run, res = self._override_run(p)
+                runs.append(run)
+                results.append(res)
+        return Profile(self.image, tuple(runs), tuple(results),
+                       tuple(r.probe for r in results))
+
+    def _main_run(self, probes: list[pr.ProbeSpec]) -> tuple[list[Run], list[pr.ProbeResult]]:
+        exposed = sorted(int(k.split("/")[0]) for k in self.config.exposed_ports
+                         if k.endswith("/tcp") or "/" not in k)
+        ports = set(exposed).union(*(p.ports_used() for p in probes))
+        start = time.monotonic()
+        entrypoint = self._argv(self.config.entrypoint, self.config.cmd)
+        with self._container(ports, **entrypoint) as (ctr, published):
+            self.progress("probing")
+            if not probes:
+                probes = _default_probes(self.engine, ctr, published, exposed, self.timeout)
+            hc = healthcheck_probe(self.config)
+            if hc is not None and any(p.kind in pr.ATTACHED for p in probes):
+                probes = [*probes, hc]
+            results = self._probe(ctr, published, probes, exposed[0] if exposed else None)
+            self.progress("stopping")
+            code = _stop(self.engine, ctr, self.config, self.bundle)
+            if self.bundle is None:
+                return [], results
+            self.progress("reading the trace")
+            runs = [Run("entrypoint", self._trace(ctr, TRACE_PATH), code,
+                        time.monotonic() - start)]
+            runs += [Run(f"exec {r.probe.label}", self._trace(ctr, _exec_trace(i)))
                      for i, r in enumerate(results) if r.probe.kind == "exec"]
-    return runs, results
+        return runs, results
+
+    def _probe(self, ctr: str, published: pr.Ports, probes: list[pr.ProbeSpec],
+               default_port: int | None) -> list[pr.ProbeResult]:
+        """Run probes; exec probes run under the sensor; results keep the original spec."""
+        bundle = self.bundle
+        runnable = [
+            replace(p, cmd=tuple(wrap_command(bundle, (), p.cmd, _exec_trace(i))))
+            if p.kind == "exec" and bundle is not None else p
+            for i, p in enumerate(probes)
+        ]
+        found = pr.run_probes(self.engine, ctr, published, runnable, self.timeout,
+                              default_port=default_port)
+        return [replace(r, probe=p) for r, p in zip(found, probes, strict=True)]
+
+    def _override_run(self, p: pr.ProbeSpec) -> tuple[Run, pr.ProbeResult]:
+        """A `run` probe: a new container with the probe's entrypoint/cmd/env, run to exit."""
+        entrypoint = p.entrypoint if p.entrypoint is not None else self.config.entrypoint
+        cmd = p.cmd if (p.cmd or p.entrypoint is not None) else self.config.cmd
+        kwargs = self._argv(entrypoint, cmd)
+        if p.env:
+            kwargs["environment"] = [f"{k}={v}" for k, v in p.env]
+        start = time.monotonic()
+        with self._container(set(), **kwargs) as (ctr, _):
+            self.progress("probing")
+            res = replace(pr.run_probes(self.engine, ctr, {}, [replace(p, kind="batch")],
+                                        self.timeout)[0], probe=p)
+            if res.exit_code is None:
+                self.progress("stopping")
+                self.engine.kill(ctr)
+            trace = Trace(())
+            if self.bundle is not None:
+                self.progress("reading the trace")
+                trace = self._trace(ctr, TRACE_PATH)
+        return Run(p.label, trace, res.exit_code, time.monotonic() - start), res
+
+    def _argv(self, entrypoint: Sequence[str], cmd: Sequence[str]) -> dict[str, Any]:
+        if self.bundle is not None:
+            return {"entrypoint": wrap_command(self.bundle, entrypoint, cmd), "command": []}
+        out: dict[str, Any] = {}
+        if entrypoint:
+            out["entrypoint"] = list(entrypoint)
+        if cmd:
+            out["command"] = list(cmd)
+        return out
+
+    @contextmanager
+    def _container(self, ports: set[int], **kwargs: Any) -> Iterator[tuple[str, pr.Ports]]:
+        """A created container with the sensor copied in, started; always removed."""
+        wanted = sorted(ports)
+        self.progress("creating")
+        engine = self.engine
+        ctr = engine.create_container(
+            self.image, ports=wanted, healthcheck={"test": ["NONE"]},
+            host_config=engine.host_config(port_bindings={p: (pr.HOST,) for p in wanted}),
+            **kwargs,
+        )
+        try:
+            if self.bundle is not None:
+                engine.put_archive(ctr, "/", self.bundle.data)
+            self.progress("starting")
+            engine.start(ctr)
+            published: dict[int, tuple[str, int]] = {}
+            for port in wanted:
+                binding = engine.port_binding(ctr, f"{port}/tcp")
+                if binding is not None:
+                    published[port] = binding
+            yield ctr, published
+        finally:
+            engine.remove_container(ctr)
+
+    def _trace(self, ctr: str, path: str) -> Trace:
+        return _read_trace(self.engine, ctr, path, self.config)
 
 
 def _default_probes(
@@ -156,80 +239,8 @@ def _default_probes(
     return out
 
 
-def _run_probes(
-    engine: Engine, ctr: str, published: pr.Ports, probes: list[pr.ProbeSpec],
-    timeout: float, bundle: Bundle | None, default_port: int | None,
-) -> list[pr.ProbeResult]:
-    """Run probes; exec probes run under the sensor, results keep the original spec."""
-    runnable = [
-        replace(p, cmd=tuple(wrap_command(bundle, (), p.cmd, _exec_trace(i))))
-        if p.kind == "exec" and bundle is not None else p
-        for i, p in enumerate(probes)
-    ]
-    found = pr.run_probes(engine, ctr, published, runnable, timeout, default_port=default_port)
-    return [replace(r, probe=p) for r, p in zip(found, probes, strict=True)]
-
-
 def _exec_trace(index: int) -> str:
     return f"{BUNDLE_DIR}/exec-{index}.log"
-
-
-def _override_run(
-    engine: Engine, image: str, config: ImageConfig, bundle: Bundle | None,
-    p: pr.ProbeSpec, timeout: float,
-) -> tuple[Run, pr.ProbeResult]:
-    """A `run` probe: a new container with the probe's entrypoint/cmd/env, run to exit."""
-    entrypoint = p.entrypoint if p.entrypoint is not None else config.entrypoint
-    cmd = p.cmd if (p.cmd or p.entrypoint is not None) else config.cmd
-    kwargs = _traced_kwargs(bundle, entrypoint, cmd)
-    if p.env:
-        kwargs["environment"] = [f"{k}={v}" for k, v in p.env]
-    start = time.monotonic()
-    with _container(engine, image, set(), bundle, **kwargs) as (ctr, _):
-        batch = replace(p, kind="batch")
-        res = replace(pr.run_probes(engine, ctr, {}, [batch], timeout)[0], probe=p)
-        if res.exit_code is None:
-            engine.kill(ctr)
-        trace = _read_trace(engine, ctr, TRACE_PATH, config) if bundle else Trace(())
-    return Run(p.label, trace, res.exit_code, time.monotonic() - start), res
-
-
-def _traced_kwargs(
-    bundle: Bundle | None, entrypoint: Sequence[str], cmd: Sequence[str]
-) -> dict[str, Any]:
-    if bundle is None:
-        out: dict[str, Any] = {}
-        if entrypoint:
-            out["entrypoint"] = list(entrypoint)
-        if cmd:
-            out["command"] = list(cmd)
-        return out
-    return {"entrypoint": wrap_command(bundle, entrypoint, cmd), "command": []}
-
-
-@contextmanager
-def _container(
-    engine: Engine, image: str, ports: set[int], bundle: Bundle | None, **kwargs: Any
-) -> Iterator[tuple[str, pr.Ports]]:
-    """A created container with the sensor copied in, started; always removed."""
-    wanted = sorted(ports)
-    host_config = engine.host_config(port_bindings={p: (pr.HOST,) for p in wanted})
-    ctr = engine.create_container(
-        image, ports=wanted, host_config=host_config,
-        healthcheck={"test": ["NONE"]}, **kwargs,
-    )
-    try:
-        if bundle is not None:
-            engine.put_archive(ctr, "/", bundle.data)
-        engine.start(ctr)
-        published: dict[int, tuple[str, int]] = {}
-        for port in wanted:
-            binding = engine.port_binding(ctr, f"{port}/tcp")
-            if binding is not None:
-                published[port] = binding
-        yield ctr, published
-    finally:
-        engine.remove_container(ctr)
 
 
 def _stop(engine: Engine, ctr: str, config: ImageConfig, bundle: Bundle | None) -> int | None:
@@ -243,7 +254,7 @@ def _stop(engine: Engine, ctr: str, config: ImageConfig, bundle: Bundle | None) 
         engine.exec(ctr, [*bundle.launcher[:-1], KILL, f"-{sig}", str(pid)], user="0")
     else:
         engine.kill(ctr, signal=str(sig))
-    code = engine.wait(ctr, timeout=STOP_GRACE)
+    code = engine.wait(ctr, timeout=STOP_GRACE if bundle is not None else QUICK_GRACE)
     if code is None:
         engine.kill(ctr)
         code = engine.wait(ctr, timeout=STOP_GRACE)

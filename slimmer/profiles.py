@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from slimmer.errors import UsageError
+from slimmer.expanders import EXPANDERS
+from slimmer.imagepaths import Glob, PathIndex, compile_glob, expand
 from slimmer.keep import Addition, Generated, ProfileContext, Reason
-from slimmer.pathglob import Glob, PathIndex, compile_glob, expand
 
 ENV_DIR = "SLIMMER_PROFILES"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -79,7 +80,6 @@ class Profile:
     rules: tuple[Rule, ...]
 
 
-Expander = Callable[[ProfileContext, Profile], tuple[list[Addition], list[Generated]]]
 ProfilesFn = Callable[[ProfileContext], tuple[list[Addition], list[Generated]]]
 
 
@@ -116,6 +116,13 @@ def check_names(profiles: Sequence[Profile], names: Iterable[str], option: str) 
     known = {p.name for p in profiles}
     for name in sorted(set(names) - known):
         raise UsageError(f"{option} {name}: no such profile (known: {', '.join(sorted(known))})")
+
+
+def _check_selection(profiles: Sequence[Profile], only: Iterable[str] | None,
+                     disabled: Iterable[str], forced: Iterable[str]) -> None:
+    check_names(profiles, only or (), "--profile")
+    check_names(profiles, forced, "--profile")
+    check_names(profiles, disabled, "--no-profile")
 
 
 def load_profile(path: Path) -> Profile:
@@ -183,8 +190,6 @@ class _Parser:
         return When(always=always, env=env, **globs)
 
     def keep(self, raw: object, key: str) -> Keep:
-        from slimmer.expanders import EXPANDERS
-
         table = self.table(raw, key)
         self.known(table, _KEEP_KEYS, key)
         closure = table.get("closure", True)
@@ -298,9 +303,7 @@ def apply_profiles(
     some, and a `forced` profile applies whatever its `when` says (its rules'
     own conditions still hold). One addition per path and profile; sorted.
     """
-    check_names(profiles, only or (), "--profile")
-    check_names(profiles, disabled, "--no-profile")
-    check_names(profiles, forced, "--profile")
+    _check_selection(profiles, only, disabled, forced)
     facts = Facts(ctx)
     additions: dict[tuple[str, str], Addition] = {}
     generated: dict[str, Generated] = {}
@@ -308,7 +311,7 @@ def apply_profiles(
         if profile.name in disabled or (only is not None and profile.name not in only
                                         and profile.name not in forced):
             continue
-        why = "requested with --profile" if profile.name in forced \
+        why = f"--profile {profile.name} was given" if profile.name in forced \
             else facts.trigger(profile.when)
         if why is None:
             continue
@@ -323,8 +326,6 @@ def apply_profiles(
 
 def _apply_one(profile: Profile, facts: Facts,
                why: str) -> tuple[list[Addition], list[Generated]]:
-    from slimmer.expanders import EXPANDERS
-
     additions: list[Addition] = []
     generated: list[Generated] = []
     for rule in profile.rules:
@@ -332,7 +333,8 @@ def _apply_one(profile: Profile, facts: Facts,
         if rule_why is None:
             continue
         keep = rule.keep
-        reason = Reason("profile", f"{keep.reason}; applies because {rule_why}", profile.name)
+        applies = "applies always" if rule_why == "always" else f"applies because {rule_why}"
+        reason = Reason("profile", f"{keep.reason}; {applies}", profile.name)
         for glob in keep.paths:
             additions.extend(Addition(p, reason, keep.closure)
                              for p in expand(facts.ctx.tree, glob))
@@ -351,9 +353,7 @@ def profiles_fn(
 ) -> ProfilesFn:
     """Load the profiles once and return the planner's per-pass callback."""
     profiles = load_profiles(directory)
-    check_names(profiles, only or (), "--profile")
-    check_names(profiles, disabled, "--no-profile")
-    check_names(profiles, forced, "--profile")
+    _check_selection(profiles, only, disabled, forced)
 
     def run(ctx: ProfileContext) -> tuple[list[Addition], list[Generated]]:
         return apply_profiles(profiles, ctx, only, disabled, forced)

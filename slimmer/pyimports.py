@@ -20,15 +20,16 @@ from __future__ import annotations
 import ast
 import posixpath
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from slimmer.model import TreeView
 
 _FROM = re.compile(rb"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+\(?([\w, \t]+)", re.M)
 _IMPORT = re.compile(rb"^[ \t]*import[ \t]+([\w., \t]+)", re.M)
-_DYNAMIC = frozenset({"import_module", "__import__"})
+_DYNAMIC = re.compile(rb"""\b(?:import_module|__import__)\(\s*(['"])([A-Za-z_][\w.]*)\1""")
 _IDENT = re.compile(r"^[A-Za-z_]\w*$")
+MAX_PARSE = 4_000_000  # bytes; bigger sources (generated tables) get the line scan
 
 
 def absolute_name(name: str, level: int, package: str) -> str | None:
@@ -53,21 +54,40 @@ def _with_parents(name: str) -> list[str]:
 def imported_names(source: bytes | str, module: str, is_package: bool) -> frozenset[str]:
     """Absolute names of the modules `source` (module `module`) may import."""
     package = module if is_package else module.rpartition(".")[0]
+    raw = source if isinstance(source, bytes) else source.encode()
+    if len(raw) > MAX_PARSE:
+        return _scan(raw, package)
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return _scan(source if isinstance(source, bytes) else source.encode(), package)
+        return _scan(raw, package)
     out: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _statements(tree.body):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 out.update(_with_parents(alias.name))
         elif isinstance(node, ast.ImportFrom):
             _from_import(node.module or "", node.level, [a.name for a in node.names],
                          package, out)
-        elif isinstance(node, ast.Call):
-            _dynamic(node, out)
-    return frozenset(n for n in out if n)
+    return _valid(out, raw)
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement, nested ones too: imports are statements, so only statement
+    lists (bodies, else/finally blocks, handlers, match cases) are walked, never
+    expressions, which is most of a module's nodes."""
+    todo = list(reversed(body))
+    while todo:
+        node = todo.pop()
+        yield node
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, name, None)
+            if isinstance(children, list):
+                for child in reversed(children):
+                    if isinstance(child, ast.stmt):
+                        todo.append(child)
+                    elif isinstance(child, (ast.ExceptHandler, ast.match_case)):
+                        todo.extend(reversed(child.body))
 
 
 def _from_import(name: str, level: int, names: Sequence[str], package: str,
@@ -77,17 +97,6 @@ def _from_import(name: str, level: int, names: Sequence[str], package: str,
         return
     out.update(_with_parents(base))
     out.update(f"{base}.{n}" for n in names if n != "*")
-
-
-def _dynamic(node: ast.Call, out: set[str]) -> None:
-    func = node.func
-    called = func.attr if isinstance(func, ast.Attribute) else \
-        func.id if isinstance(func, ast.Name) else ""
-    if called in _DYNAMIC and node.args:
-        first = node.args[0]
-        if isinstance(first, ast.Constant) and isinstance(first.value, str) \
-                and all(_IDENT.match(p) for p in first.value.split(".")):
-            out.update(_with_parents(first.value))
 
 
 def _scan(source: bytes, package: str) -> frozenset[str]:
@@ -102,7 +111,15 @@ def _scan(source: bytes, package: str) -> frozenset[str]:
             words = item.split()
             if words:
                 out.update(_with_parents(words[0]))
-    return frozenset(n for n in out if all(_IDENT.match(p) for p in n.split(".")))
+    return _valid(out, source)
+
+
+def _valid(names: set[str], source: bytes) -> frozenset[str]:
+    """`names` plus literal `import_module("x")`/`__import__("x")` names, keeping
+    only well-formed dotted names."""
+    for m in _DYNAMIC.finditer(source):
+        names.update(_with_parents(m.group(2).decode("ascii")))
+    return frozenset(n for n in names if all(_IDENT.match(p) for p in n.split(".")))
 
 
 def module_of(path: str, dirs: Sequence[str]) -> tuple[str, bool] | None:

@@ -89,6 +89,9 @@ class _Clock:
         self.phases: list[tuple[str, float]] = []
         self._progress = progress
 
+    def sub(self, phase: str) -> Progress:
+        return lambda stage: self._progress(f"{phase}: {stage}")
+
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         self._progress(name)
@@ -167,7 +170,8 @@ class _Session:
                                            workdir=self.work)
         self._refuse_overwrite(src)
         with self.clock.phase("profiling"):
-            prof = profile(self.engine, src.id, src.config, opts.probes, opts.timeout)
+            prof = profile(self.engine, src.id, src.config, opts.probes, opts.timeout,
+                           progress=self.clock.sub("profiling"))
         failed = [r for r in prof.results if not r.ok]
         if failed:
             raise ProfileError(f"probing the original image: {failed[0].probe.label} failed "
@@ -188,13 +192,14 @@ class _Session:
                 break
             with self.clock.phase("verifying"):
                 check = profile(self.engine, image_id, src.config, prof.probes, opts.timeout,
-                                traced=False)
+                                traced=False, progress=self.clock.sub("verifying"))
             slim_results = check.results
             diffs = compare(prof.results, check.results)
             added: tuple[MissingPath, ...] = ()
             if diffs and number < opts.max_rounds:
                 with self.clock.phase("diagnosing"):
-                    diag = profile(self.engine, image_id, src.config, prof.probes, opts.timeout)
+                    diag = profile(self.engine, image_id, src.config, prof.probes, opts.timeout,
+                                   progress=self.clock.sub("diagnosing"))
                     added = missing_paths(diag.traces, src.tree, keep.paths())
             rounds.append(Round(number, image_id, files, diffs, added))
             if not diffs or not added:

@@ -8,6 +8,7 @@ archive ever chooses where a file is written.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -38,7 +39,7 @@ class ContentStore:
         size = 0
         try:
             with os.fdopen(fd, "wb") as out:
-                chunk = head
+                chunk = head or src.read(CHUNK)
                 while chunk:
                     digest.update(chunk)
                     out.write(chunk)
@@ -54,8 +55,6 @@ class ContentStore:
         return key, size
 
     def put_bytes(self, data: bytes) -> str:
-        import io
-
         return self.put_stream(io.BytesIO(data))[0]
 
     def open(self, key: str) -> IO[bytes]:

@@ -366,12 +366,18 @@ def test_cli_baseline_growth(tmp_path: Path) -> None:
 
 def test_cli_output_file_and_github_summary(tmp_path: Path) -> None:
     ref = image(tmp_path)
-    out = tmp_path / "report.xml"
-    res = slim("check", ref, "--max-layers", "1", "--format", "junit", "-o", str(out),
-               cwd=tmp_path)
+    res = slim("check", ref, "--max-layers", "1", "-o", "report.xml", "-o", "r.json",
+               "-o", "r.md", cwd=tmp_path)
     assert res.returncode == 3
-    assert out.read_text().startswith('<?xml version="1.0" encoding="UTF-8"?>')
-    assert res.stdout.startswith("slim check ")  # the text report still goes to the log
+    assert (tmp_path / "report.xml").read_text().startswith('<?xml version="1.0" encoding=')
+    assert json.loads((tmp_path / "r.json").read_text())["verdict"] == "fail"
+    assert (tmp_path / "r.md").read_text().startswith("### ")
+    assert res.stdout.startswith("slim check ")  # --format's report goes to the log
+    bad = slim("check", ref, "--max-layers", "1", "-o", "report.html", cwd=tmp_path)
+    assert bad.returncode == 2 and "'report.html': name it .xml" in bad.stderr
+    nowhere = slim("check", ref, "--max-layers", "1", "-o", "no/such/dir/r.xml", cwd=tmp_path)
+    assert nowhere.returncode == 1
+    assert "slim: error: writing the report to no/such/dir/r.xml: No such file" in nowhere.stderr
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
     gh = slim("check", ref, "--max-layers", "1", "--warn", "all", "--format", "github",

@@ -133,7 +133,7 @@ def test_junit_one_test_case_per_rule() -> None:
         "slim check app:1", "10", "3")
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == [r.id for r in result().results]
-    failed = {c.get("name"): c.find("failure") for c in cases if c.find("failure") is not None}
+    failed = {str(c.get("name")): c.find("failure") for c in cases if c.find("failure") is not None}
     assert sorted(failed) == ["max-growth", "max-reclaimable", "max-size"]
     size_failure = failed["max-size"]
     assert size_failure is not None

@@ -54,7 +54,7 @@ def test_inspect_text(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args,code,needle", [
     (["inspect", "docker-archive:/nonexistent.tar"], 1, "no such file"),
     (["inspect"], 2, "Missing argument"),
-    (["nosuchcommand"], 2, "No such command"),
+    (["nosuchimage"], 2, "Missing option '-o'"),
     (["inspect", "--bogus", "x"], 2, "No such option"),
 ])
 def test_bad_input_is_one_line(args: list[str], code: int, needle: str) -> None:

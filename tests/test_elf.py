@@ -13,7 +13,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import InterpSegment
 
 from slimmer.elf import DF_1_NODEFLIB, DF_1_PIE, ElfInfo, is_elf, parse_elf
 from tests.memtree import Builder, dynstr_offset, make_elf, patch_dynamic
@@ -27,9 +29,9 @@ def pyelftools_view(data: bytes) -> dict[str, object]:
     out: dict[str, object] = {"interp": None, "needed": [], "rpath": None, "runpath": None,
                               "soname": None, "flags_1": 0, "machine": elf["e_machine"]}
     for seg in elf.iter_segments():
-        if seg["p_type"] == "PT_INTERP":
+        if isinstance(seg, InterpSegment):
             out["interp"] = seg.get_interp_name()
-        if seg["p_type"] == "PT_DYNAMIC":
+        if isinstance(seg, DynamicSegment):
             for tag in seg.iter_tags():
                 kind = tag.entry.d_tag
                 if kind == "DT_NEEDED":

@@ -201,3 +201,10 @@ def test_missing_archive_and_bad_manifest(tmp_path: Path) -> None:
     bad.write_bytes(b"not a tar")
     with pytest.raises(ImageReadError):
         open_image(f"docker-archive:{bad}")
+
+
+def test_store_round_trips_bytes(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path / "s")
+    for data in (b"", b"x", b"y" * (3 << 20)):
+        assert store.read(store.put_bytes(data)) == data
+    assert store.read(store.put_stream(io.BytesIO(b"rest"), b"he")[0]) == b"herest"

@@ -12,13 +12,17 @@ Two kinds of cases:
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+from slimmer.deps import deps_report, render_text, to_json
 from slimmer.elf import DF_1_NODEFLIB, DF_1_PIE
 from slimmer.loader import Closure, closure, parse_ld_so_cache, read_ld_so_conf
 from tests.memtree import (
@@ -53,9 +57,9 @@ needs_host_glibc = pytest.mark.skipif(
 
 
 def lib(*needed: str, soname: str | None = None, rpath: str | None = None,
-        runpath: str | None = None, flags_1: int | None = None, **kw: int) -> bytes:
+        runpath: str | None = None, flags_1: int | None = None) -> bytes:
     return make_elf(needed=needed, soname=soname, rpath=rpath, runpath=runpath,
-                    flags_1=flags_1, **kw)
+                    flags_1=flags_1)
 
 
 def exe(*needed: str, rpath: str | None = None, runpath: str | None = None,
@@ -183,8 +187,8 @@ def test_rpath_of_an_object_with_runpath_is_ignored() -> None:
 
 
 def test_search_order_rpath_then_ld_library_path_then_runpath() -> None:
-    def tree(**kw: str) -> MemTree:
-        return debian({"/usr/bin/app": exe("libx.so", **kw),
+    def tree(rpath: str | None = None, runpath: str | None = None) -> MemTree:
+        return debian({"/usr/bin/app": exe("libx.so", rpath=rpath, runpath=runpath),
                        "/r/libx.so": lib(), "/llp/libx.so": lib(), "/run/libx.so": lib()})
 
     env = {"LD_LIBRARY_PATH": "/nothing;/llp"}  # ";" separates too
@@ -523,7 +527,7 @@ def test_ldconfig_generated_cache_formats(tmp_path: Path, fmt: str) -> None:
 
 def test_truncated_cache_raises_value_error() -> None:
     data = (DATA / "ld.so.cache-debian12").read_bytes()
-    for cut in (10, 30, 100, len(data) - 10):
+    for cut in (10, 30, 100, 48 + 24 * 540 + 2000):  # the last: inside the strings
         with pytest.raises(ValueError):
             parse_ld_so_cache(data[:cut])
 
@@ -585,7 +589,9 @@ class Scenario:
             return c
         assert c.missing == ()
         predicted = {e.path for e in c.edges if not e.variant}
-        assert predicted == set(loaded)
+        # glibc keeps a path found through a relative entry relative (its
+        # l_name); the resolver makes it absolute with the working directory.
+        assert predicted == {str(Path(cwd or "/") / p) for p in loaded}
         return c
 
 
@@ -730,3 +736,82 @@ def test_host_ld_preload(tmp_path: Path) -> None:
     s = Scenario(tmp_path)
     pre = s.lib("p/libpre.so")
     s.check(s.exe("app"), {"LD_PRELOAD": str(pre)})
+
+
+@needs_gcc
+@needs_host_glibc
+def test_host_setuid_ignores_ld_library_path_where_ldd_does_not(tmp_path: Path) -> None:
+    """ldd and glibc disagree here, and glibc wins: a setuid program started
+    by another user runs in secure mode and ignores LD_LIBRARY_PATH, but
+    `ldd` (which does not exec it setuid) still honours it."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run a setuid program as another user")
+    top = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path is not reachable by nobody
+    try:
+        top.chmod(0o755)
+        b = Builder(tmp_path / "src")
+        run = b.lib(top / "run/libx.so")
+        b.lib(top / "llp/libx.so")
+        app = b.exe(top / "app", needs=(run,), flags=runpath(str(top / "run")))
+        app.chmod(0o4755)
+        env = {"LD_LIBRARY_PATH": str(top / "llp"), "PATH": "/usr/bin:/bin"}
+        tree = MemTree({})
+        add_host_dir(tree, str(top))
+        for path in (HOST_LDSO, HOST_LIBC, "/etc/ld.so.cache"):
+            add_host_path(tree, path)
+        c = closure(tree, [str(app)], env)
+        assert targets(c, "libx.so") == [str(run)]
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        real = subprocess.run([*as_nobody, str(app)], env=env, capture_output=True, text=True)
+        assert str(run) in real.stdout.splitlines()
+        ldd = subprocess.run([*as_nobody, "ldd", str(app)], env=env, capture_output=True,
+                             text=True)
+        assert f"libx.so => {top}/llp/libx.so" in ldd.stdout
+    finally:
+        shutil.rmtree(top)
+
+
+# ---------------------------------------------------------------------------
+# slim deps: the report, its text and its JSON contract
+
+
+def _deps_tree() -> MemTree:
+    return debian({"/usr/bin/app": exe("libfoo.so.1", "libgone.so", rpath="/opt/a"),
+                   "/opt/a/libfoo.so.1": lib("libc.so.6", "libbar.so"),
+                   f"{ML}/libbar.so": lib()})
+
+
+def test_deps_text_is_a_tree_with_not_found() -> None:
+    report = deps_report(_deps_tree(), {}, ["/usr/bin/app"])
+    assert render_text(report) == (
+        "/usr/bin/app (interpreter /lib64/ld-linux-x86-64.so.2 -> "
+        f"{REAL_LDSO} [the kernel (path in PT_INTERP)])\n"
+        "    libfoo.so.1 => /opt/a/libfoo.so.1 [DT_RPATH of /usr/bin/app]\n"
+        f"        libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 -> {ML}/libc.so.6 "
+        "[already loaded]\n"
+        f"        libbar.so => /lib/x86_64-linux-gnu/libbar.so -> {ML}/libbar.so "
+        "[default directories]\n"
+        f"    libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 -> {ML}/libc.so.6 "
+        "[default directories]\n"
+        f"        ld-linux-x86-64.so.2 => /lib64/ld-linux-x86-64.so.2 -> {REAL_LDSO} "
+        "[already loaded]\n"
+        "    libgone.so => not found\n"
+        "8 files\n")
+
+
+def test_deps_json_contract() -> None:
+    doc = to_json(deps_report(_deps_tree(), {}, ["/usr/bin/app", "/nope"]))
+    assert doc["schema"] == "slimmer.deps/v1"
+    assert list(doc) == ["files", "programs", "schema", "warnings"]
+    prog = doc["programs"][0]
+    assert list(prog) == ["files", "interpreter", "missing", "needed", "path"]
+    node = prog["needed"][0]
+    assert list(node) == ["found", "kind", "name", "needed", "path", "repeated", "target",
+                          "variant", "via"]
+    assert prog["missing"] == [{"kind": "DT_NEEDED", "name": "libgone.so",
+                                "requester": "/usr/bin/app"}]
+    assert prog["needed"][-1] == {"found": False, "kind": "DT_NEEDED", "name": "libgone.so",
+                                  "needed": [], "path": None, "repeated": False,
+                                  "target": None, "variant": None, "via": None}
+    assert doc["programs"][1]["missing"][0]["kind"] == "root"
+    assert json.loads(json.dumps(doc, sort_keys=True)) == doc

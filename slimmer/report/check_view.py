@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from slimmer.check import SCHEMA, CheckResult, RuleResult, Status, Unit
+from slimmer.errors import SlimError
 from slimmer.report.common import dump_json, human_bytes
 
 FORMATS = ("text", "json", "junit", "github", "md")
@@ -244,9 +245,20 @@ def write_step_summary(result: CheckResult, env: Mapping[str, str]) -> Path | No
     if not target:
         return None
     path = Path(target)
-    with open(path, "a", encoding="utf-8") as out:
-        out.write(to_markdown(result))
+    try:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(to_markdown(result))
+    except OSError as exc:
+        raise SlimError(f"appending the step summary to {path}: {exc.strerror or exc}") from exc
     return path
+
+
+def write_report(result: CheckResult, path: Path, fmt: str) -> None:
+    """Write the report in `fmt` to `path` (replacing it)."""
+    try:
+        path.write_text(render(result, fmt), encoding="utf-8")
+    except OSError as exc:
+        raise SlimError(f"writing the report to {path}: {exc.strerror or exc}") from exc
 
 
 # -- Markdown ------------------------------------------------------------------------------
@@ -264,7 +276,7 @@ def to_markdown(result: CheckResult) -> str:
                      f"{_md_cell(_measured(r))} | {_md_cell(_limit(r))} |")
     for r in result.results:
         if r.offenders:
-            lines += ["", f"<details><summary>{_md_cell(r.id)}: {len(r.offenders)} paths"
+            lines += ["", f"<details><summary>{_md_cell(r.id)}: {_paths(len(r.offenders))}"
                       "</summary>", "", *(f"- `{_md_code(p)}`" for p in r.offenders),
                       "", "</details>"]
     return "\n".join(lines) + "\n\n"
@@ -272,8 +284,12 @@ def to_markdown(result: CheckResult) -> str:
 
 def _measured(r: RuleResult) -> str:
     if r.rule == "forbid":
-        return f"{len(r.offenders)} paths"
+        return _paths(len(r.offenders))
     return _pair(r)[0]
+
+
+def _paths(n: int) -> str:
+    return f"{n} path" if n == 1 else f"{n} paths"
 
 
 def _limit(r: RuleResult) -> str:
@@ -305,3 +321,11 @@ RENDERERS: dict[str, Callable[[CheckResult], str]] = {
 
 def render(result: CheckResult, fmt: str) -> str:
     return RENDERERS[fmt](result)
+
+
+SUFFIXES = {".xml": "junit", ".json": "json", ".md": "md", ".txt": "text"}
+
+
+def format_for(path: Path) -> str | None:
+    """The report format a file name asks for (`report.xml`: junit), None if unknown."""
+    return SUFFIXES.get(path.suffix.lower())

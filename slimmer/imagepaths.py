@@ -1,4 +1,5 @@
-"""Globs over image paths: compiled once, matched against path sets and image trees.
+"""Paths of an image tree: globs (compiled once, matched against path sets and
+trees), walks, and the small queries profiles and expanders ask.
 
 A glob is an absolute path whose components may hold wildcards:
 - `*` matches any run of characters within one name, `?` one character, and
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
+from slimmer.keep import Addition, ProfileContext, Reason
 from slimmer.model import TreeView
 
 _WILD = re.compile(r"[*?\[]")
@@ -234,3 +236,84 @@ class PathIndex:
                 index.setdefault(path.rpartition("/")[2], []).append(path)
             self._by_name = index
         return self._by_name.get(name, [])
+
+
+SYSTEM_DIRS = frozenset({
+    "/", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/usr/bin",
+    "/usr/sbin", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec", "/usr/local",
+    "/usr/local/bin", "/usr/local/sbin", "/usr/local/lib", "/usr/local/include",
+    "/usr/local/share", "/usr/share", "/usr/include", "/usr/src", "/etc", "/var", "/var/lib",
+    "/var/cache", "/var/log", "/var/spool", "/var/mail", "/var/opt", "/var/tmp", "/var/run",
+    "/opt", "/srv", "/home", "/root", "/mnt", "/media", "/boot", "/tmp", "/run", "/proc",
+    "/sys", "/dev",
+})
+SYSTEM_TREES = (
+    "/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/usr/bin/", "/usr/sbin/",
+    "/usr/lib/", "/usr/lib32/", "/usr/lib64/", "/usr/libexec/", "/usr/share/", "/usr/include/",
+    "/usr/local/bin/", "/usr/local/sbin/", "/usr/local/lib/", "/usr/local/include/", "/etc/",
+    "/var/lib/", "/var/cache/", "/var/log/", "/var/spool/", "/tmp/", "/var/tmp/", "/run/",
+    "/var/run/", "/proc/", "/sys/", "/dev/",
+)
+
+
+def is_system_dir(path: str) -> bool:
+    """A directory the distribution owns (or holds many programs' files): never kept
+    whole. `/app`, `/opt/app`, `/srv/www`, `/usr/src/app`, `/var/www/html` are not."""
+    return path in SYSTEM_DIRS or path.startswith(SYSTEM_TREES)
+
+
+# -- small queries --------------------------------------------------------------------
+
+
+def read_text(tree: TreeView, path: str) -> str | None:
+    """The file's text, or None when it is missing or its bytes were not kept."""
+    try:
+        return tree.read_bytes(path).decode("utf-8", "replace")
+    except (LookupError, FileNotFoundError, OSError):
+        return None
+
+
+def is_dir(tree: TreeView, path: str) -> bool:
+    entry = tree.resolve(path).entry
+    return entry is not None and entry.is_dir
+
+
+def is_file(tree: TreeView, path: str) -> bool:
+    entry = tree.resolve(path).entry
+    return entry is not None and entry.is_regular
+
+
+def exists(tree: TreeView, path: str) -> bool:
+    """Whether `path` names an entry (a dangling symlink counts)."""
+    return tree.resolve(path, follow_last=False).entry is not None
+
+
+def real_file(tree: TreeView, path: str, dirs: dict[str, str]) -> str | None:
+    """The real path of the non-directory `path` (its directories' symlinks followed,
+    the last name not), or None; `dirs` remembers resolved directories."""
+    parent, _, base = path.rpartition("/")
+    real_parent = dirs.get(parent)
+    if real_parent is None:
+        real_parent = dirs[parent] = tree.resolve(parent or "/").path.rstrip("/")
+    real = f"{real_parent}/{base}"
+    entry = tree.get(real)
+    return real if entry is not None and not entry.is_dir else None
+
+
+def subtree(tree: TreeView, directory: str, reason: Reason,
+            closure: bool = True) -> list[Addition]:
+    """Additions for `directory` and everything below it."""
+    return [Addition(p, reason, closure) for p in (directory, *walk_below(tree, directory))]
+
+
+def argv_words(ctx: ProfileContext) -> list[str]:
+    """Entrypoint, Cmd and HEALTHCHECK words (a CMD-SHELL string split on blanks)."""
+    hc = list(ctx.config.healthcheck)
+    health = hc[1:] if hc[:1] == ["CMD"] else \
+        hc[1].split() if hc[:1] == ["CMD-SHELL"] and len(hc) > 1 else []
+    return [*ctx.config.entrypoint, *ctx.config.cmd, *health]
+
+
+def kept_named(ctx: ProfileContext, pattern: re.Pattern[str]) -> list[str]:
+    """Kept and executed paths whose last name matches `pattern`, sorted."""
+    return sorted(p for p in ctx.kept | ctx.executed if pattern.match(p.rpartition("/")[2]))

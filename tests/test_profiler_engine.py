@@ -1,0 +1,96 @@
+"""The profiler on every fixture, through the real engine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from slimmer import api
+from slimmer.engine import Engine
+from slimmer.probes import load_probe_file
+from slimmer.profiler import Profile
+
+pytestmark = pytest.mark.engine
+ROOT = Path(__file__).resolve().parent.parent
+
+# A few files per fixture the app cannot run without (existing paths, as named).
+NEEDED = {
+    "py-http": ["/usr/bin/python3.11", "/usr/lib/python3.11/json/__init__.py", "/app/app.py",
+                "/usr/share/zoneinfo/Europe/Berlin"],
+    "nginx-static": ["/usr/sbin/nginx", "/etc/nginx/fixture.conf", "/srv/www/index.html"],
+    "node-http": ["/usr/bin/node", "/srv/app/server.js"],
+    "c-static": ["/server", "/www/index.txt"],
+    "py-batch": ["/usr/bin/python3.11", "/opt/batch/report.py", "/opt/batch/data/sales.csv"],
+    "shell-app": ["/app/entrypoint.sh", "/usr/bin/bash", "/usr/bin/socat"],
+    "java-http": ["/usr/lib/jvm/java-17-openjdk-amd64/lib/modules", "/opt/app/app.jar"],
+    "layers": [],
+}
+
+
+def _profile(name: str, tag: str) -> Profile:
+    spec = load_probe_file(ROOT / "fixtures" / name / "probe.toml")
+    return api.profile_image(tag, spec.probes, spec.timeout)
+
+
+def _touched(prof: Profile) -> set[str]:
+    return {p for t in prof.traces for p in t.touched()}
+
+
+@pytest.mark.parametrize("name", sorted(NEEDED))
+def test_profile_sees_what_the_app_needs(
+    name: str, fixture_images: dict[str, str], engine: Engine
+) -> None:
+    before = engine.inspect_image(fixture_images[name]).id
+    prof = _profile(name, fixture_images[name])
+    assert prof.results and all(r.ok for r in prof.results), [r.error for r in prof.results]
+    touched = _touched(prof)
+    missing = [p for p in NEEDED[name] if not any(t == p or t.startswith(p) for t in touched)]
+    assert not missing, f"{name}: not traced: {missing}"
+    assert engine.inspect_image(fixture_images[name]).id == before
+    assert engine.leftovers() == []
+
+
+def test_shutdown_path_is_traced(fixture_images: dict[str, str]) -> None:
+    """nginx gets its STOPSIGNAL (SIGQUIT) and exits by itself: a graceful shutdown."""
+    prof = _profile("nginx-static", fixture_images["nginx-static"])
+    main = prof.runs[0]
+    assert main.exit_code == 0, "nginx was stopped by its own signal, not killed"
+
+
+def test_healthcheck_is_run_and_traced(fixture_images: dict[str, str]) -> None:
+    prof = _profile("shell-app", fixture_images["shell-app"])
+    hc = [r for r in prof.results if r.probe.label == "HEALTHCHECK"]
+    assert hc and hc[0].ok
+    curl_runs = [r for r in prof.runs if "HEALTHCHECK" in r.what]
+    assert curl_runs and any("/usr/bin/curl" in t.touched() for t in (curl_runs[0].trace,))
+
+
+def test_default_probes(fixture_images: dict[str, str]) -> None:
+    prof = api.profile_image(fixture_images["py-http"], (), 60)
+    assert [r.probe.kind for r in prof.results] == ["http"] and prof.results[0].ok
+    batch = api.profile_image(fixture_images["py-batch"], (), 60)
+    assert [r.probe.kind for r in batch.results] == ["batch"] and batch.results[0].exit_code == 0
+
+
+@pytest.mark.parametrize("delay", [0.5, 2.0, 4.0])
+def test_sigint_leaves_nothing_behind(
+    delay: float, fixture_images: dict[str, str], engine: Engine
+) -> None:
+    """Ctrl-C while creating, probing or stopping: no container, volume or image is left."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "slimmer", "profile", fixture_images["java-http"],
+         "--probes", str(ROOT / "fixtures/java-http/probe.toml")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, 0), err
+    assert b"Traceback" not in err
+    assert engine.leftovers() == []

@@ -1,0 +1,130 @@
+"""The static Python import scanner and the module finder (CPython's PathFinder rules)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from slimmer.pyimports import ModuleFinder, absolute_name, imported_names, module_of, search_path
+from tests.profile_kit import ELF, Maker, d, f, factory, ln
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[Maker]:
+    yield from factory(tmp_path)
+
+
+def test_plain_and_dotted_imports_bring_their_packages() -> None:
+    names = imported_names("import os, email.mime.text as t\nimport json\n", "app", False)
+    assert names == {"os", "email", "email.mime", "email.mime.text", "json"}
+
+
+def test_from_import_names_may_be_submodules() -> None:
+    names = imported_names("from http.server import HTTPServer, handlers\n", "app", False)
+    assert names == {"http", "http.server", "http.server.HTTPServer", "http.server.handlers"}
+    assert imported_names("from os import *\n", "app", False) == {"os"}
+
+
+def test_imports_in_functions_try_blocks_and_conditions() -> None:
+    source = (
+        "def report():\n"
+        "    import csv\n"
+        "    from decimal import Decimal\n"
+        "try:\n"
+        "    import _decimal\n"
+        "except ImportError:\n"
+        "    import _pydecimal\n"
+        "if False:\n"
+        "    import winreg\n"
+        "class C:\n"
+        "    def m(self):\n"
+        "        import xml.dom.minidom\n"
+    )
+    names = imported_names(source, "app", False)
+    assert {"csv", "decimal", "decimal.Decimal", "_decimal", "_pydecimal", "winreg",
+            "xml", "xml.dom", "xml.dom.minidom"} <= names
+
+
+def test_relative_imports_resolve_from_the_package() -> None:
+    mod = imported_names("from . import sib\nfrom .. import up\nfrom .x.y import z\n",
+                         "pkg.sub.mod", False)
+    assert {"pkg.sub", "pkg.sub.sib", "pkg", "pkg.up", "pkg.sub.x.y", "pkg.sub.x.y.z"} <= mod
+    init = imported_names("from . import child\nfrom .. import sibling\n", "pkg.sub", True)
+    assert {"pkg.sub.child", "pkg.sibling"} <= init
+    assert imported_names("from ... import far\n", "pkg.mod", False) == frozenset()
+
+
+@pytest.mark.parametrize(("name", "level", "package", "want"), [
+    ("x", 0, "p", "x"), ("x", 1, "p.q", "p.q.x"), ("", 1, "p.q", "p.q"),
+    ("x", 2, "p.q", "p.x"), ("x", 3, "p.q", None), ("x", 1, "", None),
+])
+def test_absolute_name(name: str, level: int, package: str, want: str | None) -> None:
+    assert absolute_name(name, level, package) == want
+
+
+def test_dynamic_imports_with_literal_names() -> None:
+    source = "import importlib\nm = importlib.import_module('plugins.fast')\n" \
+             "n = __import__('yaml')\nimportlib.import_module(name)\n"
+    assert {"plugins", "plugins.fast", "yaml"} <= imported_names(source, "app", False)
+
+
+def test_unparseable_source_falls_back_to_a_line_scan() -> None:
+    py2 = b"import os\nprint 'hello'\nfrom urllib2 import urlopen\nfrom . import rel\n"
+    names = imported_names(py2, "pkg.mod", False)
+    assert {"os", "urllib2", "urllib2.urlopen", "pkg", "pkg.rel"} <= names
+    assert imported_names(b"\0\0 import", "m", False) == frozenset()
+
+
+def test_encoding_cookie_is_honoured() -> None:
+    source = "# -*- coding: latin-1 -*-\nimport os\ns = '\xe9'\n".encode("latin-1")
+    assert imported_names(source, "m", False) == {"os"}
+
+
+def test_module_of_uses_the_deepest_search_dir() -> None:
+    dirs = ("/usr/lib/python3.11", "/usr/lib/python3.11/lib-dynload",
+            "/usr/lib/python3/dist-packages")
+    assert module_of("/usr/lib/python3.11/email/mime/text.py", dirs) == ("email.mime.text", False)
+    assert module_of("/usr/lib/python3.11/email/__init__.py", dirs) == ("email", True)
+    assert module_of("/usr/lib/python3.11/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so",
+                     dirs) == ("_ssl", False)
+    assert module_of("/app/main.py", dirs) is None
+    assert module_of("/usr/lib/python3/dist-packages/foo-1.0.dist-info/x.py", dirs) is None
+
+
+def test_finder_follows_pathfinder_order(make: Maker) -> None:
+    lib, site = "/usr/lib/python3.11", "/usr/lib/python3/dist-packages"
+    image = make([
+        f(f"{lib}/json/__init__.py"), f(f"{lib}/json/decoder.py"),
+        f(f"{lib}/json/__pycache__/decoder.cpython-311.pyc"),
+        f(f"{lib}/csv.py"), f(f"{lib}/__pycache__/csv.cpython-311.pyc"),
+        f(f"{lib}/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so", ELF),
+        f(f"{site}/json.py"),  # shadowed: the stdlib package comes first
+        f(f"{site}/ns/a/mod.py"), f(f"{lib}/ns/b.py"),  # a namespace package in two dirs
+        f(f"{site}/old.pyc"), ln(f"{site}/linked", "/opt/real"), f("/opt/real/__init__.py"),
+    ])
+    dirs = search_path(image.tree, [lib, f"{lib}/lib-dynload", "/usr/lib/none", site])
+    assert dirs == (lib, f"{lib}/lib-dynload", site)
+    finder = ModuleFinder(image.tree)
+    assert finder.find("json.decoder", dirs) == (
+        f"{lib}/json/__init__.py", f"{lib}/json/decoder.py",
+        f"{lib}/json/__pycache__/decoder.cpython-311.pyc")
+    assert finder.find("csv", dirs) == (f"{lib}/csv.py", f"{lib}/__pycache__/csv.cpython-311.pyc")
+    assert finder.find("_csv", dirs) == (f"{lib}/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so",)
+    assert finder.find("ns.a.mod", dirs) == (f"{site}/ns/a/mod.py",)
+    assert finder.find("ns.b", dirs) == (f"{lib}/ns/b.py",)
+    assert finder.find("old", dirs) == (f"{site}/old.pyc",)
+    assert finder.find("linked", dirs) == (f"{site}/linked/__init__.py",)
+    assert finder.find("json.nothing", dirs) == ()
+    assert finder.find("missing", dirs) == ()
+
+
+def test_extension_modules_of_every_abi_are_kept(make: Maker) -> None:
+    site = "/usr/lib/python3/dist-packages"
+    image = make([d(site), f(f"{site}/_fast.cpython-311-x86_64-linux-gnu.so", ELF),
+                  f(f"{site}/_fast.cpython-312-x86_64-linux-gnu.so", ELF),
+                  f(f"{site}/_fast.py")])
+    found = ModuleFinder(image.tree).find("_fast", (site,))
+    assert found == (f"{site}/_fast.cpython-311-x86_64-linux-gnu.so",
+                     f"{site}/_fast.cpython-312-x86_64-linux-gnu.so")
