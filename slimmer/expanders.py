@@ -10,6 +10,7 @@ module's `EXPANDERS` holds them all.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Callable, Iterable
@@ -27,6 +28,7 @@ from slimmer.imagepaths import (
     real_file,
     subtree,
     tree_memo,
+    which,
 )
 from slimmer.keep import Addition, Generated, ProfileContext, Reason
 from slimmer.model import TreeView
@@ -39,6 +41,7 @@ from slimmer.pkgtrim import (
     trim_apk,
     trim_dpkg,
 )
+from slimmer.shellscan import command_words, sourced_files
 
 if TYPE_CHECKING:
     from slimmer.profiles import Profile
@@ -48,6 +51,7 @@ Expander = Callable[[ProfileContext, "Profile"], Result]
 EXPANDERS: dict[str, Expander] = {}
 
 LIB_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DPKG_INFO = "/var/lib/dpkg/info"
 DPKG_STATUS = "/var/lib/dpkg/status"
 DPKG_STATUS_D = "/var/lib/dpkg/status.d"
@@ -167,8 +171,9 @@ def locales(ctx: ProfileContext, profile: Profile) -> Result:
 
 @expander("app-dirs")
 def app_dirs(ctx: ProfileContext, profile: Profile) -> Result:
-    """The WorkingDir and the directories of entrypoint/cmd/HEALTHCHECK scripts,
-    whole, when they are not system directories."""
+    """The WorkingDir, the directories of entrypoint/cmd/HEALTHCHECK scripts and the
+    directories an app was copied into (`_app_trees`), whole, when they are not
+    system directories."""
     found: dict[str, str] = {}
     wd = ctx.config.working_dir
     if wd.startswith("/") and is_dir(ctx.tree, wd):
@@ -178,6 +183,8 @@ def app_dirs(ctx: ProfileContext, profile: Profile) -> Result:
         if word.startswith("-") or not is_file(ctx.tree, path):
             continue
         found.setdefault(posixpath.dirname(ctx.tree.resolve(path).path), f"{word} of the config")
+    for directory in _app_trees(ctx.tree):
+        found.setdefault(directory, "outside the system tree")
     out: list[Addition] = []
     for directory, why in sorted(found.items()):
         if not is_system_dir(directory):
@@ -185,6 +192,28 @@ def app_dirs(ctx: ProfileContext, profile: Profile) -> Result:
                                        f"be read on a path the probes did not take", profile.name)
             out += subtree(ctx.tree, directory, reason)
     return out, []
+
+
+_APP_PARENTS = ("/opt", "/srv", "/home", "/var/www", "/usr/src")
+_NOT_APP = frozenset({"/proc", "/sys", "/dev", "/lost+found", "/.slimmer"})
+
+
+def _app_trees(tree: TreeView) -> list[str]:
+    """Directories an app was copied into: top-level directories that are no part of
+    the system tree (`/app`, `/www`), and those directly under /opt, /srv, /home,
+    /var/www and /usr/src. Their files are the app's own: small, and any of them
+    (a static file, a template, a lazily loaded module) may be read on some path."""
+    out = []
+    for parent in ("/", *_APP_PARENTS):
+        if not is_dir(tree, parent):
+            continue
+        for name in tree.listdir(parent):
+            path = posixpath.join(parent, name)
+            entry = tree.get(path)
+            if entry is not None and entry.is_dir and path not in _NOT_APP \
+                    and not is_system_dir(path) and path not in _APP_PARENTS:
+                out.append(path)
+    return out
 
 
 # -- the JVM ------------------------------------------------------------------------------
@@ -328,3 +357,50 @@ def apk_installed(ctx: ProfileContext, profile: Profile) -> Result:
 
 
 EXPANDERS.update(langexpand.EXPANDERS)
+
+
+# -- shell scripts ------------------------------------------------------------------------
+
+_SHELLS = frozenset({"sh", "bash", "dash", "ash", "busybox", "zsh", "ksh", "mksh"})
+
+
+def _shell_script(tree: TreeView, path: str) -> str | None:
+    """The text of `path` when it is a `#!` shell script, else None."""
+    entry = tree.get(path)
+    if entry is None or not entry.is_regular or entry.is_elf or entry.size > 1 << 20:
+        return None
+    text = read_text(tree, path)
+    if text is None or not text.startswith("#!"):
+        return None
+    words = text[2:].split("\n", 1)[0].split()
+    names = [posixpath.basename(w) for w in words[:2]]
+    return text if any(n in _SHELLS for n in names) else None
+
+
+@expander("shell-commands")
+def shell_commands(ctx: ProfileContext, profile: Profile) -> Result:
+    """Every program a kept shell script names in command position, and the files it
+    sources: the branches a probe did not take run them too (see slimmer.shellscan)."""
+    env_path = ctx.config.env.get("PATH", DEFAULT_PATH)
+    out: list[Addition] = []
+    for path in sorted(ctx.kept):
+        found = tree_memo(ctx.tree, f"shell-commands:{env_path}:{path}",
+                          functools.partial(_script_needs, ctx.tree, path, env_path))
+        for program, why in found:
+            out.append(Addition(program, Reason("profile", why, profile.name)))
+    return out, []
+
+
+def _script_needs(tree: TreeView, path: str, env_path: str) -> tuple[tuple[str, str], ...]:
+    text = _shell_script(tree, path)
+    if text is None:
+        return ()
+    out = []
+    for word in command_words(text):
+        program = which(tree, word, env_path)
+        if program is not None:
+            out.append((program, f"{path} can run `{word}` on a branch the probes did not take"))
+    for name in sourced_files(text):
+        if name.startswith("/") and exists(tree, name):
+            out.append((name, f"sourced by {path}"))
+    return tuple(out)

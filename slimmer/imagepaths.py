@@ -317,3 +317,16 @@ def argv_words(ctx: ProfileContext) -> list[str]:
 def kept_named(ctx: ProfileContext, pattern: re.Pattern[str]) -> list[str]:
     """Kept and executed paths whose last name matches `pattern`, sorted."""
     return sorted(p for p in ctx.kept | ctx.executed if pattern.match(p.rpartition("/")[2]))
+
+
+def which(tree: TreeView, name: str, env_path: str) -> str | None:
+    """The program `name` as the shell finds it on `env_path` (a name with a slash
+    as given), when the image holds it as a regular file."""
+    if "/" in name:
+        return name if name.startswith("/") and tree.resolve(name).exists else None
+    for d in env_path.split(":"):
+        candidate = posixpath.join(d or ".", name)
+        entry = tree.resolve(candidate).entry
+        if entry is not None and entry.is_regular:
+            return candidate
+    return None

@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import posixpath
 import re
-import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from slimmer.imagepaths import which
 from slimmer.keep import Addition, Generated, KeepSet, ProfileContext, Reason
 from slimmer.model import EntryType, ImageConfig, TreeView
+from slimmer.shellscan import command_words
 
 VIRTUAL = ("/proc", "/sys", "/dev")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_ROUNDS = 50
-_SHELL_SEPARATORS = {"&&", "||", ";", "|", "&", "(", ")", "!", "then", "do", "else", "if"}
 
 ClosureFn = Callable[[TreeView, Sequence[str], Mapping[str, str], str],
                      Iterable[tuple[str, Reason]]]
@@ -194,7 +194,7 @@ def program_paths(
             for p in interpreters(tree, prog, env_path)]
     if posixpath.basename(tree.resolve(prog).path) in SHELLS and "-c" in argv[1:-1]:
         script = argv[list(argv).index("-c") + 1]
-        for word in shell_commands(script):
+        for word in command_words(script):
             found = which(tree, word, env_path)
             if found:
                 out.append((found, Reason("config", f"run by the {what} shell command")))
@@ -204,17 +204,6 @@ def program_paths(
 
 
 SHELLS = frozenset({"sh", "bash", "dash", "ash", "busybox", "zsh", "ksh", "mksh"})
-
-
-def which(tree: TreeView, name: str, env_path: str) -> str | None:
-    if "/" in name:
-        return name if tree.resolve(name).exists else None
-    for d in env_path.split(":"):
-        candidate = posixpath.join(d or ".", name)
-        entry = tree.resolve(candidate).entry
-        if entry is not None and entry.is_regular:
-            return candidate
-    return None
 
 
 def interpreters(tree: TreeView, prog: str, env_path: str, depth: int = 0) -> list[str]:
@@ -239,25 +228,6 @@ def interpreters(tree: TreeView, prog: str, env_path: str, depth: int = 0) -> li
             if found:
                 out.append(found)
     return out + [p for w in out for p in interpreters(tree, w, env_path, depth + 1)]
-
-
-def shell_commands(script: str) -> list[str]:
-    """The command words of a shell string: the first word and each after a separator."""
-    try:
-        lex = shlex.shlex(script, posix=True, punctuation_chars=True)
-        lex.whitespace_split = True
-        words = list(lex)
-    except ValueError:
-        return []
-    out, expect = [], True
-    for w in words:
-        if w in _SHELL_SEPARATORS or set(w) <= set("&|;()"):
-            expect = True
-            continue
-        if expect and not re.match(r"^\w+=", w):
-            out.append(w)
-            expect = w in ("exec", "command", "nohup", "env", "time", "sudo")
-    return [w for w in out if w not in ("exec", "command", "nohup", "time")]
 
 
 # -- globs ------------------------------------------------------------------------

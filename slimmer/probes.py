@@ -654,7 +654,10 @@ def run_to_exit(engine: Engine, image: str, p: ProbeSpec, timeout: float) -> Pro
     """Run a new container of `image` (with a `run` probe's overrides) to its end."""
     container = engine.create_container(image, **run_overrides(p))
     try:
-        engine.start(container)
+        try:
+            engine.start(container)
+        except SlimError as exc:  # e.g. the program is not in the image
+            return _judge(ProbeResult(p, False, error=f"could not start: {exc}", attempts=1))
         return _await_exit(engine, container, p, time.monotonic() + timeout)
     finally:
         engine.remove_container(container)

@@ -132,7 +132,7 @@ class _Runner:
             if not probes:
                 probes = _default_probes(self.engine, ctr, published, exposed, self.timeout)
             hc = healthcheck_probe(self.config)
-            if hc is not None and any(p.kind in pr.ATTACHED for p in probes):
+            if hc is not None and hc not in probes and any(p.kind in pr.ATTACHED for p in probes):
                 probes = [*probes, hc]
             results = self._probe(ctr, published, probes, exposed[0] if exposed else None)
             self.progress("stopping")

@@ -8,7 +8,8 @@ from pathlib import Path
 from slimmer.filetree import keep_all
 from slimmer.keep import Addition, Generated, ProfileContext, Reason
 from slimmer.model import TreeView
-from slimmer.planner import TracedPath, UserRules, plan, shell_commands
+from slimmer.planner import TracedPath, UserRules, plan
+from slimmer.shellscan import command_words as shell_commands
 from slimmer.reader import Image, open_image
 from tests.synth import M, docker_archive, layer
 
