@@ -26,6 +26,7 @@ NOT_AN_APP = {"layers"}
 
 def measure(engine: Engine, name: str, tag: str) -> dict[str, object]:
     spec = load_probe_file(ROOT / "fixtures" / name / "probe.toml")
+    facts = api.inspect_image(tag)
     out = f"slimmer-bench/{name}:slim"
     start = time.monotonic()
     result = api.slim(tag, SlimOptions(output=out, probes=spec.probes, timeout=spec.timeout))
@@ -35,6 +36,8 @@ def measure(engine: Engine, name: str, tag: str) -> dict[str, object]:
     engine.remove_image(out)
     return {
         "fixture": name, "before": result.before_bytes, "after": result.after_bytes,
+        "layers": len(facts.layers), "efficiency": facts.efficiency,
+        "wasted": facts.wasted_bytes,
         "reduction": result.reduction, "seconds": round(seconds, 1),
         "verified": result.verified, "files": [result.before_files, result.after_files],
         "heldout_passed": sum(r.ok for r in heldout), "heldout_total": len(heldout),
@@ -43,13 +46,15 @@ def measure(engine: Engine, name: str, tag: str) -> dict[str, object]:
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    lines = ["| fixture | original | slim | reduction | files | time | verified | held-out |",
-             "|---|---:|---:|---:|---:|---:|---|---:|"]
+    lines = ["| fixture | original | layers | dive efficiency | dive wasted | slim | reduction "
+             "| files | time | verified | held-out |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         files = r["files"]
         assert isinstance(files, list)
         lines.append(
-            f"| {r['fixture']} | {human_bytes(int(str(r['before'])))} | "
+            f"| {r['fixture']} | {human_bytes(int(str(r['before'])))} | {r['layers']} | "
+            f"{float(str(r['efficiency'])) * 100:.2f} % | {human_bytes(int(str(r['wasted'])))} | "
             f"{human_bytes(int(str(r['after'])))} | {float(str(r['reduction'])):.1f}x | "
             f"{files[0]} -> {files[1]} | {r['seconds']} s | "
             f"{'yes' if r['verified'] else 'NO'} | {r['heldout_passed']}/{r['heldout_total']} |")

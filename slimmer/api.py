@@ -15,9 +15,10 @@ from slimmer.archive import open_archive
 from slimmer.check import CheckResult, Facts, evaluate, needs_compressed, needs_paths
 from slimmer.checkconfig import CheckSettings, build_rules, load_baseline, resolve
 from slimmer.compressed import compressed_sizes
+from slimmer.deps import DepsReport, deps_report
 from slimmer.engine import Engine, Leftover, saver
 from slimmer.errors import UsageError
-from slimmer.filetree import WantContent
+from slimmer.filetree import WantContent, keep_all
 from slimmer.inspect import Inspection, analyze, want_for_inspect
 from slimmer.model import ImageConfig, ImageRef
 from slimmer.probes import ProbeSpec
@@ -122,3 +123,10 @@ def slim(ref: str, opts: SlimOptions, progress: Progress = lambda _: None) -> Sl
     """`slim IMAGE -o OUT`: the slim image, verified and tagged (see slimmer.slim)."""
     profiles = profiles_fn(forced=opts.profiles_forced, disabled=opts.profiles_disabled)
     return slim_image(ref, opts, profiles, progress)
+
+
+def deps(ref: str, paths: Sequence[str]) -> DepsReport:
+    """`slim deps`: the loader's closure of `paths` inside the image."""
+    with read_image(ref, keep_all) as image:
+        env = image.config.env
+        return deps_report(image.tree, env, paths, image.config.working_dir or "/")

@@ -15,7 +15,7 @@ from rich.console import Console
 from slimmer import __version__
 from slimmer.check import Status
 from slimmer.checkconfig import PATTERN, RULE_NAMES, with_flags
-from slimmer.cli_slim import profile_command, slim_command
+from slimmer.cli_slim import deps_command, profile_command, slim_command
 from slimmer.errors import BudgetExceeded, ExitStatus, SlimError
 from slimmer.report import check_view
 from slimmer.report.check_view import FORMATS as CHECK_FORMATS
@@ -56,6 +56,7 @@ def cli(debug: bool) -> None:
 
 cli.add_command(slim_command)
 cli.add_command(profile_command)
+cli.add_command(deps_command)
 
 
 @cli.command()

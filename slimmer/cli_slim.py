@@ -146,3 +146,19 @@ def profile_command(
         click.echo(dump_json(profile_view.to_json(prof)), nl=False)
     else:
         Console(highlight=False).print(profile_view.render(prof))
+
+
+@click.command("deps")
+@click.argument("image")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print versioned JSON.")
+def deps_command(image: str, paths: tuple[str, ...], as_json: bool) -> None:
+    """The ELF closure of PATHS inside IMAGE: what the dynamic loader opens, and why."""
+    from slimmer import api
+    from slimmer.deps import render_text, to_json
+
+    report = api.deps(image, paths)
+    if as_json:
+        click.echo(dump_json(to_json(report)), nl=False)
+    else:
+        click.echo(render_text(report), nl=False)

@@ -39,7 +39,9 @@ listens and then drops it, so a successful connect proves nothing. Each
 `http`/`tcp`/`exec`/`cmd` probe is retried (backoff from 0.2 s doubling to 2 s)
 until it reaches the app and its status or exit code matches, or the timeout
 (one deadline shared by the probes of a run) passes; the last failure is
-recorded. A `tcp` probe without `send` counts as reached when the connection
+recorded. Once the app has answered (this probe or an earlier one of the same
+container), a wrong answer or a dropped connection is retried for SETTLE
+seconds only (an app may answer 503 while it warms up), then taken as final. A `tcp` probe without `send` counts as reached when the connection
 stays open for half a second or yields data; closed at once means not ready.
 
 The same specs come from CLI flags: `--probe-http '[METHOD ]PATH'`,
@@ -58,7 +60,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,7 @@ BACKOFF_START = 0.2
 BACKOFF_CAP = 2.0
 ATTEMPT_TIMEOUT = 10.0
 TCP_QUIET = 0.5
+SETTLE = 5.0  # an app that answers wrongly may be warming up (503): retried this long
 HOST = "127.0.0.1"
 
 Ports = Mapping[int, tuple[str, int]]  # container port -> (host address, host port)
@@ -426,6 +429,7 @@ class _Target:
     container: str
     ports: Ports
     default_port: int | None
+    answered: list[bool] = field(default_factory=lambda: [False])  # the app answered once
 
 
 def _address(t: _Target, port: int | None) -> tuple[str, int]:
@@ -573,6 +577,7 @@ def _container_gone(engine: Engine, container: str) -> str:
 def _retry(t: _Target, p: ProbeSpec, deadline: float) -> ProbeResult:
     attempt = _ATTEMPTS[p.kind]
     start, delay, tries = time.monotonic(), BACKOFF_START, 0
+    answered: float | None = None  # when the app first answered, but not as expected
     while True:
         tries += 1
         left = deadline - time.monotonic()
@@ -583,12 +588,20 @@ def _retry(t: _Target, p: ProbeSpec, deadline: float) -> ProbeResult:
             break
         if _ready(res) or time.monotonic() + delay > deadline:
             break
+        if not res.error or t.answered[0]:
+            # The app is up (it answered this or an earlier probe): what it says now
+            # is its answer once SETTLE seconds have passed.
+            answered = answered if answered is not None else time.monotonic()
+            if time.monotonic() - answered >= SETTLE:
+                break
         gone = _container_gone(t.engine, t.container)
         if gone:
             res = replace(res, error="; ".join(_problems(res) + [gone]))
             break
         time.sleep(delay)
         delay = min(delay * 2, BACKOFF_CAP)
+    if not res.error:
+        t.answered[0] = True
     return _judge(replace(res, attempts=tries, seconds=time.monotonic() - start))
 
 

@@ -105,7 +105,8 @@ def test_directory_over_directory_keeps_children(tmp_path: Path) -> None:
 
 def test_hardlink_shares_bytes_and_survives_target_deletion(tmp_path: Path) -> None:
     tree = build(tmp_path,
-                 layer(M("bin/a", data=b"payload", mode=0o755), M("bin/b", "hardlink", link="bin/a")),
+                 layer(M("bin/a", data=b"payload", mode=0o755),
+                       M("bin/b", "hardlink", link="bin/a")),
                  layer(M("bin/.wh.a")))
     b = tree.get("/bin/b")
     assert b is not None and b.type is EntryType.HARDLINK and b.size == 7

@@ -9,8 +9,8 @@ from slimmer.filetree import keep_all
 from slimmer.keep import Addition, Generated, ProfileContext, Reason
 from slimmer.model import TreeView
 from slimmer.planner import TracedPath, UserRules, plan
-from slimmer.shellscan import command_words as shell_commands
 from slimmer.reader import Image, open_image
+from slimmer.shellscan import command_words as shell_commands
 from tests.synth import M, docker_archive, layer
 
 ELF = b"\x7fELF" + b"\0" * 60

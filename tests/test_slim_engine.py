@@ -1,0 +1,180 @@
+"""`slim IMAGE -o OUT` end to end, as a user runs it, on every fixture.
+
+Each fixture is slimmed with its narrow probes only; its held-out probes are
+then run against the slim image (the `layers` fixture's held-out probes check
+the reader with ls/stat/getcap, not an app path, so they are not run there).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from slimmer.engine import Engine, saver
+from slimmer.inspect import analyze, want_for_inspect
+from slimmer.probes import load_probe_file, run_probes_on_image
+from slimmer.reader import open_image
+
+pytestmark = pytest.mark.engine
+ROOT = Path(__file__).resolve().parent.parent
+NOT_AN_APP = {"layers"}
+FIXTURES = ["c-static", "java-http", "layers", "nginx-static", "node-http", "py-batch",
+            "py-http", "shell-app"]
+
+
+def slim(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "slimmer", *args], capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.fixture
+def out_tags(engine: Engine) -> Iterator[list[str]]:
+    tags: list[str] = []
+    before = set(engine.leftovers())
+    yield tags
+    for tag in tags:
+        engine.remove_image(tag, force=True)
+    assert set(engine.leftovers()) <= before, "slimmer left containers or images behind"
+
+
+def _slim_fixture(name: str, tag: str, out: str, tmp: Path, *extra: str
+                  ) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
+    probes = ROOT / "fixtures" / name / "probe.toml"
+    res = slim(tag, "-o", out, "--probes", str(probes), "--report-dir", str(tmp), *extra)
+    report = json.loads((tmp / "report.json").read_text()) if (tmp / "report.json").exists() \
+        else {}
+    return res, report
+
+
+def _heldout_failures(engine: Engine, name: str, image: str) -> list[str]:
+    spec = load_probe_file(ROOT / "fixtures" / name / "probe.toml")
+    results = run_probes_on_image(engine, image, spec, heldout=True)
+    return [r.probe.label for r in results if not r.ok]
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_fixture_slims_verifies_and_survives_heldout(
+    name: str, engine: Engine, fixture_images: dict[str, str], tmp_path: Path,
+    out_tags: list[str],
+) -> None:
+    tag = fixture_images[name]
+    before = engine.inspect_image(tag).id
+    out = f"slimmer-test/{name}:slim"
+    out_tags.append(out)
+    res, report = _slim_fixture(name, tag, out, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert report["schema"] == "slimmer.slim/v1"
+    assert report["verification"]["status"] == "passed"  # type: ignore[index]
+    assert engine.inspect_image(tag).id == before, "the input image is never changed"
+    slim_id = engine.inspect_image(out).id
+    assert slim_id == report["result"]["id"]  # type: ignore[index]
+    assert sum(report["bytes_by_reason"].values()) > 0  # type: ignore[attr-defined]
+    if name not in NOT_AN_APP:
+        assert _heldout_failures(engine, name, out) == []
+    with open_image(out, save=saver(engine), want=want_for_inspect) as img:
+        facts = analyze(img)
+    if name == "c-static":
+        assert report["result"]["size_bytes"] <= report["source"]["size_bytes"]  # type: ignore[index]
+    else:
+        assert facts.package_managers == ()
+        # Only shell-app runs a shell (its entrypoint is a bash script).
+        assert (facts.shells != ()) == (name == "shell-app"), facts.shells
+
+
+@pytest.mark.parametrize("name", ["py-http", "nginx-static", "node-http", "java-http",
+                                  "c-static"])
+def test_http_fixtures_pass_with_default_probes(
+    name: str, fixture_images: dict[str, str], tmp_path: Path, out_tags: list[str]
+) -> None:
+    out = f"slimmer-test/{name}:default"
+    out_tags.append(out)
+    res = slim(fixture_images[name], "-o", out, "--report-dir", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["verification"]["status"] == "passed"
+    assert [p["probe"] for p in report["verification"]["probes"]][0].startswith("http GET")
+
+
+def test_same_input_gives_same_image_id(
+    engine: Engine, fixture_images: dict[str, str], tmp_path: Path, out_tags: list[str]
+) -> None:
+    ids = []
+    for i in range(2):
+        out = f"slimmer-test/py-batch:twice{i}"
+        out_tags.append(out)
+        res, report = _slim_fixture("py-batch", fixture_images["py-batch"], out,
+                                    tmp_path / str(i))
+        assert res.returncode == 0, res.stderr
+        ids.append(engine.inspect_image(out).id)
+    assert ids[0] == ids[1]
+
+
+# A fixture that needed a profile rule: without the rule, a held-out probe fails.
+NEEDED_RULES = [
+    ("py-http", "tzdata", "other time zone"),
+    ("py-http", "ca-certificates", "tls context"),
+    ("py-http", "python", "lazy imports"),
+    ("shell-app", "shell", "report mode"),
+    ("c-static", "app-dirs", "file"),
+]
+
+
+@pytest.mark.parametrize("name,rule,probe", NEEDED_RULES)
+def test_profile_rule_is_needed(
+    name: str, rule: str, probe: str, engine: Engine, fixture_images: dict[str, str],
+    tmp_path: Path, out_tags: list[str],
+) -> None:
+    out = f"slimmer-test/{name}:no-{rule}"
+    out_tags.append(out)
+    res, _ = _slim_fixture(name, fixture_images[name], out, tmp_path, "--no-profile", rule)
+    assert res.returncode == 0, res.stderr  # the narrow probes still pass
+    assert probe in _heldout_failures(engine, name, out)
+
+
+def test_verification_failure_is_not_tagged(
+    engine: Engine, fixture_images: dict[str, str], tmp_path: Path, out_tags: list[str]
+) -> None:
+    out = "slimmer-test/py-http:broken"
+    out_tags.append(out)
+    res, report = _slim_fixture("py-http", fixture_images["py-http"], out, tmp_path,
+                                "--exclude", "/usr/share/zoneinfo/Europe/**")
+    assert res.returncode == 4, res.stderr
+    assert not engine.image_exists(out)
+    verification = report["verification"]
+    assert verification["status"] == "failed"  # type: ignore[index]
+    diffs = [d for r in verification["rounds"] for d in r["differences"]]  # type: ignore[index]
+    assert any("time?tz=Europe/Berlin" in d for d in diffs)
+    blamed = [a["path"] for r in verification["rounds"] for a in r["added_paths"]]  # type: ignore[index]
+    assert "/usr/share/zoneinfo/Europe/Berlin" in blamed
+    assert "/usr/share/zoneinfo/Europe/Berlin" in res.stdout  # the terminal report names it
+    forced = slim(fixture_images["py-http"], "-o", out, "--probes",
+                  str(ROOT / "fixtures/py-http/probe.toml"), "--force",
+                  "--exclude", "/usr/share/zoneinfo/Europe/**")
+    assert forced.returncode == 0 and engine.image_exists(out)
+
+
+def test_usage_and_input_errors(fixture_images: dict[str, str]) -> None:
+    tag = fixture_images["py-batch"]
+    same = slim(tag, "-o", tag)
+    assert same.returncode == 2 and "input image" in same.stderr
+    unknown = slim("slimmer-test/no-such-image:1", "-o", "x:1")
+    assert unknown.returncode == 1 and "no such image" in unknown.stderr
+    never = slim(tag, "-o", "slimmer-test/x:1", "--probe-tcp", "9", "--timeout", "5")
+    assert never.returncode == 1 and "Traceback" not in never.stderr
+    assert len(never.stderr.strip().splitlines()[-1]) > 0
+
+
+def test_explain(fixture_images: dict[str, str], tmp_path: Path, out_tags: list[str]) -> None:
+    out = "slimmer-test/py-http:explain"
+    out_tags.append(out)
+    res, _ = _slim_fixture("py-http", fixture_images["py-http"], out, tmp_path,
+                           "--explain", "/usr/share/zoneinfo/Asia/Tokyo",
+                           "--explain", "/usr/bin/apt")
+    assert res.returncode == 0, res.stderr
+    assert "/usr/share/zoneinfo/Asia/Tokyo is kept" in res.stdout and "tzdata" in res.stdout
+    assert "/usr/bin/apt is not kept" in res.stdout
