@@ -82,12 +82,16 @@ def collect_probes(
               help="Write report.json here.")
 @click.option("--explain", multiple=True, metavar="PATH",
               help="Say why PATH is (or is not) in the result.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="SLIMMER_CACHE_DIR",
+              help="Keep images read here, by image ID, for the next run [env SLIMMER_CACHE_DIR].")
 def slim_command(
     image: str, output: str, probe_file: Path | None, probe_http: tuple[str, ...],
     probe_tcp: tuple[str, ...], probe_exec: tuple[str, ...], probe_cmd: tuple[str, ...],
     timeout: float | None, include: tuple[str, ...], include_bin: tuple[str, ...],
     exclude: tuple[str, ...], profile_on: tuple[str, ...], profile_off: tuple[str, ...],
     no_verify: bool, force: bool, report_dir: Path | None, explain: tuple[str, ...],
+    cache_dir: Path | None,
 ) -> None:
     """Make IMAGE small: profile, resolve, rewrite, verify, tag OUTPUT."""
     from slimmer import api
@@ -100,6 +104,7 @@ def slim_command(
         output=output, probes=probes, timeout=limit, verify=not no_verify, force=force,
         rules=UserRules(include=include, include_bin=include_bin, exclude=exclude),
         profiles_forced=frozenset(profile_on), profiles_disabled=frozenset(profile_off),
+        cache_dir=cache_dir,
     )
     err = Console(stderr=True, highlight=False)
     if no_verify:

@@ -291,7 +291,7 @@ class FileTree:
         self._children[path] = {}
         self._children[parent_of(path)][posixpath.basename(path)] = None
 
-    def attach_store(self, store: ContentStore) -> None:
+    def attach_store(self, store: ContentStore | None) -> None:
         self._store = store
 
     # -- reading (TreeView) ---------------------------------------------------------

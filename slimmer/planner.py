@@ -103,9 +103,14 @@ def plan(
 ) -> KeepSet:
     keeper = _Keeper(tree)
     traced = list(traced)
+    env_path = config.env.get("PATH", DEFAULT_PATH)
     for t in traced:
         if not t.path.startswith(VIRTUAL) or t.path in ("/dev", "/proc", "/sys"):
             keeper.add(t.path, Reason("traced", f"{t.kind} by {t.by}" if t.by else t.kind))
+        if t.kind == "exec":
+            # The kernel loads a script's interpreter itself: no syscall names it.
+            for interp in interpreters(tree, t.path, env_path):
+                keeper.add(interp, Reason("traced", f"#! interpreter of {t.path}, executed"))
     for path, reason in config_paths(tree, config):
         keeper.add(path, reason)
     for pattern in rules.include:

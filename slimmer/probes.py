@@ -41,8 +41,9 @@ until it reaches the app and its status or exit code matches, or the timeout
 (one deadline shared by the probes of a run) passes; the last failure is
 recorded. Once the app has answered (this probe or an earlier one of the same
 container), a wrong answer or a dropped connection is retried for SETTLE
-seconds only (an app may answer 503 while it warms up), then taken as final. A `tcp` probe without `send` counts as reached when the connection
-stays open for half a second or yields data; closed at once means not ready.
+seconds only (an app may answer 503 while it warms up), then taken as final.
+A `tcp` probe without `send` counts as reached when the connection stays open
+for half a second or yields data; closed at once means not ready.
 
 The same specs come from CLI flags: `--probe-http '[METHOD ]PATH'`,
 `--probe-tcp PORT`, `--probe-exec CMD`, `--probe-cmd CMD`.

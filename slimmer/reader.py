@@ -80,12 +80,17 @@ def open_image(
     save: EngineSaver | None = None,
     want: WantContent = keep_none,
     workdir: Path | None = None,
+    store: ContentStore | None = None,
 ) -> Image:
-    """Read `ref` into an `Image`. Engine references need `save` (see engine_saver)."""
+    """Read `ref` into an `Image`. Engine references need `save` (see engine.saver).
+
+    File bytes go into `store` when given (a shared, longer-lived store, see
+    `slimmer.readcache`), else into a private store removed on `close()`.
+    """
     image_ref = parse_ref(ref) if isinstance(ref, str) else ref
     work = Path(tempfile.mkdtemp(prefix="slimmer-", dir=workdir))
     try:
-        store = ContentStore(work / "store")
+        store = store if store is not None else ContentStore(work / "store")
         if image_ref.transport == "engine":
             if save is None:
                 raise UsageError(f"reading {image_ref}: no engine to read it from")

@@ -26,6 +26,7 @@ from slimmer.model import TreeView
 from slimmer.planner import ProfilesFn, TracedPath, UserRules, kept_bytes, plan
 from slimmer.probes import ProbeResult, ProbeSpec
 from slimmer.profiler import Profile, profile
+from slimmer.readcache import ReadCache
 from slimmer.reader import Image, open_image, parse_ref
 from slimmer.verify import MissingPath, ProbeDiff, compare, missing_paths
 from slimmer.writer import write_image
@@ -44,6 +45,7 @@ class SlimOptions:
     profiles_forced: frozenset[str] = frozenset()
     profiles_disabled: frozenset[str] = frozenset()
     max_rounds: int = 3
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,9 @@ def slim_image(
     ref: str, opts: SlimOptions, profiles: ProfilesFn | None = None,
     progress: Progress = lambda _: None,
 ) -> SlimResult:
-    parse_ref(ref)
+    if parse_ref(ref).transport != "engine":
+        raise UsageError(f"slimming {ref}: the image must be on the engine to run it "
+                         "(docker load it first)")
     engine = Engine.connect()
     try:
         with _Session(engine, ref, opts, profiles, progress) as session:
@@ -166,8 +170,7 @@ class _Session:
     def run(self) -> SlimResult:
         opts = self.opts
         with self.clock.phase("reading the image"):
-            self.source = src = open_image(self.ref, save=saver(self.engine), want=keep_all,
-                                           workdir=self.work)
+            self.source = src = self._read()
         self._refuse_overwrite(src)
         with self.clock.phase("profiling"):
             prof = profile(self.engine, src.id, src.config, opts.probes, opts.timeout,
@@ -221,6 +224,21 @@ class _Session:
             bytes_by_reason=kept_bytes(keep, src.tree),
             original_results=prof.results, slim_results=slim_results,
         )
+
+    def _read(self) -> Image:
+        cache = ReadCache.from_env(self.opts.cache_dir)
+        if cache is None:
+            return open_image(self.ref, save=saver(self.engine), want=keep_all,
+                              workdir=self.work)
+        ref = parse_ref(self.ref)
+        image_id = self.engine.inspect_image(ref.name).id
+        cached = cache.load(ref, image_id)
+        if cached is not None:
+            return cached
+        image = open_image(ref, save=saver(self.engine), want=keep_all, workdir=self.work,
+                           store=cache.blobs)
+        cache.save(image)
+        return image
 
     def _refuse_overwrite(self, src: Image) -> None:
         if self.opts.force:

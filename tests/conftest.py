@@ -7,13 +7,16 @@ fail (they are never skipped silently): run `bash scripts/ensure-engine.sh`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from slimmer.engine import Engine
 from slimmer.errors import EngineError
 from slimmer.fixtures import build_fixtures
+from slimmer.readcache import ENV
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +35,19 @@ def engine() -> Iterator[Engine]:
 def fixture_images(engine: Engine) -> dict[str, str]:
     """Fixture name -> image tag (built on first use, then cached on the engine)."""
     return build_fixtures(engine)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def read_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The slim runs of one session share a read cache (SLIMMER_CACHE_DIR): the same
+    fixture image is slimmed several times, and reading it is the slowest phase."""
+    path = tmp_path_factory.mktemp("read-cache")
+    old = os.environ.get(ENV)
+    os.environ[ENV] = str(path)
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = old

@@ -20,6 +20,7 @@ def dive_binary() -> str:
 
 def dive_json(archive: Path, out_dir: Path) -> dict[str, Any]:
     out = out_dir / "dive.json"
+    out.unlink(missing_ok=True)  # dive writes into an existing file without truncating it
     proc = subprocess.run(
         [dive_binary(), "--source", "docker-archive", str(archive), "--json", str(out)],
         capture_output=True, text=True, timeout=600, env={"CI": "false", "PATH": "/usr/bin:/bin"},

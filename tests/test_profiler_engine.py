@@ -24,9 +24,11 @@ NEEDED = {
                 "/usr/share/zoneinfo/Europe/Berlin"],
     "nginx-static": ["/usr/sbin/nginx", "/etc/nginx/fixture.conf", "/srv/www/index.html"],
     "node-http": ["/usr/bin/node", "/srv/app/server.js"],
-    "c-static": ["/server", "/www/index.txt"],
+    "c-static": ["/server"],
     "py-batch": ["/usr/bin/python3.11", "/opt/batch/report.py", "/opt/batch/data/sales.csv"],
-    "shell-app": ["/app/entrypoint.sh", "/usr/bin/bash", "/usr/bin/socat"],
+    # A script's interpreter (bash) is loaded by the kernel, not opened by a syscall:
+    # the planner adds it from the script's #! line.
+    "shell-app": ["/app/entrypoint.sh", "/app/handler.sh", "/usr/bin/socat"],
     "java-http": ["/usr/lib/jvm/java-17-openjdk-amd64/lib/modules", "/opt/app/app.jar"],
     "layers": [],
 }

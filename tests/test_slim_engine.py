@@ -11,7 +11,9 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,33 +59,76 @@ def _heldout_failures(engine: Engine, name: str, image: str) -> list[str]:
     return [r.probe.label for r in results if not r.ok]
 
 
+@dataclass(frozen=True)
+class Slimmed:
+    run: subprocess.CompletedProcess[str]
+    report: dict[str, Any]
+    output: str
+    source_id: str
+
+
+EXPLAIN = ("/usr/share/zoneinfo/Asia/Tokyo", "/usr/bin/apt")
+
+
+@pytest.fixture(scope="module")
+def slimmed(engine: Engine, fixture_images: dict[str, str],
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Slimmed]]:
+    """Every fixture slimmed once with its narrow probes (py-http with --explain)."""
+    before = set(engine.leftovers())
+    out: dict[str, Slimmed] = {}
+    for name in FIXTURES:
+        tag = fixture_images[name]
+        source_id = engine.inspect_image(tag).id
+        extra = [a for p in EXPLAIN for a in ("--explain", p)] if name == "py-http" else []
+        res, report = _slim_fixture(name, tag, f"slimmer-test/{name}:slim",
+                                    tmp_path_factory.mktemp(name), *extra)
+        out[name] = Slimmed(res, report, f"slimmer-test/{name}:slim", source_id)
+    yield out
+    for item in out.values():
+        engine.remove_image(item.output, force=True)
+    assert set(engine.leftovers()) <= before, "slimmer left containers or images behind"
+
+
 @pytest.mark.parametrize("name", FIXTURES)
 def test_fixture_slims_verifies_and_survives_heldout(
-    name: str, engine: Engine, fixture_images: dict[str, str], tmp_path: Path,
-    out_tags: list[str],
+    name: str, engine: Engine, fixture_images: dict[str, str], slimmed: dict[str, Slimmed]
 ) -> None:
-    tag = fixture_images[name]
-    before = engine.inspect_image(tag).id
-    out = f"slimmer-test/{name}:slim"
-    out_tags.append(out)
-    res, report = _slim_fixture(name, tag, out, tmp_path)
-    assert res.returncode == 0, res.stderr
+    item = slimmed[name]
+    assert item.run.returncode == 0, item.run.stderr
+    report = item.report
     assert report["schema"] == "slimmer.slim/v1"
-    assert report["verification"]["status"] == "passed"  # type: ignore[index]
-    assert engine.inspect_image(tag).id == before, "the input image is never changed"
-    slim_id = engine.inspect_image(out).id
-    assert slim_id == report["result"]["id"]  # type: ignore[index]
-    assert sum(report["bytes_by_reason"].values()) > 0  # type: ignore[attr-defined]
+    assert report["verification"]["status"] == "passed"
+    assert engine.inspect_image(fixture_images[name]).id == item.source_id, \
+        "the input image is never changed"
+    assert engine.inspect_image(item.output).id == report["result"]["id"]
+    assert sum(report["bytes_by_reason"].values()) > 0
     if name not in NOT_AN_APP:
-        assert _heldout_failures(engine, name, out) == []
-    with open_image(out, save=saver(engine), want=want_for_inspect) as img:
+        assert _heldout_failures(engine, name, item.output) == []
+    with open_image(item.output, save=saver(engine), want=want_for_inspect) as img:
         facts = analyze(img)
     if name == "c-static":
-        assert report["result"]["size_bytes"] <= report["source"]["size_bytes"]  # type: ignore[index]
+        assert report["result"]["size_bytes"] <= report["source"]["size_bytes"]
     else:
         assert facts.package_managers == ()
         # Only shell-app runs a shell (its entrypoint is a bash script).
         assert (facts.shells != ()) == (name == "shell-app"), facts.shells
+
+
+def test_explain(slimmed: dict[str, Slimmed]) -> None:
+    out = slimmed["py-http"].run.stdout
+    assert "/usr/share/zoneinfo/Asia/Tokyo is kept" in out and "tzdata" in out
+    assert "/usr/bin/apt is not kept" in out
+
+
+def test_same_input_gives_same_image_id(
+    engine: Engine, fixture_images: dict[str, str], tmp_path: Path, out_tags: list[str],
+    slimmed: dict[str, Slimmed],
+) -> None:
+    out = "slimmer-test/py-batch:again"
+    out_tags.append(out)
+    res, _ = _slim_fixture("py-batch", fixture_images["py-batch"], out, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert engine.inspect_image(out).id == engine.inspect_image(slimmed["py-batch"].output).id
 
 
 @pytest.mark.parametrize("name", ["py-http", "nginx-static", "node-http", "java-http",
@@ -98,20 +143,6 @@ def test_http_fixtures_pass_with_default_probes(
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["verification"]["status"] == "passed"
     assert [p["probe"] for p in report["verification"]["probes"]][0].startswith("http GET")
-
-
-def test_same_input_gives_same_image_id(
-    engine: Engine, fixture_images: dict[str, str], tmp_path: Path, out_tags: list[str]
-) -> None:
-    ids = []
-    for i in range(2):
-        out = f"slimmer-test/py-batch:twice{i}"
-        out_tags.append(out)
-        res, report = _slim_fixture("py-batch", fixture_images["py-batch"], out,
-                                    tmp_path / str(i))
-        assert res.returncode == 0, res.stderr
-        ids.append(engine.inspect_image(out).id)
-    assert ids[0] == ids[1]
 
 
 # A fixture that needed a profile rule: without the rule, a held-out probe fails.
@@ -167,14 +198,3 @@ def test_usage_and_input_errors(fixture_images: dict[str, str]) -> None:
     never = slim(tag, "-o", "slimmer-test/x:1", "--probe-tcp", "9", "--timeout", "5")
     assert never.returncode == 1 and "Traceback" not in never.stderr
     assert len(never.stderr.strip().splitlines()[-1]) > 0
-
-
-def test_explain(fixture_images: dict[str, str], tmp_path: Path, out_tags: list[str]) -> None:
-    out = "slimmer-test/py-http:explain"
-    out_tags.append(out)
-    res, _ = _slim_fixture("py-http", fixture_images["py-http"], out, tmp_path,
-                           "--explain", "/usr/share/zoneinfo/Asia/Tokyo",
-                           "--explain", "/usr/bin/apt")
-    assert res.returncode == 0, res.stderr
-    assert "/usr/share/zoneinfo/Asia/Tokyo is kept" in res.stdout and "tzdata" in res.stdout
-    assert "/usr/bin/apt is not kept" in res.stdout
