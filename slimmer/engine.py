@@ -290,6 +290,17 @@ class Engine:
             raise _wrap(f"running {cmd!r} in container {container[:12]}", exc) from exc
         return int(code if code is not None else -1), bytes(out)
 
+    def published_ports(
+        self, container: str, ports: Iterable[int]
+    ) -> dict[int, tuple[str, int]]:
+        """Container TCP port -> (host address, host port) of each published one."""
+        out: dict[int, tuple[str, int]] = {}
+        for port in ports:
+            binding = self.port_binding(container, f"{port}/tcp")
+            if binding is not None:
+                out[port] = binding
+        return out
+
     def port_binding(self, container: str, port: str) -> tuple[str, int] | None:
         info = self.inspect_container(container)
         ports = (info.get("NetworkSettings") or {}).get("Ports") or {}

@@ -19,16 +19,24 @@ primary, the others are extra edges marked with their variant.
 
 from __future__ import annotations
 
-import fnmatch
 import posixpath
 import re
-import struct
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from slimmer.elf import EM_386, EM_AARCH64, EM_ARM, EM_RISCV, EM_X86_64, ElfInfo, parse_elf_at
 from slimmer.errors import SlimError
+from slimmer.imagepaths import is_dir, is_file
+from slimmer.ldcache import (
+    FLAG_ELF,
+    FLAG_TYPE_ELF_LIBC6,
+    CacheEntry,
+    list_dir,
+    parse_ld_so_cache,
+    read_file,
+    read_ld_so_conf,
+)
 from slimmer.model import EntryType, TreeView, Warning_
 
 __all__ = ["CacheEntry", "Closure", "Edge", "Missing", "closure", "parse_ld_so_cache",
@@ -122,122 +130,6 @@ def _run_root(image: _Image, path: str, env: Mapping[str, str], workdir: str) ->
 
 
 # ---------------------------------------------------------------------------
-# /etc/ld.so.cache and /etc/ld.so.conf
-
-_OLD_MAGIC = b"ld.so-1.7.0"
-_NEW_MAGIC = b"glibc-ld.so.cache1.1"
-_HWCAP_EXTENSION = 1 << 62
-_FLAG_ELF = 0x0001
-_FLAG_TYPE_ELF_LIBC6 = 0x0003
-
-
-@dataclass(frozen=True)
-class CacheEntry:
-    """One ld.so.cache entry: library `name` -> `path`, with ldconfig's flags
-    (ELF type in the low byte, architecture/ABI in the high byte) and hwcap
-    (bit 62 set: a glibc-hwcaps subdirectory entry)."""
-
-    name: str
-    path: str
-    flags: int
-    hwcap: int = 0
-
-    @property
-    def is_hwcaps(self) -> bool:
-        return bool(self.hwcap & _HWCAP_EXTENSION)
-
-
-def parse_ld_so_cache(data: bytes) -> tuple[CacheEntry, ...]:
-    """Parse /etc/ld.so.cache (glibc elf/dl-cache.c, sysdeps/generic/dl-cache.h).
-
-    The new format starts with "glibc-ld.so.cache1.1": a 48-byte header, then
-    24-byte entries (flags, key, value, osversion, hwcap) whose string offsets
-    count from the header's start. The old format "ld.so-1.7.0" has 12-byte
-    entries with offsets counting from the end of the entry table; ldconfig's
-    "compat" format writes an old table followed (8-byte aligned) by a new one,
-    and glibc then reads only the new one, as here. Raises ValueError.
-    """
-    if data.startswith(_NEW_MAGIC):
-        return _parse_new_cache(data, 0)
-    if not data.startswith(_OLD_MAGIC) or len(data) < 16:
-        raise ValueError("unknown ld.so.cache format (bad magic)")
-    (nlibs,) = struct.unpack_from("<I", data, 12)
-    table_end = 16 + 12 * nlibs
-    new_at = (table_end + 7) & ~7
-    if data[new_at : new_at + len(_NEW_MAGIC)] == _NEW_MAGIC:
-        return _parse_new_cache(data, new_at)
-    if table_end > len(data):
-        raise ValueError("ld.so.cache entry table ends past the end of the file")
-    return tuple(
-        CacheEntry(_cstr(data, table_end + key), _cstr(data, table_end + value), flags)
-        for flags, key, value in struct.iter_unpack("<iII", data[16:table_end])
-    )
-
-
-def _parse_new_cache(data: bytes, base: int) -> tuple[CacheEntry, ...]:
-    endian = ">" if len(data) > base + 28 and data[base + 28] == 3 else "<"
-    if len(data) < base + 48:
-        raise ValueError("ld.so.cache header truncated")
-    (nlibs,) = struct.unpack_from(endian + "I", data, base + 20)
-    start, end = base + 48, base + 48 + 24 * nlibs
-    if end > len(data):
-        raise ValueError("ld.so.cache entry table ends past the end of the file")
-    return tuple(
-        CacheEntry(_cstr(data, base + key), _cstr(data, base + value), flags, hwcap)
-        for flags, key, value, _, hwcap in struct.iter_unpack(endian + "iIIIQ", data[start:end])
-    )
-
-
-def _cstr(data: bytes, offset: int) -> str:
-    end = data.find(b"\0", offset)
-    if offset >= len(data) or end < 0:
-        raise ValueError(f"ld.so.cache string at {offset:#x} is outside the file")
-    return data[offset:end].decode("utf-8", "surrogateescape")
-
-
-def read_ld_so_conf(tree: TreeView, path: str = "/etc/ld.so.conf") -> tuple[str, ...]:
-    """The directories ldconfig would cache, from ld.so.conf (elf/ldconfig.c
-    `parse_conf`): `#` starts a comment; `include PATTERN...` reads files
-    matching each glob (relative to the including file's directory);
-    `hwcap` lines are ignored; any other line is one directory."""
-    dirs: list[str] = []
-    _parse_conf(tree, path, dirs, set())
-    return tuple(dict.fromkeys(dirs))
-
-
-def _parse_conf(tree: TreeView, path: str, dirs: list[str], seen: set[str]) -> None:
-    real = tree.resolve(path).path
-    if real in seen or not _is_file(tree, path):
-        return
-    seen.add(real)
-    text = _read(tree, path).decode("utf-8", "replace")
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        words = line.split()
-        if not words or (words[0].lower() == "hwcap" and len(words) > 1):
-            continue
-        if words[0] == "include" and len(words) > 1:
-            for pattern in words[1:]:
-                full = posixpath.join(posixpath.dirname(path), pattern)
-                for match in _glob(tree, full):
-                    _parse_conf(tree, match, dirs, seen)
-            continue
-        dirs.append(line.split("=", 1)[0].rstrip().rstrip("/") or "/")
-
-
-def _glob(tree: TreeView, pattern: str) -> list[str]:
-    """glob(3) inside the tree: sorted matches; `*` does not match a leading dot."""
-    paths = ["/"]
-    for part in [p for p in pattern.split("/") if p]:
-        if not any(c in part for c in "*?["):
-            paths = [posixpath.join(p, part) for p in paths]
-            continue
-        paths = [posixpath.join(p, n) for p in paths for n in _listdir(tree, p)
-                 if fnmatch.fnmatchcase(n, part) and (part.startswith(".") or n[:1] != ".")]
-    return sorted(p for p in paths if tree.resolve(p).exists)
-
-
-# ---------------------------------------------------------------------------
 # The image's loader layout: $LIB, $PLATFORM, default dirs, hwcaps, cache flags
 
 _TRIPLETS = {
@@ -283,11 +175,11 @@ def _detect_layout(tree: TreeView, info: ElfInfo) -> _Layout:
     platform = _PLATFORMS.get(info.machine, info.machine_name)
     subdirs = tuple(f"glibc-hwcaps/{c}" for c in _HWCAPS.get(key, ())) + _legacy_subdirs(info)
     arch = _CACHE_ARCH.get(key)
-    flags = None if arch is None else arch | _FLAG_TYPE_ELF_LIBC6
-    if triplet and any(_is_dir(tree, f"{d}/{triplet}") for d in ("/lib", "/usr/lib")):
+    flags = None if arch is None else arch | FLAG_TYPE_ELF_LIBC6
+    if triplet and any(is_dir(tree, f"{d}/{triplet}") for d in ("/lib", "/usr/lib")):
         dirs: tuple[str, ...] = (f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib", "/usr/lib")
         return _Layout(f"lib/{triplet}", platform, dirs, subdirs, flags)
-    if info.elf_class == 64 and any(_is_file(tree, f"{d}/libc.so.6")
+    if info.elf_class == 64 and any(is_file(tree, f"{d}/libc.so.6")
                                     for d in ("/lib64", "/usr/lib64")):
         return _Layout("lib64", platform, ("/lib64", "/usr/lib64"), subdirs, flags)
     return _Layout("lib", platform, ("/lib", "/usr/lib"), subdirs, flags)
@@ -327,7 +219,7 @@ class _Image:
 
     def is_dir(self, path: str) -> bool:
         if path not in self._exists:
-            self._exists[path] = _is_dir(self.tree, path)
+            self._exists[path] = is_dir(self.tree, path)
         return self._exists[path]
 
     def ld_cache(self) -> tuple[tuple[CacheEntry, ...] | None, str]:
@@ -354,36 +246,12 @@ def _read_elf(tree: TreeView, real: str) -> ElfInfo:
 
 
 def _load_cache(tree: TreeView) -> tuple[tuple[CacheEntry, ...] | None, str]:
-    if not _is_file(tree, "/etc/ld.so.cache"):
+    if not is_file(tree, "/etc/ld.so.cache"):
         return None, ""
     try:
-        return parse_ld_so_cache(_read(tree, "/etc/ld.so.cache")), ""
+        return parse_ld_so_cache(read_file(tree, "/etc/ld.so.cache")), ""
     except ValueError as exc:
         return None, f"unreadable, ignored as glibc does: {exc}"
-
-
-def _read(tree: TreeView, path: str) -> bytes:
-    try:
-        return tree.read_bytes(tree.resolve(path).path)
-    except (SlimError, OSError, LookupError, ValueError):
-        return b""
-
-
-def _is_file(tree: TreeView, path: str) -> bool:
-    entry = tree.resolve(path).entry
-    return entry is not None and entry.is_regular
-
-
-def _is_dir(tree: TreeView, path: str) -> bool:
-    entry = tree.resolve(path).entry
-    return entry is not None and entry.is_dir
-
-
-def _listdir(tree: TreeView, path: str) -> list[str]:
-    resolved = tree.resolve(path)
-    if resolved.entry is None or not resolved.entry.is_dir:
-        return []
-    return [posixpath.basename(n.rstrip("/")) for n in tree.listdir(resolved.path)]
 
 
 # ---------------------------------------------------------------------------
@@ -536,7 +404,7 @@ class _Process:
         yield "LD_PRELOAD", names
         if self.musl:
             return
-        text = _read(self.tree, "/etc/ld.so.preload").decode("utf-8", "replace")
+        text = read_file(self.tree, "/etc/ld.so.preload").decode("utf-8", "replace")
         text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
         yield "/etc/ld.so.preload", [n for n in re.split(r"[ \t\n:]+", text) if n]
 
@@ -683,8 +551,8 @@ class _Process:
         the default directories are skipped."""
         want = self.layout.cache_flags
         fits = [e for e in entries if e.name == name and
-                (e.flags in (_FLAG_ELF, want) if want is not None
-                 else e.flags & 0xFF == _FLAG_TYPE_ELF_LIBC6)]
+                (e.flags in (FLAG_ELF, want) if want is not None
+                 else e.flags & 0xFF == FLAG_TYPE_ELF_LIBC6)]
         picked = [_Candidate(e.path, _cache_variant(e.path)) for e in fits if e.hwcap]
         picked += [_Candidate(e.path) for e in fits if not e.hwcap][:1]
         allowed = self._nodeflib_filter([c.path for c in picked], loader)
@@ -735,8 +603,8 @@ class _Process:
         arch = posixpath.basename(ldso).removeprefix("ld-musl-").split(".so")[0]
         prefix = posixpath.dirname(posixpath.dirname(ldso)).rstrip("/")
         conf = f"{prefix}/etc/ld-musl-{arch}.path"
-        if _is_file(self.tree, conf):
-            text = _read(self.tree, conf).decode("utf-8", "replace")
+        if is_file(self.tree, conf):
+            text = read_file(self.tree, conf).decode("utf-8", "replace")
             return conf, self._musl_dirs(text, None, name)
         return "musl's default path", self._musl_dirs("/lib:/usr/local/lib:/usr/lib", None, name)
 
@@ -846,8 +714,8 @@ def _is_musl(info: ElfInfo, tree: TreeView) -> bool:
         return posixpath.basename(info.interp).startswith("ld-musl-")
     if any(n.startswith("libc.musl-") for n in info.needed):
         return True
-    return (any(n.startswith("ld-musl-") for n in _listdir(tree, "/lib"))
-            and not _is_file(tree, "/etc/ld.so.cache"))
+    return (any(n.startswith("ld-musl-") for n in list_dir(tree, "/lib"))
+            and not is_file(tree, "/etc/ld.so.cache"))
 
 
 def _is_musl_self(name: str, rtld: _Obj) -> bool:

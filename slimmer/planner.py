@@ -18,11 +18,11 @@ added. `--exclude` is applied last.
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from slimmer.imagepaths import which
+from slimmer.errors import UsageError
+from slimmer.imagepaths import Glob, compile_glob, expand, which
 from slimmer.keep import Addition, Generated, KeepSet, ProfileContext, Reason
 from slimmer.model import EntryType, ImageConfig, TreeView
 from slimmer.shellscan import command_words
@@ -156,7 +156,7 @@ def _exclude(
 ) -> dict[str, list[Reason]]:
     if not patterns:
         return reasons
-    rx = [glob_regex(p) for p in patterns]
+    rx = [_glob(p, "--exclude").regex for p in patterns]
     return {p: r for p, r in reasons.items() if not any(x.match(p) for x in rx)}
 
 
@@ -238,39 +238,16 @@ def interpreters(tree: TreeView, prog: str, env_path: str, depth: int = 0) -> li
 # -- globs ------------------------------------------------------------------------
 
 
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """`**` matches across directories, `*` and `?` within one name, `[...]` a class."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = pattern.find("]", i + 1)
-            if end < 0:
-                out.append(re.escape(c))
-            else:
-                out.append("[" + pattern[i + 1:end].replace("!", "^", 1) + "]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out) + r"\Z")
+def _glob(pattern: str, option: str) -> Glob:
+    try:
+        return compile_glob(pattern)
+    except ValueError as exc:
+        raise UsageError(f"{option} {pattern!r}: {exc}") from exc
 
 
-def match_glob(tree: TreeView, pattern: str) -> list[str]:
-    rx = glob_regex(pattern)
-    return sorted(e.path for e in tree if e.path != "/" and rx.match(e.path))
+def match_glob(tree: TreeView, pattern: str, option: str = "--include") -> list[str]:
+    """Paths of `tree` matching `pattern` (see slimmer.imagepaths for the syntax)."""
+    return list(expand(tree, _glob(pattern, option)))
 
 
 def kept_bytes(keep: KeepSet, tree: TreeView) -> dict[str, int]:

@@ -697,12 +697,7 @@ def running_container(
     )
     try:
         engine.start(container)
-        published: dict[int, tuple[str, int]] = {}
-        for port in wanted:
-            binding = engine.port_binding(container, f"{port}/tcp")
-            if binding is not None:
-                published[port] = binding
-        yield container, published
+        yield container, engine.published_ports(container, wanted)
     finally:
         engine.remove_container(container)
 

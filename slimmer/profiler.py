@@ -206,12 +206,7 @@ class _Runner:
                 engine.put_archive(ctr, "/", self.bundle.data)
             self.progress("starting")
             engine.start(ctr)
-            published: dict[int, tuple[str, int]] = {}
-            for port in wanted:
-                binding = engine.port_binding(ctr, f"{port}/tcp")
-                if binding is not None:
-                    published[port] = binding
-            yield ctr, published
+            yield ctr, engine.published_ports(ctr, wanted)
         finally:
             engine.remove_container(ctr)
 
