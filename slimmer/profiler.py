@@ -89,9 +89,10 @@ def profile(
     `progress` is told each stage as it starts: "bundling", "creating",
     "starting", "probing", "stopping", "reading the trace".
     """
-    progress("bundling")
-    bundle = build_bundle() if traced else None
-    if bundle is not None:
+    bundle = None
+    if traced:
+        progress("bundling")
+        bundle = build_bundle()
         check_image(bundle, config)
     return _Runner(engine, image, config, bundle, timeout, progress).run(tuple(probes))
 

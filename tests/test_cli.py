@@ -91,3 +91,29 @@ def test_engine_not_reachable() -> None:
 def test_debug_shows_traceback(tmp_path: Path) -> None:
     res = slim("--debug", "inspect", f"docker-archive:{tmp_path / 'none.tar'}")
     assert res.returncode == 1 and "Traceback" in res.stderr
+
+
+def test_deps_from_an_archive(tmp_path: Path) -> None:
+    """`slim deps` on a file image: a real dynamic ELF built here, its closure in JSON."""
+    src = tmp_path / "hello.c"
+    src.write_text("int main(void) { return 0; }\n")
+    prog = tmp_path / "hello"
+    subprocess.run(["gcc", "-o", str(prog), str(src)], check=True)
+    libc = Path("/usr/lib/x86_64-linux-gnu/libc.so.6").read_bytes()
+    ldso = Path("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2").read_bytes()
+    arch = docker_archive(tmp_path / "d.tar", [layer(
+        M("usr/bin/hello", data=prog.read_bytes(), mode=0o755),
+        M("usr/lib/x86_64-linux-gnu/libc.so.6", data=libc),
+        M("usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", data=ldso, mode=0o755),
+        M("lib64", "dir"),
+        M("lib64/ld-linux-x86-64.so.2", "symlink",
+          link="/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+    )])
+    res = slim("deps", f"docker-archive:{arch}", "/usr/bin/hello", "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["schema"] == "slimmer.deps/v1"
+    assert "/usr/lib/x86_64-linux-gnu/libc.so.6" in doc["files"]
+    assert "/lib64/ld-linux-x86-64.so.2" in doc["files"]
+    text = slim("deps", f"docker-archive:{arch}", "/usr/bin/hello")
+    assert "libc.so.6 => /usr/lib/x86_64-linux-gnu/libc.so.6" in text.stdout
