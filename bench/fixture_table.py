@@ -14,7 +14,8 @@ from pathlib import Path
 from slimmer import api
 from slimmer.engine import Engine
 from slimmer.fixtures import build_fixtures
-from slimmer.probes import load_probe_file, run_probes_on_image
+from slimmer.proberun import run_probes_on_image
+from slimmer.probes import load_probe_file
 from slimmer.report.common import human_bytes
 from slimmer.slim import SlimOptions
 

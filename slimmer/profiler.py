@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from slimmer import proberun as prun
 from slimmer import probes as pr
 from slimmer.engine import Engine
 from slimmer.errors import ProfileError, SlimError
@@ -156,7 +157,7 @@ class _Runner:
             if p.kind == "exec" and bundle is not None else p
             for i, p in enumerate(probes)
         ]
-        found = pr.run_probes(self.engine, ctr, published, runnable, self.timeout,
+        found = prun.run_probes(self.engine, ctr, published, runnable, self.timeout,
                               default_port=default_port)
         return [replace(r, probe=p) for r, p in zip(found, probes, strict=True)]
 
@@ -170,7 +171,7 @@ class _Runner:
         start = time.monotonic()
         with self._container(set(), **kwargs) as (ctr, _):
             self.progress("probing")
-            res = replace(pr.run_probes(self.engine, ctr, {}, [replace(p, kind="batch")],
+            res = replace(prun.run_probes(self.engine, ctr, {}, [replace(p, kind="batch")],
                                         self.timeout)[0], probe=p)
             if res.exit_code is None:
                 self.progress("stopping")
@@ -225,12 +226,12 @@ def _default_probes(
     out = []
     for port in exposed:
         tcp = pr.ProbeSpec(kind="tcp", port=port)
-        ready = pr.run_probes(engine, ctr, published, [tcp], timeout)[0]
+        ready = prun.run_probes(engine, ctr, published, [tcp], timeout)[0]
         if not ready.ok:
             raise ProfileError(f"probing port {port}: never answered within {timeout:.0f}s "
                                f"({ready.error})")
         http = pr.ProbeSpec(kind="http", port=port, path="/")
-        answer = pr.run_probes(engine, ctr, published, [http], 5.0)[0]
+        answer = prun.run_probes(engine, ctr, published, [http], 5.0)[0]
         out.append(http if answer.status is not None else tcp)
     return out
 

@@ -13,7 +13,8 @@ import pytest
 
 from slimmer.engine import LABEL, Engine
 from slimmer.fixtures import FIXTURES_DIR, fixture_names
-from slimmer.probes import ProbeResult, load_probe_file, run_probes_on_image
+from slimmer.proberun import run_probes_on_image
+from slimmer.probes import ProbeResult, load_probe_file
 
 pytestmark = pytest.mark.engine
 

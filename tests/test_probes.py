@@ -16,10 +16,10 @@ import pytest
 
 from slimmer.engine import Engine
 from slimmer.errors import ExitStatus, SlimError, UsageError
+from slimmer.proberun import expand_placeholders, run_probes
 from slimmer.probes import (
     ProbeResult,
     ProbeSpec,
-    expand_placeholders,
     load_probe_file,
     parse_cmd_flag,
     parse_exec_flag,
@@ -27,7 +27,6 @@ from slimmer.probes import (
     parse_probe_toml,
     parse_tcp_flag,
     probes_from_flags,
-    run_probes,
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

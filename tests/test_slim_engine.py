@@ -19,7 +19,8 @@ import pytest
 
 from slimmer.engine import Engine, saver
 from slimmer.inspect import analyze, want_for_inspect
-from slimmer.probes import load_probe_file, run_probes_on_image
+from slimmer.proberun import run_probes_on_image
+from slimmer.probes import load_probe_file
 from slimmer.reader import open_image
 
 pytestmark = pytest.mark.engine

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from slimmer.stracetext import unescape
 from slimmer.trace import (
     SCHEMA,
     STRACE_OPTIONS,
@@ -18,7 +19,6 @@ from slimmer.trace import (
     join,
     normalize,
     parse,
-    unescape,
 )
 
 DATA = Path(__file__).parent / "data" / "strace"
