@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slimmer.errors import ProfileError
+from slimmer.hosttree import HostTree
+from slimmer.loader import closure
 from slimmer.model import ImageConfig
 from slimmer.trace import STRACE_OPTIONS
 
@@ -87,37 +89,20 @@ class Bundle:
 
 # -- finding strace and its closure on the host ---------------------------------
 
-def parse_ldd(text: str) -> Closure:
-    """Read `ldd BINARY` output. Raises ProfileError on a library ldd cannot find."""
-    if "not a dynamic executable" in text or "statically linked" in text:
-        return Closure(None, ())
-    loader: str | None = None
-    libs: list[tuple[str, str]] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if m := re.match(r"^(\S+) => not found", line):
-            raise ProfileError(f"bundling strace: the host cannot find {m.group(1)} (ldd)")
-        if m := re.match(r"^(\S+) => (/\S+)", line):
-            libs.append((m.group(1), m.group(2)))
-        elif m := re.match(r"^(/\S+) \(0x[0-9a-f]+\)$", line):
-            loader = m.group(1)
-    if loader is None:
-        raise ProfileError(f"bundling strace: no ELF interpreter in ldd output {text[:200]!r}")
-    return Closure(loader, tuple(libs))
-
-
 def host_closure(binary: str) -> Closure:
-    """`binary`'s closure, as the host's own loader resolves it (`ldd`).
-
-    The one place that knows how; slimmer.loader is meant to replace it.
-    """
-    try:
-        out = subprocess.run(
-            ["ldd", binary], capture_output=True, text=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ProfileError(f"bundling strace: running ldd {binary}: {exc}") from exc
-    return parse_ldd(out.stdout + out.stderr)
+    """`binary`'s closure on this host, by slimmer's own loader rules (slimmer.loader
+    over a HostTree): its ELF interpreter and each DT_NEEDED name with the file the
+    baseline CPU loads. A library the loader would not find is a ProfileError."""
+    found = closure(HostTree(), [binary], {}, "/")
+    if found.missing:
+        names = ", ".join(sorted({m.name for m in found.missing}))
+        raise ProfileError(f"bundling {binary}: the host's loader would not find {names}")
+    interp = next((e.target for e in found.edges if e.kind == "PT_INTERP"), None)
+    libs: dict[str, str] = {}
+    for edge in found.edges:
+        if edge.kind == "DT_NEEDED" and not edge.variant and edge.target != interp:
+            libs.setdefault(edge.name, edge.target)
+    return Closure(interp, tuple(sorted(libs.items())))
 
 
 def find_strace() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import tarfile
@@ -22,40 +23,33 @@ from slimmer.sensor import (
     STRACE,
     TRACE_PATH,
     Bundle,
-    Closure,
     build_bundle,
     check_image,
     make_bundle,
-    parse_ldd,
     wrap_command,
 )
 from slimmer.trace import STRACE_OPTIONS, parse
 
 needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="no strace on host")
 
-LDD = """\
-\tlinux-vdso.so.1 (0x00007ffc6b1f5000)
-\tlibunwind-ptrace.so.0 => /lib/x86_64-linux-gnu/libunwind-ptrace.so.0 (0x00007f3440b43000)
-\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f344061e000)
-\t/lib64/ld-linux-x86-64.so.2 (0x00007f3440b5c000)
-"""
-
-
 # -- unit -----------------------------------------------------------------------
 
-def test_parse_ldd() -> None:
-    closure = parse_ldd(LDD)
-    assert closure.loader == "/lib64/ld-linux-x86-64.so.2"
-    assert closure.libs == (
-        ("libunwind-ptrace.so.0", "/lib/x86_64-linux-gnu/libunwind-ptrace.so.0"),
-        ("libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6"),
-    )
-    assert parse_ldd("\tnot a dynamic executable\n") == Closure(None, ())
+def _ldd(binary: str) -> dict[str, str]:
+    """DT_NEEDED name -> real host file, as the host's ldd prints them."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
+    found = re.findall(r"^\s*(\S+) => (/\S+) \(0x", out, re.M)
+    return {name: str(Path(path).resolve()) for name, path in found}
 
 
-def test_parse_ldd_missing_library() -> None:
-    with pytest.raises(ProfileError, match="libfoo.so.1"):
-        parse_ldd(LDD + "\tlibfoo.so.1 => not found\n")
+@needs_strace
+def test_host_closure_is_what_ldd_finds() -> None:
+    """The bundle's closure comes from slimmer's own resolver over the host tree;
+    it must name the libraries the host's ldd names, as the same real files."""
+    strace = sensor.find_strace()
+    ours = sensor.host_closure(strace)
+    assert dict(ours.libs) == _ldd(strace)
+    assert ours.loader is not None and Path(ours.loader).name.startswith("ld-linux")
+    assert sensor.host_closure("/bin/true").libs_names() == {"libc.so.6"}
 
 
 def test_no_strace_on_host(monkeypatch: pytest.MonkeyPatch) -> None:
