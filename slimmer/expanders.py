@@ -265,7 +265,11 @@ def _dpkg_owners(tree: TreeView) -> dict[str, tuple[str, ...]]:
 
 
 def _real_files(tree: TreeView, paths: Iterable[str], dirs: dict[str, str]) -> tuple[str, ...]:
-    return tuple(r for p in paths if (r := real_file(tree, p, dirs)) is not None)
+    """The listed paths that are files. A listed directory that the image holds as a
+    symlink to a directory (`/lib` on merged-/usr) owns nothing: keeping that link
+    does not mean the package survives."""
+    return tuple(r for p in paths if (r := real_file(tree, p, dirs)) is not None
+                 and not is_dir(tree, r))
 
 
 def _list_name(record: DpkgRecord, owners: dict[str, tuple[str, ...]]) -> str | None:

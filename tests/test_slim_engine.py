@@ -199,3 +199,20 @@ def test_usage_and_input_errors(fixture_images: dict[str, str]) -> None:
     never = slim(tag, "-o", "slimmer-test/x:1", "--probe-tcp", "9", "--timeout", "5")
     assert never.returncode == 1 and "Traceback" not in never.stderr
     assert len(never.stderr.strip().splitlines()[-1]) > 0
+
+
+def test_scanners_still_see_the_surviving_packages(
+    engine: Engine, slimmed: dict[str, Slimmed], tmp_path: Path
+) -> None:
+    """syft (a real scanner) reads the trimmed dpkg status of the slim image: the
+    packages whose files survive are listed, the package manager that was dropped is not."""
+    archive = tmp_path / "slim.tar"
+    with open(archive, "wb") as out:
+        engine.save_image(slimmed["py-http"].output, out)
+    syft = Path(sys.executable).parent / "syft"
+    res = subprocess.run([str(syft), f"docker-archive:{archive}", "-o", "json"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    debs = {a["name"] for a in json.loads(res.stdout)["artifacts"] if a["type"] == "deb"}
+    assert {"libc6", "libpython3.11-minimal", "tzdata", "ca-certificates", "libssl3"} <= debs
+    assert not {"apt", "dpkg", "bash", "coreutils"} & debs, debs
