@@ -104,13 +104,25 @@ class _Clock:
             self.phases.append((name, time.monotonic() - start))
 
 
-def elf_closure(
-    tree: TreeView, paths: Sequence[str], env: Mapping[str, str], workdir: str
-) -> Iterable[tuple[str, Reason]]:
-    """The planner's ClosureFn over the loader: each file the loader opens, with why."""
-    found = loader.closure(tree, paths, env, workdir)
-    for edge in found.edges:
-        yield edge.path, Reason("elf", edge.reason)
+class ElfClosure:
+    """The planner's ClosureFn over the loader: each file the loader opens, with why.
+
+    What the loader could not do (a corrupt ELF file, a library it would not find)
+    is collected in `warnings` for the report, never dropped.
+    """
+
+    def __init__(self) -> None:
+        self.warnings: dict[str, None] = {}
+
+    def __call__(self, tree: TreeView, paths: Sequence[str], env: Mapping[str, str],
+                 workdir: str) -> Iterable[tuple[str, Reason]]:
+        found = loader.closure(tree, paths, env, workdir)
+        for w in found.warnings:
+            self.warnings.setdefault(str(w), None)
+        for m in found.missing:
+            self.warnings.setdefault(
+                f"{m.requester}: the loader would not find {m.kind} {m.name}", None)
+        return [(edge.path, Reason("elf", edge.reason)) for edge in found.edges]
 
 
 def traced_paths(prof: Profile) -> list[TracedPath]:
@@ -152,6 +164,7 @@ class _Session:
         self.work = Path(tempfile.mkdtemp(prefix="slimmer-slim-"))
         self.temporary: set[str] = set()
         self.source: Image | None = None
+        self.closure = ElfClosure()
 
     def __enter__(self) -> _Session:
         return self
@@ -223,6 +236,7 @@ class _Session:
             phases=tuple(self.clock.phases), rounds=tuple(rounds), keep=keep,
             bytes_by_reason=kept_bytes(keep, src.tree),
             original_results=prof.results, slim_results=slim_results,
+            warnings=(*(str(w) for w in src.warnings), *self.closure.warnings),
         )
 
     def _read(self) -> Image:
@@ -254,7 +268,7 @@ class _Session:
     def _plan(self, src: Image, traced: list[TracedPath], extra: list[MissingPath]) -> KeepSet:
         more = [TracedPath(m.path, "verify", m.by) for m in extra]
         rules = self.opts.rules
-        keep = plan(src.tree, src.config, [*traced, *more], elf_closure, self.profiles, rules)
+        keep = plan(src.tree, src.config, [*traced, *more], self.closure, self.profiles, rules)
         if not extra:
             return keep
         reasons = dict(keep.reasons)

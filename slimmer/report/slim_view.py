@@ -101,6 +101,8 @@ def render(r: SlimResult) -> RenderableType:
     t.add_row("Time", ", ".join(f"{n} {s:.1f}s" for n, s in _merged(r.phases)))
     reasons = sorted(r.bytes_by_reason.items(), key=lambda kv: -kv[1])
     t.add_row("Bytes by reason", ", ".join(f"{k} {human_bytes(v)}" for k, v in reasons))
+    if r.warnings:
+        t.add_row("Warnings", f"{len(r.warnings)} (in report.json), e.g. {r.warnings[0]}")
     parts: list[RenderableType] = [t]
     if r.verified is False:
         parts.append(Text("\nWhat differed:", style="bold red"))
