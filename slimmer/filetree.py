@@ -317,40 +317,7 @@ class FileTree:
             yield from self.walk(posixpath.join(path, name))
 
     def resolve(self, path: str, follow_last: bool = True) -> ResolvedPath:
-        """Resolve `path` inside the root, following symlinks like the kernel.
-
-        A relative path is taken from the root. `..` at the root stays at the
-        root. More than MAX_SYMLINKS links, or a non-directory used as a
-        directory, ends the walk with `error` set.
-        """
-        todo = [p for p in reversed(path.split("/")) if p not in ("", ".")]
-        cur: list[str] = []
-        chain: list[str] = []
-        while todo:
-            name = todo.pop()
-            if name == "..":
-                if cur:
-                    cur.pop()
-                continue
-            here = "/" + "/".join([*cur, name])
-            entry = self._entries.get(here)
-            if entry is None:
-                rest = "/".join(reversed(todo))
-                full = here + ("/" + rest if rest else "")
-                return ResolvedPath(full, tuple(chain), None)
-            if entry.type is EntryType.SYMLINK and (todo or follow_last):
-                if len(chain) >= MAX_SYMLINKS:
-                    return ResolvedPath(here, tuple(chain), None, "too many levels of symlinks")
-                chain.append(here)
-                if entry.link.startswith("/"):
-                    cur = []
-                todo.extend(p for p in reversed(entry.link.split("/")) if p not in ("", "."))
-                continue
-            if todo and not entry.is_dir:
-                return ResolvedPath(here, tuple(chain), None, "not a directory")
-            cur.append(name)
-        final = "/" + "/".join(cur)
-        return ResolvedPath(final, tuple(chain), self._entries.get(final))
+        return resolve_in_root(self._entries.get, path, follow_last)
 
     def read_bytes(self, path: str, size: int = -1, offset: int = 0) -> bytes:
         """The bytes of the regular file at `path` (symlinks followed)."""
@@ -394,3 +361,41 @@ def apply_layers(
             archive_bytes=src.stored_bytes,
         ))
     return tree, tuple(layers)
+
+
+def resolve_in_root(
+    get: Callable[[str], FileEntry | None], path: str, follow_last: bool = True
+) -> ResolvedPath:
+    """Resolve `path` inside a root whose entries `get` returns, like the kernel.
+
+    A relative path is taken from the root. `..` at the root stays at the root.
+    More than MAX_SYMLINKS links, or a non-directory used as a directory, ends
+    the walk with `error` set. Every symlink crossed is listed in `chain`.
+    """
+    todo = [p for p in reversed(path.split("/")) if p not in ("", ".")]
+    cur: list[str] = []
+    chain: list[str] = []
+    while todo:
+        name = todo.pop()
+        if name == "..":
+            if cur:
+                cur.pop()
+            continue
+        here = "/" + "/".join([*cur, name])
+        entry = get(here)
+        if entry is None:
+            rest = "/".join(reversed(todo))
+            return ResolvedPath(here + ("/" + rest if rest else ""), tuple(chain), None)
+        if entry.type is EntryType.SYMLINK and (todo or follow_last):
+            if len(chain) >= MAX_SYMLINKS:
+                return ResolvedPath(here, tuple(chain), None, "too many levels of symlinks")
+            chain.append(here)
+            if entry.link.startswith("/"):
+                cur = []
+            todo.extend(p for p in reversed(entry.link.split("/")) if p not in ("", "."))
+            continue
+        if todo and not entry.is_dir:
+            return ResolvedPath(here, tuple(chain), None, "not a directory")
+        cur.append(name)
+    final = "/" + "/".join(cur)
+    return ResolvedPath(final, tuple(chain), get(final))

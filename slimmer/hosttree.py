@@ -12,9 +12,9 @@ import posixpath
 import stat
 from collections.abc import Iterator
 
+from slimmer.filetree import resolve_in_root
 from slimmer.model import EntryType, FileEntry, ResolvedPath
 
-MAX_SYMLINKS = 40
 _ELF = b"\x7fELF"
 
 
@@ -51,33 +51,7 @@ class HostTree:
 
     def resolve(self, path: str, follow_last: bool = True) -> ResolvedPath:
         """Like FileTree.resolve: every symlink crossed, in order, and the final path."""
-        todo = [p for p in reversed(path.split("/")) if p not in ("", ".")]
-        cur: list[str] = []
-        chain: list[str] = []
-        while todo:
-            name = todo.pop()
-            if name == "..":
-                if cur:
-                    cur.pop()
-                continue
-            here = "/" + "/".join([*cur, name])
-            entry = self.get(here)
-            if entry is None:
-                rest = "/".join(reversed(todo))
-                return ResolvedPath(here + ("/" + rest if rest else ""), tuple(chain), None)
-            if entry.type is EntryType.SYMLINK and (todo or follow_last):
-                if len(chain) >= MAX_SYMLINKS:
-                    return ResolvedPath(here, tuple(chain), None, "too many levels of symlinks")
-                chain.append(here)
-                if entry.link.startswith("/"):
-                    cur = []
-                todo.extend(p for p in reversed(entry.link.split("/")) if p not in ("", "."))
-                continue
-            if todo and not entry.is_dir:
-                return ResolvedPath(here, tuple(chain), None, "not a directory")
-            cur.append(name)
-        final = "/" + "/".join(cur)
-        return ResolvedPath(final, tuple(chain), self.get(final))
+        return resolve_in_root(self.get, path, follow_last)
 
     def listdir(self, path: str) -> list[str]:
         try:
