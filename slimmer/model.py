@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -88,7 +88,6 @@ class Layer:
     comment: str = ""
     members: tuple[LayerMember, ...] = ()
     archive_bytes: int = 0
-    compressed_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -173,14 +172,6 @@ class Warning_:
         return f"{self.where}: {self.message}"
 
 
-class ContentReader(Protocol):
-    """Reads file bytes kept by the reader, by content key."""
-
-    def open(self, key: str) -> Any: ...
-
-    def read(self, key: str, size: int = -1, offset: int = 0) -> bytes: ...
-
-
 class TreeView(Protocol):
     """Read-only view of an image's merged file tree."""
 
@@ -225,12 +216,3 @@ class ImageRef:
 
     def __str__(self) -> str:
         return self.name if self.transport == "engine" else f"{self.transport}:{self.name}"
-
-
-@dataclass(frozen=True)
-class ImageSummary:
-    ref: ImageRef
-    id: str
-    config: ImageConfig
-    layers: tuple[Layer, ...]
-    warnings: tuple[Warning_, ...] = field(default=())
