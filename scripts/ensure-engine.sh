@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure a Docker engine answers, installing Debian's docker.io and starting
-# dockerd in the background when none does. Also installs the host tools the
-# test-suite and the fixture builder use (strace, debootstrap).
+# dockerd in the background when none does. Also installs the host tools slimmer,
+# the test-suite and the fixture builder use: strace (the sensor), debootstrap (the
+# fixture base), gcc and libc6-dev (tests build real ELF programs).
 # Idempotent: does nothing that is already done.
 set -euo pipefail
 
@@ -9,6 +10,8 @@ need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v strace >/dev/null 2>&1 || need_pkgs+=(strace)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
+command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
+dpkg -s libc6-dev >/dev/null 2>&1 || need_pkgs+=(libc6-dev)
 if ((${#need_pkgs[@]})); then
   echo "ensure-engine: installing ${need_pkgs[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -11,19 +11,20 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from slimmer import __version__
 from slimmer.archive import open_archive
 from slimmer.check import CheckResult, Facts, evaluate, needs_compressed, needs_paths
 from slimmer.checkconfig import CheckSettings, build_rules, load_baseline, resolve
 from slimmer.compressed import compressed_sizes
 from slimmer.deps import DepsReport, deps_report
 from slimmer.engine import Engine, Leftover, saver
-from slimmer.errors import UsageError
+from slimmer.errors import SlimError, UsageError
 from slimmer.filetree import WantContent, keep_all
 from slimmer.inspect import Inspection, analyze, want_for_inspect
 from slimmer.model import ImageConfig, ImageRef
 from slimmer.probes import ProbeSpec
 from slimmer.profiler import Profile, Progress, profile
-from slimmer.profiles import profiles_fn
+from slimmer.profiles import profile_dirs, profiles_fn
 from slimmer.reader import Image, open_image, parse_ref
 from slimmer.slim import SlimOptions, SlimResult, slim_image
 
@@ -43,6 +44,19 @@ def read_image(ref: str, want: WantContent) -> Image:
 def inspect_image(ref: str) -> Inspection:
     with read_image(ref, want_for_inspect) as image:
         return analyze(image)
+
+
+def version_info() -> tuple[str, str]:
+    """slimmer's version, and a line on the engine it would use (or why none answers)."""
+    try:
+        engine = Engine.connect(timeout=10)
+    except SlimError as exc:
+        return __version__, f"engine: {exc.message}"
+    try:
+        server, api_version = engine.versions()
+        return __version__, f"engine: Docker {server}, API {api_version}"
+    finally:
+        engine.close()
 
 
 def cleanup(dry_run: bool = False) -> list[Leftover]:
@@ -121,7 +135,8 @@ def profile_image(
 
 def slim(ref: str, opts: SlimOptions, progress: Progress = lambda _: None) -> SlimResult:
     """`slim IMAGE -o OUT`: the slim image, verified and tagged (see slimmer.slim)."""
-    profiles = profiles_fn(forced=opts.profiles_forced, disabled=opts.profiles_disabled)
+    profiles = profiles_fn(profile_dirs(opts.profiles_extra), forced=opts.profiles_forced,
+                           disabled=opts.profiles_disabled)
     return slim_image(ref, opts, profiles, progress)
 
 

@@ -12,7 +12,6 @@ from typing import Any
 import click
 from rich.console import Console
 
-from slimmer import __version__
 from slimmer.check import Status
 from slimmer.checkconfig import PATTERN, RULE_NAMES, with_flags
 from slimmer.cli_slim import deps_command, profile_command, slim_command
@@ -38,8 +37,19 @@ class _DefaultToSlim(click.Group):
         return super().parse_args(ctx, args)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from slimmer import api
+
+    version, engine = api.version_info()
+    click.echo(f"slimmer {version}\n{engine}")
+    ctx.exit()
+
+
 @click.group(cls=_DefaultToSlim, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="slimmer")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="Show slimmer's version and the engine's API version.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def cli(debug: bool) -> None:
     """Make container images small and keep them working.

@@ -18,12 +18,12 @@ from slimmer.report.common import dump_json
 
 @contextmanager
 def stages(console: Console, what: str) -> Iterator[Callable[[str], None]]:
-    """Show progress: a spinner on a terminal, one plain line per stage otherwise."""
+    """Show progress: a spinner on a terminal, one plain `slim: STAGE` line otherwise."""
     if console.is_terminal:
         with console.status(f"{what}...") as status:
             yield lambda stage: status.update(f"{what}: {stage}...")
     else:
-        yield lambda stage: console.print(f"slim: {what}: {stage}", soft_wrap=True)
+        yield lambda stage: console.print(f"slim: {stage}", soft_wrap=True)
 
 
 def probe_options(fn: Any) -> Any:
@@ -75,6 +75,10 @@ def collect_probes(
               help="Apply this profile even if it does not detect itself.")
 @click.option("--no-profile", "profile_off", multiple=True, metavar="NAME",
               help="Do not apply this profile.")
+@click.option("--profiles-dir", "profiles_extra", multiple=True, metavar="DIR",
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Also read the profiles in DIR; one named like a built-in one replaces "
+                   "it (repeatable).")
 @click.option("--no-verify", is_flag=True, help="Skip verification (loudly).")
 @click.option("--force", is_flag=True,
               help="Tag even if verification fails, or when -o names the input image.")
@@ -90,8 +94,8 @@ def slim_command(
     probe_tcp: tuple[str, ...], probe_exec: tuple[str, ...], probe_cmd: tuple[str, ...],
     timeout: float | None, include: tuple[str, ...], include_bin: tuple[str, ...],
     exclude: tuple[str, ...], profile_on: tuple[str, ...], profile_off: tuple[str, ...],
-    no_verify: bool, force: bool, report_dir: Path | None, explain: tuple[str, ...],
-    cache_dir: Path | None,
+    profiles_extra: tuple[Path, ...], no_verify: bool, force: bool, report_dir: Path | None,
+    explain: tuple[str, ...], cache_dir: Path | None,
 ) -> None:
     """Make IMAGE small: profile, resolve, rewrite, verify, tag OUTPUT."""
     from slimmer import api
@@ -104,6 +108,7 @@ def slim_command(
         output=output, probes=probes, timeout=limit, verify=not no_verify, force=force,
         rules=UserRules(include=include, include_bin=include_bin, exclude=exclude),
         profiles_forced=frozenset(profile_on), profiles_disabled=frozenset(profile_off),
+        profiles_extra=profiles_extra,
         cache_dir=cache_dir,
     )
     err = Console(stderr=True, highlight=False)

@@ -83,6 +83,14 @@ class Engine:
     def close(self) -> None:
         self._client.close()
 
+    def versions(self) -> tuple[str, str]:
+        """(engine version, API version in use) as the engine reports them."""
+        try:
+            info = self._api.version()
+        except Exception as exc:
+            raise _wrap("asking the engine for its version", exc) from exc
+        return str(info.get("Version", "?")), str(self._api.api_version)
+
     # -- images -------------------------------------------------------------
     def inspect_image(self, ref: str) -> ImageInfo:
         try:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from slimmer.errors import UsageError
 from slimmer.expanders import EXPANDERS
 from slimmer.imagepaths import Glob, PathIndex, compile_glob, expand
 from slimmer.keep import Addition, Generated, ProfileContext, Reason
+from slimmer.resources import builtin_profiles
 
 ENV_DIR = "SLIMMER_PROFILES"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -86,29 +87,33 @@ ProfilesFn = Callable[[ProfileContext], tuple[list[Addition], list[Generated]]]
 # -- finding and loading ----------------------------------------------------------------
 
 
-def default_dir() -> Path:
-    """`$SLIMMER_PROFILES`, else the checkout's `profiles/` beside `slimmer/`, else
-    `<prefix>/share/slimmer/profiles` of an installed package."""
+def profile_dirs(extra: Sequence[Path] = ()) -> tuple[Traversable, ...]:
+    """Where profiles are read from, in order: `$SLIMMER_PROFILES` if set (it replaces
+    the built-in set), else the profiles shipped with slimmer; then each of `extra`
+    (`--profiles-dir`), whose profiles replace earlier ones of the same name."""
     env = os.environ.get(ENV_DIR)
-    if env:
-        return Path(env)
-    candidates = [Path(__file__).resolve().parent.parent / "profiles",
-                  Path(sys.prefix) / "share" / "slimmer" / "profiles"]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
+    first: tuple[Traversable, ...] = (Path(env),) if env else (builtin_profiles(),)
+    return (*first, *extra)
 
 
-def load_profiles(directory: Path | None = None) -> tuple[Profile, ...]:
-    """Every `*.toml` of `directory` (default: `default_dir()`), sorted by name."""
-    where = directory or default_dir()
-    if not where.is_dir():
-        raise UsageError(f"reading profiles: {where} is not a directory "
-                         f"(set {ENV_DIR} to the profiles directory)")
-    return tuple(load_profile(p) for p in sorted(where.glob("*.toml")))
+def load_profiles(dirs: Sequence[Traversable] | None = None) -> tuple[Profile, ...]:
+    """Every `*.toml` of `dirs` (default: `profile_dirs()`), a later one replacing an
+    earlier one of the same name; sorted by name."""
+    found: dict[str, Profile] = {}
+    for where in profile_dirs() if dirs is None else dirs:
+        if not where.is_dir():
+            raise UsageError(f"reading profiles: {where} is not a directory "
+                             f"({ENV_DIR} and --profiles-dir must name directories)")
+        for entry in sorted(where.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".toml") and entry.is_file():
+                profile = load_profile(entry)
+                found[profile.name] = profile
+    return tuple(found[name] for name in sorted(found))
 
 
-def list_profiles(directory: Path | None = None) -> tuple[str, ...]:
+def list_profiles(dirs: Sequence[Traversable] | None = None) -> tuple[str, ...]:
     """The names `--profile` and `--no-profile` accept."""
-    return tuple(p.name for p in load_profiles(directory))
+    return tuple(p.name for p in load_profiles(dirs))
 
 
 def check_names(profiles: Sequence[Profile], names: Iterable[str], option: str) -> None:
@@ -125,7 +130,7 @@ def _check_selection(profiles: Sequence[Profile], only: Iterable[str] | None,
     check_names(profiles, disabled, "--no-profile")
 
 
-def load_profile(path: Path) -> Profile:
+def load_profile(path: Traversable) -> Profile:
     """Parse and validate one profile file."""
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -136,7 +141,7 @@ def load_profile(path: Path) -> Profile:
 
 @dataclass(frozen=True)
 class _Parser:
-    path: Path
+    path: Traversable
 
     def fail(self, key: str, value: object, why: str) -> UsageError:
         return UsageError(f"profile {self.path}: key {key} = {value!r}: {why}")
@@ -144,9 +149,10 @@ class _Parser:
     def profile(self, doc: Mapping[str, Any]) -> Profile:
         self.known(doc, _TOP_KEYS, "")
         name = self.text(doc, "name")
-        if not _NAME.match(name) or name != self.path.stem:
+        stem = self.path.name.removesuffix(".toml")
+        if not _NAME.match(name) or name != stem:
             raise self.fail("name", name, f"must be lowercase [a-z0-9-] and match the "
-                                          f"file name {self.path.stem!r}")
+                                          f"file name {stem!r}")
         when = self.when(doc.get("when"), "when")
         if when is None or when.empty:
             raise self.fail("when", doc.get("when"), "a profile needs a condition "
@@ -346,13 +352,13 @@ def _apply_one(profile: Profile, facts: Facts,
 
 
 def profiles_fn(
-    directory: Path | None = None,
+    dirs: Sequence[Traversable] | None = None,
     only: set[str] | frozenset[str] | None = None,
     disabled: set[str] | frozenset[str] = frozenset(),
     forced: set[str] | frozenset[str] = frozenset(),
 ) -> ProfilesFn:
     """Load the profiles once and return the planner's per-pass callback."""
-    profiles = load_profiles(directory)
+    profiles = load_profiles(dirs)
     _check_selection(profiles, only, disabled, forced)
 
     def run(ctx: ProfileContext) -> tuple[list[Addition], list[Generated]]:

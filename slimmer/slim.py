@@ -44,6 +44,7 @@ class SlimOptions:
     rules: UserRules = UserRules()
     profiles_forced: frozenset[str] = frozenset()
     profiles_disabled: frozenset[str] = frozenset()
+    profiles_extra: tuple[Path, ...] = ()
     max_rounds: int = 3
     cache_dir: Path | None = None
 

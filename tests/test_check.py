@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +41,7 @@ from slimmer.errors import ImageReadError
 from slimmer.inspect import Inspection, LayerRow
 from slimmer.sizes import Amount
 from tests.dive import dive_binary
+from tests.installed import run_slim
 from tests.synth import M, docker_archive, layer, oci_layout
 
 
@@ -249,10 +249,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def slim(*args: str, cwd: Path, env: dict[str, str] | None = None
          ) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
-    return subprocess.run([sys.executable, "-m", "slimmer", *args], capture_output=True,
-                          text=True, timeout=300, cwd=cwd,
-                          env={**environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    return run_slim(*args, cwd=cwd, env=env, timeout=300)
 
 
 def image(tmp_path: Path, junk: int = 500) -> str:
@@ -267,6 +264,7 @@ def image(tmp_path: Path, junk: int = 500) -> str:
     return f"docker-archive:{path}"
 
 
+@pytest.mark.e2e
 def test_cli_exit_codes(tmp_path: Path) -> None:
     ref = image(tmp_path)
     ok = slim("check", ref, "--max-size", "1MB", "--max-layers", "2", cwd=tmp_path)
@@ -289,6 +287,7 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no such file" in missing.stderr
 
 
+@pytest.mark.e2e
 def test_cli_report_is_printed_before_a_failure(tmp_path: Path) -> None:
     res = slim("check", image(tmp_path), "--max-size", "1", "--format", "json", cwd=tmp_path)
     assert res.returncode == 3
@@ -296,6 +295,7 @@ def test_cli_report_is_printed_before_a_failure(tmp_path: Path) -> None:
     assert doc["verdict"] == "fail" and doc["passed"] is False
 
 
+@pytest.mark.e2e
 def test_cli_every_rule_on_an_archive(tmp_path: Path) -> None:
     res = slim("check", image(tmp_path), "--max-size", "1MB", "--max-compressed-size", "1MB",
                "--max-layers", "2", "--max-files", "3", "--min-efficiency", "0.2",
@@ -314,6 +314,7 @@ def test_cli_every_rule_on_an_archive(tmp_path: Path) -> None:
     assert 0 < m["compressed_bytes"] < m["size_bytes"] + 1000
 
 
+@pytest.mark.e2e
 def test_cli_config_file_and_flags_override_it(tmp_path: Path) -> None:
     ref = image(tmp_path)
     (tmp_path / "pyproject.toml").write_text(
@@ -333,6 +334,7 @@ def test_cli_config_file_and_flags_override_it(tmp_path: Path) -> None:
     assert ignored.returncode == 0 and "max-size" not in ignored.stdout
 
 
+@pytest.mark.e2e
 def test_cli_bad_config_values_are_all_reported(tmp_path: Path) -> None:
     (tmp_path / ".slim.toml").write_text(
         '[check]\nmax-size = "80XB"\nmax-layers = "many"\nmin-efficency = 0.9\n')
@@ -342,6 +344,7 @@ def test_cli_bad_config_values_are_all_reported(tmp_path: Path) -> None:
     assert "'min-efficency' (did you mean 'min-efficiency'?)" in res.stderr
 
 
+@pytest.mark.e2e
 def test_cli_baseline_growth(tmp_path: Path) -> None:
     ref = image(tmp_path)
     saved = slim("inspect", ref, "--json", cwd=tmp_path)
@@ -364,6 +367,7 @@ def test_cli_baseline_growth(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "not a slimmer report" in bad.stderr
 
 
+@pytest.mark.e2e
 def test_cli_output_file_and_github_summary(tmp_path: Path) -> None:
     ref = image(tmp_path)
     res = slim("check", ref, "--max-layers", "1", "-o", "report.xml", "-o", "r.json",
@@ -406,6 +410,7 @@ def dive_ci(archive: Path, cwd: Path, **thresholds: str) -> dict[str, str]:
     return verdicts
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("threshold", ["1.005kB", "1004", "1005", "1.005 KB", "1kB", "1KiB",
                                        "0.98KiB", "1.004999kB"])
 def test_max_wasted_parses_sizes_as_dive_does(tmp_path: Path, threshold: str) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +23,7 @@ from slimmer.checkconfig import build_rules, with_flags
 from slimmer.engine import Engine
 from slimmer.inspect import Inspection
 from slimmer.sizes import Amount, parse_amount, parse_ratio
+from tests.installed import run_slim
 from tests.test_check import dive_ci
 
 pytestmark = pytest.mark.engine
@@ -122,24 +121,22 @@ def test_min_efficiency_and_max_wasted_decide_as_dive_does(
     print("\n" + "\n".join(compared))
 
 
+@pytest.mark.e2e
 def test_check_through_the_engine(engine: Engine, fixture_images: dict[str, str]) -> None:
     """The CLI on an engine reference: same numbers as `slim inspect`, input untouched,
     exit 3 on a failed rule with the report printed first."""
     tag = fixture_images["layers"]
     before = engine.inspect_image(tag).id
-    res = subprocess.run(
-        [sys.executable, "-m", "slimmer", "check", tag, "--no-config", "--max-size", "1kB",
-         "--max-compressed-size", "10GB", "--forbid", "@setuid", "--warn", "forbid",
-         "--format", "json"],
-        capture_output=True, text=True, timeout=900)
+    res = run_slim("check", tag, "--no-config", "--max-size", "1kB",
+                   "--max-compressed-size", "10GB", "--forbid", "@setuid", "--warn", "forbid",
+                   "--format", "json")
     assert res.returncode == 3, res.stderr
     doc = json.loads(res.stdout)
     assert doc["image"] == {"ref": tag, "id": before}
     statuses = {r["id"]: r["status"] for r in doc["rules"]}
     assert statuses == {"max-size": "fail", "max-compressed-size": "pass",
                         "forbid:@setuid": "warn"}
-    inspected = subprocess.run([sys.executable, "-m", "slimmer", "inspect", tag, "--json"],
-                               capture_output=True, text=True, timeout=900)
+    inspected = run_slim("inspect", tag, "--json")
     ins = json.loads(inspected.stdout)
     m = doc["measurements"]
     assert m["size_bytes"] == ins["image"]["size_bytes"]

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from tests.installed import run_slim
 from tests.synth import M, docker_archive, layer
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def slim(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "slimmer", *args], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, **(env or {})})
+pytestmark = pytest.mark.e2e
+slim = run_slim
 
 
 def archive(tmp_path: Path) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,9 @@ from elftools.elf.segments import InterpSegment
 
 from slimmer.elf import DF_1_NODEFLIB, DF_1_PIE, ElfInfo, is_elf, parse_elf
 from tests.memtree import Builder, dynstr_offset, make_elf, patch_dynamic
+from tests.needs import needs, require
 
-needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+needs_gcc = needs("gcc")
 
 
 def pyelftools_view(data: bytes) -> dict[str, object]:
@@ -53,8 +53,7 @@ def our_view(info: ElfInfo) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    if shutil.which("gcc") is None:
-        pytest.skip("needs gcc")
+    require("gcc")
     root = tmp_path_factory.mktemp("elf")
     b = Builder(root / "src")
     dep = b.lib(root / "libdep.so.1")
@@ -141,8 +140,7 @@ def test_matches_pyelftools_on_host_files() -> None:
     """Every ELF file of /usr/bin and /usr/lib/x86_64-linux-gnu (top level,
     up to 400) reads the same as with pyelftools."""
     files = _host_elf_files(400)
-    if not files:
-        pytest.skip("no host ELF files")
+    assert files, "no ELF files in the host's /usr/bin and /usr/lib/x86_64-linux-gnu"
     for path in files:
         data = path.read_bytes()
         info = parse_elf(data)

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from slimmer.engine import Engine
 from tests.dive import dive_json
+from tests.installed import run_slim
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.e2e]
 
 
 def _slim_json(*args: str) -> dict[str, object]:
-    res = subprocess.run([sys.executable, "-m", "slimmer", "inspect", *args, "--json"],
-                         capture_output=True, text=True, timeout=600)
+    res = run_slim("inspect", *args, "--json", timeout=600)
     assert res.returncode == 0, res.stderr
     doc: dict[str, object] = json.loads(res.stdout)
     return doc

@@ -12,13 +12,14 @@ Two kinds of cases:
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,16 +41,25 @@ from tests.memtree import (
     patch_dynamic,
     run_host,
 )
+from tests.needs import F, needs, require, require_paths, require_root
 
 DATA = Path(__file__).parent / "data" / "loader"
 ML = "/usr/lib/x86_64-linux-gnu"
 LDSO = "/lib64/ld-linux-x86-64.so.2"
 REAL_LDSO = f"{ML}/ld-linux-x86-64.so.2"
 
-needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
-needs_host_glibc = pytest.mark.skipif(
-    not (Path(HOST_LDSO).exists() and Path(HOST_LIBC).exists()
-         and Path("/etc/ld.so.cache").exists()), reason="needs an x86-64 glibc host")
+needs_gcc = needs("gcc")
+
+
+def needs_host_glibc(fn: F) -> F:
+    """Fail (not skip) unless the host is an x86-64 glibc system like the images."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        require_paths(HOST_LDSO, HOST_LIBC, "/etc/ld.so.cache")
+        return fn(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------
@@ -535,8 +545,7 @@ def test_truncated_cache_raises_value_error() -> None:
 def _ldconfig_cache(tmp_path: Path, libs: dict[str, str], fmt: str = "new") -> bytes:
     """Run the host's ldconfig over a synthetic root holding `libs` (path ->
     soname, "" for a copy of the previous library) and return the cache."""
-    if shutil.which("gcc") is None or shutil.which("ldconfig") is None:
-        pytest.skip("needs gcc and ldconfig")
+    require("gcc", "ldconfig")
     root = tmp_path / f"root-{fmt}"
     b = Builder(tmp_path / "src")
     last: Path | None = None
@@ -744,8 +753,8 @@ def test_host_setuid_ignores_ld_library_path_where_ldd_does_not(tmp_path: Path) 
     """ldd and glibc disagree here, and glibc wins: a setuid program started
     by another user runs in secure mode and ignores LD_LIBRARY_PATH, but
     `ldd` (which does not exec it setuid) still honours it."""
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to run a setuid program as another user")
+    require_root()
+    require("setpriv")  # to run a setuid program as another user
     top = Path(tempfile.mkdtemp(dir="/tmp"))  # tmp_path is not reachable by nobody
     try:
         top.chmod(0o755)

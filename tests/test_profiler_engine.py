@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from slimmer import api
 from slimmer.engine import Engine
 from slimmer.probes import load_probe_file
 from slimmer.profiler import Profile
+from tests.installed import popen_slim
 
 pytestmark = pytest.mark.engine
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,21 +81,20 @@ def test_default_probes(fixture_images: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("stage", ["bundling", "creating", "starting", "probing", "stopping",
                                    "reading the trace"])
+@pytest.mark.e2e
 def test_sigint_at_each_stage_leaves_nothing_behind(
     stage: str, fixture_images: dict[str, str], engine: Engine
 ) -> None:
     """Ctrl-C at each stage of a profiling run: no container, volume or image is left."""
     leftovers = set(engine.leftovers())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "slimmer", "profile", fixture_images["shell-app"],
-         "--probes", str(ROOT / "fixtures/shell-app/probe.toml")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-    )
+    proc = popen_slim("profile", fixture_images["shell-app"],
+                      "--probes", str(ROOT / "fixtures/shell-app/probe.toml"),
+                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:
         seen.append(line)
-        if line.strip() == f"slim: profile: {stage}":
+        if line.strip() == f"slim: {stage}":
             proc.send_signal(signal.SIGINT)
             break
     rest = proc.stderr.read()

@@ -16,13 +16,14 @@ from slimmer.keep import Addition, Generated, ProfileContext
 from slimmer.model import EntryType, FileEntry, ImageConfig
 from slimmer.profiles import (
     apply_profiles,
-    default_dir,
     detect,
     list_profiles,
     load_profile,
     load_profiles,
+    profile_dirs,
     profiles_fn,
 )
+from slimmer.resources import builtin_profiles
 from tests.profile_kit import ELF, TRIPLET, Maker, context, d, debian_base, f, factory, ln
 from tests.synth import M
 
@@ -51,7 +52,10 @@ def test_shipped_profiles_load_and_are_listed() -> None:
                 "jvm", "nginx", "app-dirs", "dpkg", "apk", "runtime-dirs"}
     assert required <= NAMES
     assert list_profiles() == tuple(sorted(NAMES))
-    assert default_dir() == Path(__file__).resolve().parent.parent / "profiles"
+    assert profile_dirs() == (builtin_profiles(),)
+    shipped = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "profiles")
+                     .glob("*.toml"))
+    assert sorted(f"{n}.toml" for n in NAMES) == shipped
 
 
 def test_profiles_dir_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,6 +67,21 @@ def test_profiles_dir_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("SLIMMER_PROFILES", str(tmp_path / "missing"))
     with pytest.raises(UsageError, match="SLIMMER_PROFILES"):
         load_profiles()
+
+
+def test_extra_profile_dirs_add_and_replace_by_name(tmp_path: Path) -> None:
+    """--profiles-dir adds a directory beside the built-in profiles; a profile named
+    like a built-in one replaces it."""
+    (tmp_path / "site.toml").write_text(
+        'name = "site"\ndescription = "ours"\n[when]\nalways = true\n'
+        '[keep]\nreason = "r"\npaths = ["/srv/**"]\n')
+    (tmp_path / "tzdata.toml").write_text(
+        'name = "tzdata"\ndescription = "only UTC"\n[when]\nalways = true\n'
+        '[keep]\nreason = "r"\npaths = ["/usr/share/zoneinfo/UTC"]\n')
+    loaded = {p.name: p for p in load_profiles(profile_dirs([tmp_path]))}
+    assert set(loaded) == NAMES | {"site"}
+    assert loaded["tzdata"].description == "only UTC"
+    assert loaded["tzdata"].source == str(tmp_path / "tzdata.toml")
 
 
 # -- bad files ---------------------------------------------------------------------------

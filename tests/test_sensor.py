@@ -29,8 +29,9 @@ from slimmer.sensor import (
     wrap_command,
 )
 from slimmer.trace import STRACE_OPTIONS, parse
+from tests.needs import needs, require
 
-needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="no strace on host")
+needs_strace = needs("strace")
 
 # -- unit -----------------------------------------------------------------------
 
@@ -65,8 +66,7 @@ def test_parse_version() -> None:
 
 @pytest.fixture(scope="module")
 def bundle() -> Bundle:
-    if shutil.which("strace") is None:
-        pytest.skip("no strace on host")
+    require("strace")
     return build_bundle()
 
 
@@ -171,11 +171,9 @@ def _rootfs(tmp: Path) -> Path:
     src = tmp / "hello.c"
     src.write_text(PROGRAM)
     exe = tmp / "hello"
-    try:
-        subprocess.run(["gcc", "-static", "-O2", "-o", str(exe), str(src)],
-                       check=True, capture_output=True, timeout=120)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot build a static program: {exc}")
+    require("gcc")
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(exe), str(src)],
+                   check=True, capture_output=True, timeout=120)
     out = tmp / "rootfs.tar"
     with tarfile.open(out, "w") as tf:
         for name in ("app", "etc"):
@@ -196,7 +194,7 @@ def engine() -> Iterator[Engine]:
     try:
         eng = Engine.connect(timeout=120)
     except EngineError as exc:
-        pytest.skip(str(exc))
+        pytest.fail(f"{exc} (run `bash scripts/ensure-engine.sh`)", pytrace=False)
     yield eng
     eng.close()
 

@@ -22,17 +22,16 @@ from slimmer.inspect import analyze, want_for_inspect
 from slimmer.proberun import run_probes_on_image
 from slimmer.probes import load_probe_file
 from slimmer.reader import open_image
+from tests.installed import run_slim
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parent.parent
 NOT_AN_APP = {"layers"}
 FIXTURES = ["c-static", "java-http", "layers", "nginx-static", "node-http", "py-batch",
             "py-http", "shell-app"]
 
 
-def slim(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "slimmer", *args], capture_output=True,
-                          text=True, timeout=900)
+slim = run_slim
 
 
 @pytest.fixture

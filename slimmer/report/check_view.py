@@ -14,7 +14,7 @@ from typing import Any
 
 from slimmer.check import SCHEMA, CheckResult, RuleResult, Status, Unit
 from slimmer.errors import SlimError
-from slimmer.report.common import dump_json, human_bytes
+from slimmer.report.common import count, dump_json, human_bytes
 
 FORMATS = ("text", "json", "junit", "github", "md")
 SHOWN_OFFENDERS = 10
@@ -101,7 +101,7 @@ def _facts_line(result: CheckResult) -> str:
     parts = [f"{human_bytes(m.size_bytes)} uncompressed"]
     if m.compressed_bytes is not None:
         parts.append(f"{human_bytes(m.compressed_bytes)} gzip (estimated)")
-    parts += [f"{m.layers} layers", f"{m.files:,} files",
+    parts += [count(m.layers, "layer"), count(m.files, "file"),
               f"efficiency {_percent(m.efficiency, 4)}", f"wasted {human_bytes(m.wasted_bytes)}",
               f"reclaimable {human_bytes(m.reclaimable_bytes)}"]
     if m.baseline_bytes is not None:

@@ -16,6 +16,11 @@ def human_bytes(n: int | float) -> str:
     return f"{value:.1f} TB"
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """`1 layer`, `2 layers`, `1,234 files`: a number with its noun agreeing."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def dump_json(doc: Any) -> str:
     """The one JSON encoding of machine output: sorted keys, two-space indent."""
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n"

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from slimmer.inspect import SCHEMA, Inspection, SizedPath
-from slimmer.report.common import human_bytes
+from slimmer.report.common import count, human_bytes
 
 
 def to_json(ins: Inspection) -> dict[str, Any]:
@@ -71,14 +71,15 @@ def _summary(ins: Inspection) -> RenderableType:
     t.add_column()
     t.add_row("Image", f"{ins.ref}  ({ins.id[:19]})")
     t.add_row("Platform", f"{ins.os}/{ins.architecture}")
-    t.add_row("Size", f"{human_bytes(ins.size_bytes)} in {len(ins.layers)} layers; "
+    t.add_row("Size", f"{human_bytes(ins.size_bytes)} in {count(len(ins.layers), 'layer')}; "
                       f"{human_bytes(ins.tree_bytes)} visible")
-    t.add_row("Contents", f"{ins.files} files, {ins.directories} directories, "
-                          f"{ins.symlinks} symlinks")
+    t.add_row("Contents", f"{count(ins.files, 'file')}, "
+                          f"{count(ins.directories, 'directory', 'directories')}, "
+                          f"{count(ins.symlinks, 'symlink')}")
     t.add_row("Efficiency", f"{ins.efficiency * 100:.4f} %  (dive's score)")
     t.add_row("Wasted", f"{human_bytes(ins.wasted_bytes)} (dive); "
                         f"reclaimable {human_bytes(ins.reclaimable_bytes)} (shadowed or deleted)")
-    t.add_row("ELF", f"{ins.elf_files} files, {human_bytes(ins.elf_bytes)}")
+    t.add_row("ELF", f"{count(ins.elf_files, 'file')}, {human_bytes(ins.elf_bytes)}")
     return t
 
 
