@@ -1,7 +1,7 @@
 """The ELF closure of every ELF file of an image, timed against the engine's
 `docker save` of the same image (one run, reported as a ratio).
 
-    python bench/closure_vs_save.py [IMAGE]   (default: the java-http fixture)
+    python -m bench.closure_vs_save [IMAGE]   (default: the java-http fixture)
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from slimmer.elf.loader import closure
 from slimmer.engine import Engine
-from slimmer.filetree import keep_all
-from slimmer.loader import closure
-from slimmer.reader import open_image
+from slimmer.image.filetree import keep_all
+from slimmer.image.reader import open_image
 
 
 def main() -> None:

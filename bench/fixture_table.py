@@ -1,7 +1,7 @@
 """Slim every fixture with its narrow probes, run its held-out probes on the
 result, and print the README's Markdown table (one measured run).
 
-    python bench/fixture_table.py [NAMES...] [--json FILE]
+    python -m bench.fixture_table [NAMES...] [--json FILE]
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 
 from slimmer import api
 from slimmer.engine import Engine
-from slimmer.fixtures import build_fixtures
-from slimmer.proberun import run_probes_on_image
-from slimmer.probes import load_probe_file
+from slimmer.pipeline.slim import SlimOptions
 from slimmer.report.common import human_bytes
-from slimmer.slim import SlimOptions
+from slimmer.trace.proberun import run_probes_on_image
+from slimmer.trace.probes import load_probe_file
+from tests.fixtures_build import build_fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 # The `layers` fixture's held-out probes check the reader against the engine's own

@@ -2,7 +2,7 @@
 processes: the reader streams layers, so the peak should not grow with the
 image's bytes (only with its file count).
 
-    python bench/reader_memory.py IMAGE...
+    python -m bench.reader_memory IMAGE...
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from slimmer.cli import main
+from slimmer.cli.main import main
 
 main()

@@ -12,21 +12,21 @@ from dataclasses import replace
 from pathlib import Path
 
 from slimmer import __version__
-from slimmer.archive import open_archive
-from slimmer.check import CheckResult, Facts, evaluate, needs_compressed, needs_paths
-from slimmer.checkconfig import CheckSettings, build_rules, load_baseline, resolve
-from slimmer.compressed import compressed_sizes
-from slimmer.deps import DepsReport, deps_report
+from slimmer.analyse.check import CheckResult, Facts, evaluate, needs_compressed, needs_paths
+from slimmer.analyse.checkconfig import CheckSettings, build_rules, load_baseline, resolve
+from slimmer.analyse.inspect import Inspection, analyze, want_for_inspect
+from slimmer.elf.deps import DepsReport, deps_report
 from slimmer.engine import Engine, Leftover, saver
 from slimmer.errors import SlimError, UsageError
-from slimmer.filetree import WantContent, keep_all
-from slimmer.inspect import Inspection, analyze, want_for_inspect
+from slimmer.image.archive import open_archive
+from slimmer.image.compressed import compressed_sizes
+from slimmer.image.filetree import WantContent, keep_all
+from slimmer.image.reader import Image, open_image, parse_ref
 from slimmer.model import ImageConfig, ImageRef
-from slimmer.probes import ProbeSpec
-from slimmer.profiler import Profile, Progress, profile
-from slimmer.profiles import profile_dirs, profiles_fn
-from slimmer.reader import Image, open_image, parse_ref
-from slimmer.slim import SlimOptions, SlimResult, slim_image
+from slimmer.pipeline.slim import SlimOptions, SlimResult, slim_image
+from slimmer.plan.profiles import profile_dirs, profiles_fn
+from slimmer.trace.probes import ProbeSpec
+from slimmer.trace.profiler import Profile, Progress, profile
 
 
 def read_image(ref: str, want: WantContent) -> Image:
@@ -134,7 +134,7 @@ def profile_image(
 
 
 def slim(ref: str, opts: SlimOptions, progress: Progress = lambda _: None) -> SlimResult:
-    """`slim IMAGE -o OUT`: the slim image, verified and tagged (see slimmer.slim)."""
+    """`slim IMAGE -o OUT`: the slim image, verified and tagged (see slimmer.pipeline.slim)."""
     profiles = profiles_fn(profile_dirs(opts.profiles_extra), forced=opts.profiles_forced,
                            disabled=opts.profiles_disabled)
     return slim_image(ref, opts, profiles, progress)

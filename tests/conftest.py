@@ -15,8 +15,8 @@ import pytest
 
 from slimmer.engine import Engine
 from slimmer.errors import EngineError
-from slimmer.fixtures import build_fixtures
-from slimmer.readcache import ENV
+from slimmer.image.cache import ENV
+from tests.fixtures_build import build_fixtures
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
-from slimmer.elf import is_elf
+from slimmer.elf.parse import is_elf
 from slimmer.model import EntryType, FileEntry, ResolvedPath
 
 _MAX_LINKS = 40

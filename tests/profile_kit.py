@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from slimmer.filetree import keep_all
-from slimmer.keep import ProfileContext
-from slimmer.reader import Image, open_image
+from slimmer.image.filetree import keep_all
+from slimmer.image.reader import Image, open_image
+from slimmer.plan.keep import ProfileContext
 from tests.synth import M, layer
 
 ELF = b"\x7fELF" + b"\0" * 60

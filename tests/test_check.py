@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from slimmer import check
-from slimmer.archive import LayerSource, open_archive
-from slimmer.check import (
+from slimmer.analyse import check
+from slimmer.analyse.check import (
     Baseline,
     CheckResult,
     Facts,
@@ -36,10 +35,11 @@ from slimmer.check import (
     Unit,
     evaluate,
 )
-from slimmer.compressed import compressed_sizes, layer_gzip_size
+from slimmer.analyse.inspect import Inspection, LayerRow
+from slimmer.analyse.sizes import Amount
 from slimmer.errors import ImageReadError
-from slimmer.inspect import Inspection, LayerRow
-from slimmer.sizes import Amount
+from slimmer.image.archive import LayerSource, open_archive
+from slimmer.image.compressed import compressed_sizes, layer_gzip_size
 from tests.dive import dive_binary
 from tests.installed import run_slim
 from tests.synth import M, docker_archive, layer, oci_layout

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from slimmer import api
-from slimmer.check import Facts, evaluate
-from slimmer.checkconfig import build_rules, with_flags
+from slimmer.analyse.check import Facts, evaluate
+from slimmer.analyse.checkconfig import build_rules, with_flags
+from slimmer.analyse.inspect import Inspection
+from slimmer.analyse.sizes import Amount, parse_amount, parse_ratio
 from slimmer.engine import Engine
-from slimmer.inspect import Inspection
-from slimmer.sizes import Amount, parse_amount, parse_ratio
 from tests.installed import run_slim
 from tests.test_check import dive_ci
 

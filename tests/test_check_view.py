@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import xmlschema
 
-from slimmer.check import (
+from slimmer.analyse.check import (
     CheckResult,
     Forbid,
     MaxCompressedSize,
@@ -27,8 +27,8 @@ from slimmer.check import (
     Status,
     evaluate,
 )
+from slimmer.analyse.sizes import Amount
 from slimmer.report import check_view
-from slimmer.sizes import Amount
 from tests.test_check import facts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +107,7 @@ def test_json_is_deterministic() -> None:
 
 
 def test_json_check_report_can_be_a_baseline(tmp_path: Path) -> None:
-    from slimmer.checkconfig import load_baseline
+    from slimmer.analyse.checkconfig import load_baseline
 
     path = tmp_path / "check.json"
     path.write_text(check_view.render(result(), "json"))

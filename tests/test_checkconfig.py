@@ -9,8 +9,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from slimmer import check
-from slimmer.checkconfig import (
+from slimmer.analyse import check
+from slimmer.analyse.checkconfig import (
     PATTERN,
     RULE_NAMES,
     CheckSettings,
@@ -25,8 +25,8 @@ from slimmer.checkconfig import (
     settings_for,
     with_flags,
 )
+from slimmer.analyse.sizes import Amount
 from slimmer.errors import UsageError
-from slimmer.sizes import Amount
 
 FULL = """
 [tool.slim.check]

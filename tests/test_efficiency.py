@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from slimmer.efficiency import efficiency
-from slimmer.filetree import keep_none
-from slimmer.reader import open_image
+from slimmer.analyse.efficiency import efficiency
+from slimmer.image.filetree import keep_none
+from slimmer.image.reader import open_image
 from tests.dive import dive_json
 from tests.synth import M, docker_archive, layer
 

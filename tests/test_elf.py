@@ -1,4 +1,4 @@
-"""slimmer.elf: the struct reader, cross-checked with pyelftools.
+"""slimmer.elf.parse: the struct reader, cross-checked with pyelftools.
 
 ELF samples are made in the tests: with the host's gcc into tmp_path, or
 written by hand (`make_elf`) for the classes and byte orders gcc here cannot
@@ -16,7 +16,7 @@ from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
 from elftools.elf.segments import InterpSegment
 
-from slimmer.elf import DF_1_NODEFLIB, DF_1_PIE, ElfInfo, is_elf, parse_elf
+from slimmer.elf.parse import DF_1_NODEFLIB, DF_1_PIE, ElfInfo, is_elf, parse_elf
 from tests.memtree import Builder, dynstr_offset, make_elf, patch_dynamic
 from tests.needs import needs, require
 

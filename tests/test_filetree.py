@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from slimmer.errors import ImageNotFound, ImageReadError
-from slimmer.filetree import FileTree, keep_all, read_layer
+from slimmer.image.filetree import FileTree, keep_all, read_layer
+from slimmer.image.reader import open_image
+from slimmer.image.store import ContentStore
 from slimmer.model import EntryType
-from slimmer.reader import open_image
-from slimmer.store import ContentStore
 from tests.synth import M, docker_archive, layer, oci_archive, oci_layout
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from slimmer.engine import LABEL, Engine
-from slimmer.fixtures import FIXTURES_DIR, fixture_names
-from slimmer.proberun import run_probes_on_image
-from slimmer.probes import ProbeResult, load_probe_file
+from slimmer.trace.proberun import run_probes_on_image
+from slimmer.trace.probes import ProbeResult, load_probe_file
+from tests.fixtures_build import FIXTURES_DIR, fixture_names
 
 pytestmark = pytest.mark.engine
 

@@ -1,4 +1,4 @@
-"""slimmer.loader: one test (or a few) per loader rule.
+"""slimmer.elf.loader: one test (or a few) per loader rule.
 
 Two kinds of cases:
 * synthetic trees: ELF files written by hand (`make_elf`) into a `MemTree`
@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from slimmer.deps import deps_report, render_text, to_json
-from slimmer.elf import DF_1_NODEFLIB, DF_1_PIE
-from slimmer.loader import Closure, closure, parse_ld_so_cache, read_ld_so_conf
+from slimmer.elf.deps import deps_report, render_text, to_json
+from slimmer.elf.loader import Closure, closure, parse_ld_so_cache, read_ld_so_conf
+from slimmer.elf.parse import DF_1_NODEFLIB, DF_1_PIE
 from tests.memtree import (
     HOST_LDSO,
     HOST_LIBC,

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from slimmer.elf import ET_DYN, ET_EXEC, parse_elf_at
+from slimmer.elf.loader import Closure, closure
+from slimmer.elf.parse import ET_DYN, ET_EXEC, parse_elf_at
 from slimmer.engine import Engine, saver
-from slimmer.filetree import keep_all
-from slimmer.fixtures import fixture_names
-from slimmer.loader import Closure, closure
+from slimmer.image.filetree import keep_all
+from slimmer.image.reader import open_image
 from slimmer.model import TreeView
-from slimmer.reader import open_image
+from tests.fixtures_build import fixture_names
 
 pytestmark = pytest.mark.engine
 

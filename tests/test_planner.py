@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from slimmer.filetree import keep_all
-from slimmer.keep import Addition, Generated, ProfileContext, Reason
+from slimmer.image.filetree import keep_all
+from slimmer.image.reader import Image, open_image
 from slimmer.model import TreeView
-from slimmer.planner import TracedPath, UserRules, plan
-from slimmer.reader import Image, open_image
-from slimmer.shellscan import command_words as shell_commands
+from slimmer.plan.keep import Addition, Generated, ProfileContext, Reason
+from slimmer.plan.planner import TracedPath, UserRules, plan
+from slimmer.plan.shellscan import command_words as shell_commands
 from tests.synth import M, docker_archive, layer
 
 ELF = b"\x7fELF" + b"\0" * 60

@@ -1,4 +1,4 @@
-"""Unit tests of slimmer.probes: parsing, and running probes against small
+"""Unit tests of slimmer.trace.probes: parsing, and running probes against small
 servers this test starts on 127.0.0.1 (no engine; a fake stands in for it)."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 
 from slimmer.engine import Engine
 from slimmer.errors import ExitStatus, SlimError, UsageError
-from slimmer.proberun import expand_placeholders, run_probes
-from slimmer.probes import (
+from slimmer.trace.proberun import expand_placeholders, run_probes
+from slimmer.trace.probes import (
     ProbeResult,
     ProbeSpec,
     load_probe_file,

@@ -10,8 +10,8 @@ import pytest
 
 from slimmer import api
 from slimmer.engine import Engine
-from slimmer.probes import load_probe_file
-from slimmer.profiler import Profile
+from slimmer.trace.probes import load_probe_file
+from slimmer.trace.profiler import Profile
 from tests.installed import popen_slim
 
 pytestmark = pytest.mark.engine

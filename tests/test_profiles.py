@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from slimmer.errors import UsageError
-from slimmer.filetree import FileTree, LayerChanges
-from slimmer.imagepaths import PathIndex, compile_glob, expand
-from slimmer.keep import Addition, Generated, ProfileContext
+from slimmer.image.filetree import FileTree, LayerChanges
 from slimmer.model import EntryType, FileEntry, ImageConfig
-from slimmer.profiles import (
+from slimmer.plan.keep import Addition, Generated, ProfileContext
+from slimmer.plan.paths import PathIndex, compile_glob, expand
+from slimmer.plan.profiles import (
     apply_profiles,
     detect,
     list_profiles,
@@ -409,7 +409,7 @@ def test_applying_is_deterministic_on_a_large_tree() -> None:
 
 
 def test_with_the_planner_reaches_a_fixed_point(make: Maker) -> None:
-    from slimmer.planner import TracedPath, plan
+    from slimmer.plan.planner import TracedPath, plan
 
     lib = "/usr/lib/python3.11"
     image = make([

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from slimmer.pyimports import ModuleFinder, absolute_name, imported_names, module_of, search_path
+from slimmer.plan.pyimports import (
+    ModuleFinder,
+    absolute_name,
+    imported_names,
+    module_of,
+    search_path,
+)
 from tests.profile_kit import ELF, Maker, d, f, factory, ln
 
 

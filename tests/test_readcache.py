@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slimmer.filetree import keep_all
-from slimmer.readcache import ReadCache
-from slimmer.reader import open_image, parse_ref
+from slimmer.image.cache import ReadCache
+from slimmer.image.filetree import keep_all
+from slimmer.image.reader import open_image, parse_ref
 from tests.synth import M, docker_archive, layer
 
 

@@ -1,4 +1,4 @@
-"""slimmer.sensor: the strace bundle, on the host and in a real container."""
+"""slimmer.trace.sensor: the strace bundle, on the host and in a real container."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from slimmer import sensor
 from slimmer.engine import LABEL, Engine
 from slimmer.errors import EngineError, ProfileError
 from slimmer.model import ImageConfig
-from slimmer.sensor import (
+from slimmer.trace import sensor
+from slimmer.trace.events import STRACE_OPTIONS, parse
+from slimmer.trace.sensor import (
     LIB_DIR,
     LOADER,
     STRACE,
@@ -28,7 +29,6 @@ from slimmer.sensor import (
     make_bundle,
     wrap_command,
 )
-from slimmer.trace import STRACE_OPTIONS, parse
 from tests.needs import needs, require
 
 needs_strace = needs("strace")

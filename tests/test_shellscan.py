@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slimmer.shellscan import command_words, sourced_files
+from slimmer.plan.shellscan import command_words, sourced_files
 
 SCRIPT = r"""#!/bin/bash
 # a comment naming rm

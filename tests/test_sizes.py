@@ -6,7 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from slimmer.sizes import (
+from slimmer.analyse.sizes import (
     AMOUNT,
     RATIO,
     SIZE,

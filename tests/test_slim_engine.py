@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from slimmer.analyse.inspect import analyze, want_for_inspect
 from slimmer.engine import Engine, saver
-from slimmer.inspect import analyze, want_for_inspect
-from slimmer.proberun import run_probes_on_image
-from slimmer.probes import load_probe_file
-from slimmer.reader import open_image
+from slimmer.image.reader import open_image
+from slimmer.trace.proberun import run_probes_on_image
+from slimmer.trace.probes import load_probe_file
 from tests.installed import run_slim
 
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import jsonschema
 
-from slimmer.keep import Generated, KeepSet, Reason
-from slimmer.probes import Observation, ProbeResult, ProbeSpec
+from slimmer.pipeline.slim import Round, SlimResult
+from slimmer.pipeline.verify import MissingPath, ProbeDiff
+from slimmer.plan.keep import Generated, KeepSet, Reason
 from slimmer.report import slim_view
 from slimmer.report.common import dump_json
-from slimmer.slim import Round, SlimResult
-from slimmer.verify import MissingPath, ProbeDiff
+from slimmer.trace.probes import Observation, ProbeResult, ProbeSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 

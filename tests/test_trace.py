@@ -1,4 +1,4 @@
-"""slimmer.trace on strace logs recorded on a host (tests/data/strace/README.md)."""
+"""slimmer.trace.events on strace logs recorded on a host (tests/data/strace/README.md)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from slimmer.stracetext import unescape
-from slimmer.trace import (
+from slimmer.trace.events import (
     SCHEMA,
     STRACE_OPTIONS,
     TRACED_SYSCALLS,
@@ -20,6 +19,7 @@ from slimmer.trace import (
     normalize,
     parse,
 )
+from slimmer.trace.stracetext import unescape
 
 DATA = Path(__file__).parent / "data" / "strace"
 REC = "/tmp/slimmer-rec"  # the directory record.sh ran the programs in

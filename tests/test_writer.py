@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slimmer.filetree import keep_all
+from slimmer.image.filetree import keep_all
+from slimmer.image.reader import open_image
+from slimmer.image.writer import write_image
 from slimmer.model import SOURCE_LABEL, EntryType
-from slimmer.reader import open_image
-from slimmer.writer import write_image
 from tests.synth import M, docker_archive, layer
 
 BAD = b"bad\xffname".decode("utf-8", "surrogateescape")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from slimmer.check import SCHEMA, CheckResult, RuleResult, Status, Unit
+from slimmer.analyse.check import SCHEMA, CheckResult, RuleResult, Status, Unit
 from slimmer.errors import SlimError
 from slimmer.report.common import count, dump_json, human_bytes
 

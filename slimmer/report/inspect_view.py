@@ -8,7 +8,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from slimmer.inspect import SCHEMA, Inspection, SizedPath
+from slimmer.analyse.inspect import SCHEMA, Inspection, SizedPath
 from slimmer.report.common import count, human_bytes
 
 

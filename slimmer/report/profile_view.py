@@ -8,8 +8,8 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from slimmer.probes import ProbeResult
-from slimmer.profiler import Profile
+from slimmer.trace.probes import ProbeResult
+from slimmer.trace.profiler import Profile
 
 SCHEMA = "slimmer.profile/v1"
 

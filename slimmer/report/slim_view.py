@@ -9,10 +9,10 @@ from rich.table import Table
 from rich.text import Text
 
 from slimmer import __version__
-from slimmer.keep import KeepSet
-from slimmer.probes import ProbeResult
+from slimmer.pipeline.slim import SlimResult
+from slimmer.plan.keep import KeepSet
 from slimmer.report.common import human_bytes
-from slimmer.slim import SlimResult
+from slimmer.trace.probes import ProbeResult
 
 SCHEMA = "slimmer.slim/v1"
 

@@ -1,0 +1,174 @@
+"""The `slim IMAGE -o OUT`, `slim profile` and `slim deps` commands (see cli.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from slimmer.errors import UsageError, VerificationFailed
+from slimmer.plan.planner import UserRules
+from slimmer.report.common import dump_json
+from slimmer.trace.probes import DEFAULT_TIMEOUT, ProbeSpec, load_probe_file, probes_from_flags
+
+
+@contextmanager
+def stages(console: Console, what: str) -> Iterator[Callable[[str], None]]:
+    """Show progress: a spinner on a terminal, one plain `slim: STAGE` line otherwise."""
+    if console.is_terminal:
+        with console.status(f"{what}...") as status:
+            yield lambda stage: status.update(f"{what}: {stage}...")
+    else:
+        yield lambda stage: console.print(f"slim: {stage}", soft_wrap=True)
+
+
+def probe_options(fn: Any) -> Any:
+    """The probe options `slim IMAGE` and `slim profile` share."""
+    for opt in reversed([
+        click.option("--probes", "probe_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="A probe file (TOML, the format of fixtures/*/probe.toml)."),
+        click.option("--probe-http", multiple=True, metavar="'[METHOD ]PATH'",
+                     help="An HTTP request to the first exposed port (repeatable)."),
+        click.option("--probe-tcp", multiple=True, metavar="PORT",
+                     help="A TCP connect to a container port (repeatable)."),
+        click.option("--probe-exec", multiple=True, metavar="CMD",
+                     help="A command run inside the container (repeatable)."),
+        click.option("--probe-cmd", multiple=True, metavar="CMD",
+                     help="A host command; {host} {port} {port:N} are filled in (repeatable)."),
+        click.option("--timeout", type=click.FloatRange(1, 3600), default=None,
+                     help="Seconds to wait for readiness or exit "
+                          f"[default: {DEFAULT_TIMEOUT:.0f}]."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def collect_probes(
+    probe_file: Path | None, http: tuple[str, ...], tcp: tuple[str, ...],
+    exec_: tuple[str, ...], cmd: tuple[str, ...], timeout: float | None,
+) -> tuple[tuple[ProbeSpec, ...], float]:
+    """Probes from the file, then from the flags; the timeout from the flag, else the file."""
+    specs: tuple[ProbeSpec, ...] = ()
+    limit = DEFAULT_TIMEOUT
+    if probe_file is not None:
+        if not probe_file.is_file():
+            raise UsageError(f"--probes {probe_file}: no such file")
+        loaded = load_probe_file(probe_file)
+        specs, limit = loaded.probes, loaded.timeout
+    specs += probes_from_flags(http, tcp, exec_, cmd)
+    return specs, timeout if timeout is not None else limit
+
+
+@click.command("slim", hidden=True)
+@click.argument("image")
+@click.option("-o", "--output", required=True, metavar="REF", help="Tag for the slim image.")
+@probe_options
+@click.option("--include", multiple=True, metavar="GLOB", help="Also keep these paths.")
+@click.option("--include-bin", multiple=True, metavar="PATH",
+              help="Also keep this program and its ELF closure.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Never keep these paths.")
+@click.option("--profile", "profile_on", multiple=True, metavar="NAME",
+              help="Apply this profile even if it does not detect itself.")
+@click.option("--no-profile", "profile_off", multiple=True, metavar="NAME",
+              help="Do not apply this profile.")
+@click.option("--profiles-dir", "profiles_extra", multiple=True, metavar="DIR",
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Also read the profiles in DIR; one named like a built-in one replaces "
+                   "it (repeatable).")
+@click.option("--no-verify", is_flag=True, help="Skip verification (loudly).")
+@click.option("--force", is_flag=True,
+              help="Tag even if verification fails, or when -o names the input image.")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write report.json here.")
+@click.option("--explain", multiple=True, metavar="PATH",
+              help="Say why PATH is (or is not) in the result.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="SLIMMER_CACHE_DIR",
+              help="Keep images read here, by image ID, for the next run [env SLIMMER_CACHE_DIR].")
+def slim_command(
+    image: str, output: str, probe_file: Path | None, probe_http: tuple[str, ...],
+    probe_tcp: tuple[str, ...], probe_exec: tuple[str, ...], probe_cmd: tuple[str, ...],
+    timeout: float | None, include: tuple[str, ...], include_bin: tuple[str, ...],
+    exclude: tuple[str, ...], profile_on: tuple[str, ...], profile_off: tuple[str, ...],
+    profiles_extra: tuple[Path, ...], no_verify: bool, force: bool, report_dir: Path | None,
+    explain: tuple[str, ...], cache_dir: Path | None,
+) -> None:
+    """Make IMAGE small: profile, resolve, rewrite, verify, tag OUTPUT."""
+    from slimmer import api
+    from slimmer.pipeline.slim import SlimOptions
+    from slimmer.report import slim_view
+
+    probes, limit = collect_probes(probe_file, probe_http, probe_tcp, probe_exec, probe_cmd,
+                                   timeout)
+    opts = SlimOptions(
+        output=output, probes=probes, timeout=limit, verify=not no_verify, force=force,
+        rules=UserRules(include=include, include_bin=include_bin, exclude=exclude),
+        profiles_forced=frozenset(profile_on), profiles_disabled=frozenset(profile_off),
+        profiles_extra=profiles_extra,
+        cache_dir=cache_dir,
+    )
+    err = Console(stderr=True, highlight=False)
+    if no_verify:
+        err.print("[bold yellow]warning:[/] --no-verify: the slim image is tagged "
+                  "without checking that it still works")
+    with stages(err, "slim") as progress:
+        result = api.slim(image, opts, progress=progress)
+    out = Console(highlight=False)
+    out.print(slim_view.render(result))
+    for path in explain:
+        out.print(slim_view.explain(result.keep, path))
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        (report_dir / "report.json").write_text(dump_json(slim_view.to_json(result)))
+    if result.verified is False:
+        where = f" (see {report_dir / 'report.json'})" if report_dir else ""
+        if force:
+            err.print(f"[bold yellow]warning:[/] verification failed; tagged anyway (--force)"
+                      f"{where}")
+        else:
+            raise VerificationFailed(
+                f"verifying {output}: {len(result.diffs)} probe(s) answered differently; "
+                f"not tagged{where}")
+
+
+@click.command("profile")
+@click.argument("image")
+@probe_options
+@click.option("--json", "as_json", is_flag=True, help="Print the whole trace as JSON.")
+def profile_command(
+    image: str, probe_file: Path | None, probe_http: tuple[str, ...],
+    probe_tcp: tuple[str, ...], probe_exec: tuple[str, ...], probe_cmd: tuple[str, ...],
+    timeout: float | None, as_json: bool,
+) -> None:
+    """Run IMAGE under the tracer with probes; show what it touched."""
+    from slimmer import api
+    from slimmer.report import profile_view
+
+    probes, limit = collect_probes(probe_file, probe_http, probe_tcp, probe_exec, probe_cmd,
+                                   timeout)
+    with stages(Console(stderr=True, highlight=False), "profile") as progress:
+        prof = api.profile_image(image, probes, limit, progress)
+    if as_json:
+        click.echo(dump_json(profile_view.to_json(prof)), nl=False)
+    else:
+        Console(highlight=False).print(profile_view.render(prof))
+
+
+@click.command("deps")
+@click.argument("image")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print versioned JSON.")
+def deps_command(image: str, paths: tuple[str, ...], as_json: bool) -> None:
+    """The ELF closure of PATHS inside IMAGE: what the dynamic loader opens, and why."""
+    from slimmer import api
+    from slimmer.elf.deps import render_text, to_json
+
+    report = api.deps(image, paths)
+    if as_json:
+        click.echo(dump_json(to_json(report)), nl=False)
+    else:
+        click.echo(render_text(report), nl=False)

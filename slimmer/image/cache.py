@@ -1,0 +1,82 @@
+"""An optional on-disk cache of images already read, keyed by image ID.
+
+Reading an engine image means `docker save` and a pass over every layer; a user
+who slims the same image again (another probe, another --exclude) need not pay
+that twice. An image ID is the digest of the image's config, which names every
+layer's digest, so an entry can never be stale. File bytes live in one shared
+content-addressed store (`blobs/`), so images that share layers share bytes.
+
+Enabled by `SLIMMER_CACHE_DIR` (or `slim --cache-dir`); remove the directory
+to empty it. Only reads that kept every file's bytes are cached.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from slimmer.image.filetree import FileTree
+from slimmer.image.reader import Image
+from slimmer.image.store import ContentStore
+from slimmer.model import ImageConfig, ImageRef, Layer, Warning_
+
+ENV = "SLIMMER_CACHE_DIR"
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class _Entry:
+    format: int
+    id: str
+    config: dict[str, object]
+    layers: tuple[Layer, ...]
+    tree: FileTree
+    warnings: tuple[Warning_, ...]
+    repo_tags: tuple[str, ...]
+
+
+class ReadCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = ContentStore(root / "blobs")
+        (root / "images").mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_env(cls, explicit: Path | None = None) -> ReadCache | None:
+        where = explicit or (Path(os.environ[ENV]) if os.environ.get(ENV) else None)
+        return cls(where) if where is not None else None
+
+    def _path(self, image_id: str) -> Path:
+        return self.root / "images" / (image_id.replace(":", "-") + ".pickle")
+
+    def load(self, ref: ImageRef, image_id: str) -> Image | None:
+        path = self._path(image_id)
+        if not path.is_file():
+            return None
+        try:
+            with open(path, "rb") as fh:
+                entry = pickle.load(fh)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            return None  # an entry of another slimmer version: read the image again
+        if not isinstance(entry, _Entry) or entry.format != _FORMAT or entry.id != image_id:
+            return None
+        entry.tree.attach_store(self.blobs)
+        return Image(ref=ref, id=entry.id, config=ImageConfig(entry.config),
+                     layers=entry.layers, tree=entry.tree, store=self.blobs,
+                     warnings=entry.warnings, repo_tags=entry.repo_tags)
+
+    def save(self, image: Image) -> None:
+        tree = image.tree
+        tree.attach_store(None)
+        try:
+            entry = _Entry(_FORMAT, image.id, dict(image.config.raw), image.layers, tree,
+                           image.warnings, image.repo_tags)
+            fd, tmp = tempfile.mkstemp(dir=self.root / "images", prefix=".in-")
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(entry, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self._path(image.id))
+        finally:
+            tree.attach_store(self.blobs)

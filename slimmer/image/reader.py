@@ -1,0 +1,131 @@
+"""Read an image, from the engine or from a file, into config + layers + merged tree.
+
+`open_image("app:1")` streams `docker save` from the engine into a spool file
+in a private work directory, then reads it like `docker-archive:PATH`; the
+three file transports need no engine at all. Layers are streamed one at a
+time; only file metadata and (when asked) file bytes in the on-disk
+`ContentStore` are kept.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from slimmer.errors import UsageError
+from slimmer.image.archive import ArchiveImage, open_archive
+from slimmer.image.filetree import FileTree, WantContent, apply_layers, keep_none
+from slimmer.image.store import ContentStore
+from slimmer.model import ImageConfig, ImageRef, Layer, Warning_
+
+TRANSPORTS = ("docker-archive", "oci-archive", "oci")
+
+
+def parse_ref(text: str) -> ImageRef:
+    """`docker-archive:PATH`, `oci-archive:PATH`, `oci:DIR`, or an engine reference."""
+    text = text.strip()
+    if not text:
+        raise UsageError("image reference is empty")
+    for transport in TRANSPORTS:
+        prefix = transport + ":"
+        if text.startswith(prefix) and len(text) > len(prefix):
+            return ImageRef(transport, text[len(prefix):])
+    return ImageRef("engine", text)
+
+
+@dataclass
+class Image:
+    """An image read into memory (metadata) and a content store (bytes)."""
+
+    ref: ImageRef
+    id: str
+    config: ImageConfig
+    layers: tuple[Layer, ...]
+    tree: FileTree
+    store: ContentStore
+    warnings: tuple[Warning_, ...] = ()
+    repo_tags: tuple[str, ...] = ()
+    _workdir: Path | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> int:
+        """Bytes of all layers' members (what `docker history` and dive add up)."""
+        return sum(layer.size for layer in self.layers)
+
+    def close(self) -> None:
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def __enter__(self) -> Image:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+EngineSaver = Callable[[str, Path], str]
+"""Saves an engine image into a file; returns the image ID."""
+
+
+def open_image(
+    ref: str | ImageRef,
+    *,
+    save: EngineSaver | None = None,
+    want: WantContent = keep_none,
+    workdir: Path | None = None,
+    store: ContentStore | None = None,
+) -> Image:
+    """Read `ref` into an `Image`. Engine references need `save` (see engine.saver).
+
+    File bytes go into `store` when given (a shared, longer-lived store, see
+    `slimmer.image.cache`), else into a private store removed on `close()`.
+    """
+    image_ref = parse_ref(ref) if isinstance(ref, str) else ref
+    work = Path(tempfile.mkdtemp(prefix="slimmer-", dir=workdir))
+    try:
+        store = store if store is not None else ContentStore(work / "store")
+        if image_ref.transport == "engine":
+            if save is None:
+                raise UsageError(f"reading {image_ref}: no engine to read it from")
+            spool = work / "image.tar"
+            image_id = save(image_ref.name, spool)
+            archive = open_archive("docker-archive", spool)
+            image = _read(image_ref, image_id, archive, store, want, work)
+            spool.unlink(missing_ok=True)
+            return image
+        archive = open_archive(image_ref.transport, Path(image_ref.name))
+        return _read(image_ref, archive.config_digest, archive, store, want, work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _read(
+    ref: ImageRef,
+    image_id: str,
+    archive: ArchiveImage,
+    store: ContentStore,
+    want: WantContent,
+    work: Path,
+) -> Image:
+    config = ImageConfig(archive.config)
+    tree, layers = apply_layers(archive.layers, config, store, want)
+    tree.attach_store(store)
+    return Image(
+        ref=ref,
+        id=image_id,
+        config=config,
+        layers=layers,
+        tree=tree,
+        store=store,
+        warnings=tuple(tree.warnings),
+        repo_tags=archive.repo_tags,
+        _workdir=work,
+    )

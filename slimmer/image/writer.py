@@ -1,0 +1,190 @@
+"""Write the slim image: one deterministic layer and a config derived from the source.
+
+The layer is a PAX tar sorted by path, each member with its original mode,
+owner, mtime and xattrs (`security.capability` included); hardlinks stay
+hardlinks when their target is kept too. The config keeps the source's runtime
+settings and adds labels naming the source image and the slimmer version.
+Nothing time- or host-dependent goes in, so the same input and options give
+the same image ID.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from slimmer import __version__
+from slimmer.errors import SlimError
+from slimmer.image.store import ContentStore
+from slimmer.model import SOURCE_LABEL, VERSION_LABEL, EntryType, FileEntry, ImageConfig, TreeView
+from slimmer.plan.keep import Generated
+
+KEPT_CONFIG = (
+    "Entrypoint", "Cmd", "Env", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels",
+    "StopSignal", "Healthcheck", "Shell", "OnBuild", "ArgsEscaped",
+)
+
+_TAR_TYPES = {
+    EntryType.FILE: tarfile.REGTYPE, EntryType.DIR: tarfile.DIRTYPE,
+    EntryType.SYMLINK: tarfile.SYMTYPE, EntryType.HARDLINK: tarfile.LNKTYPE,
+    EntryType.CHAR: tarfile.CHRTYPE, EntryType.BLOCK: tarfile.BLKTYPE,
+    EntryType.FIFO: tarfile.FIFOTYPE,
+}
+
+
+@dataclass(frozen=True)
+class WrittenImage:
+    """A `docker save`-format archive on disk, ready to load."""
+
+    archive: Path
+    image_id: str
+    layer_digest: str
+    layer_bytes: int
+    files: int
+    content_bytes: int
+
+
+def kept_entries(
+    tree: TreeView, keep: Iterable[str], store: ContentStore,
+    generated: Iterable[Generated] = (),
+) -> list[FileEntry]:
+    """The entries to write: the kept paths of `tree`, with generated files in place."""
+    entries = {p: e for p in set(keep) if p != "/" and (e := tree.get(p)) is not None}
+    for gen in generated:
+        key = store.put_bytes(gen.data)
+        entries[gen.path] = FileEntry(gen.path, EntryType.FILE, size=len(gen.data),
+                                      mode=gen.mode, mtime=gen.mtime, content=key)
+    return list(entries.values())
+
+
+def write_layer(
+    entries: Iterable[FileEntry], store: ContentStore, out: IO[bytes]
+) -> tuple[int, int]:
+    """Write `entries` as one layer tar sorted by path; return (members, content bytes)."""
+    entries = sorted(entries, key=lambda e: e.path.encode("utf-8", "surrogateescape"))
+    written_at: dict[tuple[object, ...], str] = {}  # hardlink group -> member name written
+    count = content = 0
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,
+                      encoding="utf-8", errors="surrogateescape") as tf:
+        for entry in entries:
+            info, data = _member(entry, written_at, store)
+            if data is None:
+                tf.addfile(info)
+            else:
+                with data:
+                    tf.addfile(info, data)
+            count += 1
+            content += info.size
+    return count, content
+
+
+def _member(
+    entry: FileEntry, written_at: dict[tuple[object, ...], str], store: ContentStore
+) -> tuple[tarfile.TarInfo, IO[bytes] | None]:
+    name = entry.path.lstrip("/")
+    info = tarfile.TarInfo(name)
+    info.mode, info.uid, info.gid, info.mtime = entry.mode, entry.uid, entry.gid, entry.mtime
+    info.uname = info.gname = ""
+    info.type = _TAR_TYPES[entry.type]
+    if entry.xattrs:
+        info.pax_headers = {f"SCHILY.xattr.{k}": v for k, v in entry.xattrs}
+    if entry.type is EntryType.SYMLINK:
+        info.linkname = entry.link
+    elif entry.type in (EntryType.CHAR, EntryType.BLOCK):
+        info.devmajor, info.devminor = entry.devmajor, entry.devminor
+    elif entry.is_regular:
+        # Files of one hardlink group share the first path, bytes and inode metadata.
+        first = entry.link if entry.type is EntryType.HARDLINK else entry.path
+        group = (first, entry.content, entry.mode, entry.uid, entry.gid, entry.xattrs)
+        if group in written_at:
+            info.type, info.linkname = tarfile.LNKTYPE, written_at[group]
+            return info, None
+        written_at[group] = name
+        info.type, info.size = tarfile.REGTYPE, entry.size
+        if entry.size:
+            if entry.content is None:
+                raise SlimError(f"writing the slim image: the bytes of {entry.path} were not kept")
+            return info, store.open(entry.content)
+    return info, None
+
+
+def slim_config(
+    source: ImageConfig, layer_digest: str, source_id: str, summary: str,
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The slim image's config: the source's runtime settings, one layer, our labels."""
+    container = {k: source.container[k] for k in KEPT_CONFIG if k in source.container}
+    container["Labels"] = {
+        **dict(container.get("Labels") or {}), **dict(labels or {}),
+        SOURCE_LABEL: source_id, VERSION_LABEL: __version__,
+    }
+    created = str(source.raw.get("created") or "1970-01-01T00:00:00Z")
+    doc: dict[str, Any] = {
+        "architecture": source.architecture or "amd64",
+        "os": source.os or "linux",
+        "config": container,
+        "created": created,
+        "history": [{"created": created, "created_by": summary, "comment": "slimmer"}],
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }
+    if source.raw.get("variant"):
+        doc["variant"] = source.raw["variant"]
+    return doc
+
+
+def canonical_json(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def write_image(
+    tree: TreeView, keep: Iterable[str], store: ContentStore, source: ImageConfig,
+    source_id: str, workdir: Path, labels: Mapping[str, str] | None = None,
+    generated: Iterable[Generated] = (),
+) -> WrittenImage:
+    """Write the slim image as a `docker save` archive under `workdir`."""
+    layer_path = workdir / "layer.tar"
+    with open(layer_path, "wb") as out:
+        files, content = write_layer(kept_entries(tree, keep, store, generated), store, out)
+    layer_digest = "sha256:" + _sha256_file(layer_path)
+    summary = f"slimmer {__version__}: {files} entries kept from {source_id[:19]}"
+    config = canonical_json(slim_config(source, layer_digest, source_id, summary, labels))
+    config_hex = hashlib.sha256(config).hexdigest()
+    archive = workdir / "image.tar"
+    layer_name = layer_digest.split(":")[1] + "/layer.tar"
+    manifest = [{"Config": f"{config_hex}.json", "RepoTags": None, "Layers": [layer_name]}]
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tf:
+        _add_bytes(tf, f"{config_hex}.json", config)
+        tf.add(str(layer_path), arcname=layer_name, filter=_plain)
+        _add_bytes(tf, "manifest.json", canonical_json(manifest))
+    layer_bytes = layer_path.stat().st_size
+    layer_path.unlink()
+    return WrittenImage(archive, "sha256:" + config_hex, layer_digest, layer_bytes, files, content)
+
+
+def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = 0
+    info.mode = 0o644
+    return info
+
+
+def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tf.addfile(info, io.BytesIO(data))
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

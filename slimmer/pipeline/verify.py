@@ -1,0 +1,69 @@
+"""Verification: the slim image must answer the probes as the original did.
+
+`compare` lines up two runs' probe results and names what differs;
+`missing_paths` reads a traced run of the slim image for the paths it looked
+for and did not find although the original image has them: the files to blame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from slimmer.model import TreeView
+from slimmer.trace.events import Trace
+from slimmer.trace.probes import Observation, ProbeResult
+
+
+@dataclass(frozen=True)
+class ProbeDiff:
+    label: str
+    original: Observation
+    slim: Observation
+
+    def describe(self) -> str:
+        a, b = self.original, self.slim
+        parts = []
+        if a.ok != b.ok:
+            parts.append(f"passed {a.ok} -> {b.ok}")
+        if a.code != b.code:
+            parts.append(f"code {a.code} -> {b.code}")
+        if a.output != b.output:
+            at = next((i for i, (x, y) in enumerate(zip(a.output, b.output, strict=False))
+                       if x != y), min(len(a.output), len(b.output)))
+            parts.append(f"output differs from byte {at} ({len(a.output)} -> "
+                         f"{len(b.output)} bytes): {b.output[at:at + 80]!r}")
+        return f"{self.label}: " + "; ".join(parts)
+
+
+def compare(original: Sequence[ProbeResult], slim: Sequence[ProbeResult]) -> tuple[ProbeDiff, ...]:
+    """The probes whose observable result differs (ok, status/exit code, output)."""
+    diffs = []
+    for a, b in zip(original, slim, strict=True):
+        if a.observable() != b.observable():
+            diffs.append(ProbeDiff(a.probe.label, a.observable(), b.observable()))
+    return tuple(diffs)
+
+
+@dataclass(frozen=True)
+class MissingPath:
+    path: str
+    by: str  # what looked for it: the syscall kind and the program
+
+
+def missing_paths(
+    traces: Iterable[Trace], source: TreeView, kept: Iterable[str]
+) -> tuple[MissingPath, ...]:
+    """Paths the slim run did not find that exist in the source image and were not kept."""
+    have = set(kept)
+    found: dict[str, MissingPath] = {}
+    for trace in traces:
+        for e in trace.events:
+            if e.existed or e.path.startswith(("/proc/", "/sys/", "/dev/", "/.slimmer")):
+                continue
+            for name in {e.path, e.raw}:
+                res = source.resolve(name)
+                if res.entry is not None and res.path not in have and name not in found:
+                    exe = trace.processes.get(e.pid, ("?",))[0] if trace.processes else "?"
+                    found[name] = MissingPath(name, f"{e.kind} by {exe}")
+    return tuple(sorted(found.values(), key=lambda m: m.path))

@@ -1,0 +1,410 @@
+"""Code expanders: what a profile keeps that its data cannot say.
+
+Each expander is a function `(ctx, profile) -> (additions, generated)`
+registered under the name profiles use in `keep.expand`. They read the image
+tree (never the host), skip files whose bytes the reader did not keep, and
+give every addition a reason naming the file or setting that asked for it.
+Those of language runtimes and servers live in `slimmer.plan.langexpand`; this
+module's `EXPANDERS` holds them all.
+"""
+
+from __future__ import annotations
+
+import functools
+import posixpath
+import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from slimmer.model import TreeView
+from slimmer.plan import langexpand
+from slimmer.plan.keep import Addition, Generated, ProfileContext, Reason
+from slimmer.plan.paths import (
+    argv_words,
+    exists,
+    is_dir,
+    is_file,
+    is_system_dir,
+    kept_named,
+    read_text,
+    real_file,
+    subtree,
+    tree_memo,
+    which,
+)
+from slimmer.plan.pkgtrim import (
+    ApkRecord,
+    DpkgRecord,
+    dpkg_records,
+    list_paths,
+    md5sums_paths,
+    trim_apk,
+    trim_dpkg,
+)
+from slimmer.plan.shellscan import command_words, sourced_files
+
+if TYPE_CHECKING:
+    from slimmer.plan.profiles import Profile
+
+Result = tuple[list[Addition], list[Generated]]
+Expander = Callable[[ProfileContext, "Profile"], Result]
+EXPANDERS: dict[str, Expander] = {}
+
+LIB_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DPKG_INFO = "/var/lib/dpkg/info"
+DPKG_STATUS = "/var/lib/dpkg/status"
+DPKG_STATUS_D = "/var/lib/dpkg/status.d"
+APK_INSTALLED = "/lib/apk/db/installed"
+
+
+def expander(name: str) -> Callable[[Expander], Expander]:
+    def register(fn: Expander) -> Expander:
+        EXPANDERS[name] = fn
+        return fn
+    return register
+
+
+# -- glibc: NSS modules -------------------------------------------------------------------
+
+_NSS_BUILTIN = frozenset({"files", "dns"})
+_LIBC_OLD = re.compile(r"libc-2\.(\d+)\.so$")
+
+
+def nss_services(text: str) -> tuple[str, ...]:
+    """Service names of an nsswitch.conf (`db: service [STATUS=action] service ...`)."""
+    out: set[str] = set()
+    for line in text.splitlines():
+        line = line.split("#", 1)[0]
+        _, sep, rest = line.partition(":")
+        if not sep:
+            continue
+        rest = re.sub(r"\[[^\]]*\]", " ", rest)
+        out.update(w for w in rest.split() if re.fullmatch(r"[A-Za-z0-9_-]+", w))
+    return tuple(sorted(out))
+
+
+def _libc_dirs(ctx: ProfileContext) -> list[str]:
+    found = sorted({posixpath.dirname(p) for p in ctx.kept if p.endswith("/libc.so.6")})
+    return found + [d for d in LIB_DIRS if d not in found]
+
+
+def _glibc_before_2_34(tree: TreeView, dirs: Iterable[str]) -> bool:
+    """Before glibc 2.34 `libc.so.6` linked to `libc-2.N.so` and files/dns were
+    separate modules (libnss_files.so.2); since 2.34 they are built into libc."""
+    for d in dirs:
+        entry = tree.get(f"{d}/libc.so.6")
+        if entry is not None:
+            m = _LIBC_OLD.search(entry.link)
+            return m is not None and int(m.group(1)) < 34
+    return False
+
+
+@expander("nss")
+def nss_modules(ctx: ProfileContext, profile: Profile) -> Result:
+    """`libnss_<service>.so.2` for each service nsswitch.conf names: glibc dlopens
+    them on the first user, group or host lookup."""
+    text = read_text(ctx.tree, "/etc/nsswitch.conf")
+    if text is None:
+        return [], []
+    dirs = _libc_dirs(ctx)
+    builtin = frozenset() if _glibc_before_2_34(ctx.tree, dirs) else _NSS_BUILTIN
+    out = []
+    for service in nss_services(text):
+        if service in builtin:
+            continue
+        reason = Reason("profile", f"/etc/nsswitch.conf names the NSS service {service!r}; "
+                                   f"glibc loads it on the first lookup", profile.name)
+        out += [Addition(p, reason) for d in dirs if is_file(ctx.tree, p := f"{d}/libnss_"
+                                                                        f"{service}.so.2")]
+    return out, []
+
+
+# -- locales ----------------------------------------------------------------------------
+
+
+def locale_names(value: str) -> list[str]:
+    """The directory names glibc tries for a locale `language[_territory][.codeset][@modifier]`,
+    most specific first, with the codeset as given and normalised (`UTF-8` -> `utf8`)."""
+    if value in ("", "C", "POSIX") or "/" in value:
+        return []
+    m = re.fullmatch(r"([^_.@]+)(_[^.@]+)?(\.[^@]+)?(@.+)?", value)
+    if m is None:
+        return []
+    lang, terr, code, mod = (g or "" for g in m.groups())
+    codes = [code, _normalise_codeset(code) if code else "", ""]
+    out: list[str] = []
+    for t in (terr, ""):
+        for c in codes:
+            for md in (mod, ""):
+                name = lang + t + c + md
+                if name not in out:
+                    out.append(name)
+    return out
+
+
+def _normalise_codeset(code: str) -> str:
+    """glibc's _nl_normalize_codeset: lowercase letters and digits only; "iso" before
+    an all-digit name."""
+    norm = "".join(c.lower() for c in code[1:] if c.isalnum())
+    return "." + ("iso" + norm if norm.isdigit() else norm)
+
+
+@expander("locales")
+def locales(ctx: ProfileContext, profile: Profile) -> Result:
+    """The locale directories that LANG, LC_ALL and LC_* in the image Env name."""
+    env = ctx.config.env
+    roots = [d for d in env.get("LOCPATH", "").split(":") if d.startswith("/")]
+    roots.append("/usr/lib/locale")
+    out: list[Addition] = []
+    for key in sorted(k for k in env if k == "LANG" or k.startswith("LC_")):
+        reason = Reason("profile", f"{key}={env[key]} in the image Env picks this locale at "
+                                   f"run time", profile.name)
+        for name in locale_names(env[key]):
+            for root in roots:
+                if is_dir(ctx.tree, f"{root}/{name}"):
+                    out += subtree(ctx.tree, f"{root}/{name}", reason, closure=False)
+    return out, []
+
+
+# -- the app's own directories ------------------------------------------------------------
+
+@expander("app-dirs")
+def app_dirs(ctx: ProfileContext, profile: Profile) -> Result:
+    """The WorkingDir, the directories of entrypoint/cmd/HEALTHCHECK scripts and the
+    directories an app was copied into (`_app_trees`), whole, when they are not
+    system directories."""
+    found: dict[str, str] = {}
+    wd = ctx.config.working_dir
+    if wd.startswith("/") and is_dir(ctx.tree, wd):
+        found.setdefault(ctx.tree.resolve(wd).path, f"WorkingDir {wd}")
+    for word in argv_words(ctx):
+        path = posixpath.join(wd or "/", word)
+        if word.startswith("-") or not is_file(ctx.tree, path):
+            continue
+        found.setdefault(posixpath.dirname(ctx.tree.resolve(path).path), f"{word} of the config")
+    for directory in _app_trees(ctx.tree):
+        found.setdefault(directory, "outside the system tree")
+    out: list[Addition] = []
+    for directory, why in sorted(found.items()):
+        if not is_system_dir(directory):
+            reason = Reason("profile", f"the app's own directory ({why}): any of its files may "
+                                       f"be read on a path the probes did not take", profile.name)
+            out += subtree(ctx.tree, directory, reason)
+    return out, []
+
+
+_APP_PARENTS = ("/opt", "/srv", "/home", "/var/www", "/usr/src")
+_NOT_APP = frozenset({"/proc", "/sys", "/dev", "/lost+found", "/.slimmer"})
+
+
+def _app_trees(tree: TreeView) -> list[str]:
+    """Directories an app was copied into: top-level directories that are no part of
+    the system tree (`/app`, `/www`), and those directly under /opt, /srv, /home,
+    /var/www and /usr/src. Their files are the app's own: small, and any of them
+    (a static file, a template, a lazily loaded module) may be read on some path."""
+    out = []
+    for parent in ("/", *_APP_PARENTS):
+        if not is_dir(tree, parent):
+            continue
+        for name in tree.listdir(parent):
+            path = posixpath.join(parent, name)
+            entry = tree.get(path)
+            if entry is not None and entry.is_dir and path not in _NOT_APP \
+                    and not is_system_dir(path) and path not in _APP_PARENTS:
+                out.append(path)
+    return out
+
+
+# -- the JVM ------------------------------------------------------------------------------
+
+_JAVA = re.compile(r"java$")
+_JDK_ONLY = frozenset({"ct.sym", "src.zip"})  # read by javac and IDEs, never by `java`
+
+
+@expander("jvm-home")
+def jvm_home(ctx: ProfileContext, profile: Profile) -> Result:
+    """JAVA_HOME's `lib/` (less `ct.sym`, `src.zip`), `conf/` and `release`, JAVA_HOME
+    being the directory above the real `bin/java` that ran (or the Env's JAVA_HOME)."""
+    homes: dict[str, str] = {}
+    for path in kept_named(ctx, _JAVA):
+        real = ctx.tree.resolve(path).path
+        if real.endswith("/bin/java"):
+            homes.setdefault(posixpath.dirname(posixpath.dirname(real)), f"{path} runs from it")
+    env_home = ctx.config.env.get("JAVA_HOME", "")
+    if env_home.startswith("/") and is_dir(ctx.tree, env_home):
+        homes.setdefault(ctx.tree.resolve(env_home).path, "JAVA_HOME in the image Env")
+    out: list[Addition] = []
+    for home, why in sorted(homes.items()):
+        reason = Reason("profile", f"the JVM loads modules, security settings and its own "
+                                   f"libraries from JAVA_HOME {home} ({why})", profile.name)
+        for name in ("lib", "conf", "jre/lib"):
+            if exists(ctx.tree, f"{home}/{name}"):
+                out += [a for a in subtree(ctx.tree, f"{home}/{name}", reason)
+                        if a.path.rpartition("/")[2] not in _JDK_ONLY]
+        if exists(ctx.tree, f"{home}/release"):
+            out.append(Addition(f"{home}/release", reason, False))
+    return out, []
+
+
+# -- package databases ------------------------------------------------------------------
+
+
+def _dpkg_owners(tree: TreeView) -> dict[str, tuple[str, ...]]:
+    """`info/<name>.list` name -> real paths of the non-directories it lists."""
+    def make() -> dict[str, tuple[str, ...]]:
+        dirs: dict[str, str] = {}
+        out: dict[str, tuple[str, ...]] = {}
+        for name in tree.listdir(DPKG_INFO):
+            if name.endswith(".list"):
+                text = read_text(tree, f"{DPKG_INFO}/{name}")
+                if text is not None:
+                    out[name[:-5]] = _real_files(tree, list_paths(text), dirs)
+        return out
+    return tree_memo(tree, "dpkg-owners", make)
+
+
+def _real_files(tree: TreeView, paths: Iterable[str], dirs: dict[str, str]) -> tuple[str, ...]:
+    """The listed paths that are files. A listed directory that the image holds as a
+    symlink to a directory (`/lib` on merged-/usr) owns nothing: keeping that link
+    does not mean the package survives."""
+    return tuple(r for p in paths if (r := real_file(tree, p, dirs)) is not None
+                 and not is_dir(tree, r))
+
+
+def _list_name(record: DpkgRecord, owners: dict[str, tuple[str, ...]]) -> str | None:
+    return next((n for n in record.list_names() if n in owners), None)
+
+
+@expander("dpkg-status")
+def dpkg_status(ctx: ProfileContext, profile: Profile) -> Result:
+    """A trimmed /var/lib/dpkg/status (generated), and the `info/` file lists, md5sums
+    and copyright files of the surviving packages; distroless `status.d/` records
+    of surviving packages as they are."""
+    tree, owners = ctx.tree, _dpkg_owners(ctx.tree)
+
+    def kept(record: DpkgRecord) -> bool:
+        name = _list_name(record, owners)
+        return name is None or any(p in ctx.kept for p in owners[name])
+
+    generated: list[Generated] = []
+    additions: list[Addition] = []
+    text = read_text(tree, DPKG_STATUS)
+    entry = tree.get(DPKG_STATUS)
+    if text is not None and entry is not None:
+        records = [r for r in dpkg_records(text) if r.installed and kept(r)]
+        reason = Reason("profile", f"dpkg status trimmed to the {len(records)} packages with "
+                                   f"files kept, so scanners see what the slim image holds",
+                        profile.name)
+        generated.append(Generated(DPKG_STATUS, trim_dpkg(text, kept).encode(), reason,
+                                   entry.mode, entry.mtime))
+        additions += _dpkg_extras(tree, records, owners, profile)
+    additions += _status_d(ctx, profile, owners)
+    return additions, generated
+
+
+def _dpkg_extras(tree: TreeView, records: list[DpkgRecord],
+                 owners: dict[str, tuple[str, ...]], profile: Profile) -> list[Addition]:
+    out = []
+    for record in records:
+        reason = Reason("profile", f"package metadata of {record.package}, whose files are "
+                                   f"kept (read by scanners)", profile.name)
+        name = _list_name(record, owners) or record.package
+        paths = [f"{DPKG_INFO}/{name}.{ext}" for ext in ("list", "md5sums", "conffiles")]
+        paths.append(f"/usr/share/doc/{record.package}/copyright")
+        out += [Addition(p, reason, False) for p in paths if exists(tree, p)]
+    return out
+
+
+def _status_d(ctx: ProfileContext, profile: Profile,
+              owners: dict[str, tuple[str, ...]]) -> list[Addition]:
+    """Distroless keeps one record per package in status.d/<name>, its files in
+    status.d/<name>.md5sums (or dpkg's info/ lists)."""
+    out: list[Addition] = []
+    dirs: dict[str, str] = {}
+    for name in ctx.tree.listdir(DPKG_STATUS_D):
+        path = f"{DPKG_STATUS_D}/{name}"
+        text = None if name.endswith(".md5sums") else read_text(ctx.tree, path)
+        if text is None:
+            continue
+        sums = read_text(ctx.tree, f"{path}.md5sums")
+        for record in dpkg_records(text):
+            listed = _list_name(record, owners)
+            files = _real_files(ctx.tree, md5sums_paths(sums), dirs) if sums is not None \
+                else owners[listed] if listed else None
+            if files is None or any(p in ctx.kept for p in files):
+                reason = Reason("profile", f"package record of {record.package}, whose files "
+                                           f"are kept (read by scanners)", profile.name)
+                out += [Addition(p, reason, False) for p in (path, f"{path}.md5sums")
+                        if exists(ctx.tree, p)]
+                break
+    return out
+
+
+@expander("apk-installed")
+def apk_installed(ctx: ProfileContext, profile: Profile) -> Result:
+    """A trimmed /lib/apk/db/installed (generated) holding the packages with files kept."""
+    tree = ctx.tree
+    text, entry = read_text(tree, APK_INSTALLED), tree.get(APK_INSTALLED)
+    if text is None or entry is None:
+        return [], []
+    dirs: dict[str, str] = {}
+
+    def kept(record: ApkRecord) -> bool:
+        return any(p in ctx.kept for p in _real_files(tree, record.files, dirs))
+
+    data = trim_apk(text, kept)
+    count = data.count("\nP:") + data.startswith("P:")
+    reason = Reason("profile", f"apk database trimmed to the {count} packages with files "
+                               f"kept, so scanners see what the slim image holds", profile.name)
+    return [], [Generated(APK_INSTALLED, data.encode(), reason, entry.mode, entry.mtime)]
+
+
+EXPANDERS.update(langexpand.EXPANDERS)
+
+
+# -- shell scripts ------------------------------------------------------------------------
+
+_SHELLS = frozenset({"sh", "bash", "dash", "ash", "busybox", "zsh", "ksh", "mksh"})
+
+
+def _shell_script(tree: TreeView, path: str) -> str | None:
+    """The text of `path` when it is a `#!` shell script, else None."""
+    entry = tree.get(path)
+    if entry is None or not entry.is_regular or entry.is_elf or entry.size > 1 << 20:
+        return None
+    text = read_text(tree, path)
+    if text is None or not text.startswith("#!"):
+        return None
+    words = text[2:].split("\n", 1)[0].split()
+    names = [posixpath.basename(w) for w in words[:2]]
+    return text if any(n in _SHELLS for n in names) else None
+
+
+@expander("shell-commands")
+def shell_commands(ctx: ProfileContext, profile: Profile) -> Result:
+    """Every program a kept shell script names in command position, and the files it
+    sources: the branches a probe did not take run them too (see slimmer.plan.shellscan)."""
+    env_path = ctx.config.env.get("PATH", DEFAULT_PATH)
+    out: list[Addition] = []
+    for path in sorted(ctx.kept):
+        found = tree_memo(ctx.tree, f"shell-commands:{env_path}:{path}",
+                          functools.partial(_script_needs, ctx.tree, path, env_path))
+        for program, why in found:
+            out.append(Addition(program, Reason("profile", why, profile.name)))
+    return out, []
+
+
+def _script_needs(tree: TreeView, path: str, env_path: str) -> tuple[tuple[str, str], ...]:
+    text = _shell_script(tree, path)
+    if text is None:
+        return ()
+    out = []
+    for word in command_words(text):
+        program = which(tree, word, env_path)
+        if program is not None:
+            out.append((program, f"{path} can run `{word}` on a branch the probes did not take"))
+    for name in sourced_files(text):
+        if name.startswith("/") and exists(tree, name):
+            out.append((name, f"sourced by {path}"))
+    return tuple(out)

@@ -1,0 +1,332 @@
+"""Paths of an image tree: globs (compiled once, matched against path sets and
+trees), walks, and the small queries profiles and expanders ask.
+
+A glob is an absolute path whose components may hold wildcards:
+- `*` matches any run of characters within one name, `?` one character, and
+  `[...]` one character of a class (`[!...]` negates it);
+- a component that is exactly `**` matches zero or more whole names, so
+  `/usr/**/libc.so.6` matches `/usr/libc.so.6` and `/usr/lib/x/libc.so.6`; a
+  trailing `**` matches one or more, so `/etc/ssl/**` is everything below
+  `/etc/ssl` but not `/etc/ssl` itself (the planner's `--include` globs agree).
+
+Against an image tree a glob is matched component by component from its
+literal prefix, so `/usr/share/zoneinfo/**` never looks outside that directory.
+Literal and `*` components follow a symlink to a directory, as glob(3) does,
+and the match is reported under the name the glob used; `**` does not descend
+through symlinks (zoneinfo's `posix -> .` would loop), it reports the link.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar, cast
+
+from slimmer.model import TreeView
+from slimmer.plan.keep import Addition, ProfileContext, Reason
+
+_WILD = re.compile(r"[*?\[]")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Glob:
+    """A compiled glob: `regex` matches whole paths, `parts` drive tree walks."""
+
+    pattern: str
+    parts: tuple[str, ...]
+    regex: re.Pattern[str]
+
+    @property
+    def literal(self) -> bool:
+        return not _WILD.search(self.pattern)
+
+    @property
+    def basename(self) -> str | None:
+        """The last component when it is literal (an index key), else None."""
+        last = self.parts[-1]
+        return None if _WILD.search(last) else last
+
+
+def compile_glob(pattern: str) -> Glob:
+    """Compile an absolute glob; ValueError says what is wrong with it."""
+    if not isinstance(pattern, str) or not pattern.startswith("/"):
+        raise ValueError("a glob must be an absolute path starting with '/'")
+    parts = tuple(pattern[1:].split("/"))
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise ValueError(f"a glob may not hold an empty, '.' or '..' component ({part!r})")
+    return Glob(pattern, parts, re.compile(_path_regex(parts) + r"\Z"))
+
+
+def _path_regex(parts: Sequence[str]) -> str:
+    out = []
+    for i, part in enumerate(parts):
+        if part == "**":
+            out.append("(?:/[^/]+)+" if i == len(parts) - 1 else "(?:/[^/]+)*")
+        else:
+            out.append("/" + name_regex(part))
+    return "".join(out)
+
+
+def name_regex(part: str) -> str:
+    """The regex of one path component with `*`, `?` and `[...]` wildcards."""
+    out, i = [], 0
+    while i < len(part):
+        c = part[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[" and _class_end(part, i) > 0:
+            end = _class_end(part, i)
+            body = part[i + 1:end].replace("\\", "\\\\")
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            elif body.startswith("^"):
+                body = "\\" + body
+            out.append("[" + body + "]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def _class_end(part: str, start: int) -> int:
+    """Index of the `]` closing the class opened at `start`, or -1 (then `[` is literal).
+    A `]` right after `[` or `[!` belongs to the class."""
+    j = start + 1
+    if part[j:j + 1] == "!":
+        j += 1
+    if part[j:j + 1] == "]":
+        j += 1
+    return part.find("]", j)
+
+
+# -- matching against an image tree -------------------------------------------------
+
+_MEMO: weakref.WeakKeyDictionary[object, dict[str, object]] = weakref.WeakKeyDictionary()
+
+
+def tree_memo(tree: TreeView, key: str, make: Callable[[], T]) -> T:
+    """`make()`, remembered for as long as `tree` lives (a tree never changes once
+    read, and profiles are applied to the same tree on every planner pass)."""
+    try:
+        store = _MEMO.setdefault(tree, {})
+    except TypeError:  # a tree that cannot be weakly referenced is not cached
+        return make()
+    if key not in store:
+        store[key] = make()
+    return cast(T, store[key])
+
+
+def expand(tree: TreeView, glob: Glob) -> tuple[str, ...]:
+    """Paths of `tree` that `glob` matches, sorted; remembered per tree and pattern."""
+    def make() -> tuple[str, ...]:
+        out: set[str] = set()
+        _match(tree, "", "", glob.parts, out)
+        return tuple(sorted(out))
+
+    return tree_memo(tree, "glob:" + glob.pattern, make)
+
+
+def _match(tree: TreeView, named: str, real: str, parts: Sequence[str], out: set[str]) -> None:
+    """Match `parts` below the directory `real` (reached under the name `named`)."""
+    head, rest = parts[0], parts[1:]
+    if head == "**":
+        _match_deep(tree, named, real, rest, out)
+        return
+    names = [head] if not _WILD.search(head) else _matching_names(tree, real or "/", head)
+    for name in names:
+        child_named, child_real = f"{named}/{name}", f"{real}/{name}"
+        entry = tree.get(child_real)
+        if entry is None:
+            continue
+        if not rest:
+            out.add(child_named)
+            continue
+        target = tree.resolve(child_real).path if not entry.is_dir else child_real
+        target_entry = tree.get(target)
+        if target_entry is not None and target_entry.is_dir:
+            _match(tree, child_named, target, rest, out)
+
+
+def _matching_names(tree: TreeView, directory: str, part: str) -> list[str]:
+    rx = re.compile(name_regex(part) + r"\Z")
+    return [n for n in tree.listdir(directory) if rx.match(n)]
+
+
+def _match_deep(tree: TreeView, named: str, real: str, rest: Sequence[str],
+                out: set[str]) -> None:
+    """`**` then `rest`: try `rest` here, then below every real subdirectory."""
+    if rest:
+        _match(tree, named, real, rest, out)
+    for name in tree.listdir(real or "/"):
+        child_real = f"{real}/{name}"
+        entry = tree.get(child_real)
+        if entry is None:
+            continue
+        if not rest:
+            out.add(f"{named}/{name}")
+        if entry.is_dir:
+            _match_deep(tree, f"{named}/{name}", child_real, rest, out)
+
+
+def walk_below(tree: TreeView, directory: str) -> Iterator[str]:
+    """Every path below `directory` (symlinks in its name followed; inside, not)."""
+    real = tree.resolve(directory).path
+    entry = tree.get(real)
+    if entry is None or not entry.is_dir:
+        return
+    stack = [real]
+    while stack:
+        here = stack.pop()
+        for name in tree.listdir(here):
+            child = posixpath.join(here, name)
+            yield child
+            child_entry = tree.get(child)
+            if child_entry is not None and child_entry.is_dir:
+                stack.append(child)
+
+
+# -- matching against sets of paths -------------------------------------------------
+
+
+class PathIndex:
+    """A set of paths, indexed so that many globs can be tested against it quickly.
+
+    Literal globs are set lookups, globs with a literal last name look only at
+    paths of that name, and the rest scan the sorted paths once.
+    """
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self.paths = frozenset(paths)
+        self._sorted: list[str] | None = None
+        self._by_name: dict[str, list[str]] | None = None
+
+    def first(self, globs: Iterable[Glob]) -> str | None:
+        """The smallest path any of `globs` matches, or None."""
+        best: str | None = None
+        for glob in globs:
+            hit = self._first_one(glob)
+            if hit is not None and (best is None or hit < best):
+                best = hit
+        return best
+
+    def _first_one(self, glob: Glob) -> str | None:
+        if glob.literal:
+            return glob.pattern if glob.pattern in self.paths else None
+        name = glob.basename
+        candidates = self._named(name) if name is not None else self._all()
+        return next((p for p in candidates if glob.regex.match(p)), None)
+
+    def _all(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self.paths)
+        return self._sorted
+
+    def _named(self, name: str) -> list[str]:
+        if self._by_name is None:
+            index: dict[str, list[str]] = {}
+            for path in self._all():
+                index.setdefault(path.rpartition("/")[2], []).append(path)
+            self._by_name = index
+        return self._by_name.get(name, [])
+
+
+SYSTEM_DIRS = frozenset({
+    "/", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/usr/bin",
+    "/usr/sbin", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec", "/usr/local",
+    "/usr/local/bin", "/usr/local/sbin", "/usr/local/lib", "/usr/local/include",
+    "/usr/local/share", "/usr/share", "/usr/include", "/usr/src", "/etc", "/var", "/var/lib",
+    "/var/cache", "/var/log", "/var/spool", "/var/mail", "/var/opt", "/var/tmp", "/var/run",
+    "/opt", "/srv", "/home", "/root", "/mnt", "/media", "/boot", "/tmp", "/run", "/proc",
+    "/sys", "/dev",
+})
+SYSTEM_TREES = (
+    "/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/usr/bin/", "/usr/sbin/",
+    "/usr/lib/", "/usr/lib32/", "/usr/lib64/", "/usr/libexec/", "/usr/share/", "/usr/include/",
+    "/usr/local/bin/", "/usr/local/sbin/", "/usr/local/lib/", "/usr/local/include/", "/etc/",
+    "/var/lib/", "/var/cache/", "/var/log/", "/var/spool/", "/tmp/", "/var/tmp/", "/run/",
+    "/var/run/", "/proc/", "/sys/", "/dev/",
+)
+
+
+def is_system_dir(path: str) -> bool:
+    """A directory the distribution owns (or holds many programs' files): never kept
+    whole. `/app`, `/opt/app`, `/srv/www`, `/usr/src/app`, `/var/www/html` are not."""
+    return path in SYSTEM_DIRS or path.startswith(SYSTEM_TREES)
+
+
+# -- small queries --------------------------------------------------------------------
+
+
+def read_text(tree: TreeView, path: str) -> str | None:
+    """The file's text, or None when it is missing or its bytes were not kept."""
+    try:
+        return tree.read_bytes(path).decode("utf-8", "replace")
+    except (LookupError, FileNotFoundError, OSError):
+        return None
+
+
+def is_dir(tree: TreeView, path: str) -> bool:
+    entry = tree.resolve(path).entry
+    return entry is not None and entry.is_dir
+
+
+def is_file(tree: TreeView, path: str) -> bool:
+    entry = tree.resolve(path).entry
+    return entry is not None and entry.is_regular
+
+
+def exists(tree: TreeView, path: str) -> bool:
+    """Whether `path` names an entry (a dangling symlink counts)."""
+    return tree.resolve(path, follow_last=False).entry is not None
+
+
+def real_file(tree: TreeView, path: str, dirs: dict[str, str]) -> str | None:
+    """The real path of the non-directory `path` (its directories' symlinks followed,
+    the last name not), or None; `dirs` remembers resolved directories."""
+    parent, _, base = path.rpartition("/")
+    real_parent = dirs.get(parent)
+    if real_parent is None:
+        real_parent = dirs[parent] = tree.resolve(parent or "/").path.rstrip("/")
+    real = f"{real_parent}/{base}"
+    entry = tree.get(real)
+    return real if entry is not None and not entry.is_dir else None
+
+
+def subtree(tree: TreeView, directory: str, reason: Reason,
+            closure: bool = True) -> list[Addition]:
+    """Additions for `directory` and everything below it."""
+    return [Addition(p, reason, closure) for p in (directory, *walk_below(tree, directory))]
+
+
+def argv_words(ctx: ProfileContext) -> list[str]:
+    """Entrypoint, Cmd and HEALTHCHECK words (a CMD-SHELL string split on blanks)."""
+    hc = list(ctx.config.healthcheck)
+    health = hc[1:] if hc[:1] == ["CMD"] else \
+        hc[1].split() if hc[:1] == ["CMD-SHELL"] and len(hc) > 1 else []
+    return [*ctx.config.entrypoint, *ctx.config.cmd, *health]
+
+
+def kept_named(ctx: ProfileContext, pattern: re.Pattern[str]) -> list[str]:
+    """Kept and executed paths whose last name matches `pattern`, sorted."""
+    return sorted(p for p in ctx.kept | ctx.executed if pattern.match(p.rpartition("/")[2]))
+
+
+def which(tree: TreeView, name: str, env_path: str) -> str | None:
+    """The program `name` as the shell finds it on `env_path` (a name with a slash
+    as given), when the image holds it as a regular file."""
+    if "/" in name:
+        return name if name.startswith("/") and tree.resolve(name).exists else None
+    for d in env_path.split(":"):
+        candidate = posixpath.join(d or ".", name)
+        entry = tree.resolve(candidate).entry
+        if entry is not None and entry.is_regular:
+            return candidate
+    return None

@@ -1,0 +1,286 @@
+"""Run an image as it really runs, under the tracer, and drive it with probes.
+
+One container per run: the image's own entrypoint and cmd become the argv of
+the bundled strace (the sensor), with the image's Env, User and WorkingDir
+left as the engine sets them. Exposed ports are published on 127.0.0.1 only.
+`exec` probes and the HEALTHCHECK are run under the sensor too, each with a
+trace file of its own. After the probes the app itself gets the image's
+StopSignal (strace, as PID 1, would ignore it), a grace period, then SIGKILL,
+so the shutdown path is traced as well. Every container is labelled and
+removed in `finally`, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from slimmer.engine import Engine
+from slimmer.errors import ProfileError, SlimError
+from slimmer.model import ImageConfig
+from slimmer.trace import proberun as prun
+from slimmer.trace import probes as pr
+from slimmer.trace.events import Trace, parse
+from slimmer.trace.sensor import (
+    BUNDLE_DIR,
+    KILL,
+    TRACE_PATH,
+    Bundle,
+    build_bundle,
+    check_image,
+    wrap_command,
+)
+
+STOP_GRACE = 10.0  # traced runs: the engine's default, so the shutdown path is traced
+QUICK_GRACE = 2.0  # untraced verification runs: only the probe answers matter
+_PID = re.compile(rb"^(\d+) ", re.M)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One traced container or exec: what ran and what it touched."""
+
+    what: str
+    trace: Trace
+    exit_code: int | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    image: str
+    runs: tuple[Run, ...]
+    results: tuple[pr.ProbeResult, ...]
+    probes: tuple[pr.ProbeSpec, ...]
+
+    @property
+    def traces(self) -> tuple[Trace, ...]:
+        return tuple(r.trace for r in self.runs)
+
+
+def healthcheck_probe(config: ImageConfig) -> pr.ProbeSpec | None:
+    """The image's HEALTHCHECK as an exec probe (so it is traced and verified)."""
+    test = config.healthcheck
+    if len(test) < 2 or test[0] not in ("CMD", "CMD-SHELL"):
+        return None
+    argv = tuple(test[1:]) if test[0] == "CMD" else ("/bin/sh", "-c", test[1])
+    return pr.ProbeSpec(kind="exec", name="HEALTHCHECK", cmd=argv, expect_exit=0)
+
+
+Progress = Callable[[str], None]
+
+
+def profile(
+    engine: Engine,
+    image: str,
+    config: ImageConfig,
+    probes: Sequence[pr.ProbeSpec],
+    timeout: float = pr.DEFAULT_TIMEOUT,
+    *,
+    traced: bool = True,
+    progress: Progress = lambda _: None,
+) -> Profile:
+    """Run `image` with `probes` (the defaults when empty); traced unless told not to.
+
+    `progress` is told each stage as it starts: "bundling", "creating",
+    "starting", "probing", "stopping", "reading the trace".
+    """
+    bundle = None
+    if traced:
+        progress("bundling")
+        bundle = build_bundle()
+        check_image(bundle, config)
+    return _Runner(engine, image, config, bundle, timeout, progress).run(tuple(probes))
+
+
+@dataclass
+class _Runner:
+    engine: Engine
+    image: str
+    config: ImageConfig
+    bundle: Bundle | None
+    timeout: float
+    progress: Progress
+
+    def run(self, probes: tuple[pr.ProbeSpec, ...]) -> Profile:
+        runs: list[Run] = []
+        results: list[pr.ProbeResult] = []
+        main = [p for p in probes if p.kind in pr.ATTACHED or p.kind == "batch"]
+        if main or not probes:  # no probes: the defaults are chosen once it runs
+            runs_, results_ = self._main_run(main)
+            runs += runs_
+            results += results_
+        for p in probes:
+            if p.kind == "run":
+                run, res = self._override_run(p)
+                runs.append(run)
+                results.append(res)
+        return Profile(self.image, tuple(runs), tuple(results),
+                       tuple(r.probe for r in results))
+
+    def _main_run(self, probes: list[pr.ProbeSpec]) -> tuple[list[Run], list[pr.ProbeResult]]:
+        exposed = sorted(int(k.split("/")[0]) for k in self.config.exposed_ports
+                         if k.endswith("/tcp") or "/" not in k)
+        ports = set(exposed).union(*(p.ports_used() for p in probes))
+        start = time.monotonic()
+        entrypoint = self._argv(self.config.entrypoint, self.config.cmd)
+        with self._container(ports, **entrypoint) as (ctr, published):
+            self.progress("probing")
+            if not probes:
+                probes = _default_probes(self.engine, ctr, published, exposed, self.timeout)
+            hc = healthcheck_probe(self.config)
+            if hc is not None and hc not in probes and any(p.kind in pr.ATTACHED for p in probes):
+                probes = [*probes, hc]
+            results = self._probe(ctr, published, probes, exposed[0] if exposed else None)
+            self.progress("stopping")
+            code = _stop(self.engine, ctr, self.config, self.bundle)
+            if self.bundle is None:
+                return [], results
+            self.progress("reading the trace")
+            runs = [Run("entrypoint", self._trace(ctr, TRACE_PATH), code,
+                        time.monotonic() - start)]
+            runs += [Run(f"exec {r.probe.label}", self._trace(ctr, _exec_trace(i)))
+                     for i, r in enumerate(results) if r.probe.kind == "exec"]
+        return runs, results
+
+    def _probe(self, ctr: str, published: pr.Ports, probes: list[pr.ProbeSpec],
+               default_port: int | None) -> list[pr.ProbeResult]:
+        """Run probes; exec probes run under the sensor; results keep the original spec."""
+        bundle = self.bundle
+        runnable = [
+            replace(p, cmd=tuple(wrap_command(bundle, (), p.cmd, _exec_trace(i))))
+            if p.kind == "exec" and bundle is not None else p
+            for i, p in enumerate(probes)
+        ]
+        found = prun.run_probes(self.engine, ctr, published, runnable, self.timeout,
+                              default_port=default_port)
+        return [replace(r, probe=p) for r, p in zip(found, probes, strict=True)]
+
+    def _override_run(self, p: pr.ProbeSpec) -> tuple[Run, pr.ProbeResult]:
+        """A `run` probe: a new container with the probe's entrypoint/cmd/env, run to exit."""
+        entrypoint = p.entrypoint if p.entrypoint is not None else self.config.entrypoint
+        cmd = p.cmd if (p.cmd or p.entrypoint is not None) else self.config.cmd
+        kwargs = self._argv(entrypoint, cmd)
+        if p.env:
+            kwargs["environment"] = [f"{k}={v}" for k, v in p.env]
+        start = time.monotonic()
+        with self._container(set(), **kwargs) as (ctr, _):
+            self.progress("probing")
+            res = replace(prun.run_probes(self.engine, ctr, {}, [replace(p, kind="batch")],
+                                        self.timeout)[0], probe=p)
+            if res.exit_code is None:
+                self.progress("stopping")
+                self.engine.kill(ctr)
+            trace = Trace(())
+            if self.bundle is not None:
+                self.progress("reading the trace")
+                trace = self._trace(ctr, TRACE_PATH)
+        return Run(p.label, trace, res.exit_code, time.monotonic() - start), res
+
+    def _argv(self, entrypoint: Sequence[str], cmd: Sequence[str]) -> dict[str, Any]:
+        if self.bundle is not None:
+            return {"entrypoint": wrap_command(self.bundle, entrypoint, cmd), "command": []}
+        out: dict[str, Any] = {}
+        if entrypoint:
+            out["entrypoint"] = list(entrypoint)
+        if cmd:
+            out["command"] = list(cmd)
+        return out
+
+    @contextmanager
+    def _container(self, ports: set[int], **kwargs: Any) -> Iterator[tuple[str, pr.Ports]]:
+        """A created container with the sensor copied in, started; always removed."""
+        wanted = sorted(ports)
+        self.progress("creating")
+        engine = self.engine
+        ctr = engine.create_container(
+            self.image, ports=wanted, healthcheck={"test": ["NONE"]},
+            host_config=engine.host_config(port_bindings={p: (pr.HOST,) for p in wanted}),
+            **kwargs,
+        )
+        try:
+            if self.bundle is not None:
+                engine.put_archive(ctr, "/", self.bundle.data)
+            self.progress("starting")
+            engine.start(ctr)
+            yield ctr, engine.published_ports(ctr, wanted)
+        finally:
+            engine.remove_container(ctr)
+
+    def _trace(self, ctr: str, path: str) -> Trace:
+        return _read_trace(self.engine, ctr, path, self.config)
+
+
+def _default_probes(
+    engine: Engine, ctr: str, published: pr.Ports, exposed: list[int], timeout: float
+) -> list[pr.ProbeSpec]:
+    """No probes given: GET / on each exposed port that speaks HTTP, a TCP
+    connect on the others; no ports: run to exit."""
+    if not exposed:
+        return [pr.ProbeSpec(kind="batch")]
+    out = []
+    for port in exposed:
+        tcp = pr.ProbeSpec(kind="tcp", port=port)
+        ready = prun.run_probes(engine, ctr, published, [tcp], timeout)[0]
+        if not ready.ok:
+            raise ProfileError(f"probing port {port}: never answered within {timeout:.0f}s "
+                               f"({ready.error})")
+        http = pr.ProbeSpec(kind="http", port=port, path="/")
+        answer = prun.run_probes(engine, ctr, published, [http], 5.0)[0]
+        out.append(http if answer.status is not None else tcp)
+    return out
+
+
+def _exec_trace(index: int) -> str:
+    return f"{BUNDLE_DIR}/exec-{index}.log"
+
+
+def _stop(engine: Engine, ctr: str, config: ImageConfig, bundle: Bundle | None) -> int | None:
+    """Stop the app with its StopSignal, wait the grace period, then kill."""
+    state = engine.inspect_container(ctr).get("State") or {}
+    if not state.get("Running"):
+        return int(state.get("ExitCode", -1))
+    sig = _signal_number(str(config.container.get("StopSignal") or "SIGTERM"))
+    pid = _app_pid(engine, ctr) if bundle is not None else None
+    if pid is not None and bundle is not None:
+        engine.exec(ctr, [*bundle.launcher[:-1], KILL, f"-{sig}", str(pid)], user="0")
+    else:
+        engine.kill(ctr, signal=str(sig))
+    code = engine.wait(ctr, timeout=STOP_GRACE if bundle is not None else QUICK_GRACE)
+    if code is None:
+        engine.kill(ctr)
+        code = engine.wait(ctr, timeout=STOP_GRACE)
+    return code
+
+
+def _signal_number(name: str) -> int:
+    name = name.upper()
+    if name.isdigit():
+        return int(name)
+    try:
+        return int(signal.Signals[name if name.startswith("SIG") else f"SIG{name}"])
+    except KeyError:
+        return int(signal.SIGTERM)
+
+
+def _app_pid(engine: Engine, ctr: str) -> int | None:
+    """The traced app's pid inside the container: the first pid of the trace."""
+    try:
+        head = engine.read_file(ctr, TRACE_PATH)[:4096]
+    except SlimError:  # no trace yet: the app never ran
+        return None
+    m = _PID.search(head)
+    return int(m.group(1)) if m else None
+
+
+def _read_trace(engine: Engine, ctr: str, path: str, config: ImageConfig) -> Trace:
+    try:
+        data = engine.read_file(ctr, path)
+    except SlimError as exc:
+        raise ProfileError(f"reading the trace {path} back from the container: {exc}") from exc
+    return parse(data, cwd=config.working_dir or "/")

@@ -1,0 +1,308 @@
+"""Build the test fixture images under `fixtures/` on the engine.
+
+Every fixture starts from one base image made here with
+`debootstrap --variant=minbase bookworm` and imported as a single layer
+(`slimmer-fixture/base:bookworm-<hash>`), so nothing is ever pulled from a
+registry. Each `fixtures/NAME/Dockerfile` begins with `ARG BASE` /
+`FROM ${BASE}` and is built as `slimmer-fixture/NAME:<hash>` (and `:latest`),
+where the hash covers the fixture folder (minus `probe.toml`), the base tag and
+`BUILDER_VERSION`. An existing hashed tag is reused: nothing is rebuilt.
+
+Build output goes to `.cache/fixtures/NAME.log`, never to stdout. Builds run one
+at a time, serialised across processes by a lock file.
+
+A Dockerfile that mentions `host-ca.crt` gets the host's CA bundle copied into
+its (temporary) build context, for pip/npm behind this machine's TLS proxy; the
+Dockerfile must delete it in the same RUN that uses it.
+
+    python -m tests.fixtures_build [NAMES...]
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from slimmer.engine import Engine, split_tag
+from slimmer.errors import SlimError, UsageError
+
+BUILDER_VERSION = "1"
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES_DIR = ROOT / "fixtures"
+CACHE_DIR = ROOT / ".cache" / "fixtures"
+REPO = "slimmer-fixture"
+FIXTURE_LABEL = "io.slimmer.fixture"
+HASH_LABEL = "io.slimmer.fixture.hash"
+NOT_CONTEXT = frozenset({"probe.toml", "README.md"})
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+HOST_CA_NAME = "host-ca.crt"
+
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+SOURCES_LIST = (
+    "deb http://deb.debian.org/debian bookworm main\n"
+    "deb http://deb.debian.org/debian bookworm-updates main\n"
+    "deb http://deb.debian.org/debian-security bookworm-security main\n"
+)
+# Like the official debian images: no service starts during `apt-get install`.
+POLICY_RC_D = "#!/bin/sh\nexit 101\n"
+BASE_CHANGES = (
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    'CMD ["bash"]',
+    f"LABEL {FIXTURE_LABEL}=base",
+)
+TAR_EXCLUDES = (
+    "./dev/*", "./proc/*", "./sys/*", "./tmp/*",
+    "./var/cache/apt/archives/*.deb", "./var/lib/apt/lists/*_*",  # stale: builds run update
+)
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class FixtureImage:
+    """One fixture image on the engine, and how it got there."""
+
+    name: str
+    tag: str
+    image_id: str
+    size: int
+    cached: bool
+    seconds: float
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def fixture_names() -> list[str]:
+    """Every folder under `fixtures/` that holds a Dockerfile, sorted."""
+    return sorted(p.parent.name for p in FIXTURES_DIR.glob("*/Dockerfile"))
+
+
+def fixture_dir(name: str) -> Path:
+    path = FIXTURES_DIR / name
+    if not (path / "Dockerfile").is_file():
+        known = ", ".join(fixture_names())
+        raise UsageError(f"fixture {name!r}: no fixtures/{name}/Dockerfile (known: {known})")
+    return path
+
+
+# -- hashing -------------------------------------------------------------------
+def _context_files(folder: Path) -> list[Path]:
+    files = [p for p in folder.rglob("*") if p.is_file() or p.is_symlink()]
+    return sorted(p for p in files if p.relative_to(folder).as_posix() not in NOT_CONTEXT)
+
+
+def fixture_hash(name: str, base_tag: str) -> str:
+    """Hash of what the image is built from: the folder, the base, the builder."""
+    folder = fixture_dir(name)
+    h = hashlib.sha256(f"{BUILDER_VERSION}\0{base_tag}\0".encode())
+    for path in _context_files(folder):
+        rel = path.relative_to(folder).as_posix()
+        executable = path.stat().st_mode & 0o111 != 0
+        h.update(f"{rel}\0{int(executable)}\0".encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def base_hash() -> str:
+    recipe = "\0".join([BUILDER_VERSION, SUITE, MIRROR, "minbase", SOURCES_LIST, POLICY_RC_D])
+    recipe += "\0".join(BASE_CHANGES + TAR_EXCLUDES)
+    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
+
+
+def base_tag() -> str:
+    return f"{REPO}/base:{SUITE}-{base_hash()}"
+
+
+# -- locking and logs -------------------------------------------------------------
+@contextmanager
+def _build_lock() -> Iterator[None]:
+    """One builder at a time on this machine (two cores; parallel test runs)."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(CACHE_DIR / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _log_path(name: str) -> Path:
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    return CACHE_DIR / f"{name}.log"
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _build_failed(what: str, log_path: Path, cause: object) -> SlimError:
+    return SlimError(
+        f"building fixture {what!r}: {cause}\n"
+        f"last lines of {log_path}:\n{_tail(log_path)}"
+    )
+
+
+# -- base image --------------------------------------------------------------------
+def _run_logged(cmd: Sequence[str], log: IO[str], what: str, log_path: Path) -> None:
+    log.write(f"$ {' '.join(cmd)}\n")
+    log.flush()
+    res = subprocess.run(list(cmd), stdout=log, stderr=subprocess.STDOUT, check=False)
+    if res.returncode != 0:
+        log.flush()
+        raise _build_failed(what, log_path, f"{cmd[0]} exited with {res.returncode}")
+
+
+def _prepare_rootfs(rootfs: Path) -> None:
+    """Make the debootstrapped tree a plain container base."""
+    (rootfs / "etc/apt/sources.list").write_text(SOURCES_LIST)
+    policy = rootfs / "usr/sbin/policy-rc.d"
+    policy.write_text(POLICY_RC_D)
+    policy.chmod(0o755)
+    for leaked in ("etc/resolv.conf", "etc/hostname"):  # the engine provides these
+        (rootfs / leaked).unlink(missing_ok=True)
+
+
+def _make_base_tar(workdir: Path, log: IO[str], log_path: Path) -> Path:
+    rootfs = workdir / "rootfs"
+    _run_logged(
+        ["debootstrap", "--variant=minbase", SUITE, str(rootfs), MIRROR], log, "base", log_path
+    )
+    _prepare_rootfs(rootfs)
+    tar_path = workdir / "rootfs.tar"
+    excludes = [f"--exclude={pattern}" for pattern in TAR_EXCLUDES]
+    _run_logged(
+        ["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", *excludes,
+         "-C", str(rootfs), "-cf", str(tar_path), "."],
+        log, "base", log_path,
+    )
+    return tar_path
+
+
+def ensure_base(engine: Engine, log: Log = _quiet) -> FixtureImage:
+    """The debootstrap base image, built and imported unless already there."""
+    tag = base_tag()
+    if engine.image_exists(tag):
+        info = engine.inspect_image(tag)
+        return FixtureImage("base", tag, info.id, info.size, True, 0.0)
+    log(f"base: debootstrap {SUITE} (about a minute)")
+    start = time.monotonic()
+    log_path = _log_path("base")
+    with tempfile.TemporaryDirectory(prefix="slimmer-base-") as tmp, open(log_path, "w") as fh:
+        tar_path = _make_base_tar(Path(tmp), fh, log_path)
+        image_id = engine.import_rootfs(tar_path, tag, changes=list(BASE_CHANGES))
+    _prune_stale(engine, "base", tag)
+    info = engine.inspect_image(image_id)
+    return FixtureImage("base", tag, info.id, info.size, False, time.monotonic() - start)
+
+
+# -- fixture images ----------------------------------------------------------------
+def _copy_context(name: str, dest: Path) -> None:
+    folder = fixture_dir(name)
+    for path in _context_files(folder):
+        target = dest / path.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target, follow_symlinks=False)
+    if HOST_CA_NAME in (folder / "Dockerfile").read_text():
+        shutil.copyfile(HOST_CA, dest / HOST_CA_NAME)
+
+
+def _build(engine: Engine, name: str, tag: str, base: str, digest: str) -> str:
+    log_path = _log_path(name)
+    labels = {FIXTURE_LABEL: name, HASH_LABEL: digest}
+    with tempfile.TemporaryDirectory(prefix=f"slimmer-{name}-") as tmp, open(log_path, "w") as fh:
+        context = Path(tmp)
+        _copy_context(name, context)
+        try:
+            return engine.build(context, tag, labels=labels, buildargs={"BASE": base}, log=fh)
+        except SlimError as exc:
+            fh.flush()
+            raise _build_failed(name, log_path, str(exc).splitlines()[0]) from exc
+
+
+def _prune_stale(engine: Engine, name: str, keep: str) -> None:
+    """Drop tags of older builds of fixture `name` (images in use stay)."""
+    repo = f"{REPO}/{name}"
+    flt = {"label": f"{FIXTURE_LABEL}={name}"}
+    for image in engine._api.images(filters=flt):  # no Engine method lists images
+        for tag in image.get("RepoTags") or ():
+            if split_tag(tag)[0] == repo and tag not in (keep, f"{repo}:latest"):
+                try:
+                    engine.remove_image(tag)
+                except SlimError:
+                    pass  # still used by a container: keep it
+
+
+def ensure_fixture(engine: Engine, name: str, base: str, log: Log = _quiet) -> FixtureImage:
+    """Build fixture `name` on `base` unless its hashed tag already exists."""
+    digest = fixture_hash(name, base)
+    tag = f"{REPO}/{name}:{digest}"
+    cached = engine.image_exists(tag)
+    start = time.monotonic()
+    if not cached:
+        log(f"{name}: building (log: {_log_path(name)})")
+        _build(engine, name, tag, base, digest)
+        _prune_stale(engine, name, tag)
+    info = engine.inspect_image(tag)
+    engine.tag_image(info.id, f"{split_tag(tag)[0]}:latest")
+    return FixtureImage(name, tag, info.id, info.size, cached, time.monotonic() - start)
+
+
+def iter_fixtures(
+    engine: Engine, names: Sequence[str] | None = None, log: Log = _quiet
+) -> Iterator[FixtureImage]:
+    """Ensure the base, then the named fixtures (all when None), yielding each."""
+    wanted = list(names) if names else fixture_names()
+    for name in wanted:
+        fixture_dir(name)  # fail on a bad name before building anything
+    with _build_lock():
+        base = ensure_base(engine, log)
+        yield base
+        for name in wanted:
+            yield ensure_fixture(engine, name, base.tag, log)
+
+
+def build_fixtures(
+    engine: Engine, names: Sequence[str] | None = None, log: Log = _quiet
+) -> dict[str, str]:
+    """Ensure the fixture images; return fixture name -> hashed image tag."""
+    return {img.name: img.tag for img in iter_fixtures(engine, names, log) if img.name != "base"}
+
+
+def _row(img: FixtureImage) -> str:
+    state = "cached" if img.cached else f"built in {img.seconds:.0f}s"
+    return f"{img.name:<14} {img.tag:<46} {img.size / 1e6:8.1f} MB  {state}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    names = list(sys.argv[1:] if argv is None else argv)
+    engine = Engine.connect()
+    try:
+        for img in iter_fixtures(engine, names, log=lambda msg: print(msg, file=sys.stderr)):
+            print(_row(img), flush=True)
+    except SlimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    finally:
+        engine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
