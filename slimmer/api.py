@@ -12,21 +12,29 @@ from dataclasses import replace
 from pathlib import Path
 
 from slimmer import __version__
-from slimmer.analyse.check import CheckResult, Facts, evaluate, needs_compressed, needs_paths
+from slimmer.analyse.check import (
+    CheckResult,
+    Facts,
+    Status,
+    evaluate,
+    needs_compressed,
+    needs_paths,
+)
 from slimmer.analyse.checkconfig import CheckSettings, build_rules, load_baseline, resolve
 from slimmer.analyse.inspect import Inspection, analyze, want_for_inspect
 from slimmer.elf.deps import DepsReport, deps_report
-from slimmer.engine import Engine, Leftover, saver
-from slimmer.errors import SlimError, UsageError
+from slimmer.engine import Engine, saver
+from slimmer.engine_api import Leftover
+from slimmer.errors import BudgetExceeded, SlimError, UsageError, VerificationFailed
 from slimmer.image.archive import open_archive
 from slimmer.image.compressed import compressed_sizes
 from slimmer.image.filetree import WantContent, keep_all
 from slimmer.image.reader import Image, open_image, parse_ref
-from slimmer.model import ImageConfig, ImageRef
+from slimmer.model import ImageConfig, ImageRef, Progress
 from slimmer.pipeline.slim import SlimOptions, SlimResult, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
 from slimmer.trace.probes import ProbeSpec
-from slimmer.trace.profiler import Profile, Progress, profile
+from slimmer.trace.profiler import TracedRun, profile
 
 
 def read_image(ref: str, want: WantContent) -> Image:
@@ -118,7 +126,7 @@ def _check_archive(parsed: ImageRef) -> Iterator[tuple[ImageRef, str]]:
 
 def profile_image(
     ref: str, probes: Sequence[ProbeSpec], timeout: float, progress: Progress = lambda _: None
-) -> Profile:
+) -> TracedRun:
     """Run an engine image under the tracer with `probes` (the defaults when empty)."""
     parsed = parse_ref(ref)
     if parsed.transport != "engine":
@@ -145,3 +153,25 @@ def deps(ref: str, paths: Sequence[str]) -> DepsReport:
     with read_image(ref, keep_all) as image:
         env = image.config.env
         return deps_report(image.tree, env, paths, image.config.working_dir or "/")
+
+
+# -- verdicts: which outcomes are failures, and their exit codes -------------------------
+
+
+def raise_for_budget(ref: str, result: CheckResult) -> None:
+    """`BudgetExceeded` (exit 3) when a rule failed; warnings pass."""
+    failed = [r.id for r in result.results if r.status is Status.FAIL]
+    if failed:
+        noun = "rule" if len(failed) == 1 else "rules"
+        raise BudgetExceeded(
+            f"checking {ref}: budget exceeded, {len(failed)} {noun} failed: {', '.join(failed)}")
+
+
+def raise_for_verdict(result: SlimResult, report: Path | None = None) -> None:
+    """`VerificationFailed` (exit 4) when the slim image answered differently and was
+    therefore not tagged (a `--force`d result was tagged: no error)."""
+    if result.verified is False and not result.tagged:
+        where = f" (see {report})" if report else ""
+        raise VerificationFailed(
+            f"verifying {result.output}: {len(result.diffs)} probe(s) answered differently; "
+            f"not tagged{where}")

@@ -3,7 +3,8 @@
 Only the engine API is used, never host paths under /var/lib/docker, so every
 operation also works against a remote engine named by DOCKER_HOST.
 Everything slimmer creates carries the label `LABEL` so `slim cleanup` can find
-leftovers.
+leftovers. `Engine` implements `slimmer.engine_api.ContainerEngine`; engine and
+transport failures become `EngineError` in one place (`_calling`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,39 +20,30 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from slimmer.errors import EngineError, ImageNotFound, SlimError
+from slimmer.engine_api import ContainerEngine, ImageInfo, Leftover
+from slimmer.errors import EngineError, ImageNotFound
 from slimmer.model import MANAGED_LABEL, SOURCE_LABEL
 
 LABEL = MANAGED_LABEL
 CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class ImageInfo:
-    id: str
-    tags: tuple[str, ...]
-    config: Mapping[str, Any]
-    labels: Mapping[str, str]
-    size: int
-    architecture: str
-    os: str
+# What the engine, the SDK or the transport raise when the engine fails. Anything
+# else escaping a call is a bug of ours and reaches the user as an internal error.
+_ENGINE_FAULTS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 
 
-@dataclass(frozen=True)
-class Leftover:
-    kind: str  # "container", "image", "volume"
-    id: str
-    name: str
-
-
-def _wrap(action: str, exc: Exception) -> SlimError:
-    if isinstance(exc, docker.errors.ImageNotFound):
-        return ImageNotFound(f"{action}: no such image")
-    if isinstance(exc, docker.errors.NotFound):
-        return EngineError(f"{action}: not found ({_explain(exc)})")
-    if isinstance(exc, (requests.exceptions.ConnectionError, docker.errors.DockerException)):
-        return EngineError(f"{action}: {_explain(exc)}")
-    return EngineError(f"{action}: {exc}")
+@contextmanager
+def _calling(action: str) -> Iterator[None]:
+    """The one place engine failures become slimmer's errors, named by `action`."""
+    try:
+        yield
+    except docker.errors.ImageNotFound as exc:
+        raise ImageNotFound(f"{action}: no such image") from exc
+    except docker.errors.NotFound as exc:
+        raise EngineError(f"{action}: not found ({_explain(exc)})") from exc
+    except _ENGINE_FAULTS as exc:
+        raise EngineError(f"{action}: {_explain(exc)}") from exc
 
 
 def _explain(exc: Exception) -> str:
@@ -73,7 +65,7 @@ class Engine:
         try:
             client = docker.from_env(timeout=timeout)
             client.ping()
-        except Exception as exc:  # the SDK raises several unrelated types here
+        except _ENGINE_FAULTS as exc:
             raise EngineError(
                 f"connecting to the Docker engine: not reachable ({_explain(exc)}); "
                 "start dockerd or set DOCKER_HOST"
@@ -85,21 +77,18 @@ class Engine:
 
     def versions(self) -> tuple[str, str]:
         """(engine version, API version in use) as the engine reports them."""
-        try:
+        with _calling("asking the engine for its version"):
             info = self._api.version()
-        except Exception as exc:
-            raise _wrap("asking the engine for its version", exc) from exc
         return str(info.get("Version", "?")), str(self._api.api_version)
 
     # -- images -------------------------------------------------------------
     def inspect_image(self, ref: str) -> ImageInfo:
         try:
             raw = self._api.inspect_image(ref)
-        except Exception as exc:
-            err = _wrap(f"looking up image {ref!r}", exc)
-            if isinstance(exc, docker.errors.NotFound):
-                err = ImageNotFound(f"looking up image {ref!r}: no such image on the engine")
-            raise err from exc
+        except docker.errors.NotFound as exc:
+            raise ImageNotFound(f"looking up image {ref!r}: no such image on the engine") from exc
+        except _ENGINE_FAULTS as exc:
+            raise EngineError(f"looking up image {ref!r}: {_explain(exc)}") from exc
         cfg = raw.get("Config") or {}
         return ImageInfo(
             id=str(raw["Id"]),
@@ -121,17 +110,15 @@ class Engine:
     def save_image(self, ref: str, out: IO[bytes]) -> int:
         """Stream `docker save REF` into `out`; return the number of bytes."""
         total = 0
-        try:
+        with _calling(f"saving image {ref!r}"):
             for chunk in self._api.get_image(ref, chunk_size=CHUNK):
                 out.write(chunk)
                 total += len(chunk)
-        except Exception as exc:
-            raise _wrap(f"saving image {ref!r}", exc) from exc
         return total
 
     def load_image(self, archive: IO[bytes] | bytes | Iterable[bytes]) -> list[str]:
         """Load a `docker save`-format archive; return the loaded image IDs or tags."""
-        try:
+        with _calling("loading image"):
             data: Any = archive
             if hasattr(archive, "read"):
                 data = iter(lambda: archive.read(CHUNK), b"")
@@ -144,36 +131,24 @@ class Engine:
                     if text.startswith(prefix):
                         out.append(text[len(prefix):].strip())
             return out
-        except SlimError:
-            raise
-        except Exception as exc:
-            raise _wrap("loading image", exc) from exc
 
     def tag_image(self, image_id: str, ref: str) -> None:
         repo, tag = split_tag(ref)
-        try:
+        with _calling(f"tagging {image_id[:19]} as {ref!r}"):
             self._api.tag(image_id, repo, tag or "latest")
-        except Exception as exc:
-            raise _wrap(f"tagging {image_id[:19]} as {ref!r}", exc) from exc
 
     def remove_image(self, ref: str, force: bool = False) -> None:
-        try:
+        with _calling(f"removing image {ref!r}"), suppress(docker.errors.NotFound):
             self._api.remove_image(ref, force=force, noprune=False)
-        except docker.errors.NotFound:
-            return
-        except Exception as exc:
-            raise _wrap(f"removing image {ref!r}", exc) from exc
 
     def import_rootfs(self, tar_path: Path, tag: str, changes: list[str] | None = None) -> str:
         """Import a root filesystem tarball as a one-layer image (`docker import`)."""
         repo, t = split_tag(tag)
-        try:
+        with _calling(f"importing {tar_path} as {tag!r}"):
             with open(tar_path, "rb") as fh:
                 self._api.import_image_from_data(
                     fh, repository=repo, tag=t or "latest", changes=changes or []
                 )
-        except Exception as exc:
-            raise _wrap(f"importing {tar_path} as {tag!r}", exc) from exc
         return self.inspect_image(tag).id
 
     def build(
@@ -186,7 +161,7 @@ class Engine:
         log: IO[str] | None = None,
     ) -> str:
         """Build `context/Dockerfile` as `tag`; stream the build log into `log`."""
-        try:
+        with _calling(f"building {tag!r} from {context}"):
             stream = self._api.build(
                 path=str(context),
                 tag=tag,
@@ -209,36 +184,27 @@ class Engine:
                     last = (last + text)[-4000:]
                     if log is not None:
                         log.write(text)
-        except SlimError:
-            raise
-        except Exception as exc:
-            raise _wrap(f"building {tag!r} from {context}", exc) from exc
         return self.inspect_image(tag).id
 
     # -- containers ---------------------------------------------------------
     def create_container(self, image: str, **kwargs: Any) -> str:
         labels = dict(kwargs.pop("labels", None) or {})
         labels[LABEL] = "true"
-        try:
+        with _calling(f"creating a container of {image!r}"):
             res = self._api.create_container(image, labels=labels, **kwargs)
-        except Exception as exc:
-            raise _wrap(f"creating a container of {image!r}", exc) from exc
         return str(res["Id"])
 
     def host_config(self, **kwargs: Any) -> Any:
-        return self._api.create_host_config(**kwargs)
+        with _calling("preparing a container's host settings"):
+            return self._api.create_host_config(**kwargs)
 
     def put_archive(self, container: str, path: str, data: bytes) -> None:
-        try:
+        with _calling(f"copying files into container {container[:12]}"):
             self._api.put_archive(container, path, data)
-        except Exception as exc:
-            raise _wrap(f"copying files into container {container[:12]}", exc) from exc
 
     def get_archive(self, container: str, path: str) -> Iterator[bytes]:
-        try:
+        with _calling(f"copying {path} out of container {container[:12]}"):
             stream, _ = self._api.get_archive(container, path, chunk_size=CHUNK)
-        except Exception as exc:
-            raise _wrap(f"copying {path} out of container {container[:12]}", exc) from exc
         return iter(stream)
 
     def read_file(self, container: str, path: str) -> bytes:
@@ -252,50 +218,40 @@ class Engine:
         return b""
 
     def start(self, container: str) -> None:
-        try:
+        with _calling(f"starting container {container[:12]}"):
             self._api.start(container)
-        except Exception as exc:
-            raise _wrap(f"starting container {container[:12]}", exc) from exc
 
     def inspect_container(self, container: str) -> Mapping[str, Any]:
-        try:
+        with _calling(f"inspecting container {container[:12]}"):
             return dict(self._api.inspect_container(container))
-        except Exception as exc:
-            raise _wrap(f"inspecting container {container[:12]}", exc) from exc
 
     def wait(self, container: str, timeout: float) -> int | None:
         """Wait for the container to exit; None when `timeout` passes first."""
-        try:
-            res = self._api.wait(container, timeout=timeout)
-        except requests.exceptions.ReadTimeout:
-            return None
-        except requests.exceptions.ConnectionError as exc:
-            if "timed out" in str(exc).lower():
+        with _calling(f"waiting for container {container[:12]}"):
+            try:
+                res = self._api.wait(container, timeout=timeout)
+            except requests.exceptions.ReadTimeout:
                 return None
-            raise _wrap(f"waiting for container {container[:12]}", exc) from exc
-        except Exception as exc:
-            raise _wrap(f"waiting for container {container[:12]}", exc) from exc
+            except requests.exceptions.ConnectionError as exc:
+                if "timed out" in str(exc).lower():
+                    return None
+                raise
         return int(res.get("StatusCode", -1))
 
     def logs(self, container: str, stdout: bool = True, stderr: bool = True) -> bytes:
-        try:
+        with _calling(f"reading logs of container {container[:12]}"):
             return bytes(self._api.logs(container, stdout=stdout, stderr=stderr))
-        except Exception as exc:
-            raise _wrap(f"reading logs of container {container[:12]}", exc) from exc
 
     def kill(self, container: str, signal: str = "SIGKILL") -> None:
-        try:
+        # An APIError here means the container has already stopped.
+        with _calling(f"stopping container {container[:12]}"), suppress(docker.errors.APIError):
             self._api.kill(container, signal=signal)
-        except docker.errors.APIError:
-            pass  # already stopped
 
     def exec(self, container: str, cmd: list[str], user: str = "") -> tuple[int, bytes]:
-        try:
+        with _calling(f"running {cmd!r} in container {container[:12]}"):
             ex = self._api.exec_create(container, cmd, user=user, stdout=True, stderr=True)
             out = self._api.exec_start(ex["Id"])
             code = self._api.exec_inspect(ex["Id"]).get("ExitCode")
-        except Exception as exc:
-            raise _wrap(f"running {cmd!r} in container {container[:12]}", exc) from exc
         return int(code if code is not None else -1), bytes(out)
 
     def published_ports(
@@ -317,19 +273,16 @@ class Engine:
         return None
 
     def remove_container(self, container: str) -> None:
-        try:
+        with _calling(f"removing container {container[:12]}"), \
+                suppress(docker.errors.NotFound):
             self._api.remove_container(container, force=True, v=True)
-        except docker.errors.NotFound:
-            return
-        except Exception as exc:
-            raise _wrap(f"removing container {container[:12]}", exc) from exc
 
     # -- hygiene --------------------------------------------------------------
     def leftovers(self) -> list[Leftover]:
         """Everything on the engine that carries slimmer's label."""
         flt = {"label": LABEL}
         out: list[Leftover] = []
-        try:
+        with _calling("listing slimmer's leftovers"):
             for c in self._api.containers(all=True, filters=flt):
                 out.append(Leftover("container", c["Id"], ",".join(c.get("Names") or ())))
             for v in (self._api.volumes(filters=flt) or {}).get("Volumes") or ():
@@ -341,18 +294,14 @@ class Engine:
             # Slim images that were never tagged: a run that failed or was interrupted.
             for i in self._api.images(filters={"label": SOURCE_LABEL, "dangling": True}):
                 out.append(Leftover("image", i["Id"], "untagged slim image"))
-        except Exception as exc:
-            raise _wrap("listing slimmer's leftovers", exc) from exc
         return out
 
     def remove_leftover(self, item: Leftover) -> None:
         if item.kind == "container":
             self.remove_container(item.id)
         elif item.kind == "volume":
-            try:
+            with _calling(f"removing volume {item.id}"), suppress(docker.errors.NotFound):
                 self._api.remove_volume(item.id, force=True)
-            except docker.errors.NotFound:
-                pass
         else:
             self.remove_image(item.id, force=True)
 
@@ -368,7 +317,7 @@ def split_tag(ref: str) -> tuple[str, str]:
     return ref, ""
 
 
-def saver(engine: Engine) -> Callable[[str, Path], str]:
+def saver(engine: ContainerEngine) -> Callable[[str, Path], str]:
     """A function that saves an engine image into a file and returns its ID."""
 
     def save(ref: str, dest: Path) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -10,6 +10,9 @@ from typing import Any, Protocol
 MANAGED_LABEL = "io.slimmer.managed"  # on every container slimmer creates
 SOURCE_LABEL = "io.slimmer.source"  # on slim images: the source image's ID
 VERSION_LABEL = "io.slimmer.version"  # on slim images: the slimmer that wrote it
+
+# Told the name of each stage as a long job enters it (the CLI shows it).
+Progress = Callable[[str], None]
 
 
 class EntryType(StrEnum):

@@ -74,10 +74,11 @@ def run_slim(*args: str, cwd: Path | None = None, env: dict[str, str] | None = N
                           timeout=timeout, cwd=where, env=_clean_env(env))
 
 
-def popen_slim(*args: str, **kwargs: object) -> subprocess.Popen[str]:
+def popen_slim(*args: str, stdout: int | None = None,
+               stderr: int | None = None) -> subprocess.Popen[str]:
     """Start the installed `slim` (for tests that signal it midway)."""
     return subprocess.Popen([slim_exe(), *args], text=True, env=_clean_env(),
-                            cwd=tempfile.gettempdir(), **kwargs)  # type: ignore[call-overload]
+                            cwd=tempfile.gettempdir(), stdout=stdout, stderr=stderr)
 
 
 if __name__ == "__main__":

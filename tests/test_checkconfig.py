@@ -11,7 +11,6 @@ from click.testing import CliRunner
 
 from slimmer.analyse import check
 from slimmer.analyse.checkconfig import (
-    PATTERN,
     RULE_NAMES,
     CheckSettings,
     build_rules,
@@ -26,6 +25,7 @@ from slimmer.analyse.checkconfig import (
     with_flags,
 )
 from slimmer.analyse.sizes import Amount
+from slimmer.cli.params import PATTERN
 from slimmer.errors import UsageError
 
 FULL = """

@@ -26,7 +26,7 @@ def make(tmp_path: Path) -> Iterator[Maker]:
 
 def expand(name: str, ctx: ProfileContext, profile: str = "glibc") -> tuple[
         list[Addition], list[Generated]]:
-    return EXPANDERS[name](ctx, PROFILES[profile])
+    return EXPANDERS[name](ctx, PROFILES[profile].name)
 
 
 def added(name: str, ctx: ProfileContext, profile: str = "glibc") -> set[str]:

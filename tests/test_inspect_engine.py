@@ -51,4 +51,5 @@ def test_layers_fixture_reader_rules(engine: Engine, fixture_images: dict[str, s
     doc = _slim_json(fixture_images["layers"])
     assert doc["reclaimable_bytes"] > 0  # type: ignore[operator]
     assert doc["setuid"], "the setuid binary is reported"
-    assert any(w for w in doc["inefficient_files"]), "overwritten files are inefficient"  # type: ignore[union-attr]
+    inefficient = doc["inefficient_files"]
+    assert isinstance(inefficient, list) and inefficient, "overwritten files are inefficient"

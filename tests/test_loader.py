@@ -23,9 +23,10 @@ from typing import Any
 
 import pytest
 
-from slimmer.elf.deps import deps_report, render_text, to_json
+from slimmer.elf.deps import deps_report
 from slimmer.elf.loader import Closure, closure, parse_ld_so_cache, read_ld_so_conf
 from slimmer.elf.parse import DF_1_NODEFLIB, DF_1_PIE
+from slimmer.report.deps_view import render_text, to_json
 from tests.memtree import (
     HOST_LDSO,
     HOST_LIBC,

@@ -26,7 +26,7 @@ def image(tmp_path: Path, **kw: object) -> Image:
         M("etc/passwd", data=b"root:x:0:0::/:/bin/sh\n"), M("etc/group", data=b"root:x:0:\n"),
         M("etc/app.conf", data=b"conf"), M("tmp/", "dir", mode=0o1777),
         M("usr/bin/env", data=ELF, mode=0o755),
-    )], **kw)  # type: ignore[arg-type]
+    )], **kw)
     return open_image(f"docker-archive:{arch}", want=keep_all)
 
 

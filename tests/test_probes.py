@@ -10,11 +10,10 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from slimmer.engine import Engine
 from slimmer.errors import ExitStatus, SlimError, UsageError
 from slimmer.trace.proberun import expand_placeholders, run_probes
 from slimmer.trace.probes import (
@@ -28,6 +27,7 @@ from slimmer.trace.probes import (
     parse_tcp_flag,
     probes_from_flags,
 )
+from tests.fake_engine import UnusedEngine
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -185,8 +185,8 @@ def test_observable_ignores_timing() -> None:
 
 
 # -- running against local servers ---------------------------------------------------------
-class FakeEngine:
-    """The few Engine methods the runner calls for attached probes."""
+class FakeEngine(UnusedEngine):
+    """The few engine methods the runner calls for attached probes."""
 
     def __init__(self, running: bool = True) -> None:
         self.running = running
@@ -205,8 +205,8 @@ class FakeEngine:
         return (0, b"healthy\n") if cmd[0] == "check" else (1, b"nope\n")
 
 
-def _engine(running: bool = True) -> Engine:
-    return cast(Engine, FakeEngine(running))
+def _engine(running: bool = True) -> FakeEngine:
+    return FakeEngine(running)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -379,7 +379,7 @@ def test_exec_probes_retry_until_the_exit_code_matches() -> None:
     eng = FakeEngine()
     good = ProbeSpec(kind="exec", cmd=("check",), expect_contains=("healthy",))
     bad = ProbeSpec(kind="exec", cmd=("fail",))
-    r1, r2 = run_probes(cast(Engine, eng), "c", {}, [good, bad], timeout=0.7)
+    r1, r2 = run_probes(eng, "c", {}, [good, bad], timeout=0.7)
     assert r1.ok and r1.exit_code == 0 and r1.output == b"healthy\n"
     assert not r2.ok and r2.exit_code == 1 and "exit code 1, expected 0" in r2.error
     assert eng.execs.count(["fail"]) >= 2

@@ -11,7 +11,7 @@ import pytest
 from slimmer import api
 from slimmer.engine import Engine
 from slimmer.trace.probes import load_probe_file
-from slimmer.trace.profiler import Profile
+from slimmer.trace.profiler import TracedRun
 from tests.installed import popen_slim
 
 pytestmark = pytest.mark.engine
@@ -33,12 +33,12 @@ NEEDED = {
 }
 
 
-def _profile(name: str, tag: str) -> Profile:
+def _profile(name: str, tag: str) -> TracedRun:
     spec = load_probe_file(ROOT / "fixtures" / name / "probe.toml")
     return api.profile_image(tag, spec.probes, spec.timeout)
 
 
-def _touched(prof: Profile) -> set[str]:
+def _touched(prof: TracedRun) -> set[str]:
     return {p for t in prof.traces for p in t.touched()}
 
 

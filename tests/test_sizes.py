@@ -7,9 +7,6 @@ import pytest
 from click.testing import CliRunner
 
 from slimmer.analyse.sizes import (
-    AMOUNT,
-    RATIO,
-    SIZE,
     Amount,
     SizeError,
     parse_amount,
@@ -17,6 +14,7 @@ from slimmer.analyse.sizes import (
     parse_ratio,
     parse_size,
 )
+from slimmer.cli.params import AMOUNT, RATIO, SIZE
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from slimmer.analyse.sizes import Amount
+from slimmer.globs import loose_glob
 
 if TYPE_CHECKING:  # only a type here: keeps `slim check --help` from loading the reader
     from slimmer.analyse.inspect import Inspection
@@ -290,9 +291,10 @@ class Forbid:
     - `@package-managers`: apt, dpkg, apk, pip, npm, ... in those directories;
     - `@setuid` / `@setgid`: regular files with the setuid / setgid bit;
     or a glob matched against every path of the merged tree (any type, symlinks
-    included): `*` and `?` stay within one path component, `**` crosses any
-    number of them; a glob with no `/` matches a file name in any directory
-    (`*.pyc`), one with a `/` matches the whole path (`/usr/bin/*sh`, `/opt/**`).
+    included), in `slimmer.globs`'s syntax: `*`, `?` and `[...]` stay within one
+    path component, `**` crosses any number of them; a glob with no `/` matches a
+    file name in any directory (`*.pyc`), one with a `/` matches the whole path
+    (`/usr/bin/*sh`, `/opt/**`; the leading `/` may be left out).
     """
 
     name: ClassVar[str] = "forbid"
@@ -333,50 +335,8 @@ def is_valid_pattern(pattern: str) -> bool:
 
 @lru_cache(maxsize=64)
 def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a `Forbid` glob into a regex over absolute paths."""
-    if "/" not in pattern:
-        return re.compile(r"(?s:.*/)" + _glob_part(pattern) + r"\Z")
-    parts = pattern.strip("/").split("/")
-    body = ""
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if part == "**":
-            body += r"(?:.+)" if last else r"(?:[^/]+/)*"
-        else:
-            body += _glob_part(part) + ("" if last else "/")
-    return re.compile(r"(?s:/" + body + r")\Z")
-
-
-def _glob_part(part: str) -> str:
-    """One path component: fnmatch's syntax, but `*` and `?` never match `/`."""
-    out: list[str] = []
-    i = 0
-    while i < len(part):
-        c = part[i]
-        i += 1
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            cls, i = _char_class(part, i)
-            out.append(cls)
-        else:
-            out.append(re.escape(c))
-    return "".join(out)
-
-
-def _char_class(part: str, start: int) -> tuple[str, int]:
-    """`[abc]`, `[a-z]`, `[!abc]` from just after the `[`; an unclosed `[` is literal."""
-    j = start + (part[start:start + 1] == "!")
-    j += part[j:j + 1] == "]"
-    end = part.find("]", j)
-    if end < 0:
-        return re.escape("["), start
-    body = part[start:end]
-    negate = body.startswith("!")
-    chars = "".join("-" if ch == "-" else re.escape(ch) for ch in body[negate:])
-    return (f"[^/{chars}]" if negate else f"[{chars}]"), end + 1
+    """Compile a `Forbid` glob into a regex over absolute paths (`slimmer.globs.loose_glob`)."""
+    return loose_glob(pattern).regex
 
 
 # -- evaluation -------------------------------------------------------------------

@@ -46,13 +46,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import click
-
 from slimmer.analyse import check
 from slimmer.analyse.sizes import (
     Amount,
     SizeError,
-    TextParamBase,
     parse_amount,
     parse_count,
     parse_ratio,
@@ -350,22 +347,6 @@ def build_rules(settings: CheckSettings) -> tuple[check.Rule, ...]:
             "no rules to check: give one (e.g. --max-size 80MB) or set them in "
             "[tool.slim.check] of pyproject.toml or [check] of .slim.toml")
     return tuple(rules)
-
-
-class PatternParam(TextParamBase):
-    """A `--forbid` value: a glob or a class such as `@shells` (see check.Forbid)."""
-
-    name = "glob|@class"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        text = str(value)
-        if not check.is_valid_pattern(text):
-            self.fail(f"{text!r}: not a glob or a known class ({', '.join(check.CLASSES)})",
-                      param, ctx)
-        return text
-
-
-PATTERN = PatternParam()
 
 
 def with_flags(**values: Any) -> CheckSettings:

@@ -1,4 +1,4 @@
-"""Sizes, ratios and percentages as users write them, and click types for them.
+"""Sizes, ratios and percentages as users write them (click types: `slimmer.cli.params`).
 
 Sizes follow dive's parser (go-humanize `ParseBytes`), so a `--max-wasted`
 copied from a dive CI config means the same number of bytes:
@@ -19,9 +19,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
-
-import click
 
 _UNITS: dict[str, int] = {"": 1, "b": 1}
 for _i, _prefix in enumerate("kmgtpe", start=1):
@@ -125,59 +122,3 @@ def parse_count(value: str | int) -> int:
     if isinstance(value, float) or count < 0:
         raise SizeError("must be a whole number, 0 or more")
     return count
-
-
-# -- click parameter types: a bad flag is a click usage error -----------------
-
-if TYPE_CHECKING:  # click >= 8.2 types ParamType by its value; older clicks can't subscript it
-    _SizeBase = click.ParamType[int]
-    _RatioBase = click.ParamType[float]
-    _AmountBase = click.ParamType[Amount]
-    TextParamBase = click.ParamType[str]
-else:
-    _SizeBase = _RatioBase = _AmountBase = TextParamBase = click.ParamType
-
-
-class SizeParam(_SizeBase):
-    name = "size"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        try:
-            return parse_size(str(value))
-        except SizeError as exc:
-            self.fail(f"{value!r}: {exc}", param, ctx)
-
-
-class RatioParam(_RatioBase):
-    name = "ratio"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float):
-            return value
-        try:
-            return parse_ratio(str(value))
-        except SizeError as exc:
-            self.fail(f"{value!r}: {exc}", param, ctx)
-
-
-class AmountParam(_AmountBase):
-    name = "size|percent"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> Amount:
-        if isinstance(value, Amount):
-            return value
-        try:
-            return parse_amount(str(value))
-        except SizeError as exc:
-            self.fail(f"{value!r}: {exc}", param, ctx)
-
-
-SIZE = SizeParam()
-RATIO = RatioParam()
-AMOUNT = AmountParam()

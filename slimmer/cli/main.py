@@ -12,11 +12,10 @@ from typing import Any
 import click
 from rich.console import Console
 
-from slimmer.analyse.check import Status
-from slimmer.analyse.checkconfig import PATTERN, RULE_NAMES, with_flags
-from slimmer.analyse.sizes import AMOUNT, RATIO, SIZE
+from slimmer.analyse.checkconfig import RULE_NAMES, with_flags
+from slimmer.cli.params import AMOUNT, PATTERN, RATIO, SIZE
 from slimmer.cli.slim import deps_command, profile_command, slim_command
-from slimmer.errors import BudgetExceeded, ExitStatus, SlimError
+from slimmer.errors import ExitStatus, SlimError
 from slimmer.report import check_view
 from slimmer.report.check_view import FORMATS as CHECK_FORMATS
 
@@ -172,11 +171,7 @@ def check(
     click.echo(check_view.render(result, fmt), nl=False)
     if fmt == "github":
         check_view.write_step_summary(result, os.environ)
-    failed = [r.id for r in result.results if r.status is Status.FAIL]
-    if failed:
-        noun = "rule" if len(failed) == 1 else "rules"
-        raise BudgetExceeded(
-            f"checking {image}: budget exceeded, {len(failed)} {noun} failed: {', '.join(failed)}")
+    api.raise_for_budget(image, result)
 
 
 def _console() -> Console:

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
-from slimmer.errors import UsageError, VerificationFailed
+from slimmer.cli.progress import stages
 from slimmer.plan.planner import UserRules
 from slimmer.report.common import dump_json
-from slimmer.trace.probes import DEFAULT_TIMEOUT, ProbeSpec, load_probe_file, probes_from_flags
-
-
-@contextmanager
-def stages(console: Console, what: str) -> Iterator[Callable[[str], None]]:
-    """Show progress: a spinner on a terminal, one plain `slim: STAGE` line otherwise."""
-    if console.is_terminal:
-        with console.status(f"{what}...") as status:
-            yield lambda stage: status.update(f"{what}: {stage}...")
-    else:
-        yield lambda stage: console.print(f"slim: {stage}", soft_wrap=True)
+from slimmer.trace.probes import DEFAULT_TIMEOUT, collect_probes
 
 
 def probe_options(fn: Any) -> Any:
@@ -45,22 +33,6 @@ def probe_options(fn: Any) -> Any:
     ]):
         fn = opt(fn)
     return fn
-
-
-def collect_probes(
-    probe_file: Path | None, http: tuple[str, ...], tcp: tuple[str, ...],
-    exec_: tuple[str, ...], cmd: tuple[str, ...], timeout: float | None,
-) -> tuple[tuple[ProbeSpec, ...], float]:
-    """Probes from the file, then from the flags; the timeout from the flag, else the file."""
-    specs: tuple[ProbeSpec, ...] = ()
-    limit = DEFAULT_TIMEOUT
-    if probe_file is not None:
-        if not probe_file.is_file():
-            raise UsageError(f"--probes {probe_file}: no such file")
-        loaded = load_probe_file(probe_file)
-        specs, limit = loaded.probes, loaded.timeout
-    specs += probes_from_flags(http, tcp, exec_, cmd)
-    return specs, timeout if timeout is not None else limit
 
 
 @click.command("slim", hidden=True)
@@ -124,15 +96,11 @@ def slim_command(
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
         (report_dir / "report.json").write_text(dump_json(slim_view.to_json(result)))
-    if result.verified is False:
-        where = f" (see {report_dir / 'report.json'})" if report_dir else ""
-        if force:
-            err.print(f"[bold yellow]warning:[/] verification failed; tagged anyway (--force)"
-                      f"{where}")
-        else:
-            raise VerificationFailed(
-                f"verifying {output}: {len(result.diffs)} probe(s) answered differently; "
-                f"not tagged{where}")
+    report = report_dir / "report.json" if report_dir else None
+    if result.verified is False and force:
+        where = f" (see {report})" if report else ""
+        err.print(f"[bold yellow]warning:[/] verification failed; tagged anyway (--force){where}")
+    api.raise_for_verdict(result, report)
 
 
 @click.command("profile")
@@ -165,7 +133,7 @@ def profile_command(
 def deps_command(image: str, paths: tuple[str, ...], as_json: bool) -> None:
     """The ELF closure of PATHS inside IMAGE: what the dynamic loader opens, and why."""
     from slimmer import api
-    from slimmer.elf.deps import render_text, to_json
+    from slimmer.report.deps_view import render_text, to_json
 
     report = api.deps(image, paths)
     if as_json:

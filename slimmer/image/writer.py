@@ -17,13 +17,12 @@ import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from slimmer import __version__
 from slimmer.errors import SlimError
 from slimmer.image.store import ContentStore
 from slimmer.model import SOURCE_LABEL, VERSION_LABEL, EntryType, FileEntry, ImageConfig, TreeView
-from slimmer.plan.keep import Generated
 
 KEPT_CONFIG = (
     "Entrypoint", "Cmd", "Env", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels",
@@ -48,6 +47,20 @@ class WrittenImage:
     layer_bytes: int
     files: int
     content_bytes: int
+
+
+class Generated(Protocol):
+    """A file written into the slim image that the source does not hold as-is (the
+    planner's `plan.keep.Generated` is one)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def mode(self) -> int: ...
+    @property
+    def mtime(self) -> int: ...
 
 
 def kept_entries(

@@ -12,26 +12,25 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from slimmer.elf import loader
 from slimmer.engine import Engine, saver
+from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ProfileError, SlimError, UsageError
 from slimmer.image.cache import ReadCache
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import Image, open_image, parse_ref
 from slimmer.image.writer import write_image
-from slimmer.model import TreeView
+from slimmer.model import Progress, TreeView
 from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare, missing_paths
-from slimmer.plan.keep import KeepSet, Reason
-from slimmer.plan.planner import ProfilesFn, TracedPath, UserRules, kept_bytes, plan
+from slimmer.plan.keep import KeepSet, ProfilesFn, Reason
+from slimmer.plan.planner import TracedPath, UserRules, kept_bytes, plan
 from slimmer.trace.probes import ProbeResult, ProbeSpec
-from slimmer.trace.profiler import Profile, profile
-
-Progress = Callable[[str], None]
+from slimmer.trace.profiler import TracedRun, profile
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ class ElfClosure:
         return [(edge.path, Reason("elf", edge.reason)) for edge in found.edges]
 
 
-def traced_paths(prof: Profile) -> list[TracedPath]:
+def traced_paths(prof: TracedRun) -> list[TracedPath]:
     """Every path a traced run found, as named, as joined raw, and as the kernel resolved it."""
     out: list[TracedPath] = []
     for trace in prof.traces:
@@ -158,7 +157,7 @@ def slim_image(
 class _Session:
     """One slimming run: owns the source image read, the work dir and the temporary images."""
 
-    def __init__(self, engine: Engine, ref: str, opts: SlimOptions,
+    def __init__(self, engine: ContainerEngine, ref: str, opts: SlimOptions,
                  profiles: ProfilesFn | None, progress: Progress) -> None:
         self.engine, self.ref, self.opts, self.profiles = engine, ref, opts, profiles
         self.clock = _Clock(progress)

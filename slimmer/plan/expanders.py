@@ -14,11 +14,10 @@ import functools
 import posixpath
 import re
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from slimmer.model import TreeView
 from slimmer.plan import langexpand
-from slimmer.plan.keep import Addition, Generated, ProfileContext, Reason
+from slimmer.plan.keep import Addition, Expander, Generated, ProfileContext, Reason, Result
 from slimmer.plan.paths import (
     argv_words,
     exists,
@@ -43,11 +42,6 @@ from slimmer.plan.pkgtrim import (
 )
 from slimmer.plan.shellscan import command_words, sourced_files
 
-if TYPE_CHECKING:
-    from slimmer.plan.profiles import Profile
-
-Result = tuple[list[Addition], list[Generated]]
-Expander = Callable[[ProfileContext, "Profile"], Result]
 EXPANDERS: dict[str, Expander] = {}
 
 LIB_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
@@ -101,7 +95,7 @@ def _glibc_before_2_34(tree: TreeView, dirs: Iterable[str]) -> bool:
 
 
 @expander("nss")
-def nss_modules(ctx: ProfileContext, profile: Profile) -> Result:
+def nss_modules(ctx: ProfileContext, profile_name: str) -> Result:
     """`libnss_<service>.so.2` for each service nsswitch.conf names: glibc dlopens
     them on the first user, group or host lookup."""
     text = read_text(ctx.tree, "/etc/nsswitch.conf")
@@ -114,7 +108,7 @@ def nss_modules(ctx: ProfileContext, profile: Profile) -> Result:
         if service in builtin:
             continue
         reason = Reason("profile", f"/etc/nsswitch.conf names the NSS service {service!r}; "
-                                   f"glibc loads it on the first lookup", profile.name)
+                                   f"glibc loads it on the first lookup", profile_name)
         out += [Addition(p, reason) for d in dirs if is_file(ctx.tree, p := f"{d}/libnss_"
                                                                         f"{service}.so.2")]
     return out, []
@@ -151,7 +145,7 @@ def _normalise_codeset(code: str) -> str:
 
 
 @expander("locales")
-def locales(ctx: ProfileContext, profile: Profile) -> Result:
+def locales(ctx: ProfileContext, profile_name: str) -> Result:
     """The locale directories that LANG, LC_ALL and LC_* in the image Env name."""
     env = ctx.config.env
     roots = [d for d in env.get("LOCPATH", "").split(":") if d.startswith("/")]
@@ -159,7 +153,7 @@ def locales(ctx: ProfileContext, profile: Profile) -> Result:
     out: list[Addition] = []
     for key in sorted(k for k in env if k == "LANG" or k.startswith("LC_")):
         reason = Reason("profile", f"{key}={env[key]} in the image Env picks this locale at "
-                                   f"run time", profile.name)
+                                   f"run time", profile_name)
         for name in locale_names(env[key]):
             for root in roots:
                 if is_dir(ctx.tree, f"{root}/{name}"):
@@ -170,7 +164,7 @@ def locales(ctx: ProfileContext, profile: Profile) -> Result:
 # -- the app's own directories ------------------------------------------------------------
 
 @expander("app-dirs")
-def app_dirs(ctx: ProfileContext, profile: Profile) -> Result:
+def app_dirs(ctx: ProfileContext, profile_name: str) -> Result:
     """The WorkingDir, the directories of entrypoint/cmd/HEALTHCHECK scripts and the
     directories an app was copied into (`_app_trees`), whole, when they are not
     system directories."""
@@ -189,7 +183,7 @@ def app_dirs(ctx: ProfileContext, profile: Profile) -> Result:
     for directory, why in sorted(found.items()):
         if not is_system_dir(directory):
             reason = Reason("profile", f"the app's own directory ({why}): any of its files may "
-                                       f"be read on a path the probes did not take", profile.name)
+                                       f"be read on a path the probes did not take", profile_name)
             out += subtree(ctx.tree, directory, reason)
     return out, []
 
@@ -223,7 +217,7 @@ _JDK_ONLY = frozenset({"ct.sym", "src.zip"})  # read by javac and IDEs, never by
 
 
 @expander("jvm-home")
-def jvm_home(ctx: ProfileContext, profile: Profile) -> Result:
+def jvm_home(ctx: ProfileContext, profile_name: str) -> Result:
     """JAVA_HOME's `lib/` (less `ct.sym`, `src.zip`), `conf/` and `release`, JAVA_HOME
     being the directory above the real `bin/java` that ran (or the Env's JAVA_HOME)."""
     homes: dict[str, str] = {}
@@ -237,7 +231,7 @@ def jvm_home(ctx: ProfileContext, profile: Profile) -> Result:
     out: list[Addition] = []
     for home, why in sorted(homes.items()):
         reason = Reason("profile", f"the JVM loads modules, security settings and its own "
-                                   f"libraries from JAVA_HOME {home} ({why})", profile.name)
+                                   f"libraries from JAVA_HOME {home} ({why})", profile_name)
         for name in ("lib", "conf", "jre/lib"):
             if exists(ctx.tree, f"{home}/{name}"):
                 out += [a for a in subtree(ctx.tree, f"{home}/{name}", reason)
@@ -277,7 +271,7 @@ def _list_name(record: DpkgRecord, owners: dict[str, tuple[str, ...]]) -> str | 
 
 
 @expander("dpkg-status")
-def dpkg_status(ctx: ProfileContext, profile: Profile) -> Result:
+def dpkg_status(ctx: ProfileContext, profile_name: str) -> Result:
     """A trimmed /var/lib/dpkg/status (generated), and the `info/` file lists, md5sums
     and copyright files of the surviving packages; distroless `status.d/` records
     of surviving packages as they are."""
@@ -295,20 +289,20 @@ def dpkg_status(ctx: ProfileContext, profile: Profile) -> Result:
         records = [r for r in dpkg_records(text) if r.installed and kept(r)]
         reason = Reason("profile", f"dpkg status trimmed to the {len(records)} packages with "
                                    f"files kept, so scanners see what the slim image holds",
-                        profile.name)
+                        profile_name)
         generated.append(Generated(DPKG_STATUS, trim_dpkg(text, kept).encode(), reason,
                                    entry.mode, entry.mtime))
-        additions += _dpkg_extras(tree, records, owners, profile)
-    additions += _status_d(ctx, profile, owners)
+        additions += _dpkg_extras(tree, records, owners, profile_name)
+    additions += _status_d(ctx, profile_name, owners)
     return additions, generated
 
 
 def _dpkg_extras(tree: TreeView, records: list[DpkgRecord],
-                 owners: dict[str, tuple[str, ...]], profile: Profile) -> list[Addition]:
+                 owners: dict[str, tuple[str, ...]], profile_name: str) -> list[Addition]:
     out = []
     for record in records:
         reason = Reason("profile", f"package metadata of {record.package}, whose files are "
-                                   f"kept (read by scanners)", profile.name)
+                                   f"kept (read by scanners)", profile_name)
         name = _list_name(record, owners) or record.package
         paths = [f"{DPKG_INFO}/{name}.{ext}" for ext in ("list", "md5sums", "conffiles")]
         paths.append(f"/usr/share/doc/{record.package}/copyright")
@@ -316,7 +310,7 @@ def _dpkg_extras(tree: TreeView, records: list[DpkgRecord],
     return out
 
 
-def _status_d(ctx: ProfileContext, profile: Profile,
+def _status_d(ctx: ProfileContext, profile_name: str,
               owners: dict[str, tuple[str, ...]]) -> list[Addition]:
     """Distroless keeps one record per package in status.d/<name>, its files in
     status.d/<name>.md5sums (or dpkg's info/ lists)."""
@@ -334,7 +328,7 @@ def _status_d(ctx: ProfileContext, profile: Profile,
                 else owners[listed] if listed else None
             if files is None or any(p in ctx.kept for p in files):
                 reason = Reason("profile", f"package record of {record.package}, whose files "
-                                           f"are kept (read by scanners)", profile.name)
+                                           f"are kept (read by scanners)", profile_name)
                 out += [Addition(p, reason, False) for p in (path, f"{path}.md5sums")
                         if exists(ctx.tree, p)]
                 break
@@ -342,7 +336,7 @@ def _status_d(ctx: ProfileContext, profile: Profile,
 
 
 @expander("apk-installed")
-def apk_installed(ctx: ProfileContext, profile: Profile) -> Result:
+def apk_installed(ctx: ProfileContext, profile_name: str) -> Result:
     """A trimmed /lib/apk/db/installed (generated) holding the packages with files kept."""
     tree = ctx.tree
     text, entry = read_text(tree, APK_INSTALLED), tree.get(APK_INSTALLED)
@@ -356,7 +350,7 @@ def apk_installed(ctx: ProfileContext, profile: Profile) -> Result:
     data = trim_apk(text, kept)
     count = data.count("\nP:") + data.startswith("P:")
     reason = Reason("profile", f"apk database trimmed to the {count} packages with files "
-                               f"kept, so scanners see what the slim image holds", profile.name)
+                               f"kept, so scanners see what the slim image holds", profile_name)
     return [], [Generated(APK_INSTALLED, data.encode(), reason, entry.mode, entry.mtime)]
 
 
@@ -382,7 +376,7 @@ def _shell_script(tree: TreeView, path: str) -> str | None:
 
 
 @expander("shell-commands")
-def shell_commands(ctx: ProfileContext, profile: Profile) -> Result:
+def shell_commands(ctx: ProfileContext, profile_name: str) -> Result:
     """Every program a kept shell script names in command position, and the files it
     sources: the branches a probe did not take run them too (see slimmer.plan.shellscan)."""
     env_path = ctx.config.env.get("PATH", DEFAULT_PATH)
@@ -391,7 +385,7 @@ def shell_commands(ctx: ProfileContext, profile: Profile) -> Result:
         found = tree_memo(ctx.tree, f"shell-commands:{env_path}:{path}",
                           functools.partial(_script_needs, ctx.tree, path, env_path))
         for program, why in found:
-            out.append(Addition(program, Reason("profile", why, profile.name)))
+            out.append(Addition(program, Reason("profile", why, profile_name)))
     return out, []
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from slimmer.model import ImageConfig, TreeView
@@ -57,6 +57,14 @@ class ProfileContext:
     traced: frozenset[str]  # every path the trace named, as named (existing or not)
     executed: frozenset[str]  # paths of executed programs, as named
     kept: frozenset[str]  # the keep set so far (paths as kept, symlinks included)
+
+
+# What an expander (code behind a profile's `expand = [...]`) returns, given the
+# context and the name of the profile that asked for it.
+Result = tuple[list[Addition], list[Generated]]
+Expander = Callable[[ProfileContext, str], Result]
+# The planner's per-pass callback: every applicable profile's additions.
+ProfilesFn = Callable[[ProfileContext], tuple[Sequence[Addition], Sequence[Generated]]]
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,9 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import TYPE_CHECKING
 
 from slimmer.model import TreeView
-from slimmer.plan.keep import Addition, ProfileContext, Reason
+from slimmer.plan.keep import Addition, Expander, ProfileContext, Reason, Result
 from slimmer.plan.nginxconf import referenced_paths
 from slimmer.plan.paths import (
     SYSTEM_DIRS,
@@ -33,10 +32,6 @@ from slimmer.plan.paths import (
     walk_below,
 )
 from slimmer.plan.pyimports import ModuleFinder, imported_names, module_of, search_path
-
-if TYPE_CHECKING:
-    from slimmer.plan.expanders import Expander, Result
-    from slimmer.plan.profiles import Profile
 
 EXPANDERS: dict[str, Expander] = {}
 
@@ -167,7 +162,7 @@ def _imports_of(tree: TreeView, path: str,
 
 
 @_expander("python-imports")
-def python_imports(ctx: ProfileContext, profile: Profile) -> Result:
+def python_imports(ctx: ProfileContext, profile_name: str) -> Result:
     """Modules the kept Python code imports anywhere (in functions, in try/except),
     resolved against the image's sys.path, followed to a fixed point."""
     dirs = python_path(ctx)
@@ -187,7 +182,7 @@ def python_imports(ctx: ProfileContext, profile: Profile) -> Result:
                 seen.add(path)
                 out.append(Addition(path, Reason(
                     "profile", f"{source} imports {name} (found statically: imports on "
-                               f"paths the probes did not take)", profile.name)))
+                               f"paths the probes did not take)", profile_name)))
                 if path.endswith(".py"):
                     queue.append(path)
     return _new(out, ctx.kept), []
@@ -210,7 +205,7 @@ def _provides(tree: TreeView, site: str, name: str) -> frozenset[str]:
 
 
 @_expander("python-dist-info")
-def python_dist_info(ctx: ProfileContext, profile: Profile) -> Result:
+def python_dist_info(ctx: ProfileContext, profile_name: str) -> Result:
     """The `*.dist-info`/`*.egg-info` of distributions with a kept module:
     importlib.metadata (entry points, versions) reads them at run time."""
     sites = [d for d in python_path(ctx) if d.endswith("-packages")]
@@ -229,7 +224,7 @@ def python_dist_info(ctx: ProfileContext, profile: Profile) -> Result:
             hit = sorted(provides & tops[site])
             if hit:
                 reason = Reason("profile", f"metadata of the distribution providing kept "
-                                           f"module {hit[0]} (importlib.metadata)", profile.name)
+                                           f"module {hit[0]} (importlib.metadata)", profile_name)
                 out += subtree(ctx.tree, f"{site}/{name}", reason, closure=False)
     return _new(out, ctx.kept), []
 
@@ -318,7 +313,7 @@ def node_resolve(tree: TreeView, spec: str, source: str,
 
 
 @_expander("node-requires")
-def node_requires(ctx: ProfileContext, profile: Profile) -> Result:
+def node_requires(ctx: ProfileContext, profile_name: str) -> Result:
     """Modules the kept JavaScript requires or imports, found with a regex scan: a
     relative file as Node resolves it, a package (node_modules up the tree, then
     the global folders) whole; followed to a fixed point."""
@@ -333,7 +328,7 @@ def node_requires(ctx: ProfileContext, profile: Profile) -> Result:
                                        partial(node_resolve, tree, spec, source, global_dirs))
             reason = Reason("profile", f"{source} requires {spec!r} (found statically: "
                                        f"requires on paths the probes did not take)",
-                            profile.name)
+                            profile_name)
             found = [*files, *((package, *walk_below(tree, package)) if package else ())]
             for path in found:
                 if path not in seen:
@@ -366,7 +361,7 @@ def _nginx_glob(tree: TreeView, pattern: str) -> list[str]:
 
 
 @_expander("nginx-roots")
-def nginx_roots(ctx: ProfileContext, profile: Profile) -> Result:
+def nginx_roots(ctx: ProfileContext, profile_name: str) -> Result:
     """Every `root`/`alias` tree of the nginx configuration (with its includes)
     whole, and the files it names (certificates, keys, htpasswd, modules)."""
     tree = ctx.tree
@@ -378,7 +373,7 @@ def nginx_roots(ctx: ProfileContext, profile: Profile) -> Result:
         for item in found:
             reason = Reason("profile", f"{item.directive} {item.path} in {item.source}: nginx "
                                        f"serves or reads it on requests no probe made",
-                            profile.name)
+                            profile_name)
             if item.tree and item.path not in SYSTEM_DIRS and is_dir(tree, item.path):
                 out += subtree(tree, item.path, reason, closure=False)
             elif not item.tree and exists(tree, item.path):

@@ -1,13 +1,9 @@
-"""Paths of an image tree: globs (compiled once, matched against path sets and
-trees), walks, and the small queries profiles and expanders ask.
+"""Paths of an image tree: globs matched against path sets and trees, walks, and
+the small queries profiles and expanders ask.
 
-A glob is an absolute path whose components may hold wildcards:
-- `*` matches any run of characters within one name, `?` one character, and
-  `[...]` one character of a class (`[!...]` negates it);
-- a component that is exactly `**` matches zero or more whole names, so
-  `/usr/**/libc.so.6` matches `/usr/libc.so.6` and `/usr/lib/x/libc.so.6`; a
-  trailing `**` matches one or more, so `/etc/ssl/**` is everything below
-  `/etc/ssl` but not `/etc/ssl` itself (the planner's `--include` globs agree).
+The glob syntax (`*`, `?`, `[...]`, `**`) is `slimmer.globs`'s; `Glob`,
+`compile_glob` and `name_regex` are re-exported here for the profiles and the
+planner (`--include`, `--exclude`).
 
 Against an image tree a glob is matched component by component from its
 literal prefix, so `/usr/share/zoneinfo/**` never looks outside that directory.
@@ -22,89 +18,16 @@ import posixpath
 import re
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TypeVar, cast
 
+from slimmer.globs import Glob as Glob
+from slimmer.globs import compile_glob as compile_glob
+from slimmer.globs import is_wild, name_pattern
+from slimmer.globs import name_regex as name_regex
 from slimmer.model import TreeView
 from slimmer.plan.keep import Addition, ProfileContext, Reason
 
-_WILD = re.compile(r"[*?\[]")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Glob:
-    """A compiled glob: `regex` matches whole paths, `parts` drive tree walks."""
-
-    pattern: str
-    parts: tuple[str, ...]
-    regex: re.Pattern[str]
-
-    @property
-    def literal(self) -> bool:
-        return not _WILD.search(self.pattern)
-
-    @property
-    def basename(self) -> str | None:
-        """The last component when it is literal (an index key), else None."""
-        last = self.parts[-1]
-        return None if _WILD.search(last) else last
-
-
-def compile_glob(pattern: str) -> Glob:
-    """Compile an absolute glob; ValueError says what is wrong with it."""
-    if not isinstance(pattern, str) or not pattern.startswith("/"):
-        raise ValueError("a glob must be an absolute path starting with '/'")
-    parts = tuple(pattern[1:].split("/"))
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise ValueError(f"a glob may not hold an empty, '.' or '..' component ({part!r})")
-    return Glob(pattern, parts, re.compile(_path_regex(parts) + r"\Z"))
-
-
-def _path_regex(parts: Sequence[str]) -> str:
-    out = []
-    for i, part in enumerate(parts):
-        if part == "**":
-            out.append("(?:/[^/]+)+" if i == len(parts) - 1 else "(?:/[^/]+)*")
-        else:
-            out.append("/" + name_regex(part))
-    return "".join(out)
-
-
-def name_regex(part: str) -> str:
-    """The regex of one path component with `*`, `?` and `[...]` wildcards."""
-    out, i = [], 0
-    while i < len(part):
-        c = part[i]
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[" and _class_end(part, i) > 0:
-            end = _class_end(part, i)
-            body = part[i + 1:end].replace("\\", "\\\\")
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            elif body.startswith("^"):
-                body = "\\" + body
-            out.append("[" + body + "]")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
-
-
-def _class_end(part: str, start: int) -> int:
-    """Index of the `]` closing the class opened at `start`, or -1 (then `[` is literal).
-    A `]` right after `[` or `[!` belongs to the class."""
-    j = start + 1
-    if part[j:j + 1] == "!":
-        j += 1
-    if part[j:j + 1] == "]":
-        j += 1
-    return part.find("]", j)
 
 
 # -- matching against an image tree -------------------------------------------------
@@ -140,7 +63,7 @@ def _match(tree: TreeView, named: str, real: str, parts: Sequence[str], out: set
     if head == "**":
         _match_deep(tree, named, real, rest, out)
         return
-    names = [head] if not _WILD.search(head) else _matching_names(tree, real or "/", head)
+    names = [head] if not is_wild(head) else _matching_names(tree, real or "/", head)
     for name in names:
         child_named, child_real = f"{named}/{name}", f"{real}/{name}"
         entry = tree.get(child_real)
@@ -156,7 +79,7 @@ def _match(tree: TreeView, named: str, real: str, parts: Sequence[str], out: set
 
 
 def _matching_names(tree: TreeView, directory: str, part: str) -> list[str]:
-    rx = re.compile(name_regex(part) + r"\Z")
+    rx = name_pattern(part)
     return [n for n in tree.listdir(directory) if rx.match(n)]
 
 

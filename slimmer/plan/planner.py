@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from slimmer.errors import UsageError
 from slimmer.model import EntryType, ImageConfig, TreeView
-from slimmer.plan.keep import Addition, Generated, KeepSet, ProfileContext, Reason
+from slimmer.plan.keep import Generated, KeepSet, ProfileContext, ProfilesFn, Reason
 from slimmer.plan.paths import Glob, compile_glob, expand, which
 from slimmer.plan.shellscan import command_words
 
@@ -35,7 +35,6 @@ ClosureFn = Callable[[TreeView, Sequence[str], Mapping[str, str], str],
                      Iterable[tuple[str, Reason]]]
 """ELF closure: (tree, ELF paths, env, workdir) -> (path to keep, why) pairs."""
 
-ProfilesFn = Callable[[ProfileContext], tuple[Sequence[Addition], Sequence[Generated]]]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from importlib.resources.abc import Traversable
@@ -25,7 +25,7 @@ from typing import Any
 
 from slimmer.errors import UsageError
 from slimmer.plan.expanders import EXPANDERS
-from slimmer.plan.keep import Addition, Generated, ProfileContext, Reason
+from slimmer.plan.keep import Addition, Generated, ProfileContext, ProfilesFn, Reason
 from slimmer.plan.paths import Glob, PathIndex, compile_glob, expand
 from slimmer.resources import builtin_profiles
 
@@ -81,7 +81,6 @@ class Profile:
     rules: tuple[Rule, ...]
 
 
-ProfilesFn = Callable[[ProfileContext], tuple[list[Addition], list[Generated]]]
 
 
 # -- finding and loading ----------------------------------------------------------------
@@ -345,7 +344,7 @@ def _apply_one(profile: Profile, facts: Facts,
             additions.extend(Addition(p, reason, keep.closure)
                              for p in expand(facts.ctx.tree, glob))
         for name in keep.expand:
-            adds, gens = EXPANDERS[name](facts.ctx, profile)
+            adds, gens = EXPANDERS[name](facts.ctx, profile.name)
             additions.extend(adds)
             generated.extend(gens)
     return additions, generated

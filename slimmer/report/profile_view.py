@@ -1,4 +1,4 @@
-"""Render a `Profile`: what the traced run touched, and the probe results."""
+"""Render a `TracedRun`: what the traced run touched, and the probe results."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 
 from slimmer.trace.probes import ProbeResult
-from slimmer.trace.profiler import Profile
+from slimmer.trace.profiler import TracedRun
 
 SCHEMA = "slimmer.profile/v1"
 
 
-def to_json(prof: Profile) -> dict[str, Any]:
+def to_json(prof: TracedRun) -> dict[str, Any]:
     """The `slimmer.profile/v1` document: probe results and every run's whole trace."""
     return {
         "schema": SCHEMA,
@@ -32,7 +32,7 @@ def _result(r: ProbeResult) -> dict[str, Any]:
             "attempts": r.attempts, "seconds": round(r.seconds, 3)}
 
 
-def render(prof: Profile) -> RenderableType:
+def render(prof: TracedRun) -> RenderableType:
     kinds: dict[str, set[str]] = {}
     for trace in prof.traces:
         for kind, paths in trace.by_kind().items():

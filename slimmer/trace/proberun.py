@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from slimmer.engine import Engine
+from slimmer.engine_api import ContainerEngine
 from slimmer.errors import SlimError
 from slimmer.trace.probes import (
     ATTACHED,
@@ -73,7 +73,7 @@ def _ready(r: ProbeResult) -> bool:
 # -- one attempt per kind ---------------------------------------------------------------
 @dataclass(frozen=True)
 class _Target:
-    engine: Engine
+    engine: ContainerEngine
     container: str
     ports: Ports
     default_port: int | None
@@ -209,7 +209,7 @@ def _why(exc: BaseException) -> str:
 
 
 # -- running ------------------------------------------------------------------------------
-def _container_gone(engine: Engine, container: str) -> str:
+def _container_gone(engine: ContainerEngine, container: str) -> str:
     """"" while the container runs; otherwise how it ended, with its last log line."""
     try:
         state = engine.inspect_container(container).get("State") or {}
@@ -253,7 +253,7 @@ def _retry(t: _Target, p: ProbeSpec, deadline: float) -> ProbeResult:
     return _judge(replace(res, attempts=tries, seconds=time.monotonic() - start))
 
 
-def _await_exit(engine: Engine, container: str, p: ProbeSpec, deadline: float) -> ProbeResult:
+def _await_exit(engine: ContainerEngine, container: str, p: ProbeSpec, deadline: float) -> ProbeResult:
     """Wait for `container` to exit; record its exit code and stdout."""
     start = time.monotonic()
     code = engine.wait(container, timeout=max(1.0, deadline - start))
@@ -266,7 +266,7 @@ def _await_exit(engine: Engine, container: str, p: ProbeSpec, deadline: float) -
 
 
 def run_probes(
-    engine: Engine,
+    engine: ContainerEngine,
     container: str,
     ports: Ports,
     probes: Sequence[ProbeSpec],
@@ -311,7 +311,7 @@ def run_overrides(p: ProbeSpec) -> dict[str, Any]:
     return kwargs
 
 
-def run_to_exit(engine: Engine, image: str, p: ProbeSpec, timeout: float) -> ProbeResult:
+def run_to_exit(engine: ContainerEngine, image: str, p: ProbeSpec, timeout: float) -> ProbeResult:
     """Run a new container of `image` (with a `run` probe's overrides) to its end."""
     container = engine.create_container(image, **run_overrides(p))
     try:
@@ -325,7 +325,7 @@ def run_to_exit(engine: Engine, image: str, p: ProbeSpec, timeout: float) -> Pro
 
 
 # -- a container of an image, for tests and verification ---------------------------------
-def exposed_ports(engine: Engine, image: str) -> list[int]:
+def exposed_ports(engine: ContainerEngine, image: str) -> list[int]:
     """The image's exposed TCP ports, sorted."""
     exposed = engine.inspect_image(image).config.get("ExposedPorts") or {}
     return sorted(int(k.split("/")[0]) for k in exposed if k.endswith("/tcp") or "/" not in k)
@@ -333,7 +333,7 @@ def exposed_ports(engine: Engine, image: str) -> list[int]:
 
 @contextmanager
 def running_container(
-    engine: Engine, image: str, ports: Iterable[int], **kwargs: Any
+    engine: ContainerEngine, image: str, ports: Iterable[int], **kwargs: Any
 ) -> Iterator[tuple[str, dict[int, tuple[str, int]]]]:
     """Start a container of `image` with `ports` published on 127.0.0.1 at random
     host ports; yield its id and the port map; always remove it."""
@@ -350,7 +350,7 @@ def running_container(
 
 
 def run_probes_on_image(
-    engine: Engine,
+    engine: ContainerEngine,
     image: str,
     spec: ProbeSet,
     *,

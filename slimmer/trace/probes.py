@@ -375,3 +375,24 @@ def probes_from_flags(
         + tuple(parse_exec_flag(v) for v in exec_)
         + tuple(parse_cmd_flag(v) for v in cmd)
     )
+
+
+def collect_probes(
+    probe_file: Path | None,
+    http: Iterable[str] = (),
+    tcp: Iterable[str] = (),
+    exec_: Iterable[str] = (),
+    cmd: Iterable[str] = (),
+    timeout: float | None = None,
+) -> tuple[tuple[ProbeSpec, ...], float]:
+    """The probes of a run: the probe file's, then the flags'; the timeout from the
+    flag, else the file's, else `DEFAULT_TIMEOUT`."""
+    specs: tuple[ProbeSpec, ...] = ()
+    limit = DEFAULT_TIMEOUT
+    if probe_file is not None:
+        if not probe_file.is_file():
+            raise UsageError(f"--probes {probe_file}: no such file")
+        loaded = load_probe_file(probe_file)
+        specs, limit = loaded.probes, loaded.timeout
+    specs += probes_from_flags(http, tcp, exec_, cmd)
+    return specs, timeout if timeout is not None else limit

@@ -15,14 +15,14 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from slimmer.engine import Engine
+from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ProfileError, SlimError
-from slimmer.model import ImageConfig
+from slimmer.model import ImageConfig, Progress
 from slimmer.trace import proberun as prun
 from slimmer.trace import probes as pr
 from slimmer.trace.events import Trace, parse
@@ -52,7 +52,7 @@ class Run:
 
 
 @dataclass(frozen=True)
-class Profile:
+class TracedRun:
     image: str
     runs: tuple[Run, ...]
     results: tuple[pr.ProbeResult, ...]
@@ -72,11 +72,10 @@ def healthcheck_probe(config: ImageConfig) -> pr.ProbeSpec | None:
     return pr.ProbeSpec(kind="exec", name="HEALTHCHECK", cmd=argv, expect_exit=0)
 
 
-Progress = Callable[[str], None]
 
 
 def profile(
-    engine: Engine,
+    engine: ContainerEngine,
     image: str,
     config: ImageConfig,
     probes: Sequence[pr.ProbeSpec],
@@ -84,7 +83,7 @@ def profile(
     *,
     traced: bool = True,
     progress: Progress = lambda _: None,
-) -> Profile:
+) -> TracedRun:
     """Run `image` with `probes` (the defaults when empty); traced unless told not to.
 
     `progress` is told each stage as it starts: "bundling", "creating",
@@ -100,14 +99,14 @@ def profile(
 
 @dataclass
 class _Runner:
-    engine: Engine
+    engine: ContainerEngine
     image: str
     config: ImageConfig
     bundle: Bundle | None
     timeout: float
     progress: Progress
 
-    def run(self, probes: tuple[pr.ProbeSpec, ...]) -> Profile:
+    def run(self, probes: tuple[pr.ProbeSpec, ...]) -> TracedRun:
         runs: list[Run] = []
         results: list[pr.ProbeResult] = []
         main = [p for p in probes if p.kind in pr.ATTACHED or p.kind == "batch"]
@@ -120,7 +119,7 @@ class _Runner:
                 run, res = self._override_run(p)
                 runs.append(run)
                 results.append(res)
-        return Profile(self.image, tuple(runs), tuple(results),
+        return TracedRun(self.image, tuple(runs), tuple(results),
                        tuple(r.probe for r in results))
 
     def _main_run(self, probes: list[pr.ProbeSpec]) -> tuple[list[Run], list[pr.ProbeResult]]:
@@ -217,7 +216,7 @@ class _Runner:
 
 
 def _default_probes(
-    engine: Engine, ctr: str, published: pr.Ports, exposed: list[int], timeout: float
+    engine: ContainerEngine, ctr: str, published: pr.Ports, exposed: list[int], timeout: float
 ) -> list[pr.ProbeSpec]:
     """No probes given: GET / on each exposed port that speaks HTTP, a TCP
     connect on the others; no ports: run to exit."""
@@ -240,7 +239,7 @@ def _exec_trace(index: int) -> str:
     return f"{BUNDLE_DIR}/exec-{index}.log"
 
 
-def _stop(engine: Engine, ctr: str, config: ImageConfig, bundle: Bundle | None) -> int | None:
+def _stop(engine: ContainerEngine, ctr: str, config: ImageConfig, bundle: Bundle | None) -> int | None:
     """Stop the app with its StopSignal, wait the grace period, then kill."""
     state = engine.inspect_container(ctr).get("State") or {}
     if not state.get("Running"):
@@ -268,7 +267,7 @@ def _signal_number(name: str) -> int:
         return int(signal.SIGTERM)
 
 
-def _app_pid(engine: Engine, ctr: str) -> int | None:
+def _app_pid(engine: ContainerEngine, ctr: str) -> int | None:
     """The traced app's pid inside the container: the first pid of the trace."""
     try:
         head = engine.read_file(ctr, TRACE_PATH)[:4096]
@@ -278,7 +277,7 @@ def _app_pid(engine: Engine, ctr: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _read_trace(engine: Engine, ctr: str, path: str, config: ImageConfig) -> Trace:
+def _read_trace(engine: ContainerEngine, ctr: str, path: str, config: ImageConfig) -> Trace:
     try:
         data = engine.read_file(ctr, path)
     except SlimError as exc:
