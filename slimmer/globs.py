@@ -1,7 +1,7 @@
 """Globs over image paths: the one syntax of `slim check --forbid`, the profiles'
 `paths`/`when` lists and the planner's `--include`/`--exclude`. Pure: patterns
 are compiled to regexes over path strings; walking an image tree with a glob is
-`slimmer.plan.paths.expand`.
+`slimmer.image.paths.expand`.
 
 A glob is an absolute path (`compile_glob`); each `/`-separated component is
 matched against one name:
@@ -47,7 +47,7 @@ Differences from `glob.glob(pattern, recursive=True)`:
 - a trailing `**` does not match the directory itself (glob yields `/a/` for
   `/a/**`);
 - paths are strings: nothing checks that a directory exists or follows a
-  symlink (expanding over an image tree does, see `slimmer.plan.paths`).
+  symlink (expanding over an image tree does, see `slimmer.image.paths`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from slimmer.errors import UsageError
 from slimmer.image.filetree import FileTree, LayerChanges
 from slimmer.model import EntryType, FileEntry, ImageConfig
 from slimmer.plan.keep import Addition, Generated, ProfileContext
-from slimmer.plan.paths import PathIndex, compile_glob, expand
+from slimmer.image.paths import PathIndex, compile_glob, expand
 from slimmer.plan.profiles import (
     apply_profiles,
     detect,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from slimmer.errors import SlimError
 from slimmer.model import TreeView
-from slimmer.plan.paths import is_file
+from slimmer.image.paths import is_file
 
 _OLD_MAGIC = b"ld.so-1.7.0"
 _NEW_MAGIC = b"glibc-ld.so.cache1.1"

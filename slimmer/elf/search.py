@@ -19,7 +19,7 @@ from slimmer.elf.ldcache import CacheEntry, parse_ld_so_cache, read_file, read_l
 from slimmer.elf.parse import ElfInfo, parse_elf_at
 from slimmer.errors import SlimError
 from slimmer.model import EntryType, TreeView, Warning_
-from slimmer.plan.paths import is_dir, is_file
+from slimmer.image.paths import is_dir, is_file
 
 __all__ = ["DST", "Candidate", "Found", "Image", "Obj", "Probe", "Search", "Step", "join"]
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from slimmer.model import TreeView
 from slimmer.plan import langexpand
 from slimmer.plan.keep import Addition, Expander, Generated, ProfileContext, Reason, Result
-from slimmer.plan.paths import (
+from slimmer.image.paths import (
     argv_words,
     exists,
     is_dir,

@@ -16,7 +16,7 @@ from functools import partial
 from slimmer.model import TreeView
 from slimmer.plan.keep import Addition, Expander, ProfileContext, Reason, Result
 from slimmer.plan.nginxconf import referenced_paths
-from slimmer.plan.paths import (
+from slimmer.image.paths import (
     SYSTEM_DIRS,
     argv_words,
     compile_glob,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from slimmer.errors import UsageError
 from slimmer.model import EntryType, ImageConfig, TreeView
 from slimmer.plan.keep import Generated, KeepSet, ProfileContext, ProfilesFn, Reason
-from slimmer.plan.paths import Glob, compile_glob, expand, which
+from slimmer.image.paths import Glob, compile_glob, expand, which
 from slimmer.plan.shellscan import command_words
 
 VIRTUAL = ("/proc", "/sys", "/dev")
@@ -245,7 +245,7 @@ def _glob(pattern: str, option: str) -> Glob:
 
 
 def match_glob(tree: TreeView, pattern: str, option: str = "--include") -> list[str]:
-    """Paths of `tree` matching `pattern` (see slimmer.plan.paths for the syntax)."""
+    """Paths of `tree` matching `pattern` (see slimmer.image.paths for the syntax)."""
     return list(expand(tree, _glob(pattern, option)))
 
 
