@@ -17,7 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(), "model": set(), "resources": set(), "globs": set(),
     "engine_api": set(),
     "engine": {"engine_api"},
-    "image": set(),
+    "image": {"globs"},
     "elf": {"image"},
     "trace": {"engine_api", "image", "elf"},
     "plan": {"globs", "resources", "image", "elf"},

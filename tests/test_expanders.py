@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from slimmer.image.paths import is_system_dir
 from slimmer.plan.expanders import EXPANDERS, locale_names, nss_services
 from slimmer.plan.keep import Addition, Generated, ProfileContext
 from slimmer.plan.nginxconf import directives, referenced_paths, tokens
-from slimmer.image.paths import is_system_dir
 from slimmer.plan.pkgtrim import apk_records, dpkg_records, md5sums_paths, trim_dpkg
 from slimmer.plan.profiles import load_profiles
 from tests.profile_kit import ELF, TRIPLET, Maker, context, d, debian_base, f, factory, ln

@@ -10,9 +10,9 @@ import pytest
 
 from slimmer.errors import UsageError
 from slimmer.image.filetree import FileTree, LayerChanges
+from slimmer.image.paths import PathIndex, compile_glob, expand
 from slimmer.model import EntryType, FileEntry, ImageConfig
 from slimmer.plan.keep import Addition, Generated, ProfileContext
-from slimmer.image.paths import PathIndex, compile_glob, expand
 from slimmer.plan.profiles import (
     apply_profiles,
     detect,

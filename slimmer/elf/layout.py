@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from slimmer.elf.ldcache import FLAG_TYPE_ELF_LIBC6
 from slimmer.elf.parse import EM_386, EM_AARCH64, EM_ARM, EM_RISCV, EM_X86_64, ElfInfo
-from slimmer.model import TreeView
 from slimmer.image.paths import is_dir, is_file
+from slimmer.model import TreeView
 
 __all__ = ["DEFAULT_LAYOUT", "Layout", "detect_layout"]
 

@@ -14,8 +14,8 @@ import struct
 from dataclasses import dataclass
 
 from slimmer.errors import SlimError
-from slimmer.model import TreeView
 from slimmer.image.paths import is_file
+from slimmer.model import TreeView
 
 _OLD_MAGIC = b"ld.so-1.7.0"
 _NEW_MAGIC = b"glibc-ld.so.cache1.1"

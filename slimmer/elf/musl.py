@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 from slimmer.elf.ldcache import list_dir, read_file
 from slimmer.elf.parse import EM_386, EM_AARCH64, EM_ARM, EM_RISCV, EM_X86_64, ElfInfo
 from slimmer.elf.search import DST, Candidate, Obj, Search, Step, join
-from slimmer.model import TreeView
 from slimmer.image.paths import is_file
+from slimmer.model import TreeView
 
 __all__ = ["already_loaded", "is_musl", "rtld", "steps"]
 

@@ -18,8 +18,8 @@ from slimmer.elf.layout import DEFAULT_LAYOUT
 from slimmer.elf.ldcache import CacheEntry, parse_ld_so_cache, read_file, read_ld_so_conf
 from slimmer.elf.parse import ElfInfo, parse_elf_at
 from slimmer.errors import SlimError
-from slimmer.model import EntryType, TreeView, Warning_
 from slimmer.image.paths import is_dir, is_file
+from slimmer.model import EntryType, TreeView, Warning_
 
 __all__ = ["DST", "Candidate", "Found", "Image", "Obj", "Probe", "Search", "Step", "join"]
 

@@ -15,7 +15,6 @@ through symlinks (zoneinfo's `posix -> .` would loop), it reports the link.
 from __future__ import annotations
 
 import posixpath
-import re
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar, cast
@@ -25,7 +24,6 @@ from slimmer.globs import compile_glob as compile_glob
 from slimmer.globs import is_wild, name_pattern
 from slimmer.globs import name_regex as name_regex
 from slimmer.model import TreeView
-from slimmer.plan.keep import Addition, ProfileContext, Reason
 
 T = TypeVar("T")
 
@@ -221,25 +219,6 @@ def real_file(tree: TreeView, path: str, dirs: dict[str, str]) -> str | None:
     real = f"{real_parent}/{base}"
     entry = tree.get(real)
     return real if entry is not None and not entry.is_dir else None
-
-
-def subtree(tree: TreeView, directory: str, reason: Reason,
-            closure: bool = True) -> list[Addition]:
-    """Additions for `directory` and everything below it."""
-    return [Addition(p, reason, closure) for p in (directory, *walk_below(tree, directory))]
-
-
-def argv_words(ctx: ProfileContext) -> list[str]:
-    """Entrypoint, Cmd and HEALTHCHECK words (a CMD-SHELL string split on blanks)."""
-    hc = list(ctx.config.healthcheck)
-    health = hc[1:] if hc[:1] == ["CMD"] else \
-        hc[1].split() if hc[:1] == ["CMD-SHELL"] and len(hc) > 1 else []
-    return [*ctx.config.entrypoint, *ctx.config.cmd, *health]
-
-
-def kept_named(ctx: ProfileContext, pattern: re.Pattern[str]) -> list[str]:
-    """Kept and executed paths whose last name matches `pattern`, sorted."""
-    return sorted(p for p in ctx.kept | ctx.executed if pattern.match(p.rpartition("/")[2]))
 
 
 def which(tree: TreeView, name: str, env_path: str) -> str | None:

@@ -15,21 +15,28 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable
 
-from slimmer.model import TreeView
-from slimmer.plan import langexpand
-from slimmer.plan.keep import Addition, Expander, Generated, ProfileContext, Reason, Result
 from slimmer.image.paths import (
-    argv_words,
     exists,
     is_dir,
     is_file,
     is_system_dir,
-    kept_named,
     read_text,
     real_file,
-    subtree,
     tree_memo,
     which,
+)
+from slimmer.model import TreeView
+from slimmer.plan import langexpand
+from slimmer.plan.keep import (
+    Addition,
+    Expander,
+    Generated,
+    ProfileContext,
+    Reason,
+    Result,
+    argv_words,
+    kept_named,
+    subtree,
 )
 from slimmer.plan.pkgtrim import (
     ApkRecord,

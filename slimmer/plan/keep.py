@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from slimmer.image.paths import walk_below
 from slimmer.model import ImageConfig, TreeView
 
 
@@ -77,3 +79,25 @@ class KeepSet:
 
     def paths(self) -> Iterable[str]:
         return self.reasons.keys()
+
+
+# -- small queries of a ProfileContext, shared by the expanders ---------------------
+
+
+def subtree(tree: TreeView, directory: str, reason: Reason,
+            closure: bool = True) -> list[Addition]:
+    """Additions for `directory` and everything below it."""
+    return [Addition(p, reason, closure) for p in (directory, *walk_below(tree, directory))]
+
+
+def argv_words(ctx: ProfileContext) -> list[str]:
+    """Entrypoint, Cmd and HEALTHCHECK words (a CMD-SHELL string split on blanks)."""
+    hc = list(ctx.config.healthcheck)
+    health = hc[1:] if hc[:1] == ["CMD"] else \
+        hc[1].split() if hc[:1] == ["CMD-SHELL"] and len(hc) > 1 else []
+    return [*ctx.config.entrypoint, *ctx.config.cmd, *health]
+
+
+def kept_named(ctx: ProfileContext, pattern: re.Pattern[str]) -> list[str]:
+    """Kept and executed paths whose last name matches `pattern`, sorted."""
+    return sorted(p for p in ctx.kept | ctx.executed if pattern.match(p.rpartition("/")[2]))

@@ -13,24 +13,30 @@ import re
 from collections.abc import Callable, Iterable
 from functools import partial
 
-from slimmer.model import TreeView
-from slimmer.plan.keep import Addition, Expander, ProfileContext, Reason, Result
-from slimmer.plan.nginxconf import referenced_paths
 from slimmer.image.paths import (
     SYSTEM_DIRS,
-    argv_words,
     compile_glob,
     exists,
     expand,
     is_dir,
     is_file,
     is_system_dir,
-    kept_named,
     read_text,
-    subtree,
     tree_memo,
     walk_below,
 )
+from slimmer.model import TreeView
+from slimmer.plan.keep import (
+    Addition,
+    Expander,
+    ProfileContext,
+    Reason,
+    Result,
+    argv_words,
+    kept_named,
+    subtree,
+)
+from slimmer.plan.nginxconf import referenced_paths
 from slimmer.plan.pyimports import ModuleFinder, imported_names, module_of, search_path
 
 EXPANDERS: dict[str, Expander] = {}

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from slimmer.errors import UsageError
+from slimmer.image.paths import Glob, compile_glob, expand, which
 from slimmer.model import EntryType, ImageConfig, TreeView
 from slimmer.plan.keep import Generated, KeepSet, ProfileContext, ProfilesFn, Reason
-from slimmer.image.paths import Glob, compile_glob, expand, which
 from slimmer.plan.shellscan import command_words
 
 VIRTUAL = ("/proc", "/sys", "/dev")

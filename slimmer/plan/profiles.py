@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from slimmer.errors import UsageError
+from slimmer.image.paths import Glob, PathIndex, compile_glob, expand
 from slimmer.plan.expanders import EXPANDERS
 from slimmer.plan.keep import Addition, Generated, ProfileContext, ProfilesFn, Reason
-from slimmer.image.paths import Glob, PathIndex, compile_glob, expand
 from slimmer.resources import builtin_profiles
 
 ENV_DIR = "SLIMMER_PROFILES"
