@@ -33,9 +33,11 @@ def main() -> None:
             took = time.monotonic() - start
     print(f"image: {image}")
     print(f"engine save: {save:.2f} s ({archive.name})")
-    print(f"closure of {len(elf)} ELF files: {took:.2f} s, {len(found.files)} files, "
-          f"{len(found.edges)} edges, {len(found.missing)} missing, "
-          f"{len(found.warnings)} warnings")
+    print(
+        f"closure of {len(elf)} ELF files: {took:.2f} s, {len(found.files)} files, "
+        f"{len(found.edges)} edges, {len(found.missing)} missing, "
+        f"{len(found.warnings)} warnings"
+    )
     print(f"ratio closure/save: {took / save:.2f}")
 
 

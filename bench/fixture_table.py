@@ -36,20 +36,28 @@ def measure(engine: Engine, name: str, tag: str) -> dict[str, object]:
     heldout = run_probes_on_image(engine, out, spec, heldout=True) if wider else []
     engine.remove_image(out)
     return {
-        "fixture": name, "before": result.before_bytes, "after": result.after_bytes,
-        "layers": len(facts.layers), "efficiency": facts.efficiency,
+        "fixture": name,
+        "before": result.before_bytes,
+        "after": result.after_bytes,
+        "layers": len(facts.layers),
+        "efficiency": facts.efficiency,
         "wasted": facts.wasted_bytes,
-        "reduction": result.reduction, "seconds": round(seconds, 1),
-        "verified": result.verified, "files": [result.before_files, result.after_files],
-        "heldout_passed": sum(r.ok for r in heldout), "heldout_total": len(heldout),
+        "reduction": result.reduction,
+        "seconds": round(seconds, 1),
+        "verified": result.verified,
+        "files": [result.before_files, result.after_files],
+        "heldout_passed": sum(r.ok for r in heldout),
+        "heldout_total": len(heldout),
         "failed_heldout": [f"{r.probe.label}: {r.error}" for r in heldout if not r.ok],
     }
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    lines = ["| fixture | original | layers | dive efficiency | dive wasted | slim | reduction "
-             "| files | time | verified | held-out |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    lines = [
+        "| fixture | original | layers | dive efficiency | dive wasted | slim | reduction "
+        "| files | time | verified | held-out |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
     for r in rows:
         files = r["files"]
         assert isinstance(files, list)
@@ -58,7 +66,8 @@ def table(rows: list[dict[str, object]]) -> str:
             f"{float(str(r['efficiency'])) * 100:.2f} % | {human_bytes(int(str(r['wasted'])))} | "
             f"{human_bytes(int(str(r['after'])))} | {float(str(r['reduction'])):.1f}x | "
             f"{files[0]} -> {files[1]} | {r['seconds']} s | "
-            f"{'yes' if r['verified'] else 'NO'} | {r['heldout_passed']}/{r['heldout_total']} |")
+            f"{'yes' if r['verified'] else 'NO'} | {r['heldout_passed']}/{r['heldout_total']} |"
+        )
     return "\n".join(lines)
 
 

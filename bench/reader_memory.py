@@ -20,14 +20,17 @@ print(ins.size_bytes, ins.files, peak)
 
 
 def main() -> None:
-    images = sys.argv[1:] or ["slimmer-fixture/c-static:latest",
-                              "slimmer-fixture/layers:latest",
-                              "slimmer-fixture/java-http:latest"]
+    images = sys.argv[1:] or [
+        "slimmer-fixture/c-static:latest",
+        "slimmer-fixture/layers:latest",
+        "slimmer-fixture/java-http:latest",
+    ]
     print("| image | bytes | files | peak RSS |")
     print("|---|---:|---:|---:|")
     for image in images:
-        out = subprocess.run([sys.executable, "-c", CHILD, image], capture_output=True,
-                             text=True, check=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, image], capture_output=True, text=True, check=True
+        ).stdout.split()
         size, files, peak_kib = (int(x) for x in out)
         print(f"| {image} | {size / 1e6:.1f} MB | {files} | {peak_kib / 1024:.0f} MiB |")
 

@@ -134,8 +134,9 @@ def profile_image(
     engine = Engine.connect()
     try:
         info = engine.inspect_image(parsed.name)
-        config = ImageConfig({"config": dict(info.config), "os": info.os,
-                              "architecture": info.architecture})
+        config = ImageConfig(
+            {"config": dict(info.config), "os": info.os, "architecture": info.architecture}
+        )
         return profile(engine, info.id, config, probes, timeout, progress=progress)
     finally:
         engine.close()
@@ -143,8 +144,11 @@ def profile_image(
 
 def slim(ref: str, opts: SlimOptions, progress: Progress = lambda _: None) -> SlimResult:
     """`slim IMAGE -o OUT`: the slim image, verified and tagged (see slimmer.pipeline.slim)."""
-    profiles = profiles_fn(profile_dirs(opts.profiles_extra), forced=opts.profiles_forced,
-                           disabled=opts.profiles_disabled)
+    profiles = profiles_fn(
+        profile_dirs(opts.profiles_extra),
+        forced=opts.profiles_forced,
+        disabled=opts.profiles_disabled,
+    )
     return slim_image(ref, opts, profiles, progress)
 
 
@@ -164,7 +168,8 @@ def raise_for_budget(ref: str, result: CheckResult) -> None:
     if failed:
         noun = "rule" if len(failed) == 1 else "rules"
         raise BudgetExceeded(
-            f"checking {ref}: budget exceeded, {len(failed)} {noun} failed: {', '.join(failed)}")
+            f"checking {ref}: budget exceeded, {len(failed)} {noun} failed: {', '.join(failed)}"
+        )
 
 
 def raise_for_verdict(result: SlimResult, report: Path | None = None) -> None:
@@ -174,4 +179,5 @@ def raise_for_verdict(result: SlimResult, report: Path | None = None) -> None:
         where = f" (see {report})" if report else ""
         raise VerificationFailed(
             f"verifying {result.output}: {len(result.diffs)} probe(s) answered differently; "
-            f"not tagged{where}")
+            f"not tagged{where}"
+        )

@@ -129,7 +129,7 @@ class Engine:
                     raise EngineError(f"loading image: {msg['error']}")
                 for prefix in ("Loaded image ID: ", "Loaded image: "):
                     if text.startswith(prefix):
-                        out.append(text[len(prefix):].strip())
+                        out.append(text[len(prefix) :].strip())
             return out
 
     def tag_image(self, image_id: str, ref: str) -> None:
@@ -254,9 +254,7 @@ class Engine:
             code = self._api.exec_inspect(ex["Id"]).get("ExitCode")
         return int(code if code is not None else -1), bytes(out)
 
-    def published_ports(
-        self, container: str, ports: Iterable[int]
-    ) -> dict[int, tuple[str, int]]:
+    def published_ports(self, container: str, ports: Iterable[int]) -> dict[int, tuple[str, int]]:
         """Container TCP port -> (host address, host port) of each published one."""
         out: dict[int, tuple[str, int]] = {}
         for port in ports:
@@ -273,8 +271,7 @@ class Engine:
         return None
 
     def remove_container(self, container: str) -> None:
-        with _calling(f"removing container {container[:12]}"), \
-                suppress(docker.errors.NotFound):
+        with _calling(f"removing container {container[:12]}"), suppress(docker.errors.NotFound):
             self._api.remove_container(container, force=True, v=True)
 
     # -- hygiene --------------------------------------------------------------
@@ -313,7 +310,7 @@ def split_tag(ref: str) -> tuple[str, str]:
     slash = ref.rfind("/")
     colon = ref.rfind(":")
     if colon > slash:
-        return ref[:colon], ref[colon + 1:]
+        return ref[:colon], ref[colon + 1 :]
     return ref, ""
 
 

@@ -146,7 +146,7 @@ def name_regex(part: str) -> str:
         elif c == "?":
             out.append(_NAME)
         elif end > 0:
-            out.append(class_regex(part[i + 1:end]))
+            out.append(class_regex(part[i + 1 : end]))
             i = end
         else:
             out.append(re.escape(c))
@@ -158,9 +158,9 @@ def class_end(part: str, start: int) -> int:
     """Index of the `]` closing the class opened at `start`, or -1 (then `[` is
     literal). A `]` right after `[` or `[!` belongs to the class."""
     j = start + 1
-    if part[j:j + 1] == "!":
+    if part[j : j + 1] == "!":
         j += 1
-    if part[j:j + 1] == "]":
+    if part[j : j + 1] == "]":
         j += 1
     return part.find("]", j)
 
@@ -184,7 +184,7 @@ def class_ranges(body: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     i = 0
     while i < len(body):
-        if body[i + 1:i + 2] == "-" and i + 2 < len(body):
+        if body[i + 1 : i + 2] == "-" and i + 2 < len(body):
             lo, hi = body[i], body[i + 2]
             i += 3
         else:

@@ -23,7 +23,10 @@ def dive_json(archive: Path, out_dir: Path) -> dict[str, Any]:
     out.unlink(missing_ok=True)  # dive writes into an existing file without truncating it
     proc = subprocess.run(
         [dive_binary(), "--source", "docker-archive", str(archive), "--json", str(out)],
-        capture_output=True, text=True, timeout=600, env={"CI": "false", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"CI": "false", "PATH": "/usr/bin:/bin"},
     )
     if proc.returncode != 0:
         raise RuntimeError(f"dive failed: {proc.stdout}\n{proc.stderr}")

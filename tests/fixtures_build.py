@@ -62,8 +62,12 @@ BASE_CHANGES = (
     f"LABEL {FIXTURE_LABEL}=base",
 )
 TAR_EXCLUDES = (
-    "./dev/*", "./proc/*", "./sys/*", "./tmp/*",
-    "./var/cache/apt/archives/*.deb", "./var/lib/apt/lists/*_*",  # stale: builds run update
+    "./dev/*",
+    "./proc/*",
+    "./sys/*",
+    "./tmp/*",
+    "./var/cache/apt/archives/*.deb",
+    "./var/lib/apt/lists/*_*",  # stale: builds run update
 )
 
 Log = Callable[[str], None]
@@ -154,8 +158,7 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def _build_failed(what: str, log_path: Path, cause: object) -> SlimError:
     return SlimError(
-        f"building fixture {what!r}: {cause}\n"
-        f"last lines of {log_path}:\n{_tail(log_path)}"
+        f"building fixture {what!r}: {cause}\nlast lines of {log_path}:\n{_tail(log_path)}"
     )
 
 
@@ -188,9 +191,21 @@ def _make_base_tar(workdir: Path, log: IO[str], log_path: Path) -> Path:
     tar_path = workdir / "rootfs.tar"
     excludes = [f"--exclude={pattern}" for pattern in TAR_EXCLUDES]
     _run_logged(
-        ["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", *excludes,
-         "-C", str(rootfs), "-cf", str(tar_path), "."],
-        log, "base", log_path,
+        [
+            "tar",
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            *excludes,
+            "-C",
+            str(rootfs),
+            "-cf",
+            str(tar_path),
+            ".",
+        ],
+        log,
+        "base",
+        log_path,
     )
     return tar_path
 

@@ -26,8 +26,11 @@ ENV = "SLIMMER_E2E_SLIM"
 def build_wheel(dest: Path) -> Path:
     """`pip wheel` of the checkout into `dest`; the wheel's path."""
     dest.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT),
-                    "-w", str(dest)], check=True, cwd=dest)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(dest)],
+        check=True,
+        cwd=dest,
+    )
     return next(dest.glob("slimmer-*.whl"))
 
 
@@ -40,8 +43,9 @@ def install(where: Path) -> Path:
     wheel = build_wheel(where / "wheel")
     venv.create(where / "venv", with_pip=True, clear=True)
     py = where / "venv" / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], check=True,
-                   cwd=where, env=_clean_env())
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", str(wheel)], check=True, cwd=where, env=_clean_env()
+    )
     return where / "venv" / "bin" / "slim"
 
 
@@ -60,25 +64,42 @@ def slim_exe() -> str:
 
 def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment without anything that would point Python at the checkout."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV") and not k.startswith("GITHUB_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV") and not k.startswith("GITHUB_")
+    }
     return {**env, **(extra or {})}
 
 
-def run_slim(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-             timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def run_slim(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `slim` with `args` from `cwd` (default: a directory outside the
     checkout) and capture its output as text."""
     where = cwd or Path(tempfile.gettempdir())
-    return subprocess.run([slim_exe(), *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=where, env=_clean_env(env))
+    return subprocess.run(
+        [slim_exe(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=where,
+        env=_clean_env(env),
+    )
 
 
-def popen_slim(*args: str, stdout: int | None = None,
-               stderr: int | None = None) -> subprocess.Popen[str]:
+def popen_slim(
+    *args: str, stdout: int | None = None, stderr: int | None = None
+) -> subprocess.Popen[str]:
     """Start the installed `slim` (for tests that signal it midway)."""
-    return subprocess.Popen([slim_exe(), *args], text=True, env=_clean_env(),
-                            cwd=tempfile.gettempdir(), stdout=stdout, stderr=stderr)
+    return subprocess.Popen(
+        [slim_exe(), *args],
+        text=True,
+        env=_clean_env(),
+        cwd=tempfile.gettempdir(),
+        stdout=stdout,
+        stderr=stderr,
+    )
 
 
 if __name__ == "__main__":

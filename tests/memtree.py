@@ -68,8 +68,13 @@ class MemTree:
             item = File(item)
         if isinstance(item, File):
             self._data[path] = item.data
-            self._entries[path] = FileEntry(path, EntryType.FILE, size=len(item.data),
-                                            mode=item.mode, is_elf=is_elf(item.data[:4]))
+            self._entries[path] = FileEntry(
+                path,
+                EntryType.FILE,
+                size=len(item.data),
+                mode=item.mode,
+                is_elf=is_elf(item.data[:4]),
+            )
         elif isinstance(item, Link):
             self._entries[path] = FileEntry(path, EntryType.SYMLINK, mode=0o777, link=item.target)
         else:
@@ -96,8 +101,11 @@ class MemTree:
                 continue
             here = self._entries.get(current)
             if here is None or not here.is_dir:
-                return ResolvedPath(posixpath.join(current, name, *parts), tuple(chain),
-                                    error="not a directory" if here else "")
+                return ResolvedPath(
+                    posixpath.join(current, name, *parts),
+                    tuple(chain),
+                    error="not a directory" if here else "",
+                )
             candidate = posixpath.join(current, name)
             entry = self._entries.get(candidate)
             if entry is not None and entry.type is EntryType.SYMLINK and (parts or follow_last):
@@ -115,8 +123,11 @@ class MemTree:
     def listdir(self, path: str) -> list[str]:
         real = self.resolve(path).path
         prefix = real.rstrip("/") + "/"
-        return sorted(p[len(prefix):] for p in self._entries
-                      if p.startswith(prefix) and "/" not in p[len(prefix):] and p != "/")
+        return sorted(
+            p[len(prefix) :]
+            for p in self._entries
+            if p.startswith(prefix) and "/" not in p[len(prefix) :] and p != "/"
+        )
 
     def read_bytes(self, path: str, size: int = -1, offset: int = 0) -> bytes:
         real = self.resolve(path).path
@@ -196,8 +207,13 @@ class Builder:
         src_dir.mkdir(parents=True, exist_ok=True)
         self._count = 0
 
-    def lib(self, path: Path, needs: Sequence[Path] = (), soname: str | None = "",
-            flags: Sequence[str] = ()) -> Path:
+    def lib(
+        self,
+        path: Path,
+        needs: Sequence[Path] = (),
+        soname: str | None = "",
+        flags: Sequence[str] = (),
+    ) -> Path:
         """A shared library; `soname` "" means its file name, None none."""
         name = path.name if soname == "" else soname
         args = ["-shared", "-fPIC", *([f"-Wl,-soname,{name}"] if name else [])]
@@ -212,15 +228,19 @@ class Builder:
         src = self.src_dir / f"s{self._count}.c"
         src.write_text(source)
         out.parent.mkdir(parents=True, exist_ok=True)
-        link = [a for n in needs for a in (f"-L{n.parent}", f"-Wl,-rpath-link,{n.parent}",
-                                           f"-l:{n.name}")]
+        link = [
+            a
+            for n in needs
+            for a in (f"-L{n.parent}", f"-Wl,-rpath-link,{n.parent}", f"-l:{n.name}")
+        ]
         cmd = ["gcc", "-o", str(out), str(src), "-Wl,--no-as-needed", *args, *link]
         subprocess.run(cmd, check=True, capture_output=True)
         return out
 
 
-def run_host(exe: Path | str, env: dict[str, str] | None = None,
-             cwd: Path | str | None = None) -> tuple[int, list[str], str]:
+def run_host(
+    exe: Path | str, env: dict[str, str] | None = None, cwd: Path | str | None = None
+) -> tuple[int, list[str], str]:
     """Run a test program with the host's real loader: exit code, the paths
     of the objects it loaded (vdso left out), stderr."""
     full_env = {"PATH": "/usr/bin:/bin", **(env or {})}
@@ -236,8 +256,10 @@ def dynamic_entry_offsets(data: bytes) -> list[tuple[int, int, int]]:
         if seg["p_type"] == "PT_DYNAMIC":
             base = seg["p_offset"]
             count = seg["p_filesz"] // 16
-            return [(base + 16 * i, *struct.unpack_from("<qQ", data, base + 16 * i))
-                    for i in range(count)]
+            return [
+                (base + 16 * i, *struct.unpack_from("<qQ", data, base + 16 * i))
+                for i in range(count)
+            ]
     raise ValueError("no PT_DYNAMIC")
 
 
@@ -246,7 +268,7 @@ def patch_dynamic(data: bytes, old_tag: int, new_tag: int, new_val: int | None =
     for offset, tag, val in dynamic_entry_offsets(data):
         if tag == old_tag:
             value = val if new_val is None else new_val
-            return data[:offset] + struct.pack("<qQ", new_tag, value) + data[offset + 16:]
+            return data[:offset] + struct.pack("<qQ", new_tag, value) + data[offset + 16 :]
     raise ValueError(f"no dynamic entry {old_tag:#x}")
 
 
@@ -263,10 +285,20 @@ def dynstr_offset(data: bytes, text: str) -> int:
     return index
 
 
-def make_elf(*, elf_class: int = 64, endian: str = "little", machine: int = 62,
-             e_type: int = 3, interp: str | None = None, needed: Sequence[str] = (),
-             soname: str | None = None, rpath: str | None = None, runpath: str | None = None,
-             flags_1: int | None = None, dynamic: bool = True) -> bytes:
+def make_elf(
+    *,
+    elf_class: int = 64,
+    endian: str = "little",
+    machine: int = 62,
+    e_type: int = 3,
+    interp: str | None = None,
+    needed: Sequence[str] = (),
+    soname: str | None = None,
+    rpath: str | None = None,
+    runpath: str | None = None,
+    flags_1: int | None = None,
+    dynamic: bool = True,
+) -> bytes:
     """A minimal ELF file written by hand: header, PT_LOAD over the whole
     file, PT_INTERP, PT_DYNAMIC and a dynamic string table. No code."""
     is64, p = elf_class == 64, "<" if endian == "little" else ">"
@@ -302,9 +334,10 @@ def make_elf(*, elf_class: int = 64, endian: str = "little", machine: int = 62,
         phdrs.append(_phdr(p, is64, 2, dyn_off, base + dyn_off, len(dyn)))
     ident = b"\x7fELF" + bytes([2 if is64 else 1, 1 if endian == "little" else 2, 1, 0])
     ident += b"\0" * 8
-    rest = (p + ("HHIQQQIHHHHHH" if is64 else "HHIIIIIHHHHHH"))
-    header = ident + struct.pack(rest, e_type, machine, 1, 0, ehsize, 0, 0, ehsize, phsize,
-                                 nph, 0, 0, 0)
+    rest = p + ("HHIQQQIHHHHHH" if is64 else "HHIIIIIHHHHHH")
+    header = ident + struct.pack(
+        rest, e_type, machine, 1, 0, ehsize, 0, 0, ehsize, phsize, nph, 0, 0, 0
+    )
     body = header + b"".join(phdrs) + interp_bytes + strtab
     body += b"\0" * (dyn_off - len(body))
     return body + (dyn if dynamic else b"")

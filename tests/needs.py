@@ -19,8 +19,9 @@ def require(*tools: str) -> None:
     """Fail the calling test unless every program in `tools` is on PATH."""
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        pytest.fail(f"needs {', '.join(missing)} on PATH (scripts/bootstrap.sh installs it)",
-                    pytrace=False)
+        pytest.fail(
+            f"needs {', '.join(missing)} on PATH (scripts/bootstrap.sh installs it)", pytrace=False
+        )
 
 
 def require_paths(*paths: str) -> None:

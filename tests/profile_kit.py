@@ -38,11 +38,13 @@ def ln(name: str, target: str) -> M:
     return M(name, "symlink", link=target)
 
 
-def build(tmp_path: Path, members: Iterable[M], env: dict[str, str] | None = None,
-          **container: Any) -> Image:
+def build(
+    tmp_path: Path, members: Iterable[M], env: dict[str, str] | None = None, **container: Any
+) -> Image:
     data = layer(*members)
     config = {
-        "architecture": "amd64", "os": "linux",
+        "architecture": "amd64",
+        "os": "linux",
         "config": {"Env": [f"{k}={v}" for k, v in (env or {}).items()], **container},
         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(data).hexdigest()]},
         "history": [{"created_by": "synth"}],
@@ -53,19 +55,24 @@ def build(tmp_path: Path, members: Iterable[M], env: dict[str, str] | None = Non
     manifest = [{"Config": f"{cid}.json", "RepoTags": ["synth:1"], "Layers": [name]}]
     archive = tmp_path / f"image-{cid[:12]}.tar"
     with tarfile.open(archive, "w") as tf:
-        for member, blob in ((f"{cid}.json", raw), (name, data),
-                             ("manifest.json", json.dumps(manifest).encode())):
+        for member, blob in (
+            (f"{cid}.json", raw),
+            (name, data),
+            ("manifest.json", json.dumps(manifest).encode()),
+        ):
             info = tarfile.TarInfo(member)
             info.size = len(blob)
             tf.addfile(info, io.BytesIO(blob))
     return open_image(f"docker-archive:{archive}", want=keep_all, workdir=tmp_path)
 
 
-def context(image: Image, traced: Iterable[str] = (), executed: Iterable[str] = (),
-            kept: Iterable[str] = ()) -> ProfileContext:
+def context(
+    image: Image, traced: Iterable[str] = (), executed: Iterable[str] = (), kept: Iterable[str] = ()
+) -> ProfileContext:
     executed = frozenset(executed)
-    return ProfileContext(image.tree, image.config, frozenset(traced) | executed, executed,
-                          frozenset(kept))
+    return ProfileContext(
+        image.tree, image.config, frozenset(traced) | executed, executed, frozenset(kept)
+    )
 
 
 def factory(tmp_path: Path) -> Iterator[Maker]:
@@ -87,14 +94,24 @@ def factory(tmp_path: Path) -> Iterator[Maker]:
 def debian_base() -> list[M]:
     """A merged-/usr Debian-like root: libc, the loader, libgcc_s, /tmp, /run."""
     return [
-        d("/usr"), d("/usr/bin"), d(TRIPLET), d("/etc"), d("/tmp"), d("/run"), d("/var"),
-        ln("/lib", "usr/lib"), ln("/bin", "usr/bin"), ln("/lib64", "usr/lib64"),
-        d("/usr/lib64"), ln("/usr/lib64/ld-linux-x86-64.so.2",
-                            "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+        d("/usr"),
+        d("/usr/bin"),
+        d(TRIPLET),
+        d("/etc"),
+        d("/tmp"),
+        d("/run"),
+        d("/var"),
+        ln("/lib", "usr/lib"),
+        ln("/bin", "usr/bin"),
+        ln("/lib64", "usr/lib64"),
+        d("/usr/lib64"),
+        ln("/usr/lib64/ld-linux-x86-64.so.2", "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
         f(f"{TRIPLET}/ld-linux-x86-64.so.2", ELF, 0o755),
         f(f"{TRIPLET}/libc.so.6", ELF, 0o755),
         f(f"{TRIPLET}/libgcc_s.so.1", ELF),
-        f("/etc/passwd", "root:x:0:0::/root:/bin/sh\n"), f("/etc/group", "root:x:0:\n"),
+        f("/etc/passwd", "root:x:0:0::/root:/bin/sh\n"),
+        f("/etc/group", "root:x:0:\n"),
         f("/etc/ld.so.cache", b"glibc-ld.so.cache1.1"),
-        f("/tmp/leftover", "x"), ln("/var/run", "../run"),
+        f("/tmp/leftover", "x"),
+        ln("/var/run", "../run"),
     ]

@@ -31,15 +31,20 @@ class M:
 
 
 _KINDS = {
-    "file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
-    "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE, "fifo": tarfile.FIFOTYPE,
+    "file": tarfile.REGTYPE,
+    "dir": tarfile.DIRTYPE,
+    "symlink": tarfile.SYMTYPE,
+    "hardlink": tarfile.LNKTYPE,
+    "char": tarfile.CHRTYPE,
+    "fifo": tarfile.FIFOTYPE,
 }
 
 
 def layer(*members: M) -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT,
-                      encoding="utf-8", errors="surrogateescape") as tf:
+    with tarfile.open(
+        fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape"
+    ) as tf:
         for m in members:
             info = tarfile.TarInfo(m.name)
             info.type = _KINDS[m.kind]
@@ -61,14 +66,17 @@ def _sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def config_for(layers: list[bytes], history: list[str] | None = None,
-               cmd: list[str] | None = None) -> dict[str, object]:
+def config_for(
+    layers: list[bytes], history: list[str] | None = None, cmd: list[str] | None = None
+) -> dict[str, object]:
     return {
-        "architecture": "amd64", "os": "linux",
+        "architecture": "amd64",
+        "os": "linux",
         "config": {"Cmd": cmd or ["/bin/true"], "Env": ["PATH=/usr/bin:/bin"]},
         "rootfs": {"type": "layers", "diff_ids": [_sha(b) for b in layers]},
-        "history": [{"created_by": h} for h in (history or [f"layer {i}" for i in
-                                                          range(len(layers))])],
+        "history": [
+            {"created_by": h} for h in (history or [f"layer {i}" for i in range(len(layers))])
+        ],
     }
 
 
@@ -108,14 +116,22 @@ def oci_files(layers: list[bytes], compress: bool = True) -> dict[str, bytes]:
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   **_blob(files, config)},
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(files, config)},
         "layers": descs,
     }
     mdesc = _blob(files, json.dumps(manifest).encode())
-    files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **mdesc,
-         "annotations": {"org.opencontainers.image.ref.name": "synth:1"}}]}).encode()
+    files["index.json"] = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    **mdesc,
+                    "annotations": {"org.opencontainers.image.ref.name": "synth:1"},
+                }
+            ],
+        }
+    ).encode()
     files["oci-layout"] = b'{"imageLayoutVersion": "1.0.0"}'
     return files
 

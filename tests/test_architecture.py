@@ -14,7 +14,10 @@ PKG = Path(__file__).resolve().parent.parent / "slimmer"
 BASE = {"slimmer", "errors", "model"}  # `slimmer` itself: only __version__
 # Room -> the rooms it may import (besides itself and BASE). Mirrors docs/architecture.md.
 ALLOWED: dict[str, set[str]] = {
-    "errors": set(), "model": set(), "resources": set(), "globs": set(),
+    "errors": set(),
+    "model": set(),
+    "resources": set(),
+    "globs": set(),
     "engine_api": set(),
     "engine": {"engine_api"},
     "image": {"globs"},
@@ -29,9 +32,14 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
 }
 # Outside library -> the one module (or room) that may import it.
-BOUNDARIES = {"docker": {"slimmer.engine"}, "requests": {"slimmer.engine"},
-              "click": {"slimmer.cli"}, "rich": {"slimmer.cli", "slimmer.report"},
-              "lief": set(), "elftools": set()}
+BOUNDARIES = {
+    "docker": {"slimmer.engine"},
+    "requests": {"slimmer.engine"},
+    "click": {"slimmer.cli"},
+    "rich": {"slimmer.cli", "slimmer.report"},
+    "lief": set(),
+    "elftools": set(),
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -65,8 +73,13 @@ def _room(module: str) -> str:
 def test_room_imports_only_what_the_architecture_allows(module: str) -> None:
     room = _room(module)
     allowed = ALLOWED.get(room, set()) | BASE | {room}
-    bad = sorted({m for m in _imports(MODULES[module])
-                  if m.startswith("slimmer") and _room(m) not in allowed})
+    bad = sorted(
+        {
+            m
+            for m in _imports(MODULES[module])
+            if m.startswith("slimmer") and _room(m) not in allowed
+        }
+    )
     assert not bad, f"{module} ({room}) imports {bad}"
 
 
@@ -76,15 +89,16 @@ def test_outside_libraries_stay_behind_their_boundary() -> None:
             top = name.split(".")[0]
             if top in BOUNDARIES:
                 owners = BOUNDARIES[top]
-                assert any(module == o or module.startswith(o + ".") for o in owners), \
+                assert any(module == o or module.startswith(o + ".") for o in owners), (
                     f"{module} imports {name}; only {sorted(owners) or 'nothing'} may"
+                )
 
 
 def test_no_import_cycles() -> None:
-    graph = {m: {i for i in _imports(p) if i in MODULES and i != m}
-             for m, p in MODULES.items()}
-    graph = {m: deps - {m.rsplit(".", 1)[0]} if m.count(".") > 1 else deps
-             for m, deps in graph.items()}  # a module may import its own package's __init__
+    graph = {m: {i for i in _imports(p) if i in MODULES and i != m} for m, p in MODULES.items()}
+    graph = {
+        m: deps - {m.rsplit(".", 1)[0]} if m.count(".") > 1 else deps for m, deps in graph.items()
+    }  # a module may import its own package's __init__
     state: dict[str, int] = {}
     stack: list[str] = []
 
@@ -93,7 +107,7 @@ def test_no_import_cycles() -> None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):] + [nxt]
+                cycle = stack[stack.index(nxt) :] + [nxt]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if nxt not in state:
                 visit(nxt)

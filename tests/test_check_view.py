@@ -36,9 +36,15 @@ JSON_SCHEMA = json.loads((ROOT / "docs/schemas/check-v1.json").read_text())
 JUNIT = xmlschema.XMLSchema(str(ROOT / "tests/data/junit.xsd"))
 
 ALL_RULES: list[Rule] = [
-    MaxSize(80_000_000), MaxCompressedSize(50_000_000), MaxLayers(3, warn=True),
-    MaxFiles(5000), MinEfficiency(0.9), MaxWasted(Amount(ratio=0.1)),
-    MaxReclaimable(Amount(bytes=1_000_000)), Forbid("@shells", warn=True), Forbid("*.exe"),
+    MaxSize(80_000_000),
+    MaxCompressedSize(50_000_000),
+    MaxLayers(3, warn=True),
+    MaxFiles(5000),
+    MinEfficiency(0.9),
+    MaxWasted(Amount(ratio=0.1)),
+    MaxReclaimable(Amount(bytes=1_000_000)),
+    Forbid("@shells", warn=True),
+    Forbid("*.exe"),
     MaxGrowth(Amount(ratio=0.05)),
 ]
 
@@ -59,10 +65,15 @@ def results() -> dict[str, CheckResult]:
 def test_statuses_of_the_sample() -> None:
     statuses = {r.id: r.status for r in result().results}
     assert statuses == {
-        "max-size": Status.FAIL, "max-compressed-size": Status.PASS,
-        "max-layers": Status.WARN, "max-files": Status.PASS, "min-efficiency": Status.PASS,
-        "max-wasted": Status.PASS, "max-reclaimable": Status.FAIL,
-        "forbid:@shells": Status.WARN, "forbid:*.exe": Status.PASS,
+        "max-size": Status.FAIL,
+        "max-compressed-size": Status.PASS,
+        "max-layers": Status.WARN,
+        "max-files": Status.PASS,
+        "min-efficiency": Status.PASS,
+        "max-wasted": Status.PASS,
+        "max-reclaimable": Status.FAIL,
+        "forbid:@shells": Status.WARN,
+        "forbid:*.exe": Status.PASS,
         "max-growth": Status.FAIL,
     }
 
@@ -81,17 +92,31 @@ def test_json_validates_against_its_schema(name: str) -> None:
 
 def test_json_contract() -> None:
     doc = check_view.to_json(result())
-    assert sorted(doc) == ["image", "measurements", "passed", "rules", "schema", "summary",
-                           "verdict"]
+    assert sorted(doc) == [
+        "image",
+        "measurements",
+        "passed",
+        "rules",
+        "schema",
+        "summary",
+        "verdict",
+    ]
     assert doc["summary"] == {"total": 10, "pass": 5, "warn": 2, "fail": 3}
     assert doc["image"] == {"ref": "app:1", "id": "sha256:" + "ab" * 32}
     assert doc["measurements"]["baseline"] == {"source": "base.json", "size_bytes": 95_000_000}
     assert doc["measurements"]["compressed_bytes"] == 40_000_000
     size = doc["rules"][0]
     assert size == {
-        "id": "max-size", "rule": "max-size", "status": "fail", "warn": False,
-        "unit": "bytes", "bound": "max", "value": 100_000_000, "limit": 80_000_000,
-        "offenders": [], "message": "uncompressed size 100.0 MB > limit 80.0 MB",
+        "id": "max-size",
+        "rule": "max-size",
+        "status": "fail",
+        "warn": False,
+        "unit": "bytes",
+        "bound": "max",
+        "value": 100_000_000,
+        "limit": 80_000_000,
+        "offenders": [],
+        "message": "uncompressed size 100.0 MB > limit 80.0 MB",
     }
     shells = next(r for r in doc["rules"] if r["id"] == "forbid:@shells")
     assert shells["offenders"] == ["/usr/bin/bash", "/usr/bin/dash"]
@@ -130,7 +155,10 @@ def test_junit_one_test_case_per_rule() -> None:
     assert suite is not None
     assert (root.get("tests"), root.get("failures")) == ("10", "3")
     assert (suite.get("name"), suite.get("tests"), suite.get("failures")) == (
-        "slim check app:1", "10", "3")
+        "slim check app:1",
+        "10",
+        "3",
+    )
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == [r.id for r in result().results]
     failed = {str(c.get("name")): c.find("failure") for c in cases if c.find("failure") is not None}
@@ -149,8 +177,13 @@ def test_junit_one_test_case_per_rule() -> None:
 
 
 def test_junit_survives_hostile_file_names() -> None:
-    hostile = ("/evil\x01name", "/tab\there", "/x<y>&\"z'", "/emoji-\U0001f600",
-               "/surrogate-\udcff")
+    hostile = (
+        "/evil\x01name",
+        "/tab\there",
+        "/x<y>&\"z'",
+        "/emoji-\U0001f600",
+        "/surrogate-\udcff",
+    )
     res = evaluate([Forbid("/*")], replace(facts(), paths=hostile))
     xml = check_view.to_junit(res)
     JUNIT.validate(xml)
@@ -174,8 +207,9 @@ def test_junit_lists_every_offender_when_many() -> None:
 def test_github_annotations() -> None:
     lines = check_view.render(result(), "github").splitlines()
     annotations = [line for line in lines if line.startswith("::")]
-    assert annotations[0] == ("::error title=slim check%3A max-size::app:1: uncompressed size "
-                              "100.0 MB > limit 80.0 MB")
+    assert annotations[0] == (
+        "::error title=slim check%3A max-size::app:1: uncompressed size 100.0 MB > limit 80.0 MB"
+    )
     assert annotations[1].startswith("::warning title=slim check%3A max-layers::app:1: ")
     assert sum(a.startswith("::error ") for a in annotations) == 3
     assert sum(a.startswith("::warning ") for a in annotations) == 2
@@ -184,12 +218,14 @@ def test_github_annotations() -> None:
 
 
 def test_github_escapes_data_and_properties() -> None:
-    res = evaluate([Forbid("/a,b:c")], replace(facts(), paths=("/a,b:c",),
-                                                inspection=replace(facts().inspection,
-                                                                   ref="app:1%\n")))
+    res = evaluate(
+        [Forbid("/a,b:c")],
+        replace(facts(), paths=("/a,b:c",), inspection=replace(facts().inspection, ref="app:1%\n")),
+    )
     line = check_view.to_github(res).splitlines()[0]
-    assert line == ("::error title=slim check%3A forbid%3A/a%2Cb%3Ac::app:1%25%0A: "
-                    "1 path matches: /a,b:c")
+    assert line == (
+        "::error title=slim check%3A forbid%3A/a%2Cb%3Ac::app:1%25%0A: 1 path matches: /a,b:c"
+    )
 
 
 def test_github_passing_has_no_annotations() -> None:
@@ -241,7 +277,8 @@ def test_text() -> None:
 def test_close_values_are_told_apart() -> None:
     bytes_rule = evaluate([MaxSize(99_999_999)], facts()).results[0]
     assert check_view.describe(bytes_rule) == (
-        "uncompressed size 100,000,000 B > limit 99,999,999 B")
+        "uncompressed size 100,000,000 B > limit 99,999,999 B"
+    )
     ratio_rule = evaluate([MinEfficiency(0.9500001)], facts()).results[0]
     assert check_view.describe(ratio_rule) == "efficiency (dive) 95.00000% < limit 95.00001%"
     growth = evaluate([MaxGrowth(Amount(ratio=0.05))], facts()).results[0]

@@ -55,10 +55,16 @@ def test_every_key_parses(tmp_path: Path) -> None:
     assert cfg is not None and cfg.section == "[tool.slim.check]"
     s = settings_for(cfg, "app:1")
     assert s == CheckSettings(
-        max_size=80_000_000, max_compressed_size=30 << 20, max_layers=12, max_files=20000,
-        min_efficiency=0.95, max_wasted=Amount(bytes=20_000_000),
-        max_reclaimable=Amount(ratio=0.05), forbid=("@shells", "/usr/bin/apt*"),
-        baseline=tmp_path / "reports/app.json", max_growth=Amount(ratio=0.05),
+        max_size=80_000_000,
+        max_compressed_size=30 << 20,
+        max_layers=12,
+        max_files=20000,
+        min_efficiency=0.95,
+        max_wasted=Amount(bytes=20_000_000),
+        max_reclaimable=Amount(ratio=0.05),
+        forbid=("@shells", "/usr/bin/apt*"),
+        baseline=tmp_path / "reports/app.json",
+        max_growth=Amount(ratio=0.05),
         warn=(("max-files", True), ("forbid", True)),
     )
 
@@ -66,14 +72,18 @@ def test_every_key_parses(tmp_path: Path) -> None:
 def test_snake_case_keys_and_plain_numbers(tmp_path: Path) -> None:
     settings, errors = parse_table(
         {"max_size": 1000, "min_efficiency": 0.9, "max_wasted": 0, "forbid": "*.pyc"},
-        "[check]", tmp_path)
+        "[check]",
+        tmp_path,
+    )
     assert errors == []
     assert settings.max_size == 1000 and settings.min_efficiency == 0.9
     assert settings.max_wasted == Amount(bytes=0) and settings.forbid == ("*.pyc",)
 
 
 def test_all_bad_values_are_reported_at_once_with_key_and_value(tmp_path: Path) -> None:
-    write(tmp_path / ".slim.toml", """
+    write(
+        tmp_path / ".slim.toml",
+        """
 [check]
 max-size = "80XB"
 max-layers = "many"
@@ -90,7 +100,8 @@ max-size = true
 
 [check.images."other:*"]
 max-layers = 1.5
-""")
+""",
+    )
     cfg = load_config(tmp_path / ".slim.toml")
     assert cfg is not None
     with pytest.raises(UsageError) as err:
@@ -98,7 +109,7 @@ max-layers = 1.5
     message = str(err.value)
     assert message.startswith(f"bad values in {tmp_path / '.slim.toml'}:\n")
     expected = [
-        '[check]: max-size = "80XB": unknown size unit \'XB\'',
+        "[check]: max-size = \"80XB\": unknown size unit 'XB'",
         '[check]: max-layers = "many": not a whole number',
         "[check]: max-files = -3: must be a whole number, 0 or more",
         "[check]: min-efficiency = 1.5: must be between 0 and 1",
@@ -117,8 +128,10 @@ max-layers = 1.5
 
 def test_unknown_forbid_class_is_named(tmp_path: Path) -> None:
     _, errors = parse_table({"forbid": ["@shells", "@shell"]}, "[check]", tmp_path)
-    assert errors == ['[check]: forbid = ["@shells", "@shell"]: not a glob or a known class '
-                      "(@shells, @package-managers, @setuid, @setgid): '@shell'"]
+    assert errors == [
+        '[check]: forbid = ["@shells", "@shell"]: not a glob or a known class '
+        "(@shells, @package-managers, @setuid, @setgid): '@shell'"
+    ]
 
 
 def test_images_must_be_tables(tmp_path: Path) -> None:
@@ -187,14 +200,17 @@ max-files = 5
 """
 
 
-@pytest.mark.parametrize(("image", "size", "forbid", "files"), [
-    ("other:1", 100_000_000, ("@shells",), None),
-    ("app:1", 120_000_000, ("@setuid",), None),
-    ("app", 120_000_000, ("@setuid",), None),  # an untagged name is NAME:latest
-    ("app:debug-2", 300_000_000, None, None),
-    ("registry.example/team/app:1", 100_000_000, ("@shells",), 5),
-    ("registry.example:5000/app", 100_000_000, ("@shells",), None),
-])
+@pytest.mark.parametrize(
+    ("image", "size", "forbid", "files"),
+    [
+        ("other:1", 100_000_000, ("@shells",), None),
+        ("app:1", 120_000_000, ("@setuid",), None),
+        ("app", 120_000_000, ("@setuid",), None),  # an untagged name is NAME:latest
+        ("app:debug-2", 300_000_000, None, None),
+        ("registry.example/team/app:1", 100_000_000, ("@shells",), 5),
+        ("registry.example:5000/app", 100_000_000, ("@shells",), None),
+    ],
+)
 def test_image_sections_apply_in_file_order(
     tmp_path: Path, image: str, size: int, forbid: tuple[str, ...] | None, files: int | None
 ) -> None:
@@ -216,8 +232,13 @@ def test_image_matches() -> None:
 
 def test_flags_override_the_file(tmp_path: Path) -> None:
     write(tmp_path / "pyproject.toml", PER_IMAGE)
-    flags = with_flags(max_size=50_000_000, forbid=("*.pyc",), warn=(("max-layers", False),),
-                       max_files=None, max_layers=None)
+    flags = with_flags(
+        max_size=50_000_000,
+        forbid=("*.pyc",),
+        warn=(("max-layers", False),),
+        max_files=None,
+        max_layers=None,
+    )
     s = resolve("app:1", flags, search_from=tmp_path)
     assert s.max_size == 50_000_000 and s.forbid == ("*.pyc",) and s.max_layers == 10
     assert not s.warns("max-layers")
@@ -249,18 +270,43 @@ def test_with_flags_ignores_unset_values() -> None:
 
 def test_build_rules_in_a_fixed_order() -> None:
     s = CheckSettings(
-        max_growth=Amount(ratio=0.05), baseline=Path("b.json"), forbid=("@shells", "x", "x"),
-        max_size=1, min_efficiency=0.9, max_layers=3, max_compressed_size=2, max_files=4,
-        max_wasted=Amount(bytes=5), max_reclaimable=Amount(ratio=0.1),
+        max_growth=Amount(ratio=0.05),
+        baseline=Path("b.json"),
+        forbid=("@shells", "x", "x"),
+        max_size=1,
+        min_efficiency=0.9,
+        max_layers=3,
+        max_compressed_size=2,
+        max_files=4,
+        max_wasted=Amount(bytes=5),
+        max_reclaimable=Amount(ratio=0.1),
         warn=(("forbid", True), ("max-size", True)),
     )
     rules = build_rules(s)
     assert [r.id for r in rules] == [
-        "max-size", "max-compressed-size", "max-layers", "max-files", "min-efficiency",
-        "max-wasted", "max-reclaimable", "forbid:@shells", "forbid:x", "max-growth",
+        "max-size",
+        "max-compressed-size",
+        "max-layers",
+        "max-files",
+        "min-efficiency",
+        "max-wasted",
+        "max-reclaimable",
+        "forbid:@shells",
+        "forbid:x",
+        "max-growth",
     ]
-    assert [r.warn for r in rules] == [True, False, False, False, False, False, False,
-                                       True, True, False]
+    assert [r.warn for r in rules] == [
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+        False,
+        True,
+        True,
+        False,
+    ]
     assert rules[0] == check.MaxSize(1, True)
     assert {r.name for r in rules} == set(RULE_NAMES)
 
@@ -286,18 +332,24 @@ def test_load_baseline_from_inspect_and_check_reports(tmp_path: Path) -> None:
     inspect_doc = {"schema": "slimmer.inspect/v1", "image": {"ref": "app:1", "size_bytes": 42}}
     b = load_baseline(write(tmp_path / "i.json", json.dumps(inspect_doc)))
     assert b == check.Baseline(str(tmp_path / "i.json"), "slimmer.inspect/v1", "app:1", 42)
-    check_doc = {"schema": "slimmer.check/v1", "image": {"ref": "app:2", "id": "x"},
-                 "measurements": {"size_bytes": 7}}
+    check_doc = {
+        "schema": "slimmer.check/v1",
+        "image": {"ref": "app:2", "id": "x"},
+        "measurements": {"size_bytes": 7},
+    }
     assert load_baseline(write(tmp_path / "c.json", json.dumps(check_doc))).size_bytes == 7
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("{", "reading baseline"),
-    ("[]", "not a slimmer report \\(schema missing\\)"),
-    ('{"schema": "dive/v1"}', "not a slimmer report \\(schema dive/v1\\)"),
-    ('{"schema": "slimmer.inspect/v1", "image": {"size_bytes": "1"}}', "no image.size_bytes"),
-    ('{"schema": "slimmer.check/v1"}', "no measurements.size_bytes"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "reading baseline"),
+        ("[]", "not a slimmer report \\(schema missing\\)"),
+        ('{"schema": "dive/v1"}', "not a slimmer report \\(schema dive/v1\\)"),
+        ('{"schema": "slimmer.inspect/v1", "image": {"size_bytes": "1"}}', "no image.size_bytes"),
+        ('{"schema": "slimmer.check/v1"}', "no measurements.size_bytes"),
+    ],
+)
 def test_bad_baselines(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         load_baseline(write(tmp_path / "b.json", text))
@@ -312,6 +364,7 @@ def test_pattern_param() -> None:
         click.echo(",".join(forbid))
 
     assert CliRunner().invoke(cmd, ["--forbid", "@setuid", "--forbid", "*.pyc"]).output == (
-        "@setuid,*.pyc\n")
+        "@setuid,*.pyc\n"
+    )
     bad = CliRunner().invoke(cmd, ["--forbid", "@suid"])
     assert bad.exit_code == 2 and "'@suid': not a glob or a known class" in bad.output

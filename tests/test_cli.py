@@ -20,13 +20,21 @@ slim = run_slim
 
 
 def archive(tmp_path: Path) -> Path:
-    return docker_archive(tmp_path / "img.tar", [
-        layer(M("bin/", "dir"), M("bin/sh", data=b"\x7fELF" + b"\0" * 60, mode=0o755),
-              M("var/lib/dpkg/status", data=b"Package: dash\nStatus: install ok installed\n"
-                                             b"Version: 0.5.12-2\n\n"),
-              M("tmp/junk", data=b"j" * 500)),
-        layer(M("tmp/.wh.junk"), M("usr/bin/su", data=b"su", mode=0o4755)),
-    ])
+    return docker_archive(
+        tmp_path / "img.tar",
+        [
+            layer(
+                M("bin/", "dir"),
+                M("bin/sh", data=b"\x7fELF" + b"\0" * 60, mode=0o755),
+                M(
+                    "var/lib/dpkg/status",
+                    data=b"Package: dash\nStatus: install ok installed\nVersion: 0.5.12-2\n\n",
+                ),
+                M("tmp/junk", data=b"j" * 500),
+            ),
+            layer(M("tmp/.wh.junk"), M("usr/bin/su", data=b"su", mode=0o4755)),
+        ],
+    )
 
 
 def test_inspect_json_contract(tmp_path: Path) -> None:
@@ -38,8 +46,9 @@ def test_inspect_json_contract(tmp_path: Path) -> None:
     assert doc["schema"] == "slimmer.inspect/v1"
     assert doc["wasted_bytes"] == 500 and doc["reclaimable_bytes"] == 500
     assert doc["shells"] == ["/bin/sh"] and doc["setuid"] == ["/usr/bin/su"]
-    assert doc["packages"] == [{"manager": "dpkg", "name": "dash", "version": "0.5.12-2",
-                                "source": "/var/lib/dpkg/status"}]
+    assert doc["packages"] == [
+        {"manager": "dpkg", "name": "dash", "version": "0.5.12-2", "source": "/var/lib/dpkg/status"}
+    ]
     assert res.stdout == slim("inspect", f"docker-archive:{archive(tmp_path)}", "--json").stdout
 
 
@@ -49,12 +58,15 @@ def test_inspect_text(tmp_path: Path) -> None:
     assert "Efficiency" in res.stdout and "Layers" in res.stdout
 
 
-@pytest.mark.parametrize("args,code,needle", [
-    (["inspect", "docker-archive:/nonexistent.tar"], 1, "no such file"),
-    (["inspect"], 2, "Missing argument"),
-    (["nosuchimage"], 2, "Missing option '-o'"),
-    (["inspect", "--bogus", "x"], 2, "No such option"),
-])
+@pytest.mark.parametrize(
+    "args,code,needle",
+    [
+        (["inspect", "docker-archive:/nonexistent.tar"], 1, "no such file"),
+        (["inspect"], 2, "Missing argument"),
+        (["nosuchimage"], 2, "Missing option '-o'"),
+        (["inspect", "--bogus", "x"], 2, "No such option"),
+    ],
+)
 def test_bad_input_is_one_line(args: list[str], code: int, needle: str) -> None:
     res = slim(*args)
     assert res.returncode == code
@@ -99,14 +111,22 @@ def test_deps_from_an_archive(tmp_path: Path) -> None:
     subprocess.run(["gcc", "-o", str(prog), str(src)], check=True)
     libc = Path("/usr/lib/x86_64-linux-gnu/libc.so.6").read_bytes()
     ldso = Path("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2").read_bytes()
-    arch = docker_archive(tmp_path / "d.tar", [layer(
-        M("usr/bin/hello", data=prog.read_bytes(), mode=0o755),
-        M("usr/lib/x86_64-linux-gnu/libc.so.6", data=libc),
-        M("usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", data=ldso, mode=0o755),
-        M("lib64", "dir"),
-        M("lib64/ld-linux-x86-64.so.2", "symlink",
-          link="/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
-    )])
+    arch = docker_archive(
+        tmp_path / "d.tar",
+        [
+            layer(
+                M("usr/bin/hello", data=prog.read_bytes(), mode=0o755),
+                M("usr/lib/x86_64-linux-gnu/libc.so.6", data=libc),
+                M("usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", data=ldso, mode=0o755),
+                M("lib64", "dir"),
+                M(
+                    "lib64/ld-linux-x86-64.so.2",
+                    "symlink",
+                    link="/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                ),
+            )
+        ],
+    )
     res = slim("deps", f"docker-archive:{arch}", "/usr/bin/hello", "--json")
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)

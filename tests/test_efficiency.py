@@ -18,24 +18,40 @@ from tests.synth import M, docker_archive, layer
 
 CASES: dict[str, list[bytes]] = {
     "single": [layer(M("a", data=b"1234"), M("d/", "dir"), M("d/e", data=b"56"))],
-    "overwrite": [layer(M("f", data=b"x" * 100)), layer(M("f", data=b"y" * 40)),
-                  layer(M("f", data=b"z" * 70))],
-    "delete-file": [layer(M("big", data=b"x" * 1000), M("small", data=b"s")),
-                    layer(M(".wh.big"))],
-    "delete-dir": [layer(M("d/", "dir"), M("d/x", data=b"x" * 300), M("d/y/", "dir"),
-                         M("d/y/z", data=b"z" * 50)), layer(M(".wh.d"))],
+    "overwrite": [
+        layer(M("f", data=b"x" * 100)),
+        layer(M("f", data=b"y" * 40)),
+        layer(M("f", data=b"z" * 70)),
+    ],
+    "delete-file": [layer(M("big", data=b"x" * 1000), M("small", data=b"s")), layer(M(".wh.big"))],
+    "delete-dir": [
+        layer(
+            M("d/", "dir"), M("d/x", data=b"x" * 300), M("d/y/", "dir"), M("d/y/z", data=b"z" * 50)
+        ),
+        layer(M(".wh.d")),
+    ],
     "implicit-dir-then-delete": [
         layer(M("p/", "dir"), M("p/a", data=b"a" * 10)),
         layer(M("p/b", data=b"b" * 20)),  # p only implied: dive's stack forgets it is a dir
         layer(M(".wh.p")),
     ],
-    "opaque": [layer(M("o/", "dir"), M("o/old", data=b"o" * 30)),
-               layer(M("o/", "dir"), M("o/.wh..wh..opq"), M("o/new", data=b"n" * 5))],
-    "whiteout-of-missing": [layer(M("k", data=b"k" * 9)),
-                            layer(M(".wh.nothing"), M("zz", data=b"z" * 4))],
-    "links": [layer(M("bin/", "dir"), M("bin/a", data=b"a" * 64),
-                    M("bin/b", "hardlink", link="bin/a"), M("bin/c", "symlink", link="a")),
-              layer(M("bin/b", "hardlink", link="bin/a"), M("bin/a", data=b"A" * 64))],
+    "opaque": [
+        layer(M("o/", "dir"), M("o/old", data=b"o" * 30)),
+        layer(M("o/", "dir"), M("o/.wh..wh..opq"), M("o/new", data=b"n" * 5)),
+    ],
+    "whiteout-of-missing": [
+        layer(M("k", data=b"k" * 9)),
+        layer(M(".wh.nothing"), M("zz", data=b"z" * 4)),
+    ],
+    "links": [
+        layer(
+            M("bin/", "dir"),
+            M("bin/a", data=b"a" * 64),
+            M("bin/b", "hardlink", link="bin/a"),
+            M("bin/c", "symlink", link="a"),
+        ),
+        layer(M("bin/b", "hardlink", link="bin/a"), M("bin/a", data=b"A" * 64)),
+    ],
 }
 
 

@@ -26,8 +26,15 @@ needs_gcc = needs("gcc")
 def pyelftools_view(data: bytes) -> dict[str, object]:
     """The same facts, read by pyelftools."""
     elf = ELFFile(io.BytesIO(data))
-    out: dict[str, object] = {"interp": None, "needed": [], "rpath": None, "runpath": None,
-                              "soname": None, "flags_1": 0, "machine": elf["e_machine"]}
+    out: dict[str, object] = {
+        "interp": None,
+        "needed": [],
+        "rpath": None,
+        "runpath": None,
+        "soname": None,
+        "flags_1": 0,
+        "machine": elf["e_machine"],
+    }
     for seg in elf.iter_segments():
         if isinstance(seg, InterpSegment):
             out["interp"] = seg.get_interp_name()
@@ -44,11 +51,23 @@ def pyelftools_view(data: bytes) -> dict[str, object]:
 
 
 def our_view(info: ElfInfo) -> dict[str, object]:
-    names = {62: "EM_X86_64", 3: "EM_386", 183: "EM_AARCH64", 22: "EM_S390", 21: "EM_PPC64",
-             20: "EM_PPC"}
-    return {"interp": info.interp, "needed": list(info.needed), "rpath": info.rpath,
-            "runpath": info.runpath, "soname": info.soname, "flags_1": info.flags_1,
-            "machine": names.get(info.machine, info.machine)}
+    names = {
+        62: "EM_X86_64",
+        3: "EM_386",
+        183: "EM_AARCH64",
+        22: "EM_S390",
+        21: "EM_PPC64",
+        20: "EM_PPC",
+    }
+    return {
+        "interp": info.interp,
+        "needed": list(info.needed),
+        "rpath": info.rpath,
+        "runpath": info.runpath,
+        "soname": info.soname,
+        "flags_1": info.flags_1,
+        "machine": names.get(info.machine, info.machine),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +76,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("elf")
     b = Builder(root / "src")
     dep = b.lib(root / "libdep.so.1")
-    lib = b.lib(root / "libfoo.so.1", needs=[dep], flags=["-Wl,--disable-new-dtags",
-                                                           "-Wl,-rpath,/opt/r:$ORIGIN"])
-    exe = b.exe(root / "app", needs=[lib], flags=["-Wl,--enable-new-dtags",
-                                                  "-Wl,-rpath,$ORIGIN/../lib"])
+    lib = b.lib(
+        root / "libfoo.so.1",
+        needs=[dep],
+        flags=["-Wl,--disable-new-dtags", "-Wl,-rpath,/opt/r:$ORIGIN"],
+    )
+    exe = b.exe(
+        root / "app", needs=[lib], flags=["-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN/../lib"]
+    )
     static = b.exe(root / "static", flags=["-static"])
     static_pie = b.exe(root / "static-pie", flags=["-static-pie"])
     return {"dep": dep, "lib": lib, "exe": exe, "static": static, "static_pie": static_pie}
@@ -148,19 +171,38 @@ def test_matches_pyelftools_on_host_files() -> None:
         assert our_view(info) == pyelftools_view(data), path
 
 
-@pytest.mark.parametrize("elf_class,endian,machine", [
-    (64, "little", 62), (32, "little", 3), (64, "big", 22), (32, "big", 20), (64, "little", 183),
-])
+@pytest.mark.parametrize(
+    "elf_class,endian,machine",
+    [
+        (64, "little", 62),
+        (32, "little", 3),
+        (64, "big", 22),
+        (32, "big", 20),
+        (64, "little", 183),
+    ],
+)
 def test_hand_written_classes_and_byte_orders(elf_class: int, endian: str, machine: int) -> None:
-    data = make_elf(elf_class=elf_class, endian=endian, machine=machine,
-                    interp="/lib/ld.so.1", needed=["liba.so.1", "libb.so.2"], soname="libx.so",
-                    rpath="/r", runpath="$ORIGIN/r", flags_1=DF_1_NODEFLIB)
+    data = make_elf(
+        elf_class=elf_class,
+        endian=endian,
+        machine=machine,
+        interp="/lib/ld.so.1",
+        needed=["liba.so.1", "libb.so.2"],
+        soname="libx.so",
+        rpath="/r",
+        runpath="$ORIGIN/r",
+        flags_1=DF_1_NODEFLIB,
+    )
     info = parse_elf(data)
     assert info.ok, info.error
     assert (info.elf_class, info.endian, info.machine) == (elf_class, endian, machine)
     assert info.needed == ("liba.so.1", "libb.so.2")
     assert (info.interp, info.soname, info.rpath, info.runpath) == (
-        "/lib/ld.so.1", "libx.so", "/r", "$ORIGIN/r")
+        "/lib/ld.so.1",
+        "libx.so",
+        "/r",
+        "$ORIGIN/r",
+    )
     assert info.nodeflib
     assert our_view(info) == pyelftools_view(data)
 
@@ -168,8 +210,9 @@ def test_hand_written_classes_and_byte_orders(elf_class: int, endian: str, machi
 def test_every_truncation_is_named_never_silent() -> None:
     """Cut the file anywhere: no exception, and either an error is set or
     the answer is the whole answer (never a silently shorter DT_NEEDED)."""
-    data = make_elf(interp="/lib64/ld-linux-x86-64.so.2", needed=["liba.so", "libb.so"],
-                    runpath="/x")
+    data = make_elf(
+        interp="/lib64/ld-linux-x86-64.so.2", needed=["liba.so", "libb.so"], runpath="/x"
+    )
     full = parse_elf(data)
     for cut in range(len(data)):
         info = parse_elf(data[:cut])
@@ -192,7 +235,9 @@ def test_not_elf() -> None:
 
 def test_strtab_outside_any_load_segment() -> None:
     data = bytearray(make_elf(needed=["liba.so"]))
-    offsets = [i for i in range(0, len(data) - 16, 8) if data[i:i + 8] == (5).to_bytes(8, "little")]
+    offsets = [
+        i for i in range(0, len(data) - 16, 8) if data[i : i + 8] == (5).to_bytes(8, "little")
+    ]
     data[offsets[-1] + 8 : offsets[-1] + 16] = (0x7FFF0000).to_bytes(8, "little")
     info = parse_elf(bytes(data))
     assert "not inside any PT_LOAD" in info.error

@@ -24,8 +24,9 @@ def make(tmp_path: Path) -> Iterator[Maker]:
     yield from factory(tmp_path)
 
 
-def expand(name: str, ctx: ProfileContext, profile: str = "glibc") -> tuple[
-        list[Addition], list[Generated]]:
+def expand(
+    name: str, ctx: ProfileContext, profile: str = "glibc"
+) -> tuple[list[Addition], list[Generated]]:
     return EXPANDERS[name](ctx, PROFILES[profile].name)
 
 
@@ -45,28 +46,51 @@ networks:       files
 
 
 def test_nss_services_parse() -> None:
-    assert nss_services(NSSWITCH) == ("dns", "files", "mdns4_minimal", "myhostname", "sss",
-                                      "systemd")
+    assert nss_services(NSSWITCH) == (
+        "dns",
+        "files",
+        "mdns4_minimal",
+        "myhostname",
+        "sss",
+        "systemd",
+    )
 
 
 def test_nss_modules_named_by_nsswitch(make: Maker) -> None:
-    image = make([*debian_base(), f("/etc/nsswitch.conf", NSSWITCH),
-                  f(f"{TRIPLET}/libnss_systemd.so.2", ELF), f(f"{TRIPLET}/libnss_files.so.2", ELF),
-                  f(f"{TRIPLET}/libnss_mdns4_minimal.so.2", ELF),
-                  f(f"{TRIPLET}/libnss_ldap.so.2", ELF)])
+    image = make(
+        [
+            *debian_base(),
+            f("/etc/nsswitch.conf", NSSWITCH),
+            f(f"{TRIPLET}/libnss_systemd.so.2", ELF),
+            f(f"{TRIPLET}/libnss_files.so.2", ELF),
+            f(f"{TRIPLET}/libnss_mdns4_minimal.so.2", ELF),
+            f(f"{TRIPLET}/libnss_ldap.so.2", ELF),
+        ]
+    )
     adds, _ = expand("nss", context(image, kept=[f"{TRIPLET}/libc.so.6"]))
-    assert {a.path for a in adds} == {f"{TRIPLET}/libnss_systemd.so.2",
-                                      f"{TRIPLET}/libnss_mdns4_minimal.so.2"}
+    assert {a.path for a in adds} == {
+        f"{TRIPLET}/libnss_systemd.so.2",
+        f"{TRIPLET}/libnss_mdns4_minimal.so.2",
+    }
     assert all(a.closure and a.reason.source == "glibc" for a in adds)
     assert "'systemd'" in next(a for a in adds if "systemd" in a.path).reason.detail
 
 
 def test_nss_files_and_dns_are_modules_before_glibc_2_34(make: Maker) -> None:
-    image = make([d(TRIPLET), f(f"{TRIPLET}/libc-2.31.so", ELF),
-                  ln(f"{TRIPLET}/libc.so.6", "libc-2.31.so"), f("/etc/nsswitch.conf", NSSWITCH),
-                  f(f"{TRIPLET}/libnss_files.so.2", ELF), f(f"{TRIPLET}/libnss_dns.so.2", ELF)])
+    image = make(
+        [
+            d(TRIPLET),
+            f(f"{TRIPLET}/libc-2.31.so", ELF),
+            ln(f"{TRIPLET}/libc.so.6", "libc-2.31.so"),
+            f("/etc/nsswitch.conf", NSSWITCH),
+            f(f"{TRIPLET}/libnss_files.so.2", ELF),
+            f(f"{TRIPLET}/libnss_dns.so.2", ELF),
+        ]
+    )
     assert added("nss", context(image, kept=[f"{TRIPLET}/libc.so.6"])) == {
-        f"{TRIPLET}/libnss_files.so.2", f"{TRIPLET}/libnss_dns.so.2"}
+        f"{TRIPLET}/libnss_files.so.2",
+        f"{TRIPLET}/libnss_dns.so.2",
+    }
 
 
 def test_nss_without_nsswitch_adds_nothing(make: Maker) -> None:
@@ -76,55 +100,108 @@ def test_nss_without_nsswitch_adds_nothing(make: Maker) -> None:
 # -- locales -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "want"), [
-    ("en_US.UTF-8", ["en_US.UTF-8", "en_US.utf8", "en_US", "en.UTF-8", "en.utf8", "en"]),
-    ("de_DE.ISO-8859-1@euro", ["de_DE.ISO-8859-1@euro", "de_DE.ISO-8859-1", "de_DE.iso88591@euro",
-                               "de_DE.iso88591", "de_DE@euro", "de_DE", "de.ISO-8859-1@euro",
-                               "de.ISO-8859-1", "de.iso88591@euro", "de.iso88591", "de@euro",
-                               "de"]),
-    ("C", []), ("POSIX", []), ("", []), ("../../etc", []),
-])
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [
+        ("en_US.UTF-8", ["en_US.UTF-8", "en_US.utf8", "en_US", "en.UTF-8", "en.utf8", "en"]),
+        (
+            "de_DE.ISO-8859-1@euro",
+            [
+                "de_DE.ISO-8859-1@euro",
+                "de_DE.ISO-8859-1",
+                "de_DE.iso88591@euro",
+                "de_DE.iso88591",
+                "de_DE@euro",
+                "de_DE",
+                "de.ISO-8859-1@euro",
+                "de.ISO-8859-1",
+                "de.iso88591@euro",
+                "de.iso88591",
+                "de@euro",
+                "de",
+            ],
+        ),
+        ("C", []),
+        ("POSIX", []),
+        ("", []),
+        ("../../etc", []),
+    ],
+)
 def test_locale_names(value: str, want: list[str]) -> None:
     assert locale_names(value) == want
 
 
 def test_locales_from_env(make: Maker) -> None:
-    members = [*debian_base(), f("/usr/lib/locale/en_US.utf8/LC_CTYPE", "x"),
-               f("/usr/lib/locale/fr_FR.utf8/LC_TIME", "x"), f("/opt/loc/fr_FR/LC_TIME", "x"),
-               f("/usr/lib/locale/de_DE.utf8/LC_CTYPE", "x")]
+    members = [
+        *debian_base(),
+        f("/usr/lib/locale/en_US.utf8/LC_CTYPE", "x"),
+        f("/usr/lib/locale/fr_FR.utf8/LC_TIME", "x"),
+        f("/opt/loc/fr_FR/LC_TIME", "x"),
+        f("/usr/lib/locale/de_DE.utf8/LC_CTYPE", "x"),
+    ]
     env = {"LANG": "en_US.UTF-8", "LC_TIME": "fr_FR.UTF-8", "LOCPATH": "/opt/loc"}
     adds, _ = expand("locales", context(make(members, env=env)), "locales")
     assert {a.path for a in adds} == {
-        "/usr/lib/locale/en_US.utf8", "/usr/lib/locale/en_US.utf8/LC_CTYPE",
-        "/usr/lib/locale/fr_FR.utf8", "/usr/lib/locale/fr_FR.utf8/LC_TIME",
-        "/opt/loc/fr_FR", "/opt/loc/fr_FR/LC_TIME"}
+        "/usr/lib/locale/en_US.utf8",
+        "/usr/lib/locale/en_US.utf8/LC_CTYPE",
+        "/usr/lib/locale/fr_FR.utf8",
+        "/usr/lib/locale/fr_FR.utf8/LC_TIME",
+        "/opt/loc/fr_FR",
+        "/opt/loc/fr_FR/LC_TIME",
+    }
     assert any("LC_TIME=fr_FR.UTF-8" in a.reason.detail for a in adds)
 
 
 # -- app-dirs --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("path", "system"), [
-    ("/", True), ("/usr", True), ("/usr/local/bin", True), ("/etc/app", True), ("/opt", True),
-    ("/app", False), ("/opt/app", False), ("/srv/www", False), ("/usr/src/app", False),
-    ("/var/www/html", False), ("/home/app", False), ("/tmp/x", True),
-])
+@pytest.mark.parametrize(
+    ("path", "system"),
+    [
+        ("/", True),
+        ("/usr", True),
+        ("/usr/local/bin", True),
+        ("/etc/app", True),
+        ("/opt", True),
+        ("/app", False),
+        ("/opt/app", False),
+        ("/srv/www", False),
+        ("/usr/src/app", False),
+        ("/var/www/html", False),
+        ("/home/app", False),
+        ("/tmp/x", True),
+    ],
+)
 def test_system_dirs(path: str, system: bool) -> None:
     assert is_system_dir(path) is system
 
 
 def test_app_dirs_keep_workdir_and_script_dirs(make: Maker) -> None:
-    image = make([*debian_base(), f("/srv/app/server.js", "x"), f("/srv/app/views/a.html", "x"),
-                  f("/opt/tools/health.sh", "#!/bin/sh\n", 0o755), f("/opt/tools/lib.sh", "x"),
-                  f("/usr/local/bin/docker-entrypoint.sh", "#!/bin/sh\n", 0o755),
-                  f("/usr/local/bin/other", "x")],
-                 WorkingDir="/srv/app", Entrypoint=["docker-entrypoint.sh"],
-                 Cmd=["node", "server.js"],
-                 Healthcheck={"Test": ["CMD-SHELL", "/opt/tools/health.sh || exit 1"]})
+    image = make(
+        [
+            *debian_base(),
+            f("/srv/app/server.js", "x"),
+            f("/srv/app/views/a.html", "x"),
+            f("/opt/tools/health.sh", "#!/bin/sh\n", 0o755),
+            f("/opt/tools/lib.sh", "x"),
+            f("/usr/local/bin/docker-entrypoint.sh", "#!/bin/sh\n", 0o755),
+            f("/usr/local/bin/other", "x"),
+        ],
+        WorkingDir="/srv/app",
+        Entrypoint=["docker-entrypoint.sh"],
+        Cmd=["node", "server.js"],
+        Healthcheck={"Test": ["CMD-SHELL", "/opt/tools/health.sh || exit 1"]},
+    )
     adds, _ = expand("app-dirs", context(image), "app-dirs")
-    assert {a.path for a in adds} == {"/srv/app", "/srv/app/server.js", "/srv/app/views",
-                                      "/srv/app/views/a.html", "/opt/tools",
-                                      "/opt/tools/health.sh", "/opt/tools/lib.sh"}
+    assert {a.path for a in adds} == {
+        "/srv/app",
+        "/srv/app/server.js",
+        "/srv/app/views",
+        "/srv/app/views/a.html",
+        "/opt/tools",
+        "/opt/tools/health.sh",
+        "/opt/tools/lib.sh",
+    }
     assert any("WorkingDir /srv/app" in a.reason.detail for a in adds)
 
 
@@ -133,21 +210,38 @@ def test_app_dirs_keep_workdir_and_script_dirs(make: Maker) -> None:
 
 def test_jvm_home_from_the_real_java(make: Maker) -> None:
     home = "/usr/lib/jvm/java-17-openjdk-amd64"
-    image = make([*debian_base(), f(f"{home}/bin/java", ELF, 0o755),
-                  ln("/etc/alternatives/java", f"{home}/bin/java"),
-                  ln("/usr/bin/java", "/etc/alternatives/java"),
-                  f(f"{home}/lib/modules", "x"), f(f"{home}/lib/server/libjvm.so", ELF),
-                  ln(f"{home}/conf", "/etc/java-17-openjdk"), f(f"{home}/release", "x"),
-                  f("/etc/java-17-openjdk/security/java.security", "x"),
-                  f(f"{home}/lib/ct.sym", "x"),
-                  f(f"{home}/man/java.1", "x"), f("/opt/temurin/lib/modules", "x")])
+    image = make(
+        [
+            *debian_base(),
+            f(f"{home}/bin/java", ELF, 0o755),
+            ln("/etc/alternatives/java", f"{home}/bin/java"),
+            ln("/usr/bin/java", "/etc/alternatives/java"),
+            f(f"{home}/lib/modules", "x"),
+            f(f"{home}/lib/server/libjvm.so", ELF),
+            ln(f"{home}/conf", "/etc/java-17-openjdk"),
+            f(f"{home}/release", "x"),
+            f("/etc/java-17-openjdk/security/java.security", "x"),
+            f(f"{home}/lib/ct.sym", "x"),
+            f(f"{home}/man/java.1", "x"),
+            f("/opt/temurin/lib/modules", "x"),
+        ]
+    )
     adds = added("jvm-home", context(image, executed=["/usr/bin/java"]), "jvm")
-    assert adds == {f"{home}/lib", f"{home}/lib/modules", f"{home}/lib/server",
-                    f"{home}/lib/server/libjvm.so", f"{home}/conf", f"{home}/release",
-                    "/etc/java-17-openjdk/security", "/etc/java-17-openjdk/security/java.security"}
+    assert adds == {
+        f"{home}/lib",
+        f"{home}/lib/modules",
+        f"{home}/lib/server",
+        f"{home}/lib/server/libjvm.so",
+        f"{home}/conf",
+        f"{home}/release",
+        "/etc/java-17-openjdk/security",
+        "/etc/java-17-openjdk/security/java.security",
+    }
     env = make([f("/opt/temurin/lib/modules", "x")], env={"JAVA_HOME": "/opt/temurin"})
-    assert added("jvm-home", context(env), "jvm") == {"/opt/temurin/lib",
-                                                       "/opt/temurin/lib/modules"}
+    assert added("jvm-home", context(env), "jvm") == {
+        "/opt/temurin/lib",
+        "/opt/temurin/lib/modules",
+    }
 
 
 # -- python ------------------------------------------------------------------------------
@@ -168,21 +262,31 @@ def report():
 
 def _python_members() -> list[M]:
     return [
-        *debian_base(), f("/usr/bin/python3.11", ELF, 0o755), ln("/usr/bin/python3", "python3.11"),
-        f("/app/app.py", APP), f("/app/helpers/__init__.py", "from . import util\n"),
+        *debian_base(),
+        f("/usr/bin/python3.11", ELF, 0o755),
+        ln("/usr/bin/python3", "python3.11"),
+        f("/app/app.py", APP),
+        f("/app/helpers/__init__.py", "from . import util\n"),
         f("/app/helpers/util.py", "import yaml\n"),
         f(f"{LIB}/json/__init__.py", "from .decoder import JSONDecoder\n"),
-        f(f"{LIB}/json/decoder.py", "import re\n"), f(f"{LIB}/re/__init__.py", ""),
-        f(f"{LIB}/http/__init__.py", ""), f(f"{LIB}/http/server.py", "import email.parser\n"),
-        f(f"{LIB}/email/__init__.py", ""), f(f"{LIB}/email/parser.py", ""),
+        f(f"{LIB}/json/decoder.py", "import re\n"),
+        f(f"{LIB}/re/__init__.py", ""),
+        f(f"{LIB}/http/__init__.py", ""),
+        f(f"{LIB}/http/server.py", "import email.parser\n"),
+        f(f"{LIB}/email/__init__.py", ""),
+        f(f"{LIB}/email/parser.py", ""),
         f(f"{LIB}/csv.py", "import re\nfrom _csv import reader\n"),
         f(f"{LIB}/__pycache__/csv.cpython-311.pyc", "pyc"),
-        f(f"{LIB}/decimal.py", "try:\n    from _decimal import *\nexcept ImportError:\n"
-                               "    from _pydecimal import *\n"),
-        f(f"{LIB}/_pydecimal.py", ""), f(f"{LIB}/unused.py", ""),
+        f(
+            f"{LIB}/decimal.py",
+            "try:\n    from _decimal import *\nexcept ImportError:\n    from _pydecimal import *\n",
+        ),
+        f(f"{LIB}/_pydecimal.py", ""),
+        f(f"{LIB}/unused.py", ""),
         f(f"{LIB}/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so", ELF),
         f(f"{LIB}/lib-dynload/_decimal.cpython-311-x86_64-linux-gnu.so", ELF),
-        f(f"{SITE}/yaml/__init__.py", "from .loader import *\n"), f(f"{SITE}/yaml/loader.py", ""),
+        f(f"{SITE}/yaml/__init__.py", "from .loader import *\n"),
+        f(f"{SITE}/yaml/loader.py", ""),
         f(f"{SITE}/PyYAML-6.0.dist-info/METADATA", "Name: PyYAML\n"),
         f(f"{SITE}/PyYAML-6.0.dist-info/top_level.txt", "_yaml\nyaml\n"),
         f(f"{SITE}/requests-2.28.egg-info", "Name: requests\n"),
@@ -196,13 +300,24 @@ def test_python_imports_reach_a_fixed_point(make: Maker) -> None:
     ctx = context(image, executed=["/usr/bin/python3"], kept=kept)
     adds, _ = expand("python-imports", ctx, "python")
     got = {a.path for a in adds}
-    assert {f"{LIB}/json/decoder.py", f"{LIB}/re/__init__.py", f"{LIB}/http/__init__.py",
-            f"{LIB}/http/server.py", f"{LIB}/email/__init__.py", f"{LIB}/email/parser.py",
-            f"{LIB}/csv.py", f"{LIB}/__pycache__/csv.cpython-311.pyc", f"{LIB}/decimal.py",
-            f"{LIB}/_pydecimal.py", f"{LIB}/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so",
-            f"{LIB}/lib-dynload/_decimal.cpython-311-x86_64-linux-gnu.so",
-            "/app/helpers/__init__.py", "/app/helpers/util.py", f"{SITE}/yaml/__init__.py",
-            f"{SITE}/yaml/loader.py"} == got
+    assert {
+        f"{LIB}/json/decoder.py",
+        f"{LIB}/re/__init__.py",
+        f"{LIB}/http/__init__.py",
+        f"{LIB}/http/server.py",
+        f"{LIB}/email/__init__.py",
+        f"{LIB}/email/parser.py",
+        f"{LIB}/csv.py",
+        f"{LIB}/__pycache__/csv.cpython-311.pyc",
+        f"{LIB}/decimal.py",
+        f"{LIB}/_pydecimal.py",
+        f"{LIB}/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so",
+        f"{LIB}/lib-dynload/_decimal.cpython-311-x86_64-linux-gnu.so",
+        "/app/helpers/__init__.py",
+        "/app/helpers/util.py",
+        f"{SITE}/yaml/__init__.py",
+        f"{SITE}/yaml/loader.py",
+    } == got
     assert "/app/app.py" not in got  # already kept: followed, not added again
     why = next(a for a in adds if a.path == f"{LIB}/csv.py").reason.detail
     assert "/app/app.py imports csv" in why
@@ -223,8 +338,10 @@ def test_python_dist_info_of_kept_distributions(make: Maker) -> None:
     image = make(_python_members())
     kept = ["/usr/bin/python3.11", f"{SITE}/yaml/__init__.py"]
     assert added("python-dist-info", context(image, kept=kept), "python") == {
-        f"{SITE}/PyYAML-6.0.dist-info", f"{SITE}/PyYAML-6.0.dist-info/METADATA",
-        f"{SITE}/PyYAML-6.0.dist-info/top_level.txt"}
+        f"{SITE}/PyYAML-6.0.dist-info",
+        f"{SITE}/PyYAML-6.0.dist-info/METADATA",
+        f"{SITE}/PyYAML-6.0.dist-info/top_level.txt",
+    }
     assert added("python-dist-info", context(image, kept=kept[:1]), "python") == set()
 
 
@@ -240,21 +357,34 @@ function later() { const debug = require('debug'); return import('@scope/pkg'); 
 
 
 def test_node_requires(make: Maker) -> None:
-    image = make([
-        *debian_base(), f("/usr/bin/node", ELF, 0o755), f("/srv/app/server.js", SERVER_JS),
-        f("/srv/app/lib/util.js", "module.exports = require('../data/x.json');\n"),
-        f("/srv/app/data/x.json", "{}"), f("/srv/app/data/unused.json", "{}"),
-        f("/usr/share/nodejs/debug/package.json", '{"main": "src/index.js"}'),
-        f("/usr/share/nodejs/debug/src/index.js", "require('ms');\n"),
-        f("/usr/share/nodejs/ms/index.js", ""), f("/usr/share/nodejs/unused/index.js", ""),
-        f("/srv/app/node_modules/@scope/pkg/index.js", "export * from 'ms';\n"),
-    ], Cmd=["node", "/srv/app/server.js"])
+    image = make(
+        [
+            *debian_base(),
+            f("/usr/bin/node", ELF, 0o755),
+            f("/srv/app/server.js", SERVER_JS),
+            f("/srv/app/lib/util.js", "module.exports = require('../data/x.json');\n"),
+            f("/srv/app/data/x.json", "{}"),
+            f("/srv/app/data/unused.json", "{}"),
+            f("/usr/share/nodejs/debug/package.json", '{"main": "src/index.js"}'),
+            f("/usr/share/nodejs/debug/src/index.js", "require('ms');\n"),
+            f("/usr/share/nodejs/ms/index.js", ""),
+            f("/usr/share/nodejs/unused/index.js", ""),
+            f("/srv/app/node_modules/@scope/pkg/index.js", "export * from 'ms';\n"),
+        ],
+        Cmd=["node", "/srv/app/server.js"],
+    )
     ctx = context(image, executed=["/usr/bin/node"], kept=["/srv/app/server.js"])
     got = added("node-requires", ctx, "node")
-    assert {"/srv/app/lib/util.js", "/srv/app/data/x.json", "/usr/share/nodejs/debug",
-            "/usr/share/nodejs/debug/src/index.js", "/usr/share/nodejs/debug/package.json",
-            "/usr/share/nodejs/ms", "/usr/share/nodejs/ms/index.js",
-            "/srv/app/node_modules/@scope/pkg/index.js"} <= got
+    assert {
+        "/srv/app/lib/util.js",
+        "/srv/app/data/x.json",
+        "/usr/share/nodejs/debug",
+        "/usr/share/nodejs/debug/src/index.js",
+        "/usr/share/nodejs/debug/package.json",
+        "/usr/share/nodejs/ms",
+        "/usr/share/nodejs/ms/index.js",
+        "/srv/app/node_modules/@scope/pkg/index.js",
+    } <= got
     assert not {"/srv/app/data/unused.json", "/usr/share/nodejs/unused/index.js"} & got
 
 
@@ -280,45 +410,76 @@ http {
 
 
 def test_nginx_tokens_and_directives() -> None:
-    toks = list(tokens("a 'b c' \"d\\\"e\"; # x\nf {g;}"))
+    toks = list(tokens('a \'b c\' "d\\"e"; # x\nf {g;}'))
     assert toks == ["a", "b c", 'd"e', ";", "f", "{", "g", ";", "}"]
     assert ("root", ["/srv/www"]) in list(directives(NGINX_CONF))
     assert ("return", ["200", "root /not/a/root;"]) in list(directives(NGINX_CONF))
 
 
 def test_nginx_referenced_paths_follow_includes() -> None:
-    files = {"/etc/nginx/nginx.conf": NGINX_CONF, "/etc/nginx/mime.types": "types {}",
-             "/etc/nginx/sites-enabled/default": "server { root html; }"}
-    found = referenced_paths("/etc/nginx/nginx.conf", files.get,
-                             lambda p: [k for k in files if k.startswith(p.rstrip("*"))],
-                             ("/usr/share/nginx",))
+    files = {
+        "/etc/nginx/nginx.conf": NGINX_CONF,
+        "/etc/nginx/mime.types": "types {}",
+        "/etc/nginx/sites-enabled/default": "server { root html; }",
+    }
+    found = referenced_paths(
+        "/etc/nginx/nginx.conf",
+        files.get,
+        lambda p: [k for k in files if k.startswith(p.rstrip("*"))],
+        ("/usr/share/nginx",),
+    )
     got = {(n.path, n.directive, n.tree) for n in found}
-    assert got == {("/usr/share/nginx/modules/ngx_stream_module.so", "load_module", False),
-                   ("/etc/ssl/site.crt", "ssl_certificate", False),
-                   ("/etc/ssl/private/site.key", "ssl_certificate_key", False),
-                   ("/srv/www", "root", True), ("/opt/static", "alias", True),
-                   ("/data/users", "root", True), ("/usr/share/nginx/html", "root", True)}
+    assert got == {
+        ("/usr/share/nginx/modules/ngx_stream_module.so", "load_module", False),
+        ("/etc/ssl/site.crt", "ssl_certificate", False),
+        ("/etc/ssl/private/site.key", "ssl_certificate_key", False),
+        ("/srv/www", "root", True),
+        ("/opt/static", "alias", True),
+        ("/data/users", "root", True),
+        ("/usr/share/nginx/html", "root", True),
+    }
 
 
 def test_nginx_roots_keep_whole_trees(make: Maker) -> None:
-    image = make([
-        *debian_base(), f("/usr/sbin/nginx", ELF, 0o755),
-        f("/etc/nginx/fixture.conf", "http { include /etc/nginx/conf.d/*.conf; }"),
-        f("/etc/nginx/conf.d/site.conf",
-          "server { root /srv/www; ssl_certificate /etc/ssl/s.crt; }"),
-        f("/etc/nginx/nginx.conf", "http { root /var/www/html; }"),
-        f("/srv/www/index.html", "x"), f("/srv/www/img/a.png", "x"), f("/etc/ssl/s.crt", "x"),
-        f("/var/www/html/index.html", "x"),
-    ], Cmd=["nginx", "-c", "/etc/nginx/fixture.conf", "-e", "stderr"])
+    image = make(
+        [
+            *debian_base(),
+            f("/usr/sbin/nginx", ELF, 0o755),
+            f("/etc/nginx/fixture.conf", "http { include /etc/nginx/conf.d/*.conf; }"),
+            f(
+                "/etc/nginx/conf.d/site.conf",
+                "server { root /srv/www; ssl_certificate /etc/ssl/s.crt; }",
+            ),
+            f("/etc/nginx/nginx.conf", "http { root /var/www/html; }"),
+            f("/srv/www/index.html", "x"),
+            f("/srv/www/img/a.png", "x"),
+            f("/etc/ssl/s.crt", "x"),
+            f("/var/www/html/index.html", "x"),
+        ],
+        Cmd=["nginx", "-c", "/etc/nginx/fixture.conf", "-e", "stderr"],
+    )
     adds, _ = expand("nginx-roots", context(image, executed=["/usr/sbin/nginx"]), "nginx")
-    assert {a.path for a in adds} == {"/srv/www", "/srv/www/index.html", "/srv/www/img",
-                                      "/srv/www/img/a.png", "/etc/ssl/s.crt"}
+    assert {a.path for a in adds} == {
+        "/srv/www",
+        "/srv/www/index.html",
+        "/srv/www/img",
+        "/srv/www/img/a.png",
+        "/etc/ssl/s.crt",
+    }
     why = next(a for a in adds if a.path == "/srv/www/img/a.png").reason.detail
     assert "root /srv/www in /etc/nginx/conf.d/site.conf" in why
-    default = make([*debian_base(), f("/etc/nginx/nginx.conf", "http { root /var/www/html; }"),
-                    f("/var/www/html/index.html", "x")], Cmd=["nginx", "-g", "daemon off;"])
-    assert added("nginx-roots", context(default), "nginx") == {"/var/www/html",
-                                                                "/var/www/html/index.html"}
+    default = make(
+        [
+            *debian_base(),
+            f("/etc/nginx/nginx.conf", "http { root /var/www/html; }"),
+            f("/var/www/html/index.html", "x"),
+        ],
+        Cmd=["nginx", "-g", "daemon off;"],
+    )
+    assert added("nginx-roots", context(default), "nginx") == {
+        "/var/www/html",
+        "/var/www/html/index.html",
+    }
 
 
 # -- dpkg -----------------------------------------------------------------------------------
@@ -353,15 +514,21 @@ Architecture: all
 
 def _dpkg_image(make: Maker) -> ProfileContext:
     info = "/var/lib/dpkg/info"
-    image = make([
-        *debian_base(), f("/var/lib/dpkg/status", STATUS),
-        f(f"{info}/libc6:amd64.list", "/.\n/lib\n/lib/x86_64-linux-gnu\n"
-                                      "/lib/x86_64-linux-gnu/libc.so.6\n"),
-        f(f"{info}/libc6:amd64.md5sums", "abc  lib/x86_64-linux-gnu/libc.so.6\n"),
-        f(f"{info}/curl.list", "/usr/bin/curl\n"), f("/usr/bin/curl", ELF, 0o755),
-        f(f"{info}/emptydirs.list", "/.\n/usr\n/usr/lib\n"),
-        f("/usr/share/doc/libc6/copyright", "GPL"),
-    ])
+    image = make(
+        [
+            *debian_base(),
+            f("/var/lib/dpkg/status", STATUS),
+            f(
+                f"{info}/libc6:amd64.list",
+                "/.\n/lib\n/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu/libc.so.6\n",
+            ),
+            f(f"{info}/libc6:amd64.md5sums", "abc  lib/x86_64-linux-gnu/libc.so.6\n"),
+            f(f"{info}/curl.list", "/usr/bin/curl\n"),
+            f("/usr/bin/curl", ELF, 0o755),
+            f(f"{info}/emptydirs.list", "/.\n/usr\n/usr/lib\n"),
+            f("/usr/share/doc/libc6/copyright", "GPL"),
+        ]
+    )
     return context(image, kept=[f"{TRIPLET}/libc.so.6"])
 
 
@@ -373,20 +540,25 @@ def test_dpkg_status_trimmed_to_packages_with_kept_files(make: Maker) -> None:
     assert [r.package for r in dpkg_records(text)] == ["libc6", "nolist"]
     assert " continuation line\n" in text
     assert "2 packages" in gens[0].reason.detail
-    assert {a.path for a in adds} == {"/var/lib/dpkg/info/libc6:amd64.list",
-                                      "/var/lib/dpkg/info/libc6:amd64.md5sums",
-                                      "/usr/share/doc/libc6/copyright"}
+    assert {a.path for a in adds} == {
+        "/var/lib/dpkg/info/libc6:amd64.list",
+        "/var/lib/dpkg/info/libc6:amd64.md5sums",
+        "/usr/share/doc/libc6/copyright",
+    }
 
 
 def test_dpkg_status_d_distroless(make: Maker) -> None:
     sd = "/var/lib/dpkg/status.d"
-    image = make([
-        *debian_base(), f(f"{sd}/libc6", "Package: libc6\nArchitecture: amd64\n"),
-        f(f"{sd}/libc6.md5sums", "abc  usr/lib/x86_64-linux-gnu/libc.so.6\n"),
-        f(f"{sd}/tzdata", "Package: tzdata\nArchitecture: all\n"),
-        f(f"{sd}/tzdata.md5sums", "abc  usr/share/zoneinfo/UTC\n"),
-        f(f"{sd}/mystery", "Package: mystery\n"),
-    ])
+    image = make(
+        [
+            *debian_base(),
+            f(f"{sd}/libc6", "Package: libc6\nArchitecture: amd64\n"),
+            f(f"{sd}/libc6.md5sums", "abc  usr/lib/x86_64-linux-gnu/libc.so.6\n"),
+            f(f"{sd}/tzdata", "Package: tzdata\nArchitecture: all\n"),
+            f(f"{sd}/tzdata.md5sums", "abc  usr/share/zoneinfo/UTC\n"),
+            f(f"{sd}/mystery", "Package: mystery\n"),
+        ]
+    )
     adds, gens = expand("dpkg-status", context(image, kept=[f"{TRIPLET}/libc.so.6"]), "dpkg")
     assert gens == []
     assert {a.path for a in adds} == {f"{sd}/libc6", f"{sd}/libc6.md5sums", f"{sd}/mystery"}
@@ -423,11 +595,18 @@ V:20240101
 
 
 def test_apk_installed_trimmed(make: Maker) -> None:
-    image = make([f("/lib/apk/db/installed", INSTALLED), f("/lib/ld-musl-x86_64.so.1", ELF),
-                  ln("/lib/libc.musl-x86_64.so.1", "ld-musl-x86_64.so.1"),
-                  f("/usr/bin/curl", ELF, 0o755)])
+    image = make(
+        [
+            f("/lib/apk/db/installed", INSTALLED),
+            f("/lib/ld-musl-x86_64.so.1", ELF),
+            ln("/lib/libc.musl-x86_64.so.1", "ld-musl-x86_64.so.1"),
+            f("/usr/bin/curl", ELF, 0o755),
+        ]
+    )
     _, gens = expand("apk-installed", context(image, kept=["/lib/ld-musl-x86_64.so.1"]), "apk")
     assert [r.package for r in apk_records(gens[0].data.decode())] == ["musl"]
     assert gens[0].data.decode().endswith("R:libc.musl-x86_64.so.1\n\n")
-    assert apk_records(INSTALLED)[0].files == ("/lib/ld-musl-x86_64.so.1",
-                                               "/lib/libc.musl-x86_64.so.1")
+    assert apk_records(INSTALLED)[0].files == (
+        "/lib/ld-musl-x86_64.so.1",
+        "/lib/libc.musl-x86_64.so.1",
+    )

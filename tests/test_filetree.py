@@ -29,15 +29,31 @@ def paths(tree: FileTree) -> set[str]:
 
 
 def test_metadata_is_kept(tmp_path: Path) -> None:
-    tree = build(tmp_path, layer(
-        M("etc/", "dir"), M("etc/app.conf", data=b"x=1\n", mode=0o640, uid=10, gid=20,
-                            xattrs={"user.note": "hi"}),
-        M("usr/bin/tool", data=b"\x7fELFrest", mode=0o4755),
-    ))
+    tree = build(
+        tmp_path,
+        layer(
+            M("etc/", "dir"),
+            M(
+                "etc/app.conf",
+                data=b"x=1\n",
+                mode=0o640,
+                uid=10,
+                gid=20,
+                xattrs={"user.note": "hi"},
+            ),
+            M("usr/bin/tool", data=b"\x7fELFrest", mode=0o4755),
+        ),
+    )
     conf = tree.get("/etc/app.conf")
     assert conf is not None
     assert (conf.type, conf.size, conf.mode, conf.uid, conf.gid, conf.mtime) == (
-        EntryType.FILE, 4, 0o640, 10, 20, 1_600_000_000)
+        EntryType.FILE,
+        4,
+        0o640,
+        10,
+        20,
+        1_600_000_000,
+    )
     assert conf.xattrs == (("user.note", "hi"),)
     assert tree.read_bytes("/etc/app.conf") == b"x=1\n"
     tool = tree.get("/usr/bin/tool")
@@ -47,26 +63,30 @@ def test_metadata_is_kept(tmp_path: Path) -> None:
 
 
 def test_whiteout_deletes_file_and_counts_reclaimable(tmp_path: Path) -> None:
-    tree = build(tmp_path,
-                 layer(M("a/big", data=b"x" * 100), M("a/keep", data=b"k")),
-                 layer(M("a/.wh.big")))
+    tree = build(
+        tmp_path, layer(M("a/big", data=b"x" * 100), M("a/keep", data=b"k")), layer(M("a/.wh.big"))
+    )
     assert "/a/big" not in paths(tree) and "/a/keep" in paths(tree)
     assert tree.reclaimable_bytes == 100
 
 
 def test_whiteout_of_directory_removes_subtree(tmp_path: Path) -> None:
-    tree = build(tmp_path,
-                 layer(M("d/", "dir"), M("d/x/y", data=b"12"), M("d/z", data=b"3")),
-                 layer(M(".wh.d")))
+    tree = build(
+        tmp_path,
+        layer(M("d/", "dir"), M("d/x/y", data=b"12"), M("d/z", data=b"3")),
+        layer(M(".wh.d")),
+    )
     assert not any(p.startswith("/d") for p in paths(tree))
     assert tree.reclaimable_bytes == 3
 
 
 def test_opaque_directory_hides_lower_but_keeps_same_layer(tmp_path: Path) -> None:
     # The marker comes after the new child in the archive: opaque is applied first anyway.
-    tree = build(tmp_path,
-                 layer(M("opt/d/", "dir"), M("opt/d/old", data=b"old")),
-                 layer(M("opt/d/", "dir"), M("opt/d/new", data=b"new"), M("opt/d/.wh..wh..opq")))
+    tree = build(
+        tmp_path,
+        layer(M("opt/d/", "dir"), M("opt/d/old", data=b"old")),
+        layer(M("opt/d/", "dir"), M("opt/d/new", data=b"new"), M("opt/d/.wh..wh..opq")),
+    )
     assert "/opt/d/old" not in paths(tree)
     assert tree.read_bytes("/opt/d/new") == b"new"
     assert tree.reclaimable_bytes == 3
@@ -87,9 +107,11 @@ def test_file_replacing_directory_drops_subtree(tmp_path: Path) -> None:
 
 
 def test_directory_replacing_file_and_symlink(tmp_path: Path) -> None:
-    tree = build(tmp_path,
-                 layer(M("p", data=b"f"), M("lib", "symlink", link="usr/lib")),
-                 layer(M("p/child", data=b"c"), M("lib/x.so", data=b"so")))
+    tree = build(
+        tmp_path,
+        layer(M("p", data=b"f"), M("lib", "symlink", link="usr/lib")),
+        layer(M("p/child", data=b"c"), M("lib/x.so", data=b"so")),
+    )
     for d in ("/p", "/lib"):
         entry = tree.get(d)
         assert entry is not None and entry.is_dir
@@ -97,17 +119,21 @@ def test_directory_replacing_file_and_symlink(tmp_path: Path) -> None:
 
 
 def test_directory_over_directory_keeps_children(tmp_path: Path) -> None:
-    tree = build(tmp_path, layer(M("d/", "dir", mode=0o700), M("d/a", data=b"a")),
-                 layer(M("d/", "dir", mode=0o755)))
+    tree = build(
+        tmp_path,
+        layer(M("d/", "dir", mode=0o700), M("d/a", data=b"a")),
+        layer(M("d/", "dir", mode=0o755)),
+    )
     d = tree.get("/d")
     assert d is not None and d.mode == 0o755 and "/d/a" in paths(tree)
 
 
 def test_hardlink_shares_bytes_and_survives_target_deletion(tmp_path: Path) -> None:
-    tree = build(tmp_path,
-                 layer(M("bin/a", data=b"payload", mode=0o755),
-                       M("bin/b", "hardlink", link="bin/a")),
-                 layer(M("bin/.wh.a")))
+    tree = build(
+        tmp_path,
+        layer(M("bin/a", data=b"payload", mode=0o755), M("bin/b", "hardlink", link="bin/a")),
+        layer(M("bin/.wh.a")),
+    )
     b = tree.get("/bin/b")
     assert b is not None and b.type is EntryType.HARDLINK and b.size == 7
     assert b.link == "/bin/a"
@@ -121,16 +147,20 @@ def test_hardlink_to_missing_target_is_skipped_with_warning(tmp_path: Path) -> N
 
 
 def test_symlink_resolution_stays_inside_root(tmp_path: Path) -> None:
-    tree = build(tmp_path, layer(
-        M("usr/lib/libz.so.1.2", data=b"z"),
-        M("usr/lib/libz.so.1", "symlink", link="libz.so.1.2"),
-        M("lib", "symlink", link="usr/lib"),
-        M("etc/passwd", data=b"root"),
-        M("escape", "symlink", link="../../../../etc/passwd"),
-        M("abs", "symlink", link="/lib/libz.so.1"),
-        M("loop1", "symlink", link="loop2"), M("loop2", "symlink", link="loop1"),
-        M("file", data=b"f"),
-    ))
+    tree = build(
+        tmp_path,
+        layer(
+            M("usr/lib/libz.so.1.2", data=b"z"),
+            M("usr/lib/libz.so.1", "symlink", link="libz.so.1.2"),
+            M("lib", "symlink", link="usr/lib"),
+            M("etc/passwd", data=b"root"),
+            M("escape", "symlink", link="../../../../etc/passwd"),
+            M("abs", "symlink", link="/lib/libz.so.1"),
+            M("loop1", "symlink", link="loop2"),
+            M("loop2", "symlink", link="loop1"),
+            M("file", data=b"f"),
+        ),
+    )
     res = tree.resolve("/abs")
     assert res.path == "/usr/lib/libz.so.1.2"
     assert res.chain == ("/abs", "/lib", "/usr/lib/libz.so.1")
@@ -143,10 +173,17 @@ def test_symlink_resolution_stays_inside_root(tmp_path: Path) -> None:
 
 
 def test_hostile_member_names(tmp_path: Path) -> None:
-    tree = build(tmp_path, layer(
-        M("../../etc/evil", data=b"x"), M("a/../../b", data=b"x"),
-        M("/abs/file", data=b"a"), M("dev/null", "char"), M("ok", data=b"1"), M("ok", data=b"22"),
-    ))
+    tree = build(
+        tmp_path,
+        layer(
+            M("../../etc/evil", data=b"x"),
+            M("a/../../b", data=b"x"),
+            M("/abs/file", data=b"a"),
+            M("dev/null", "char"),
+            M("ok", data=b"1"),
+            M("ok", data=b"22"),
+        ),
+    )
     assert paths(tree) >= {"/abs/file", "/dev/null", "/ok"}
     assert not any("evil" in p or p == "/b" for p in paths(tree))
     text = "\n".join(str(w) for w in tree.warnings)

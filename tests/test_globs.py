@@ -141,8 +141,7 @@ def _id(case: Case) -> str:
 
 def _strict(pattern: str) -> bool:
     """Whether `compile_glob` takes `pattern` (absolute, no empty, `.` or `..`)."""
-    return pattern.startswith("/") and all(
-        p not in ("", ".", "..") for p in pattern[1:].split("/"))
+    return pattern.startswith("/") and all(p not in ("", ".", "..") for p in pattern[1:].split("/"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=_id)
@@ -182,9 +181,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("case", CASES, ids=_id)
 def test_against_glob(case: Case, tree: Path) -> None:
     root = str(tree)
-    found = {posixpath.normpath(hit[len(root):] or "/")
-             for hit in glob.glob(glob.escape(root) + loose_glob(case.pattern).pattern,
-                                  recursive=True)}
+    found = {
+        posixpath.normpath(hit[len(root) :] or "/")
+        for hit in glob.glob(glob.escape(root) + loose_glob(case.pattern).pattern, recursive=True)
+    }
     differs = case.unlike == GL
     assert (case.path in found) is (case.expected != differs)
 
@@ -199,8 +199,13 @@ def test_every_documented_difference_is_checked() -> None:
 
 
 def test_strict_globs_say_what_is_wrong() -> None:
-    for bad, why in [("usr/bin", "absolute"), ("/usr//bin", "empty"), ("/usr/../x", "'..'"),
-                     ("/", "empty"), ("/a/", "empty")]:
+    for bad, why in [
+        ("usr/bin", "absolute"),
+        ("/usr//bin", "empty"),
+        ("/usr/../x", "'..'"),
+        ("/", "empty"),
+        ("/a/", "empty"),
+    ]:
         with pytest.raises(ValueError, match=why):
             compile_glob(bad)
 

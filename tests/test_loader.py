@@ -67,22 +67,34 @@ def needs_host_glibc(fn: F) -> F:
 # Synthetic Debian-like trees
 
 
-def lib(*needed: str, soname: str | None = None, rpath: str | None = None,
-        runpath: str | None = None, flags_1: int | None = None) -> bytes:
-    return make_elf(needed=needed, soname=soname, rpath=rpath, runpath=runpath,
-                    flags_1=flags_1)
+def lib(
+    *needed: str,
+    soname: str | None = None,
+    rpath: str | None = None,
+    runpath: str | None = None,
+    flags_1: int | None = None,
+) -> bytes:
+    return make_elf(needed=needed, soname=soname, rpath=rpath, runpath=runpath, flags_1=flags_1)
 
 
-def exe(*needed: str, rpath: str | None = None, runpath: str | None = None,
-        interp: str = LDSO, flags_1: int = DF_1_PIE) -> bytes:
-    return make_elf(interp=interp, needed=[*needed, "libc.so.6"], rpath=rpath,
-                    runpath=runpath, flags_1=flags_1)
+def exe(
+    *needed: str,
+    rpath: str | None = None,
+    runpath: str | None = None,
+    interp: str = LDSO,
+    flags_1: int = DF_1_PIE,
+) -> bytes:
+    return make_elf(
+        interp=interp, needed=[*needed, "libc.so.6"], rpath=rpath, runpath=runpath, flags_1=flags_1
+    )
 
 
 def debian(files: Mapping[str, Spec]) -> MemTree:
     """A Debian 12 skeleton: merged /usr, ld.so reached through /lib64."""
     base: dict[str, Spec] = {
-        "/lib": Link("usr/lib"), "/lib64": Link("usr/lib64"), "/bin": Link("usr/bin"),
+        "/lib": Link("usr/lib"),
+        "/lib64": Link("usr/lib64"),
+        "/bin": Link("usr/bin"),
         "/usr/lib64/ld-linux-x86-64.so.2": Link("../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
         REAL_LDSO: lib(soname="ld-linux-x86-64.so.2"),
         f"{ML}/libc.so.6": lib("ld-linux-x86-64.so.2", soname="libc.so.6"),
@@ -92,8 +104,11 @@ def debian(files: Mapping[str, Spec]) -> MemTree:
 
 def edge_for(c: Closure, name: str, requester: str | None = None) -> list[str]:
     """The paths `name` was opened under (primary first), for a requester."""
-    return [e.path for e in c.edges if e.name == name and not e.variant
-            and (requester is None or e.requester == requester)]
+    return [
+        e.path
+        for e in c.edges
+        if e.name == name and not e.variant and (requester is None or e.requester == requester)
+    ]
 
 
 def targets(c: Closure, name: str) -> list[str]:
@@ -101,20 +116,29 @@ def targets(c: Closure, name: str) -> list[str]:
 
 
 def test_debian_program_with_merged_usr_keeps_every_symlink() -> None:
-    tree = debian({
-        "/usr/bin/app": exe("libfoo.so.1"),
-        f"{ML}/libfoo.so.1": Link("libfoo.so.1.2.3"),
-        f"{ML}/libfoo.so.1.2.3": lib(soname="libfoo.so.1"),
-    })
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libfoo.so.1"),
+            f"{ML}/libfoo.so.1": Link("libfoo.so.1.2.3"),
+            f"{ML}/libfoo.so.1.2.3": lib(soname="libfoo.so.1"),
+        }
+    )
     c = closure(tree, ["/bin/app"], {})
     assert set(c.files) == {
-        "/bin", "/usr/bin/app", "/lib64", "/usr/lib64/ld-linux-x86-64.so.2", REAL_LDSO,
-        "/lib", f"{ML}/libfoo.so.1", f"{ML}/libfoo.so.1.2.3", f"{ML}/libc.so.6"}
+        "/bin",
+        "/usr/bin/app",
+        "/lib64",
+        "/usr/lib64/ld-linux-x86-64.so.2",
+        REAL_LDSO,
+        "/lib",
+        f"{ML}/libfoo.so.1",
+        f"{ML}/libfoo.so.1.2.3",
+        f"{ML}/libc.so.6",
+    }
     foo = next(e for e in c.edges if e.name == "libfoo.so.1")
     assert foo.path == "/lib/x86_64-linux-gnu/libfoo.so.1"
     assert foo.chain == ("/lib", f"{ML}/libfoo.so.1")
-    assert foo.reason == ("DT_NEEDED libfoo.so.1 of /usr/bin/app, found via default "
-                          "directories")
+    assert foo.reason == ("DT_NEEDED libfoo.so.1 of /usr/bin/app, found via default directories")
     assert c.missing == () and c.warnings == ()
     assert c.reasons(f"{ML}/libfoo.so.1.2.3") == (foo.reason,)
 
@@ -131,23 +155,27 @@ def test_interpreter_is_loaded_and_reused_by_soname() -> None:
 def test_reuse_by_soname_beats_search() -> None:
     """Rule 1: an object answers to its DT_SONAME even if it was loaded under
     another name, so the copy in the default dirs is never opened."""
-    tree = debian({
-        "/usr/bin/app": exe("libfirst.so", "libuser.so", rpath="/opt/a"),
-        "/opt/a/libfirst.so": lib(soname="libshared.so.1"),
-        "/opt/a/libuser.so": lib("libshared.so.1"),
-        f"{ML}/libshared.so.1": lib(soname="libshared.so.1"),
-    })
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libfirst.so", "libuser.so", rpath="/opt/a"),
+            "/opt/a/libfirst.so": lib(soname="libshared.so.1"),
+            "/opt/a/libuser.so": lib("libshared.so.1"),
+            f"{ML}/libshared.so.1": lib(soname="libshared.so.1"),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert targets(c, "libshared.so.1") == ["/opt/a/libfirst.so"]
     assert f"{ML}/libshared.so.1" not in c.files
 
 
 def test_same_file_under_two_names_is_one_object() -> None:
-    tree = debian({
-        "/usr/bin/app": exe("liba.so", "libb.so", rpath="/opt/a"),
-        "/opt/a/liba.so": lib(soname="liba.so"),
-        "/opt/a/libb.so": Link("liba.so"),
-    })
+    tree = debian(
+        {
+            "/usr/bin/app": exe("liba.so", "libb.so", rpath="/opt/a"),
+            "/opt/a/liba.so": lib(soname="liba.so"),
+            "/opt/a/libb.so": Link("liba.so"),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert targets(c, "libb.so") == ["/opt/a/liba.so"]
     assert "/opt/a/libb.so" in c.files  # the link was opened: it is needed
@@ -156,11 +184,13 @@ def test_same_file_under_two_names_is_one_object() -> None:
 def test_rpath_is_inherited_down_the_chain() -> None:
     """Rule 2: DT_RPATH of the requester, then of whoever loaded it, up to
     the executable."""
-    tree = debian({
-        "/usr/bin/app": exe("liba.so", rpath="/opt/a"),
-        "/opt/a/liba.so": lib("libb.so"),
-        "/opt/a/libb.so": lib(),
-    })
+    tree = debian(
+        {
+            "/usr/bin/app": exe("liba.so", rpath="/opt/a"),
+            "/opt/a/liba.so": lib("libb.so"),
+            "/opt/a/libb.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     b = next(e for e in c.edges if e.name == "libb.so")
     assert b.target == "/opt/a/libb.so" and b.via == "DT_RPATH of /usr/bin/app"
@@ -169,52 +199,64 @@ def test_rpath_is_inherited_down_the_chain() -> None:
 def test_runpath_is_not_inherited() -> None:
     """Rule 4 (lddtree.py gets this wrong): DT_RUNPATH only serves the
     object's own DT_NEEDED."""
-    tree = debian({
-        "/usr/bin/app": exe("liba.so", runpath="/opt/a"),
-        "/opt/a/liba.so": lib("libb.so"),
-        "/opt/a/libb.so": lib(),
-    })
+    tree = debian(
+        {
+            "/usr/bin/app": exe("liba.so", runpath="/opt/a"),
+            "/opt/a/liba.so": lib("libb.so"),
+            "/opt/a/libb.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert [(m.name, m.requester) for m in c.missing] == [("libb.so", "/opt/a/liba.so")]
     assert "/opt/a/libb.so" not in c.files
 
 
 def test_requester_with_runpath_skips_the_whole_rpath_chain() -> None:
-    tree = debian({
-        "/usr/bin/app": exe("liba.so", rpath="/opt/a"),
-        "/opt/a/liba.so": lib("libb.so", runpath="/nowhere"),
-        "/opt/a/libb.so": lib(),
-    })
+    tree = debian(
+        {
+            "/usr/bin/app": exe("liba.so", rpath="/opt/a"),
+            "/opt/a/liba.so": lib("libb.so", runpath="/nowhere"),
+            "/opt/a/libb.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert [m.name for m in c.missing] == ["libb.so"]
 
 
 def test_rpath_of_an_object_with_runpath_is_ignored() -> None:
-    tree = debian({
-        "/usr/bin/app": exe("liba.so", rpath="/opt/a", runpath="/nowhere"),
-        "/opt/a/liba.so": lib(),
-    })
+    tree = debian(
+        {
+            "/usr/bin/app": exe("liba.so", rpath="/opt/a", runpath="/nowhere"),
+            "/opt/a/liba.so": lib(),
+        }
+    )
     assert [m.name for m in closure(tree, ["/usr/bin/app"], {}).missing] == ["liba.so"]
 
 
 def test_search_order_rpath_then_ld_library_path_then_runpath() -> None:
     def tree(rpath: str | None = None, runpath: str | None = None) -> MemTree:
-        return debian({"/usr/bin/app": exe("libx.so", rpath=rpath, runpath=runpath),
-                       "/r/libx.so": lib(), "/llp/libx.so": lib(), "/run/libx.so": lib()})
+        return debian(
+            {
+                "/usr/bin/app": exe("libx.so", rpath=rpath, runpath=runpath),
+                "/r/libx.so": lib(),
+                "/llp/libx.so": lib(),
+                "/run/libx.so": lib(),
+            }
+        )
 
     env = {"LD_LIBRARY_PATH": "/nothing;/llp"}  # ";" separates too
-    assert edge_for(closure(tree(rpath="/r"), ["/usr/bin/app"], env), "libx.so") == [
-        "/r/libx.so"]
+    assert edge_for(closure(tree(rpath="/r"), ["/usr/bin/app"], env), "libx.so") == ["/r/libx.so"]
     assert edge_for(closure(tree(runpath="/run"), ["/usr/bin/app"], env), "libx.so") == [
-        "/llp/libx.so"]
+        "/llp/libx.so"
+    ]
     assert edge_for(closure(tree(runpath="/run"), ["/usr/bin/app"], {}), "libx.so") == [
-        "/run/libx.so"]
+        "/run/libx.so"
+    ]
 
 
 def test_ld_library_path_ignored_for_setuid_and_setgid() -> None:
     for mode in (0o4755, 0o2755):
-        tree = debian({"/usr/bin/app": File(exe("libx.so"), mode=mode),
-                       "/llp/libx.so": lib()})
+        tree = debian({"/usr/bin/app": File(exe("libx.so"), mode=mode), "/llp/libx.so": lib()})
         c = closure(tree, ["/usr/bin/app"], {"LD_LIBRARY_PATH": "/llp"})
         assert [m.name for m in c.missing] == ["libx.so"]
     plain = debian({"/usr/bin/app": exe("libx.so"), "/llp/libx.so": lib()})
@@ -222,11 +264,13 @@ def test_ld_library_path_ignored_for_setuid_and_setgid() -> None:
 
 
 def test_origin_of_the_executable_is_its_real_directory() -> None:
-    tree = debian({
-        "/usr/bin/app": Link("/opt/app/bin/app"),
-        "/opt/app/bin/app": exe("libx.so", runpath="$ORIGIN/../lib"),
-        "/opt/app/lib/libx.so": lib(),
-    })
+    tree = debian(
+        {
+            "/usr/bin/app": Link("/opt/app/bin/app"),
+            "/opt/app/bin/app": exe("libx.so", runpath="$ORIGIN/../lib"),
+            "/opt/app/lib/libx.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert edge_for(c, "libx.so") == ["/opt/app/bin/../lib/libx.so"]
     assert {"/usr/bin/app", "/opt/app/bin/app", "/opt/app/lib/libx.so"} <= set(c.files)
@@ -235,13 +279,15 @@ def test_origin_of_the_executable_is_its_real_directory() -> None:
 def test_origin_of_a_library_is_the_directory_it_was_opened_under() -> None:
     """lddtree.py resolves the link first; glibc uses the search directory
     the library was found in (its l_name), links and all."""
-    tree = debian({
-        "/usr/bin/app": exe("libfoo.so", rpath="/opt/d1"),
-        "/opt/d1/libfoo.so": Link("../real/libfoo.so"),
-        "/opt/real/libfoo.so": lib("libdep.so", runpath="$ORIGIN/sub"),
-        "/opt/d1/sub/libdep.so": lib(),
-        "/opt/real/sub/libdep.so": lib(),
-    })
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libfoo.so", rpath="/opt/d1"),
+            "/opt/d1/libfoo.so": Link("../real/libfoo.so"),
+            "/opt/real/libfoo.so": lib("libdep.so", runpath="$ORIGIN/sub"),
+            "/opt/d1/sub/libdep.so": lib(),
+            "/opt/real/sub/libdep.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert targets(c, "libdep.so") == ["/opt/d1/sub/libdep.so"]
     assert "/opt/real/sub/libdep.so" not in c.files
@@ -250,38 +296,61 @@ def test_origin_of_a_library_is_the_directory_it_was_opened_under() -> None:
 def test_lib_token_debian_multiarch() -> None:
     """Debian's glibc expands $LIB to "lib/x86_64-linux-gnu" (measured:
     RPATH /opt/$LIB searches /opt/lib/x86_64-linux-gnu); lddtree leaves it."""
-    tree = debian({"/usr/bin/app": exe("libx.so", runpath="/opt/${LIB}:/o2/$LIB/"),
-                   "/o2/lib/x86_64-linux-gnu/libx.so": lib()})
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libx.so", runpath="/opt/${LIB}:/o2/$LIB/"),
+            "/o2/lib/x86_64-linux-gnu/libx.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert edge_for(c, "libx.so") == ["/o2/lib/x86_64-linux-gnu/libx.so"]
 
 
 def test_lib_token_lib64_and_plain_layouts() -> None:
-    fedora = MemTree({"/usr/lib64/libc.so.6": lib(soname="libc.so.6"),
-                      "/lib64": Link("usr/lib64"), LDSO: lib(),
-                      "/usr/bin/app": exe("libx.so", runpath="/opt/$LIB"),
-                      "/opt/lib64/libx.so": lib()})
+    fedora = MemTree(
+        {
+            "/usr/lib64/libc.so.6": lib(soname="libc.so.6"),
+            "/lib64": Link("usr/lib64"),
+            LDSO: lib(),
+            "/usr/bin/app": exe("libx.so", runpath="/opt/$LIB"),
+            "/opt/lib64/libx.so": lib(),
+        }
+    )
     c = closure(fedora, ["/usr/bin/app"], {})
     assert edge_for(c, "libx.so") == ["/opt/lib64/libx.so"]
     assert edge_for(c, "libc.so.6") == ["/lib64/libc.so.6"]
-    plain = MemTree({"/lib/libc.so.6": lib(), LDSO: lib(),
-                     "/usr/bin/app": exe("libx.so", runpath="/opt/$LIB"),
-                     "/opt/lib/libx.so": lib()})
+    plain = MemTree(
+        {
+            "/lib/libc.so.6": lib(),
+            LDSO: lib(),
+            "/usr/bin/app": exe("libx.so", runpath="/opt/$LIB"),
+            "/opt/lib/libx.so": lib(),
+        }
+    )
     assert edge_for(closure(plain, ["/usr/bin/app"], {}), "libx.so") == ["/opt/lib/libx.so"]
 
 
 def test_platform_token_and_unknown_tokens() -> None:
-    tree = debian({"/usr/bin/app": exe("libx.so", "liby.so",
-                                       runpath="/p/$PLATFORM:/q/$PLATFORMX"),
-                   "/p/x86_64/libx.so": lib(), "/q/$PLATFORMX/liby.so": lib()})
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libx.so", "liby.so", runpath="/p/$PLATFORM:/q/$PLATFORMX"),
+            "/p/x86_64/libx.so": lib(),
+            "/q/$PLATFORMX/liby.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert edge_for(c, "libx.so") == ["/p/x86_64/libx.so"]
     assert edge_for(c, "liby.so") == ["/q/$PLATFORMX/liby.so"]
 
 
 def test_relative_and_empty_entries_are_relative_to_the_working_directory() -> None:
-    tree = debian({"/usr/bin/app": exe("liba.so", "libb.so", runpath="rel"),
-                   "/srv/rel/liba.so": lib(), "/srv/libb.so": lib()})
+    tree = debian(
+        {
+            "/usr/bin/app": exe("liba.so", "libb.so", runpath="rel"),
+            "/srv/rel/liba.so": lib(),
+            "/srv/libb.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {"LD_LIBRARY_PATH": "/x::/y"}, workdir="/srv")
     assert edge_for(c, "liba.so") == ["/srv/rel/liba.so"]
     assert edge_for(c, "libb.so") == ["/srv/libb.so"]
@@ -289,32 +358,46 @@ def test_relative_and_empty_entries_are_relative_to_the_working_directory() -> N
 
 def test_hwcaps_every_variant_is_kept_baseline_is_primary() -> None:
     d = "/opt/a"
-    tree = debian({"/usr/bin/app": exe("libx.so", runpath=d),
-                   f"{d}/glibc-hwcaps/x86-64-v3/libx.so": lib(),
-                   f"{d}/glibc-hwcaps/x86-64-v2/libx.so": lib("libv2only.so"),
-                   f"{d}/libx.so": lib(),
-                   f"{ML}/libv2only.so": lib()})
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libx.so", runpath=d),
+            f"{d}/glibc-hwcaps/x86-64-v3/libx.so": lib(),
+            f"{d}/glibc-hwcaps/x86-64-v2/libx.so": lib("libv2only.so"),
+            f"{d}/libx.so": lib(),
+            f"{ML}/libv2only.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert edge_for(c, "libx.so") == [f"{d}/libx.so"]
     variants = {e.variant: e.target for e in c.edges if e.name == "libx.so" and e.variant}
-    assert variants == {"glibc-hwcaps/x86-64-v3": f"{d}/glibc-hwcaps/x86-64-v3/libx.so",
-                        "glibc-hwcaps/x86-64-v2": f"{d}/glibc-hwcaps/x86-64-v2/libx.so"}
+    assert variants == {
+        "glibc-hwcaps/x86-64-v3": f"{d}/glibc-hwcaps/x86-64-v3/libx.so",
+        "glibc-hwcaps/x86-64-v2": f"{d}/glibc-hwcaps/x86-64-v2/libx.so",
+    }
     assert f"{ML}/libv2only.so" in c.files  # a variant's own dependencies count
     assert any("CPU variant glibc-hwcaps/x86-64-v3" in e.reason for e in c.edges)
 
 
 def test_hwcaps_variant_in_an_earlier_directory_is_kept_with_the_later_base() -> None:
-    tree = debian({"/usr/bin/app": exe("libx.so", runpath="/opt/a"),
-                   "/opt/a/glibc-hwcaps/x86-64-v4/libx.so": lib(),
-                   f"{ML}/libx.so": lib()})
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libx.so", runpath="/opt/a"),
+            "/opt/a/glibc-hwcaps/x86-64-v4/libx.so": lib(),
+            f"{ML}/libx.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert edge_for(c, "libx.so") == ["/lib/x86_64-linux-gnu/libx.so"]
     assert "/opt/a/glibc-hwcaps/x86-64-v4/libx.so" in c.files
 
 
 def test_hwcaps_variant_only_is_used_with_a_warning() -> None:
-    tree = debian({"/usr/bin/app": exe("libx.so", runpath="/opt/a"),
-                   "/opt/a/glibc-hwcaps/x86-64-v3/libx.so": lib()})
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libx.so", runpath="/opt/a"),
+            "/opt/a/glibc-hwcaps/x86-64-v3/libx.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert c.missing == ()
     assert "/opt/a/glibc-hwcaps/x86-64-v3/libx.so" in c.files
@@ -322,8 +405,13 @@ def test_hwcaps_variant_only_is_used_with_a_warning() -> None:
 
 
 def test_legacy_hwcap_subdirectories_are_variants() -> None:
-    tree = debian({"/usr/bin/app": exe("libx.so", runpath="/opt/a"),
-                   "/opt/a/tls/x86_64/libx.so": lib(), "/opt/a/libx.so": lib()})
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libx.so", runpath="/opt/a"),
+            "/opt/a/tls/x86_64/libx.so": lib(),
+            "/opt/a/libx.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert edge_for(c, "libx.so") == ["/opt/a/libx.so"]
     assert "/opt/a/tls/x86_64/libx.so" in c.files
@@ -331,9 +419,13 @@ def test_legacy_hwcap_subdirectories_are_variants() -> None:
 
 @pytest.mark.parametrize("other", [dict(elf_class=32, machine=3), dict(machine=183)])
 def test_wrong_class_or_machine_is_skipped_and_search_goes_on(other: dict[str, int]) -> None:
-    tree = debian({"/usr/bin/app": exe("libx.so", rpath="/opt/a"),
-                   "/opt/a/libx.so": make_elf(**other),  # type: ignore[arg-type]
-                   f"{ML}/libx.so": lib()})
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libx.so", rpath="/opt/a"),
+            "/opt/a/libx.so": make_elf(**other),  # type: ignore[arg-type]
+            f"{ML}/libx.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert targets(c, "libx.so") == [f"{ML}/libx.so"]
     assert "/opt/a/libx.so" not in c.files
@@ -341,10 +433,14 @@ def test_wrong_class_or_machine_is_skipped_and_search_goes_on(other: dict[str, i
 
 def test_nodeflib_skips_default_dirs_and_cached_system_entries(tmp_path: Path) -> None:
     cache = _ldconfig_cache(tmp_path, {"/opt/conf/libc2.so": "libc2.so"})
-    tree = debian({"/usr/bin/app": exe("libdef.so", "libc2.so", flags_1=DF_1_PIE | DF_1_NODEFLIB),
-                   f"{ML}/libdef.so": lib(),
-                   "/opt/conf/libc2.so": lib(soname="libc2.so"),
-                   "/etc/ld.so.cache": cache})
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libdef.so", "libc2.so", flags_1=DF_1_PIE | DF_1_NODEFLIB),
+            f"{ML}/libdef.so": lib(),
+            "/opt/conf/libc2.so": lib(soname="libc2.so"),
+            "/etc/ld.so.cache": cache,
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert edge_for(c, "libc2.so") == ["/opt/conf/libc2.so"]
     assert sorted(m.name for m in c.missing) == ["libc.so.6", "libdef.so"]
@@ -352,10 +448,14 @@ def test_nodeflib_skips_default_dirs_and_cached_system_entries(tmp_path: Path) -
 
 def test_ld_so_cache_path_is_opened_as_written(tmp_path: Path) -> None:
     cache = _ldconfig_cache(tmp_path, {"/opt/conf/libc2.so.1": "libc2.so.1"})
-    tree = debian({"/usr/bin/app": exe("libc2.so.1"),
-                   "/opt/link": Link("conf"),
-                   "/opt/conf/libc2.so.1": lib(soname="libc2.so.1"),
-                   "/etc/ld.so.cache": cache})
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libc2.so.1"),
+            "/opt/link": Link("conf"),
+            "/opt/conf/libc2.so.1": lib(soname="libc2.so.1"),
+            "/etc/ld.so.cache": cache,
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     edge = next(e for e in c.edges if e.name == "libc2.so.1")
     assert edge.via == "ld.so.cache" and edge.target == "/opt/conf/libc2.so.1"
@@ -363,22 +463,25 @@ def test_ld_so_cache_path_is_opened_as_written(tmp_path: Path) -> None:
 
 def test_stale_cache_entry_falls_through_to_default_dirs(tmp_path: Path) -> None:
     cache = _ldconfig_cache(tmp_path, {"/opt/conf/libc2.so": "libc2.so"})
-    tree = debian({"/usr/bin/app": exe("libc2.so"), f"{ML}/libc2.so": lib(),
-                   "/etc/ld.so.cache": cache})
+    tree = debian(
+        {"/usr/bin/app": exe("libc2.so"), f"{ML}/libc2.so": lib(), "/etc/ld.so.cache": cache}
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert targets(c, "libc2.so") == [f"{ML}/libc2.so"]
 
 
 def test_no_cache_falls_back_to_ld_so_conf_with_include_globs() -> None:
-    tree = debian({
-        "/usr/bin/app": exe("libconf.so"),
-        "/etc/ld.so.conf": b"# comment\ninclude /etc/ld.so.conf.d/*.conf\n",
-        "/etc/ld.so.conf.d/a.conf": b"/opt/one/   # trailing comment\nhwcap 0 nosegneg\n",
-        "/etc/ld.so.conf.d/b.conf": b"include ../extra.conf\n",
-        "/etc/ld.so.conf.d/.hidden.conf": b"/opt/hidden\n",
-        "/etc/extra.conf": b"/opt/two\n",
-        "/opt/two/libconf.so": lib(),
-    })
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libconf.so"),
+            "/etc/ld.so.conf": b"# comment\ninclude /etc/ld.so.conf.d/*.conf\n",
+            "/etc/ld.so.conf.d/a.conf": b"/opt/one/   # trailing comment\nhwcap 0 nosegneg\n",
+            "/etc/ld.so.conf.d/b.conf": b"include ../extra.conf\n",
+            "/etc/ld.so.conf.d/.hidden.conf": b"/opt/hidden\n",
+            "/etc/extra.conf": b"/opt/two\n",
+            "/opt/two/libconf.so": lib(),
+        }
+    )
     assert read_ld_so_conf(tree) == ("/opt/one", "/opt/two")
     c = closure(tree, ["/usr/bin/app"], {})
     edge = next(e for e in c.edges if e.name == "libconf.so")
@@ -403,8 +506,13 @@ def test_truncated_library_is_a_named_warning_not_a_crash() -> None:
 
 
 def test_truncated_program_and_non_elf_library() -> None:
-    tree = debian({"/usr/bin/app": exe("libtext.so")[:100],
-                   "/usr/bin/ok": exe("libtext.so"), f"{ML}/libtext.so": b"INPUT(-lfoo)\n"})
+    tree = debian(
+        {
+            "/usr/bin/app": exe("libtext.so")[:100],
+            "/usr/bin/ok": exe("libtext.so"),
+            f"{ML}/libtext.so": b"INPUT(-lfoo)\n",
+        }
+    )
     c = closure(tree, ["/usr/bin/app", "/usr/bin/ok"], {})
     assert any(w.where == "/usr/bin/app" and "truncated" in w.message for w in c.warnings)
     assert any(w.where == f"{ML}/libtext.so" and "not an ELF" in w.message for w in c.warnings)
@@ -412,27 +520,47 @@ def test_truncated_program_and_non_elf_library() -> None:
 
 
 def test_needed_with_a_slash_and_origin() -> None:
-    tree = debian({"/opt/app/app": exe("$ORIGIN/plugins/libp.so", "/opt/abs/liba.so"),
-                   "/opt/app/plugins/libp.so": lib(), "/opt/abs/liba.so": lib()})
+    tree = debian(
+        {
+            "/opt/app/app": exe("$ORIGIN/plugins/libp.so", "/opt/abs/liba.so"),
+            "/opt/app/plugins/libp.so": lib(),
+            "/opt/abs/liba.so": lib(),
+        }
+    )
     c = closure(tree, ["/opt/app/app"], {})
     assert edge_for(c, "$ORIGIN/plugins/libp.so") == ["/opt/app/plugins/libp.so"]
     assert edge_for(c, "/opt/abs/liba.so") == ["/opt/abs/liba.so"]
 
 
 def test_preloads_env_then_file() -> None:
-    tree = debian({"/usr/bin/app": exe(), "/opt/p/libenv.so": lib(), f"{ML}/libfile.so": lib(),
-                   f"{ML}/libname.so": lib(),
-                   "/etc/ld.so.preload": b"# comment\nlibfile.so\t/opt/gone.so\n"})
+    tree = debian(
+        {
+            "/usr/bin/app": exe(),
+            "/opt/p/libenv.so": lib(),
+            f"{ML}/libfile.so": lib(),
+            f"{ML}/libname.so": lib(),
+            "/etc/ld.so.preload": b"# comment\nlibfile.so\t/opt/gone.so\n",
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {"LD_PRELOAD": "/opt/p/libenv.so libname.so"})
     kinds = [(e.kind, e.name) for e in c.edges if "PRELOAD" in e.kind or "preload" in e.kind]
-    assert kinds == [("LD_PRELOAD", "/opt/p/libenv.so"), ("LD_PRELOAD", "libname.so"),
-                     ("/etc/ld.so.preload", "libfile.so")]
+    assert kinds == [
+        ("LD_PRELOAD", "/opt/p/libenv.so"),
+        ("LD_PRELOAD", "libname.so"),
+        ("/etc/ld.so.preload", "libfile.so"),
+    ]
     assert [(m.kind, m.name) for m in c.missing] == [("/etc/ld.so.preload", "/opt/gone.so")]
 
 
 def test_setuid_preload_only_setuid_libraries_without_slash() -> None:
-    tree = debian({"/usr/bin/app": File(exe(), mode=0o4755), "/opt/p/libenv.so": lib(),
-                   f"{ML}/libplain.so": lib(), f"{ML}/libsuid.so": File(lib(), mode=0o4755)})
+    tree = debian(
+        {
+            "/usr/bin/app": File(exe(), mode=0o4755),
+            "/opt/p/libenv.so": lib(),
+            f"{ML}/libplain.so": lib(),
+            f"{ML}/libsuid.so": File(lib(), mode=0o4755),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {"LD_PRELOAD": "/opt/p/libenv.so:libplain.so:libsuid.so"})
     assert [e.name for e in c.edges if e.kind == "LD_PRELOAD"] == ["libsuid.so"]
 
@@ -447,12 +575,16 @@ def test_missing_root_and_missing_interpreter() -> None:
     tree = MemTree({"/usr/bin/app": exe()})
     c = closure(tree, ["/usr/bin/app", "/nope"], {})
     assert {(m.kind, m.name) for m in c.missing} == {
-        ("PT_INTERP", LDSO), ("root", "/nope"), ("DT_NEEDED", "libc.so.6")}
+        ("PT_INTERP", LDSO),
+        ("root", "/nope"),
+        ("DT_NEEDED", "libc.so.6"),
+    }
 
 
 def test_library_root_without_interpreter() -> None:
-    tree = debian({f"{ML}/libfoo.so.1": lib("libc.so.6", runpath="$ORIGIN/x"),
-                   f"{ML}/x/libc.so.6": lib()})
+    tree = debian(
+        {f"{ML}/libfoo.so.1": lib("libc.so.6", runpath="$ORIGIN/x"), f"{ML}/x/libc.so.6": lib()}
+    )
     c = closure(tree, [f"{ML}/libfoo.so.1"], {})
     assert edge_for(c, "libc.so.6") == [f"{ML}/x/libc.so.6"]
 
@@ -462,20 +594,27 @@ def test_library_root_without_interpreter() -> None:
 
 
 def musl_tree(files: Mapping[str, Spec]) -> MemTree:
-    base: dict[str, Spec] = {"/lib/ld-musl-x86_64.so.1": lib(soname="libc.musl-x86_64.so.1"),
-                             "/lib/libc.musl-x86_64.so.1": Link("ld-musl-x86_64.so.1")}
+    base: dict[str, Spec] = {
+        "/lib/ld-musl-x86_64.so.1": lib(soname="libc.musl-x86_64.so.1"),
+        "/lib/libc.musl-x86_64.so.1": Link("ld-musl-x86_64.so.1"),
+    }
     return MemTree({**base, **files})
 
 
-def musl_exe(*needed: str, **kw: str) -> bytes:
-    return make_elf(interp="/lib/ld-musl-x86_64.so.1",
-                    needed=[*needed, "libc.musl-x86_64.so.1"], **kw)  # type: ignore[arg-type]
+def musl_exe(*needed: str, **kw: Any) -> bytes:
+    return make_elf(
+        interp="/lib/ld-musl-x86_64.so.1", needed=[*needed, "libc.musl-x86_64.so.1"], **kw
+    )
 
 
 def test_musl_runpath_is_inherited_and_libc_names_are_the_loader() -> None:
-    tree = musl_tree({"/usr/bin/app": musl_exe("liba.so", runpath="/opt/a"),
-                      "/opt/a/liba.so": lib("libb.so", "libc.so.6", "libpthread.so.0"),
-                      "/opt/a/libb.so": lib()})
+    tree = musl_tree(
+        {
+            "/usr/bin/app": musl_exe("liba.so", runpath="/opt/a"),
+            "/opt/a/liba.so": lib("libb.so", "libc.so.6", "libpthread.so.0"),
+            "/opt/a/libb.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {})
     assert c.missing == ()
     assert targets(c, "libb.so") == ["/opt/a/libb.so"]
@@ -484,8 +623,11 @@ def test_musl_runpath_is_inherited_and_libc_names_are_the_loader() -> None:
 
 
 def test_musl_path_file_and_default_path() -> None:
-    files: dict[str, Spec] = {"/usr/bin/app": musl_exe("libsys.so", "libdef.so"),
-                              "/opt/sys/libsys.so": lib(), "/usr/local/lib/libdef.so": lib()}
+    files: dict[str, Spec] = {
+        "/usr/bin/app": musl_exe("libsys.so", "libdef.so"),
+        "/opt/sys/libsys.so": lib(),
+        "/usr/local/lib/libdef.so": lib(),
+    }
     c = closure(musl_tree(files), ["/usr/bin/app"], {})
     assert [m.name for m in c.missing] == ["libsys.so"]
     files["/etc/ld-musl-x86_64.path"] = b"/opt/sys\n/usr/local/lib\n"
@@ -495,8 +637,13 @@ def test_musl_path_file_and_default_path() -> None:
 
 
 def test_musl_ld_library_path_first_and_no_soname_reuse() -> None:
-    tree = musl_tree({"/usr/bin/app": musl_exe("libx.so", rpath="/r"),
-                      "/r/libx.so": lib(), "/llp/libx.so": lib()})
+    tree = musl_tree(
+        {
+            "/usr/bin/app": musl_exe("libx.so", rpath="/r"),
+            "/r/libx.so": lib(),
+            "/llp/libx.so": lib(),
+        }
+    )
     c = closure(tree, ["/usr/bin/app"], {"LD_LIBRARY_PATH": "/llp"})
     assert targets(c, "libx.so") == ["/llp/libx.so"]
 
@@ -510,8 +657,11 @@ def test_recorded_debian12_cache_matches_ldconfig_print() -> None:
     entries = parse_ld_so_cache((DATA / "ld.so.cache-debian12").read_bytes())
     printed = (DATA / "ldconfig-p-debian12.txt").read_text().splitlines()
     assert printed[0].startswith(f"{len(entries)} libs found")
-    expected = [(line.split(" (")[0].strip(), line.split(" => ")[1]) for line in printed[1:]
-                if " => " in line]
+    expected = [
+        (line.split(" (")[0].strip(), line.split(" => ")[1])
+        for line in printed[1:]
+        if " => " in line
+    ]
     assert [(e.name, e.path) for e in entries] == expected
     assert {e.flags for e in entries} <= {0x0303, 0x0003, 0x0001}
 
@@ -525,9 +675,11 @@ def test_live_host_cache_matches_ldconfig_print() -> None:
 
 @pytest.mark.parametrize("fmt", ["new", "old", "compat"])
 def test_ldconfig_generated_cache_formats(tmp_path: Path, fmt: str) -> None:
-    data = _ldconfig_cache(tmp_path, {"/opt/conf/libc2.so.1": "libc2.so.1",
-                                      "/opt/conf/glibc-hwcaps/x86-64-v3/libc2.so.1": ""},
-                           fmt=fmt)
+    data = _ldconfig_cache(
+        tmp_path,
+        {"/opt/conf/libc2.so.1": "libc2.so.1", "/opt/conf/glibc-hwcaps/x86-64-v3/libc2.so.1": ""},
+        fmt=fmt,
+    )
     entries = parse_ld_so_cache(data)
     mine = [e for e in entries if e.name == "libc2.so.1"]
     paths = {e.path for e in mine}
@@ -560,8 +712,22 @@ def _ldconfig_cache(tmp_path: Path, libs: dict[str, str], fmt: str = "new") -> b
             shutil.copy(last, target)
     (root / "etc").mkdir(parents=True, exist_ok=True)
     (root / "etc/ld.so.conf").write_text("/opt/conf\n")
-    subprocess.run(["ldconfig", "-X", "-c", fmt, "-r", str(root), "-C", "/etc/ld.so.cache",
-                    "-f", "/etc/ld.so.conf"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "ldconfig",
+            "-X",
+            "-c",
+            fmt,
+            "-r",
+            str(root),
+            "-C",
+            "/etc/ld.so.cache",
+            "-f",
+            "/etc/ld.so.conf",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return (root / "etc/ld.so.cache").read_bytes()
 
 
@@ -587,8 +753,9 @@ class Scenario:
             add_host_path(tree, path)
         return tree
 
-    def check(self, program: Path | str, env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> Closure:
+    def check(
+        self, program: Path | str, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> Closure:
         """Resolve, run for real, and compare: loaded paths (or failure)."""
         env = env or {}
         c = closure(self.tree(), [str(program)], env, workdir=str(cwd or "/"))
@@ -717,8 +884,9 @@ def test_host_rpath_ignored_when_runpath_present(tmp_path: Path) -> None:
 def test_host_nodeflib_skips_cached_system_libc(tmp_path: Path) -> None:
     s = Scenario(tmp_path)
     app = s.exe("app")
-    app.write_bytes(patch_dynamic(app.read_bytes(), 0x6FFFFFFB, 0x6FFFFFFB,
-                                  DF_1_PIE | DF_1_NODEFLIB))
+    app.write_bytes(
+        patch_dynamic(app.read_bytes(), 0x6FFFFFFB, 0x6FFFFFFB, DF_1_PIE | DF_1_NODEFLIB)
+    )
     c = s.check(app)
     assert [m.name for m in c.missing] == ["libc.so.6"]
 
@@ -774,8 +942,7 @@ def test_host_setuid_ignores_ld_library_path_where_ldd_does_not(tmp_path: Path) 
         as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         real = subprocess.run([*as_nobody, str(app)], env=env, capture_output=True, text=True)
         assert str(run) in real.stdout.splitlines()
-        ldd = subprocess.run([*as_nobody, "ldd", str(app)], env=env, capture_output=True,
-                             text=True)
+        ldd = subprocess.run([*as_nobody, "ldd", str(app)], env=env, capture_output=True, text=True)
         assert f"libx.so => {top}/llp/libx.so" in ldd.stdout
     finally:
         shutil.rmtree(top)
@@ -786,9 +953,13 @@ def test_host_setuid_ignores_ld_library_path_where_ldd_does_not(tmp_path: Path) 
 
 
 def _deps_tree() -> MemTree:
-    return debian({"/usr/bin/app": exe("libfoo.so.1", "libgone.so", rpath="/opt/a"),
-                   "/opt/a/libfoo.so.1": lib("libc.so.6", "libbar.so"),
-                   f"{ML}/libbar.so": lib()})
+    return debian(
+        {
+            "/usr/bin/app": exe("libfoo.so.1", "libgone.so", rpath="/opt/a"),
+            "/opt/a/libfoo.so.1": lib("libc.so.6", "libbar.so"),
+            f"{ML}/libbar.so": lib(),
+        }
+    )
 
 
 def test_deps_text_is_a_tree_with_not_found() -> None:
@@ -806,7 +977,8 @@ def test_deps_text_is_a_tree_with_not_found() -> None:
         f"        ld-linux-x86-64.so.2 => /lib64/ld-linux-x86-64.so.2 -> {REAL_LDSO} "
         "[already loaded]\n"
         "    libgone.so => not found\n"
-        "8 files\n")
+        "8 files\n"
+    )
 
 
 def test_deps_json_contract() -> None:
@@ -816,12 +988,30 @@ def test_deps_json_contract() -> None:
     prog = doc["programs"][0]
     assert list(prog) == ["files", "interpreter", "missing", "needed", "path"]
     node = prog["needed"][0]
-    assert list(node) == ["found", "kind", "name", "needed", "path", "repeated", "target",
-                          "variant", "via"]
-    assert prog["missing"] == [{"kind": "DT_NEEDED", "name": "libgone.so",
-                                "requester": "/usr/bin/app"}]
-    assert prog["needed"][-1] == {"found": False, "kind": "DT_NEEDED", "name": "libgone.so",
-                                  "needed": [], "path": None, "repeated": False,
-                                  "target": None, "variant": None, "via": None}
+    assert list(node) == [
+        "found",
+        "kind",
+        "name",
+        "needed",
+        "path",
+        "repeated",
+        "target",
+        "variant",
+        "via",
+    ]
+    assert prog["missing"] == [
+        {"kind": "DT_NEEDED", "name": "libgone.so", "requester": "/usr/bin/app"}
+    ]
+    assert prog["needed"][-1] == {
+        "found": False,
+        "kind": "DT_NEEDED",
+        "name": "libgone.so",
+        "needed": [],
+        "path": None,
+        "repeated": False,
+        "target": None,
+        "variant": None,
+        "via": None,
+    }
     assert doc["programs"][1]["missing"][0]["kind"] == "root"
     assert json.loads(json.dumps(doc, sort_keys=True)) == doc

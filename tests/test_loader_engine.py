@@ -78,14 +78,27 @@ def _elf_type(tree: TreeView, path: str) -> int:
 
 def run_ldd(engine: Engine, image: str, paths: list[str], workdir: str) -> dict[str, LddResult]:
     """ldd over `paths` in one container of `image`, as root."""
-    container = engine.create_container(image, entrypoint=["/bin/sh"],
-                                        command=["/tmp/slimmer-ldd.sh"], user="0:0",
-                                        working_dir=workdir or "/", network_disabled=True)
+    container = engine.create_container(
+        image,
+        entrypoint=["/bin/sh"],
+        command=["/tmp/slimmer-ldd.sh"],
+        user="0:0",
+        working_dir=workdir or "/",
+        network_disabled=True,
+    )
     try:
-        engine.put_archive(container, "/tmp", _tar({
-            "slimmer-ldd.sh": SCRIPT.encode(),
-            "slimmer-ldd.list": "".join(p + "\n" for p in paths).encode("utf-8",
-                                                                         "surrogateescape")}))
+        engine.put_archive(
+            container,
+            "/tmp",
+            _tar(
+                {
+                    "slimmer-ldd.sh": SCRIPT.encode(),
+                    "slimmer-ldd.list": "".join(p + "\n" for p in paths).encode(
+                        "utf-8", "surrogateescape"
+                    ),
+                }
+            ),
+        )
         engine.start(container)
         code = engine.wait(container, timeout=900)
         assert code == 0, engine.logs(container).decode("utf-8", "replace")
@@ -146,8 +159,9 @@ class Comparison:
         return self.ldd == self.ours and self.ldd_missing == self.our_missing
 
 
-def compare(tree: TreeView, result: Closure, path: str, ldd: LddResult,
-            rtld: set[str]) -> Comparison:
+def compare(
+    tree: TreeView, result: Closure, path: str, ldd: LddResult, rtld: set[str]
+) -> Comparison:
     """Real paths on both sides; a library given to ldd is run as a program,
     so ld.so shows up for it even when nothing needs it: left out there."""
     edges = [e for e in result.edges if e.root == path]
@@ -159,10 +173,21 @@ def compare(tree: TreeView, result: Closure, path: str, ldd: LddResult,
     real -= {tree.resolve(path).path}
     # A CPU variant this host picked counts as ours.
     swapped = {p for p in real if p in variants}
-    ours_cmp = (ours - {e.target for e in edges if not e.variant and
-                        any(v.name == e.name and v.target in swapped for v in edges)}) | swapped
-    return Comparison(path, frozenset(real), frozenset(ours_cmp), frozenset(ldd.missing),
-                      frozenset(m.name for m in result.missing if m.root == path))
+    ours_cmp = (
+        ours
+        - {
+            e.target
+            for e in edges
+            if not e.variant and any(v.name == e.name and v.target in swapped for v in edges)
+        }
+    ) | swapped
+    return Comparison(
+        path,
+        frozenset(real),
+        frozenset(ours_cmp),
+        frozenset(ldd.missing),
+        frozenset(m.name for m in result.missing if m.root == path),
+    )
 
 
 # (image, path) -> why ldd is wrong and glibc is right. None in the fixtures
@@ -173,9 +198,13 @@ LDD_IS_WRONG: dict[tuple[str, str], str] = {}
 
 
 @pytest.mark.parametrize("name", fixture_names())
-def test_closure_matches_ldd(name: str, engine: Engine, fixture_images: dict[str, str],
-                             tmp_path: Path,
-                             record_property: Callable[[str, object], None]) -> None:
+def test_closure_matches_ldd(
+    name: str,
+    engine: Engine,
+    fixture_images: dict[str, str],
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+) -> None:
     tag = fixture_images[name]
     with open_image(tag, save=saver(engine), want=keep_all, workdir=tmp_path) as image:
         tree = image.tree
@@ -194,17 +223,20 @@ def test_closure_matches_ldd(name: str, engine: Engine, fixture_images: dict[str
         ldd = run_ldd(engine, tag, programs, workdir)
         rtld = {tree.resolve(p).path for p in ("/lib64/ld-linux-x86-64.so.2",)}
         failed = sorted(p for p in programs if ldd[p].failed)
-        compared = [compare(tree, result, p, ldd[p], rtld) for p in programs
-                    if not ldd[p].failed]
+        compared = [compare(tree, result, p, ldd[p], rtld) for p in programs if not ldd[p].failed]
         wrong = [c for c in compared if not c.agrees and (name, c.path) not in LDD_IS_WRONG]
         record_property("compared", len(compared))
-        print(f"\n{name}: {len(programs)} ELF files, {len(compared)} compared with ldd, "
-              f"{len(failed)} where ldd failed, {len(wrong)} disagreements")
+        print(
+            f"\n{name}: {len(programs)} ELF files, {len(compared)} compared with ldd, "
+            f"{len(failed)} where ldd failed, {len(wrong)} disagreements"
+        )
         for path in failed:
             print(f"  ldd failed on {path}: {ldd[path].failed}")
         assert not wrong, "\n".join(
             f"{c.path}: ldd-only {sorted(c.ldd - c.ours)} ours-only {sorted(c.ours - c.ldd)} "
-            f"missing ldd {sorted(c.ldd_missing)} ours {sorted(c.our_missing)}" for c in wrong[:20])
+            f"missing ldd {sorted(c.ldd_missing)} ours {sorted(c.our_missing)}"
+            for c in wrong[:20]
+        )
 
 
 def test_parse_ldd_output() -> None:
@@ -219,8 +251,10 @@ def test_parse_ldd_output() -> None:
 === rc 1
 """
     res = parse_ldd(text)
-    assert res["/usr/bin/x"].paths == {"/lib/x86_64-linux-gnu/libz.so.1",
-                                       "/lib64/ld-linux-x86-64.so.2"}
+    assert res["/usr/bin/x"].paths == {
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        "/lib64/ld-linux-x86-64.so.2",
+    }
     assert res["/usr/bin/x"].missing == {"libgone.so"}
     assert res["/usr/bin/static"].static and not res["/usr/bin/static"].failed
     assert not res["/usr/bin/x"].failed

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.e2e
 
 
 def _tracked(*tops: str) -> set[str]:
-    out = subprocess.run(["git", "ls-files", "-z", *tops], cwd=ROOT, capture_output=True,
-                         check=True).stdout.decode()
+    out = subprocess.run(
+        ["git", "ls-files", "-z", *tops], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
     return {name for name in out.split("\0") if name}
 
 
@@ -39,8 +40,13 @@ def test_wheel_holds_every_module_profile_and_schema(tmp_path: Path) -> None:
 
 def test_installed_package_is_not_the_checkout() -> None:
     py = Path(slim_exe()).parent / "python"
-    where = subprocess.run([str(py), "-c", "import slimmer; print(slimmer.__file__)"],
-                           capture_output=True, text=True, check=True, cwd="/").stdout
+    where = subprocess.run(
+        [str(py), "-c", "import slimmer; print(slimmer.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    ).stdout
     assert ROOT.as_posix() not in where and "site-packages" in where
 
 
@@ -49,8 +55,10 @@ def test_version_names_the_engine_api(engine: Engine) -> None:
     res = run_slim("--version")
     assert res.returncode == 0, res.stderr
     server, api_version = engine.versions()
-    assert res.stdout.splitlines() == [f"slimmer {__version__}",
-                                       f"engine: Docker {server}, API {api_version}"]
+    assert res.stdout.splitlines() == [
+        f"slimmer {__version__}",
+        f"engine: Docker {server}, API {api_version}",
+    ]
     down = run_slim("--version", env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
     assert down.returncode == 0 and "not reachable" in down.stdout.splitlines()[1]
 
@@ -65,23 +73,40 @@ def test_a_bad_extra_profile_is_a_usage_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.engine
-def test_pipx_installed_slim_slims_a_fixture(tmp_path: Path, engine: Engine,
-                                              fixture_images: dict[str, str]) -> None:
+def test_pipx_installed_slim_slims_a_fixture(
+    tmp_path: Path, engine: Engine, fixture_images: dict[str, str]
+) -> None:
     """`pipx install WHEEL` on a clean PIPX_HOME gives a `slim` that slims c-static."""
     require("pipx")
     wheel = build_wheel(tmp_path / "wheel")
-    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-           "PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "bin"),
-           "PIPX_MAN_DIR": str(tmp_path / "man")}
-    subprocess.run(["pipx", "install", str(wheel)], check=True, env=env, cwd=tmp_path,
-                   capture_output=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        "PIPX_HOME": str(tmp_path / "pipx"),
+        "PIPX_BIN_DIR": str(tmp_path / "bin"),
+        "PIPX_MAN_DIR": str(tmp_path / "man"),
+    }
+    subprocess.run(
+        ["pipx", "install", str(wheel)], check=True, env=env, cwd=tmp_path, capture_output=True
+    )
     out = "slimmer-test/pipx-c-static:slim"
     try:
         res = subprocess.run(
-            [str(tmp_path / "bin" / "slim"), fixture_images["c-static"], "-o", out,
-             "--probes", str(ROOT / "fixtures/c-static/probe.toml"),
-             "--report-dir", str(tmp_path / "r")],
-            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+            [
+                str(tmp_path / "bin" / "slim"),
+                fixture_images["c-static"],
+                "-o",
+                out,
+                "--probes",
+                str(ROOT / "fixtures/c-static/probe.toml"),
+                "--report-dir",
+                str(tmp_path / "r"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=600,
+        )
         assert res.returncode == 0, res.stderr
         report = json.loads((tmp_path / "r" / "report.json").read_text())
         assert report["verification"]["status"] == "passed"

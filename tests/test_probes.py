@@ -247,8 +247,14 @@ def _ports(port: int, container_port: int = 8080) -> dict[int, tuple[str, int]]:
 
 
 def test_http_probe(http_port: int) -> None:
-    p = ProbeSpec(kind="http", path="/a", headers=(("X-Probe", "yes"),), expect_status=200,
-                  expect_contains=("GET /a yes",), expect_not_contains=("Traceback",))
+    p = ProbeSpec(
+        kind="http",
+        path="/a",
+        headers=(("X-Probe", "yes"),),
+        expect_status=200,
+        expect_contains=("GET /a yes",),
+        expect_not_contains=("Traceback",),
+    )
     (r,) = run_probes(_engine(), "c", _ports(http_port), [p], timeout=5)
     assert r.ok and r.status == 200 and r.output == b"GET /a yes\n" and r.attempts == 1
     assert r.error == ""
@@ -256,8 +262,9 @@ def test_http_probe(http_port: int) -> None:
 
 def test_http_expected_404_and_failed_expectations(http_port: int) -> None:
     ok = ProbeSpec(kind="http", path="/missing", expect_status=404)
-    bad = ProbeSpec(kind="http", path="/x", expect_contains=("absent",),
-                    expect_not_contains=("GET",))
+    bad = ProbeSpec(
+        kind="http", path="/x", expect_contains=("absent",), expect_not_contains=("GET",)
+    )
     r1, r2 = run_probes(_engine(), "c", _ports(http_port), [ok, bad], timeout=5)
     assert r1.ok and r1.status == 404
     assert not r2.ok and r2.status == 200 and r2.attempts == 1  # reached: no retry
@@ -325,14 +332,14 @@ def dropping_proxy(http_port: int) -> Iterator[int]:
 
 
 def test_accept_then_drop_is_not_ready(dropping_proxy: int) -> None:
-    (r,) = run_probes(_engine(), "c", _ports(dropping_proxy), [ProbeSpec(kind="http")],
-                      timeout=10)
+    (r,) = run_probes(_engine(), "c", _ports(dropping_proxy), [ProbeSpec(kind="http")], timeout=10)
     assert r.ok and r.attempts == 4 and r.output.startswith(b"GET / ")
 
 
 def test_tcp_probes(dropping_proxy: int, http_port: int) -> None:
-    send = ProbeSpec(kind="tcp", port=8080, send="GET /t HTTP/1.0\r\n\r\n",
-                     expect_contains=("200", "GET /t -"))
+    send = ProbeSpec(
+        kind="tcp", port=8080, send="GET /t HTTP/1.0\r\n\r\n", expect_contains=("200", "GET /t -")
+    )
     quiet = ProbeSpec(kind="tcp", port=9000)
     ports = {8080: ("127.0.0.1", dropping_proxy), 9000: ("127.0.0.1", http_port)}
     r1, r2 = run_probes(_engine(), "c", ports, [send, quiet], timeout=10)
@@ -363,8 +370,9 @@ def test_tcp_closed_at_once_fails_with_the_last_error() -> None:
 
 def test_nothing_listening_and_container_gone() -> None:
     port = _free_port()
-    (r,) = run_probes(_engine(running=False), "c", _ports(port), [ProbeSpec(kind="http")],
-                      timeout=30)
+    (r,) = run_probes(
+        _engine(running=False), "c", _ports(port), [ProbeSpec(kind="http")], timeout=30
+    )
     assert not r.ok and r.attempts == 1
     assert "container exited with code 3 (fatal: boom)" in r.error
 

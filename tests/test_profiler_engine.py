@@ -19,8 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # A few files per fixture the app cannot run without (existing paths, as named).
 NEEDED = {
-    "py-http": ["/usr/bin/python3.11", "/usr/lib/python3.11/json/__init__.py", "/app/app.py",
-                "/usr/share/zoneinfo/Europe/Berlin"],
+    "py-http": [
+        "/usr/bin/python3.11",
+        "/usr/lib/python3.11/json/__init__.py",
+        "/app/app.py",
+        "/usr/share/zoneinfo/Europe/Berlin",
+    ],
     "nginx-static": ["/usr/sbin/nginx", "/etc/nginx/fixture.conf", "/srv/www/index.html"],
     "node-http": ["/usr/bin/node", "/srv/app/server.js"],
     "c-static": ["/server"],
@@ -79,17 +83,23 @@ def test_default_probes(fixture_images: dict[str, str]) -> None:
     assert [r.probe.kind for r in batch.results] == ["batch"] and batch.results[0].exit_code == 0
 
 
-@pytest.mark.parametrize("stage", ["bundling", "creating", "starting", "probing", "stopping",
-                                   "reading the trace"])
+@pytest.mark.parametrize(
+    "stage", ["bundling", "creating", "starting", "probing", "stopping", "reading the trace"]
+)
 @pytest.mark.e2e
 def test_sigint_at_each_stage_leaves_nothing_behind(
     stage: str, fixture_images: dict[str, str], engine: Engine
 ) -> None:
     """Ctrl-C at each stage of a profiling run: no container, volume or image is left."""
     leftovers = set(engine.leftovers())
-    proc = popen_slim("profile", fixture_images["shell-app"],
-                      "--probes", str(ROOT / "fixtures/shell-app/probe.toml"),
-                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = popen_slim(
+        "profile",
+        fixture_images["shell-app"],
+        "--probes",
+        str(ROOT / "fixtures/shell-app/probe.toml"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:

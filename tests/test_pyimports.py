@@ -49,30 +49,49 @@ def test_imports_in_functions_try_blocks_and_conditions() -> None:
         "        import xml.dom.minidom\n"
     )
     names = imported_names(source, "app", False)
-    assert {"csv", "decimal", "decimal.Decimal", "_decimal", "_pydecimal", "winreg",
-            "xml", "xml.dom", "xml.dom.minidom"} <= names
+    assert {
+        "csv",
+        "decimal",
+        "decimal.Decimal",
+        "_decimal",
+        "_pydecimal",
+        "winreg",
+        "xml",
+        "xml.dom",
+        "xml.dom.minidom",
+    } <= names
 
 
 def test_relative_imports_resolve_from_the_package() -> None:
-    mod = imported_names("from . import sib\nfrom .. import up\nfrom .x.y import z\n",
-                         "pkg.sub.mod", False)
+    mod = imported_names(
+        "from . import sib\nfrom .. import up\nfrom .x.y import z\n", "pkg.sub.mod", False
+    )
     assert {"pkg.sub", "pkg.sub.sib", "pkg", "pkg.up", "pkg.sub.x.y", "pkg.sub.x.y.z"} <= mod
     init = imported_names("from . import child\nfrom .. import sibling\n", "pkg.sub", True)
     assert {"pkg.sub.child", "pkg.sibling"} <= init
     assert imported_names("from ... import far\n", "pkg.mod", False) == frozenset()
 
 
-@pytest.mark.parametrize(("name", "level", "package", "want"), [
-    ("x", 0, "p", "x"), ("x", 1, "p.q", "p.q.x"), ("", 1, "p.q", "p.q"),
-    ("x", 2, "p.q", "p.x"), ("x", 3, "p.q", None), ("x", 1, "", None),
-])
+@pytest.mark.parametrize(
+    ("name", "level", "package", "want"),
+    [
+        ("x", 0, "p", "x"),
+        ("x", 1, "p.q", "p.q.x"),
+        ("", 1, "p.q", "p.q"),
+        ("x", 2, "p.q", "p.x"),
+        ("x", 3, "p.q", None),
+        ("x", 1, "", None),
+    ],
+)
 def test_absolute_name(name: str, level: int, package: str, want: str | None) -> None:
     assert absolute_name(name, level, package) == want
 
 
 def test_dynamic_imports_with_literal_names() -> None:
-    source = "import importlib\nm = importlib.import_module('plugins.fast')\n" \
-             "n = __import__('yaml')\nimportlib.import_module(name)\n"
+    source = (
+        "import importlib\nm = importlib.import_module('plugins.fast')\n"
+        "n = __import__('yaml')\nimportlib.import_module(name)\n"
+    )
     assert {"plugins", "plugins.fast", "yaml"} <= imported_names(source, "app", False)
 
 
@@ -89,33 +108,46 @@ def test_encoding_cookie_is_honoured() -> None:
 
 
 def test_module_of_uses_the_deepest_search_dir() -> None:
-    dirs = ("/usr/lib/python3.11", "/usr/lib/python3.11/lib-dynload",
-            "/usr/lib/python3/dist-packages")
+    dirs = (
+        "/usr/lib/python3.11",
+        "/usr/lib/python3.11/lib-dynload",
+        "/usr/lib/python3/dist-packages",
+    )
     assert module_of("/usr/lib/python3.11/email/mime/text.py", dirs) == ("email.mime.text", False)
     assert module_of("/usr/lib/python3.11/email/__init__.py", dirs) == ("email", True)
-    assert module_of("/usr/lib/python3.11/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so",
-                     dirs) == ("_ssl", False)
+    assert module_of(
+        "/usr/lib/python3.11/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so", dirs
+    ) == ("_ssl", False)
     assert module_of("/app/main.py", dirs) is None
     assert module_of("/usr/lib/python3/dist-packages/foo-1.0.dist-info/x.py", dirs) is None
 
 
 def test_finder_follows_pathfinder_order(make: Maker) -> None:
     lib, site = "/usr/lib/python3.11", "/usr/lib/python3/dist-packages"
-    image = make([
-        f(f"{lib}/json/__init__.py"), f(f"{lib}/json/decoder.py"),
-        f(f"{lib}/json/__pycache__/decoder.cpython-311.pyc"),
-        f(f"{lib}/csv.py"), f(f"{lib}/__pycache__/csv.cpython-311.pyc"),
-        f(f"{lib}/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so", ELF),
-        f(f"{site}/json.py"),  # shadowed: the stdlib package comes first
-        f(f"{site}/ns/a/mod.py"), f(f"{lib}/ns/b.py"),  # a namespace package in two dirs
-        f(f"{site}/old.pyc"), ln(f"{site}/linked", "/opt/real"), f("/opt/real/__init__.py"),
-    ])
+    image = make(
+        [
+            f(f"{lib}/json/__init__.py"),
+            f(f"{lib}/json/decoder.py"),
+            f(f"{lib}/json/__pycache__/decoder.cpython-311.pyc"),
+            f(f"{lib}/csv.py"),
+            f(f"{lib}/__pycache__/csv.cpython-311.pyc"),
+            f(f"{lib}/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so", ELF),
+            f(f"{site}/json.py"),  # shadowed: the stdlib package comes first
+            f(f"{site}/ns/a/mod.py"),
+            f(f"{lib}/ns/b.py"),  # a namespace package in two dirs
+            f(f"{site}/old.pyc"),
+            ln(f"{site}/linked", "/opt/real"),
+            f("/opt/real/__init__.py"),
+        ]
+    )
     dirs = search_path(image.tree, [lib, f"{lib}/lib-dynload", "/usr/lib/none", site])
     assert dirs == (lib, f"{lib}/lib-dynload", site)
     finder = ModuleFinder(image.tree)
     assert finder.find("json.decoder", dirs) == (
-        f"{lib}/json/__init__.py", f"{lib}/json/decoder.py",
-        f"{lib}/json/__pycache__/decoder.cpython-311.pyc")
+        f"{lib}/json/__init__.py",
+        f"{lib}/json/decoder.py",
+        f"{lib}/json/__pycache__/decoder.cpython-311.pyc",
+    )
     assert finder.find("csv", dirs) == (f"{lib}/csv.py", f"{lib}/__pycache__/csv.cpython-311.pyc")
     assert finder.find("_csv", dirs) == (f"{lib}/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so",)
     assert finder.find("ns.a.mod", dirs) == (f"{site}/ns/a/mod.py",)
@@ -128,9 +160,16 @@ def test_finder_follows_pathfinder_order(make: Maker) -> None:
 
 def test_extension_modules_of_every_abi_are_kept(make: Maker) -> None:
     site = "/usr/lib/python3/dist-packages"
-    image = make([d(site), f(f"{site}/_fast.cpython-311-x86_64-linux-gnu.so", ELF),
-                  f(f"{site}/_fast.cpython-312-x86_64-linux-gnu.so", ELF),
-                  f(f"{site}/_fast.py")])
+    image = make(
+        [
+            d(site),
+            f(f"{site}/_fast.cpython-311-x86_64-linux-gnu.so", ELF),
+            f(f"{site}/_fast.cpython-312-x86_64-linux-gnu.so", ELF),
+            f(f"{site}/_fast.py"),
+        ]
+    )
     found = ModuleFinder(image.tree).find("_fast", (site,))
-    assert found == (f"{site}/_fast.cpython-311-x86_64-linux-gnu.so",
-                     f"{site}/_fast.cpython-312-x86_64-linux-gnu.so")
+    assert found == (
+        f"{site}/_fast.cpython-311-x86_64-linux-gnu.so",
+        f"{site}/_fast.cpython-312-x86_64-linux-gnu.so",
+    )

@@ -35,6 +35,7 @@ needs_strace = needs("strace")
 
 # -- unit -----------------------------------------------------------------------
 
+
 def _ldd(binary: str) -> dict[str, str]:
     """DT_NEEDED name -> real host file, as the host's ldd prints them."""
     out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
@@ -114,7 +115,10 @@ def test_bundle_runs_by_itself(bundle: Bundle, tmp_path: Path) -> None:
     log = tmp_path / "t.log"
     subprocess.run(
         [*launcher, *STRACE_OPTIONS, "-o", str(log), "--", "/bin/cat", "/etc/hostname"],
-        env={}, check=True, capture_output=True, timeout=60,
+        env={},
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     trace = parse(log.read_bytes())
     assert "/etc/hostname" in trace.touched(["open"])
@@ -124,8 +128,17 @@ def test_wrap_command() -> None:
     fake = Bundle(b"", (), "amd64", "6.1", (LOADER, "--library-path", LIB_DIR, STRACE))
     argv = wrap_command(fake, ["/app/run", "-v"], ["serve"], "/.slimmer/t.log")
     assert argv == [
-        LOADER, "--library-path", LIB_DIR, STRACE, *STRACE_OPTIONS,
-        "-o", "/.slimmer/t.log", "--", "/app/run", "-v", "serve",
+        LOADER,
+        "--library-path",
+        LIB_DIR,
+        STRACE,
+        *STRACE_OPTIONS,
+        "-o",
+        "/.slimmer/t.log",
+        "--",
+        "/app/run",
+        "-v",
+        "serve",
     ]
     with pytest.raises(ProfileError, match="no entrypoint or command"):
         wrap_command(fake, [], [])
@@ -172,17 +185,23 @@ def _rootfs(tmp: Path) -> Path:
     src.write_text(PROGRAM)
     exe = tmp / "hello"
     require("gcc")
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(exe), str(src)],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["gcc", "-static", "-O2", "-o", str(exe), str(src)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     out = tmp / "rootfs.tar"
     with tarfile.open(out, "w") as tf:
         for name in ("app", "etc"):
             info = tarfile.TarInfo(name)
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             tf.addfile(info)
-        for name, data, mode in (("app/hello", exe.read_bytes(), 0o755),
-                                 ("app/data.txt", b"data\n", 0o644),
-                                 ("etc/motd", b"hello\n", 0o644)):
+        for name, data, mode in (
+            ("app/hello", exe.read_bytes(), 0o755),
+            ("app/data.txt", b"data\n", 0o644),
+            ("etc/motd", b"hello\n", 0o644),
+        ):
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), mode
             tf.addfile(info, io.BytesIO(data))
@@ -203,12 +222,16 @@ def engine() -> Iterator[Engine]:
 def static_image(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tar = _rootfs(tmp_path_factory.mktemp("static"))
     tag = f"slimmer-test/sensor-static:{uuid.uuid4().hex[:12]}"
-    image = engine.import_rootfs(tar, tag, changes=[
-        f"LABEL {LABEL}=temporary",
-        'ENTRYPOINT ["/app/hello"]',
-        'CMD ["data.txt"]',
-        "WORKDIR /app",
-    ])
+    image = engine.import_rootfs(
+        tar,
+        tag,
+        changes=[
+            f"LABEL {LABEL}=temporary",
+            'ENTRYPOINT ["/app/hello"]',
+            'CMD ["data.txt"]',
+            "WORKDIR /app",
+        ],
+    )
     try:
         yield image
     finally:
@@ -222,13 +245,16 @@ def test_traces_a_static_program_in_a_scratch_image(
     engine: Engine, static_image: str, bundle: Bundle, user: str
 ) -> None:
     info = engine.inspect_image(static_image)
-    config = ImageConfig({"config": info.config, "architecture": info.architecture,
-                          "os": info.os})
+    config = ImageConfig({"config": info.config, "architecture": info.architecture, "os": info.os})
     check_image(bundle, config)
     argv = wrap_command(bundle, config.entrypoint, config.cmd)
     container = engine.create_container(
-        static_image, entrypoint=argv, command=[], user=user,
-        environment=["PATH=/usr/bin:/bin"], working_dir=config.working_dir,
+        static_image,
+        entrypoint=argv,
+        command=[],
+        user=user,
+        environment=["PATH=/usr/bin:/bin"],
+        working_dir=config.working_dir,
     )
     try:
         engine.put_archive(container, "/", bundle.data)

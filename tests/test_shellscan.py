@@ -28,11 +28,38 @@ long_command \
 
 def test_every_branch_is_seen() -> None:
     words = command_words(SCRIPT)
-    for program in ("printf", "nginx", "cat", "ls", "gzip", "sed", "awk", "sort", "head",
-                    "cut", "date", "curl", "rm", "long_command", "set"):
+    for program in (
+        "printf",
+        "nginx",
+        "cat",
+        "ls",
+        "gzip",
+        "sed",
+        "awk",
+        "sort",
+        "head",
+        "cut",
+        "date",
+        "curl",
+        "rm",
+        "long_command",
+        "set",
+    ):
         assert program in words, program
-    for not_a_program in ("A=1", "one", "two", "f", "--flag", "/dev/null", "exec", "xargs",
-                          "timeout", "[", "test", "greet()"):
+    for not_a_program in (
+        "A=1",
+        "one",
+        "two",
+        "f",
+        "--flag",
+        "/dev/null",
+        "exec",
+        "xargs",
+        "timeout",
+        "[",
+        "test",
+        "greet()",
+    ):
         assert not_a_program not in words, not_a_program
 
 

@@ -27,8 +27,16 @@ from tests.installed import run_slim
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parent.parent
 NOT_AN_APP = {"layers"}
-FIXTURES = ["c-static", "java-http", "layers", "nginx-static", "node-http", "py-batch",
-            "py-http", "shell-app"]
+FIXTURES = [
+    "c-static",
+    "java-http",
+    "layers",
+    "nginx-static",
+    "node-http",
+    "py-batch",
+    "py-http",
+    "shell-app",
+]
 
 
 slim = run_slim
@@ -44,12 +52,12 @@ def out_tags(engine: Engine) -> Iterator[list[str]]:
     assert set(engine.leftovers()) <= before, "slimmer left containers or images behind"
 
 
-def _slim_fixture(name: str, tag: str, out: str, tmp: Path, *extra: str
-                  ) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
+def _slim_fixture(
+    name: str, tag: str, out: str, tmp: Path, *extra: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
     probes = ROOT / "fixtures" / name / "probe.toml"
     res = slim(tag, "-o", out, "--probes", str(probes), "--report-dir", str(tmp), *extra)
-    report = json.loads((tmp / "report.json").read_text()) if (tmp / "report.json").exists() \
-        else {}
+    report = json.loads((tmp / "report.json").read_text()) if (tmp / "report.json").exists() else {}
     return res, report
 
 
@@ -71,8 +79,9 @@ EXPLAIN = ("/usr/share/zoneinfo/Asia/Tokyo", "/usr/bin/apt")
 
 
 @pytest.fixture(scope="module")
-def slimmed(engine: Engine, fixture_images: dict[str, str],
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Slimmed]]:
+def slimmed(
+    engine: Engine, fixture_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Slimmed]]:
     """Every fixture slimmed once with its narrow probes (py-http with --explain)."""
     before = set(engine.leftovers())
     out: dict[str, Slimmed] = {}
@@ -80,8 +89,9 @@ def slimmed(engine: Engine, fixture_images: dict[str, str],
         tag = fixture_images[name]
         source_id = engine.inspect_image(tag).id
         extra = [a for p in EXPLAIN for a in ("--explain", p)] if name == "py-http" else []
-        res, report = _slim_fixture(name, tag, f"slimmer-test/{name}:slim",
-                                    tmp_path_factory.mktemp(name), *extra)
+        res, report = _slim_fixture(
+            name, tag, f"slimmer-test/{name}:slim", tmp_path_factory.mktemp(name), *extra
+        )
         out[name] = Slimmed(res, report, f"slimmer-test/{name}:slim", source_id)
     yield out
     for item in out.values():
@@ -98,8 +108,9 @@ def test_fixture_slims_verifies_and_survives_heldout(
     report = item.report
     assert report["schema"] == "slimmer.slim/v1"
     assert report["verification"]["status"] == "passed"
-    assert engine.inspect_image(fixture_images[name]).id == item.source_id, \
+    assert engine.inspect_image(fixture_images[name]).id == item.source_id, (
         "the input image is never changed"
+    )
     assert engine.inspect_image(item.output).id == report["result"]["id"]
     assert sum(report["bytes_by_reason"].values()) > 0
     if name not in NOT_AN_APP:
@@ -121,7 +132,10 @@ def test_explain(slimmed: dict[str, Slimmed]) -> None:
 
 
 def test_same_input_gives_same_image_id(
-    engine: Engine, fixture_images: dict[str, str], tmp_path: Path, out_tags: list[str],
+    engine: Engine,
+    fixture_images: dict[str, str],
+    tmp_path: Path,
+    out_tags: list[str],
     slimmed: dict[str, Slimmed],
 ) -> None:
     out = "slimmer-test/py-batch:again"
@@ -131,8 +145,7 @@ def test_same_input_gives_same_image_id(
     assert engine.inspect_image(out).id == engine.inspect_image(slimmed["py-batch"].output).id
 
 
-@pytest.mark.parametrize("name", ["py-http", "nginx-static", "node-http", "java-http",
-                                  "c-static"])
+@pytest.mark.parametrize("name", ["py-http", "nginx-static", "node-http", "java-http", "c-static"])
 def test_http_fixtures_pass_with_default_probes(
     name: str, fixture_images: dict[str, str], tmp_path: Path, out_tags: list[str]
 ) -> None:
@@ -157,8 +170,13 @@ NEEDED_RULES = [
 
 @pytest.mark.parametrize("name,rule,probe", NEEDED_RULES)
 def test_profile_rule_is_needed(
-    name: str, rule: str, probe: str, engine: Engine, fixture_images: dict[str, str],
-    tmp_path: Path, out_tags: list[str],
+    name: str,
+    rule: str,
+    probe: str,
+    engine: Engine,
+    fixture_images: dict[str, str],
+    tmp_path: Path,
+    out_tags: list[str],
 ) -> None:
     out = f"slimmer-test/{name}:no-{rule}"
     out_tags.append(out)
@@ -172,8 +190,14 @@ def test_verification_failure_is_not_tagged(
 ) -> None:
     out = "slimmer-test/py-http:broken"
     out_tags.append(out)
-    res, report = _slim_fixture("py-http", fixture_images["py-http"], out, tmp_path,
-                                "--exclude", "/usr/share/zoneinfo/Europe/**")
+    res, report = _slim_fixture(
+        "py-http",
+        fixture_images["py-http"],
+        out,
+        tmp_path,
+        "--exclude",
+        "/usr/share/zoneinfo/Europe/**",
+    )
     assert res.returncode == 4, res.stderr
     assert not engine.image_exists(out)
     verification = report["verification"]
@@ -183,9 +207,16 @@ def test_verification_failure_is_not_tagged(
     blamed = [a["path"] for r in verification["rounds"] for a in r["added_paths"]]  # type: ignore[index]
     assert "/usr/share/zoneinfo/Europe/Berlin" in blamed
     assert "/usr/share/zoneinfo/Europe/Berlin" in res.stdout  # the terminal report names it
-    forced = slim(fixture_images["py-http"], "-o", out, "--probes",
-                  str(ROOT / "fixtures/py-http/probe.toml"), "--force",
-                  "--exclude", "/usr/share/zoneinfo/Europe/**")
+    forced = slim(
+        fixture_images["py-http"],
+        "-o",
+        out,
+        "--probes",
+        str(ROOT / "fixtures/py-http/probe.toml"),
+        "--force",
+        "--exclude",
+        "/usr/share/zoneinfo/Europe/**",
+    )
     assert forced.returncode == 0 and engine.image_exists(out)
 
 
@@ -209,8 +240,12 @@ def test_scanners_still_see_the_surviving_packages(
     with open(archive, "wb") as out:
         engine.save_image(slimmed["py-http"].output, out)
     syft = Path(sys.executable).parent / "syft"
-    res = subprocess.run([str(syft), f"docker-archive:{archive}", "-o", "json"],
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [str(syft), f"docker-archive:{archive}", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr
     debs = {a["name"] for a in json.loads(res.stdout)["artifacts"] if a["type"] == "deb"}
     assert {"libc6", "libpython3.11-minimal", "tzdata", "ca-certificates", "libssl3"} <= debs

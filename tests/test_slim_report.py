@@ -21,22 +21,46 @@ def result(verified: bool | None) -> SlimResult:
     probe = ProbeSpec(kind="http", path="/")
     ok = ProbeResult(probe, True, status=200, output=b"hi")
     bad = ProbeResult(probe, False, status=500, output=b"err", error="status 500")
-    keep = KeepSet({"/app": (Reason("parent", "directory of /app/x"),),
-                    "/app/x": (Reason("traced", "open by python3"),
-                               Reason("profile", "app dir", "app-dirs"))},
-                   (Generated("/var/lib/dpkg/status", b"", Reason("profile", "trimmed", "dpkg")),))
-    diff = ProbeDiff("http GET /", Observation("http GET /", True, 200, b"hi"),
-                     Observation("http GET /", False, 500, b"err"))
+    keep = KeepSet(
+        {
+            "/app": (Reason("parent", "directory of /app/x"),),
+            "/app/x": (
+                Reason("traced", "open by python3"),
+                Reason("profile", "app dir", "app-dirs"),
+            ),
+        },
+        (Generated("/var/lib/dpkg/status", b"", Reason("profile", "trimmed", "dpkg")),),
+    )
+    diff = ProbeDiff(
+        "http GET /",
+        Observation("http GET /", True, 200, b"hi"),
+        Observation("http GET /", False, 500, b"err"),
+    )
     return SlimResult(
-        source_ref="app:1", source_id="sha256:" + "a" * 64, output="app:1-slim",
-        image_id="sha256:" + "b" * 64, tagged=verified is not False, verified=verified,
-        before_bytes=1000, after_bytes=100, before_files=10, after_files=2,
+        source_ref="app:1",
+        source_id="sha256:" + "a" * 64,
+        output="app:1-slim",
+        image_id="sha256:" + "b" * 64,
+        tagged=verified is not False,
+        verified=verified,
+        before_bytes=1000,
+        after_bytes=100,
+        before_files=10,
+        after_files=2,
         phases=(("profiling", 1.5), ("verifying", 0.5)),
-        rounds=(Round(1, "sha256:" + "b" * 64, 2,
-                      () if verified else (diff,),
-                      () if verified else (MissingPath("/etc/x", "open by app"),)),),
-        keep=keep, bytes_by_reason={"traced": 90, "profile:app-dirs": 10},
-        original_results=(ok,), slim_results=(ok if verified else bad,),
+        rounds=(
+            Round(
+                1,
+                "sha256:" + "b" * 64,
+                2,
+                () if verified else (diff,),
+                () if verified else (MissingPath("/etc/x", "open by app"),),
+            ),
+        ),
+        keep=keep,
+        bytes_by_reason={"traced": 90, "profile:app-dirs": 10},
+        original_results=(ok,),
+        slim_results=(ok if verified else bad,),
     )
 
 
@@ -49,7 +73,8 @@ def test_report_matches_schema_and_is_stable() -> None:
     failed = slim_view.to_json(result(False))
     assert failed["verification"]["status"] == "failed"
     assert failed["verification"]["rounds"][0]["added_paths"] == [
-        {"path": "/etc/x", "looked_up_by": "open by app"}]
+        {"path": "/etc/x", "looked_up_by": "open by app"}
+    ]
     assert failed["result"]["reduction"] == 10.0
 
 

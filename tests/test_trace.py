@@ -39,6 +39,7 @@ def events(trace: Trace, path: str, pid: int | None = None) -> list[Event]:
 
 # -- the recordings use the sensor's exact option set --------------------------
 
+
 def test_recordings_use_the_sensor_options() -> None:
     script = (DATA / "record.sh").read_text()
     trace_list = re.search(r"TRACE='([^']*)'", script)
@@ -57,6 +58,7 @@ def test_every_recording_reads_cleanly(name: str) -> None:
 
 
 # -- working directories --------------------------------------------------------
+
 
 def test_open_after_chdir_is_relative_to_the_new_cwd() -> None:
     trace = load("python_chdir.log")
@@ -112,6 +114,7 @@ def test_relative_exec_in_a_forked_subshell_through_a_symlink() -> None:
 
 
 # -- unfinished / resumed ---------------------------------------------------------
+
 
 def test_unfinished_and_resumed_halves_are_joined() -> None:
     text = (DATA / "shell.log").read_text()
@@ -206,8 +209,17 @@ def test_dirfd_decoding() -> None:
 
 # -- escapes ------------------------------------------------------------------------
 
-NAMES = [b"new\nline", b'quo"te', b"back\\slash", b"lt<gt>", b"com,ma",
-         b"\xff\xfebin", b"caf\xc3\xa9", b"tab\there", b"sp ace"]
+NAMES = [
+    b"new\nline",
+    b'quo"te',
+    b"back\\slash",
+    b"lt<gt>",
+    b"com,ma",
+    b"\xff\xfebin",
+    b"caf\xc3\xa9",
+    b"tab\there",
+    b"sp ace",
+]
 
 
 @pytest.mark.parametrize("name", ["escapes.log", "escapes_xx.log", "escapes_octal.log"])
@@ -240,6 +252,7 @@ def test_unescape_forms() -> None:
 
 # -- paths --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("path", "want"),
     [("/a/./b/../c", "/a/c"), ("//a//b/", "/a/b"), ("/..", "/"), ("/a/../../b", "/b"), ("/", "/")],
@@ -255,6 +268,7 @@ def test_join_keeps_the_name_as_given() -> None:
 
 
 # -- the value and its JSON form ----------------------------------------------------------
+
 
 def test_helpers() -> None:
     trace = load("python_chdir.log")
@@ -274,8 +288,19 @@ def test_json_round_trip_and_contract() -> None:
     assert doc["schema"] == SCHEMA == "slimmer.trace/v1"
     assert sorted(doc) == ["events", "parents", "processes", "schema", "warnings"]
     assert sorted(doc["events"][0]) == sorted(
-        ["pid", "syscall", "kind", "path", "raw", "result", "errno", "existed", "follow",
-         "flags", "target"]
+        [
+            "pid",
+            "syscall",
+            "kind",
+            "path",
+            "raw",
+            "result",
+            "errno",
+            "existed",
+            "follow",
+            "flags",
+            "target",
+        ]
     )
     assert text == json.dumps(doc, sort_keys=True, separators=(",", ":"))
     assert Trace.from_json(text) == trace

@@ -15,18 +15,38 @@ LONG = "/".join(["d" * 70] * 4) + "/leaf"
 
 
 def source(tmp_path: Path) -> Path:
-    return docker_archive(tmp_path / "src.tar", [
-        layer(M("bin/", "dir"), M("bin/tool", data=b"\x7fELF tool", mode=0o4755, uid=3, gid=4),
-              M("bin/alias", "hardlink", link="bin/tool"),
-              M("bin/cap", data=b"cap", xattrs={"security.capability": "\x01\x00\x00\x02"}),
-              M("lib", "symlink", link="usr/lib"), M("usr/lib/x.so", data=b"so"),
-              M(BAD, data=b"b"), M(LONG, data=b"long"), M("drop/me", data=b"gone" * 100)),
-        layer(M("bin/tool", data=b"\x7fELF tool v2", mode=0o755)),
-    ], cmd=["/bin/tool", "--serve"])
+    return docker_archive(
+        tmp_path / "src.tar",
+        [
+            layer(
+                M("bin/", "dir"),
+                M("bin/tool", data=b"\x7fELF tool", mode=0o4755, uid=3, gid=4),
+                M("bin/alias", "hardlink", link="bin/tool"),
+                M("bin/cap", data=b"cap", xattrs={"security.capability": "\x01\x00\x00\x02"}),
+                M("lib", "symlink", link="usr/lib"),
+                M("usr/lib/x.so", data=b"so"),
+                M(BAD, data=b"b"),
+                M(LONG, data=b"long"),
+                M("drop/me", data=b"gone" * 100),
+            ),
+            layer(M("bin/tool", data=b"\x7fELF tool v2", mode=0o755)),
+        ],
+        cmd=["/bin/tool", "--serve"],
+    )
 
 
-KEEP = ["/bin", "/bin/tool", "/bin/alias", "/bin/cap", "/lib", "/usr", "/usr/lib",
-        "/usr/lib/x.so", "/" + BAD, *["/" + "/".join(LONG.split("/")[:i]) for i in range(1, 6)]]
+KEEP = [
+    "/bin",
+    "/bin/tool",
+    "/bin/alias",
+    "/bin/cap",
+    "/lib",
+    "/usr",
+    "/usr/lib",
+    "/usr/lib/x.so",
+    "/" + BAD,
+    *["/" + "/".join(LONG.split("/")[:i]) for i in range(1, 6)],
+]
 
 
 def test_round_trip_and_determinism(tmp_path: Path) -> None:
@@ -43,14 +63,16 @@ def test_round_trip_and_determinism(tmp_path: Path) -> None:
             tree = out.tree
             assert {e.path for e in tree} == {"/", *KEEP}
             tool, alias = tree.get("/bin/tool"), tree.get("/bin/alias")
-            assert tool is not None and tool.mode == 0o755 and tree.read_bytes("/bin/tool") \
-                == b"\x7fELF tool v2"
+            assert (
+                tool is not None
+                and tool.mode == 0o755
+                and tree.read_bytes("/bin/tool") == b"\x7fELF tool v2"
+            )
             # The hardlink's target was overwritten in layer 2: the link keeps the old bytes.
             assert alias is not None and tree.read_bytes("/bin/alias") == b"\x7fELF tool"
             assert alias.mode == 0o4755 and (alias.uid, alias.gid) == (3, 4)
             cap = tree.get("/bin/cap")
-            assert cap is not None and dict(cap.xattrs)["security.capability"] == \
-                "\x01\x00\x00\x02"
+            assert cap is not None and dict(cap.xattrs)["security.capability"] == "\x01\x00\x00\x02"
             lib = tree.get("/lib")
             assert lib is not None and lib.type is EntryType.SYMLINK and lib.link == "usr/lib"
             assert tree.read_bytes("/" + BAD) == b"b" and tree.read_bytes("/" + LONG) == b"long"
@@ -61,8 +83,9 @@ def test_round_trip_and_determinism(tmp_path: Path) -> None:
 
 
 def test_hardlinks_within_the_kept_set_stay_links(tmp_path: Path) -> None:
-    arch = docker_archive(tmp_path / "h.tar", [layer(
-        M("a", data=b"same", mode=0o755), M("b", "hardlink", link="a"))])
+    arch = docker_archive(
+        tmp_path / "h.tar", [layer(M("a", data=b"same", mode=0o755), M("b", "hardlink", link="a"))]
+    )
     with open_image(f"docker-archive:{arch}", want=keep_all) as src:
         written = write_image(src.tree, ["/a", "/b"], src.store, src.config, src.id, tmp_path)
     with open_image(f"docker-archive:{written.archive}", want=keep_all) as out:

@@ -145,13 +145,23 @@ def _status(ok: bool, warn: bool) -> Status:
 
 
 def _at_most(rule: Rule, value: float, limit: float, unit: Unit, note: str = "") -> RuleResult:
-    return RuleResult(rule.id, rule.name, _status(value <= limit, rule.warn), rule.warn,
-                      unit, "max", value, limit, note=note)
+    return RuleResult(
+        rule.id,
+        rule.name,
+        _status(value <= limit, rule.warn),
+        rule.warn,
+        unit,
+        "max",
+        value,
+        limit,
+        note=note,
+    )
 
 
 def _at_least(rule: Rule, value: float, limit: float, unit: Unit) -> RuleResult:
-    return RuleResult(rule.id, rule.name, _status(value >= limit, rule.warn), rule.warn,
-                      unit, "min", value, limit)
+    return RuleResult(
+        rule.id, rule.name, _status(value >= limit, rule.warn), rule.warn, unit, "min", value, limit
+    )
 
 
 def _amount(rule: Rule, limit: Amount, value_bytes: int, whole: int, note: str = "") -> RuleResult:
@@ -307,8 +317,17 @@ class Forbid:
 
     def evaluate(self, facts: Facts) -> RuleResult:
         found = forbidden(self.pattern, facts)
-        return RuleResult(self.id, self.name, _status(not found, self.warn), self.warn,
-                          Unit.PATHS, "max", len(found), 0, offenders=found)
+        return RuleResult(
+            self.id,
+            self.name,
+            _status(not found, self.warn),
+            self.warn,
+            Unit.PATHS,
+            "max",
+            len(found),
+            0,
+            offenders=found,
+        )
 
 
 CLASSES: dict[str, Callable[[Inspection], tuple[str, ...]]] = {

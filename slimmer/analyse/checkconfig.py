@@ -58,8 +58,15 @@ from slimmer.analyse.sizes import (
 from slimmer.errors import UsageError
 
 RULE_NAMES = (
-    "max-size", "max-compressed-size", "max-layers", "max-files", "min-efficiency",
-    "max-wasted", "max-reclaimable", "forbid", "max-growth",
+    "max-size",
+    "max-compressed-size",
+    "max-layers",
+    "max-files",
+    "min-efficiency",
+    "max-wasted",
+    "max-reclaimable",
+    "forbid",
+    "max-growth",
 )
 CONFIG_FILES = (".slim.toml", "pyproject.toml")
 
@@ -101,8 +108,9 @@ def merge(lower: CheckSettings, upper: CheckSettings) -> CheckSettings:
     values: dict[str, Any] = {}
     for name, attr in _RULE_FIELDS.items():
         mine = getattr(upper, attr)
-        values[attr] = None if name in upper.skip else (
-            mine if mine is not None else getattr(lower, attr))
+        values[attr] = (
+            None if name in upper.skip else (mine if mine is not None else getattr(lower, attr))
+        )
     values["baseline"] = upper.baseline if upper.baseline is not None else lower.baseline
     if "max-growth" in upper.skip:
         values["baseline"] = None
@@ -124,8 +132,10 @@ def _patterns(value: Any, _: Path) -> tuple[str, ...]:
     items = _strings(value)
     bad = [p for p in items if not check.is_valid_pattern(p)]
     if bad:
-        raise SizeError(f"not a glob or a known class ({', '.join(check.CLASSES)}): "
-                        + ", ".join(repr(b) for b in bad))
+        raise SizeError(
+            f"not a glob or a known class ({', '.join(check.CLASSES)}): "
+            + ", ".join(repr(b) for b in bad)
+        )
     return items
 
 
@@ -140,8 +150,10 @@ def _rule_names(value: Any, _: Path) -> tuple[str, ...]:
     names = _strings(value)
     bad = [n for n in names if n not in RULE_NAMES and n != "all"]
     if bad:
-        raise SizeError(f"unknown rule {bad[0]!r}{_suggest(bad[0], RULE_NAMES)} "
-                        f"(rules: {', '.join(RULE_NAMES)}, all)")
+        raise SizeError(
+            f"unknown rule {bad[0]!r}{_suggest(bad[0], RULE_NAMES)} "
+            f"(rules: {', '.join(RULE_NAMES)}, all)"
+        )
     return names
 
 
@@ -247,8 +259,10 @@ def load_config(path: Path, required: bool = True) -> ConfigFile | None:
         raise UsageError(f"reading config {path}: no such file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"reading config {path}: {exc}") from exc
-    for section, keys in (("[tool.slim.check]", ("tool", "slim", "check")),
-                          ("[check]", ("check",))):
+    for section, keys in (
+        ("[tool.slim.check]", ("tool", "slim", "check")),
+        ("[check]", ("check",)),
+    ):
         table: Any = doc
         for key in keys:
             table = table.get(key) if isinstance(table, dict) else None
@@ -308,8 +322,11 @@ def resolve(
 ) -> CheckSettings:
     """Settings for `image`: the config file (`config`, or found from `search_from`;
     neither: no file) overridden by `flags`."""
-    found = load_config(config) if config is not None else (
-        find_config(search_from) if search_from is not None else None)
+    found = (
+        load_config(config)
+        if config is not None
+        else (find_config(search_from) if search_from is not None else None)
+    )
     base = settings_for(found, image) if found is not None else CheckSettings()
     return merge(base, flags)
 
@@ -345,7 +362,8 @@ def build_rules(settings: CheckSettings) -> tuple[check.Rule, ...]:
     if not rules:
         raise UsageError(
             "no rules to check: give one (e.g. --max-size 80MB) or set them in "
-            "[tool.slim.check] of pyproject.toml or [check] of .slim.toml")
+            "[tool.slim.check] of pyproject.toml or [check] of .slim.toml"
+        )
     return tuple(rules)
 
 
@@ -383,7 +401,8 @@ def load_baseline(path: Path) -> check.Baseline:
             raise UsageError(f"reading baseline {path}: no {'.'.join(keys)} in a {schema} report")
     raise UsageError(
         f"reading baseline {path}: not a slimmer report (schema {schema or 'missing'}); "
-        "save one with `slim inspect --json` or `slim check --format json`")
+        "save one with `slim inspect --json` or `slim check --format json`"
+    )
 
 
 def _dig(doc: Any, keys: tuple[str, ...]) -> Any:

@@ -58,7 +58,7 @@ class _Node:
         while node is not None and node.parent is not None:
             name = node.name
             if node is self and name.startswith(_WHITEOUT):
-                name = name[len(_WHITEOUT):]
+                name = name[len(_WHITEOUT) :]
             names.append(name)
             node = node.parent
         return ("/" + "/".join(reversed(names))).replace("//", "/")
@@ -167,8 +167,9 @@ def efficiency(layers: Sequence[Layer]) -> Efficiency:
     score = 1.0 if discovered == 0 else minimum / discovered
     wasted = sum(data[p].cumulative for p in inefficient)
     user = sum(layer.size for layer in layers[1:])
-    rows = sorted(((p, data[p].nodes, data[p].cumulative) for p in inefficient),
-                  key=lambda r: (-r[2], r[0]))
+    rows = sorted(
+        ((p, data[p].nodes, data[p].cumulative) for p in inefficient), key=lambda r: (-r[2], r[0])
+    )
     return Efficiency(score, wasted, tuple(rows), (wasted / user) if user else 0.0)
 
 

@@ -21,13 +21,31 @@ TOP = 10
 
 SHELLS = ("sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox", "fish", "tcsh", "csh")
 PACKAGE_MANAGERS = (
-    "apt", "apt-get", "dpkg", "apk", "yum", "dnf", "microdnf", "rpm", "pip", "pip3",
-    "npm", "yarn", "gem", "zypper",
+    "apt",
+    "apt-get",
+    "dpkg",
+    "apk",
+    "yum",
+    "dnf",
+    "microdnf",
+    "rpm",
+    "pip",
+    "pip3",
+    "npm",
+    "yarn",
+    "gem",
+    "zypper",
 )
 BIN_DIRS = ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin")
 CACHE_DIRS = (
-    "/var/cache/apt", "/var/lib/apt/lists", "/var/cache/apk", "/var/cache/yum",
-    "/var/cache/dnf", "/root/.cache/pip", "/root/.npm", "/usr/local/share/.cache",
+    "/var/cache/apt",
+    "/var/lib/apt/lists",
+    "/var/cache/apk",
+    "/var/cache/yum",
+    "/var/cache/dnf",
+    "/root/.cache/pip",
+    "/root/.npm",
+    "/usr/local/share/.cache",
     "/root/.cache",
 )
 
@@ -98,8 +116,13 @@ def analyze(image: Image) -> Inspection:
         directories=kinds[EntryType.DIR] - 1,
         symlinks=kinds[EntryType.SYMLINK],
         layers=tuple(
-            LayerRow(layer.index, layer.digest, layer.size,
-                     sum(1 for m in layer.members if not m.is_dir), layer.created_by)
+            LayerRow(
+                layer.index,
+                layer.digest,
+                layer.size,
+                sum(1 for m in layer.members if not m.is_dir),
+                layer.created_by,
+            )
             for layer in image.layers
         ),
         largest_files=_largest_files(files),

@@ -72,8 +72,9 @@ class PatternParam(_TextBase):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
         if not check.is_valid_pattern(text):
-            self.fail(f"{text!r}: not a glob or a known class ({', '.join(check.CLASSES)})",
-                      param, ctx)
+            self.fail(
+                f"{text!r}: not a glob or a known class ({', '.join(check.CLASSES)})", param, ctx
+            )
         return text
 
 

@@ -16,21 +16,46 @@ from slimmer.trace.probes import DEFAULT_TIMEOUT, collect_probes
 
 def probe_options(fn: Any) -> Any:
     """The probe options `slim IMAGE` and `slim profile` share."""
-    for opt in reversed([
-        click.option("--probes", "probe_file", type=click.Path(dir_okay=False, path_type=Path),
-                     help="A probe file (TOML, the format of fixtures/*/probe.toml)."),
-        click.option("--probe-http", multiple=True, metavar="'[METHOD ]PATH'",
-                     help="An HTTP request to the first exposed port (repeatable)."),
-        click.option("--probe-tcp", multiple=True, metavar="PORT",
-                     help="A TCP connect to a container port (repeatable)."),
-        click.option("--probe-exec", multiple=True, metavar="CMD",
-                     help="A command run inside the container (repeatable)."),
-        click.option("--probe-cmd", multiple=True, metavar="CMD",
-                     help="A host command; {host} {port} {port:N} are filled in (repeatable)."),
-        click.option("--timeout", type=click.FloatRange(1, 3600), default=None,
-                     help="Seconds to wait for readiness or exit "
-                          f"[default: {DEFAULT_TIMEOUT:.0f}]."),
-    ]):
+    for opt in reversed(
+        [
+            click.option(
+                "--probes",
+                "probe_file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="A probe file (TOML, the format of fixtures/*/probe.toml).",
+            ),
+            click.option(
+                "--probe-http",
+                multiple=True,
+                metavar="'[METHOD ]PATH'",
+                help="An HTTP request to the first exposed port (repeatable).",
+            ),
+            click.option(
+                "--probe-tcp",
+                multiple=True,
+                metavar="PORT",
+                help="A TCP connect to a container port (repeatable).",
+            ),
+            click.option(
+                "--probe-exec",
+                multiple=True,
+                metavar="CMD",
+                help="A command run inside the container (repeatable).",
+            ),
+            click.option(
+                "--probe-cmd",
+                multiple=True,
+                metavar="CMD",
+                help="A host command; {host} {port} {port:N} are filled in (repeatable).",
+            ),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(1, 3600),
+                default=None,
+                help=f"Seconds to wait for readiness or exit [default: {DEFAULT_TIMEOUT:.0f}].",
+            ),
+        ]
+    ):
         fn = opt(fn)
     return fn
 
@@ -40,53 +65,96 @@ def probe_options(fn: Any) -> Any:
 @click.option("-o", "--output", required=True, metavar="REF", help="Tag for the slim image.")
 @probe_options
 @click.option("--include", multiple=True, metavar="GLOB", help="Also keep these paths.")
-@click.option("--include-bin", multiple=True, metavar="PATH",
-              help="Also keep this program and its ELF closure.")
+@click.option(
+    "--include-bin",
+    multiple=True,
+    metavar="PATH",
+    help="Also keep this program and its ELF closure.",
+)
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Never keep these paths.")
-@click.option("--profile", "profile_on", multiple=True, metavar="NAME",
-              help="Apply this profile even if it does not detect itself.")
-@click.option("--no-profile", "profile_off", multiple=True, metavar="NAME",
-              help="Do not apply this profile.")
-@click.option("--profiles-dir", "profiles_extra", multiple=True, metavar="DIR",
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Also read the profiles in DIR; one named like a built-in one replaces "
-                   "it (repeatable).")
+@click.option(
+    "--profile",
+    "profile_on",
+    multiple=True,
+    metavar="NAME",
+    help="Apply this profile even if it does not detect itself.",
+)
+@click.option(
+    "--no-profile", "profile_off", multiple=True, metavar="NAME", help="Do not apply this profile."
+)
+@click.option(
+    "--profiles-dir",
+    "profiles_extra",
+    multiple=True,
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Also read the profiles in DIR; one named like a built-in one replaces it (repeatable).",
+)
 @click.option("--no-verify", is_flag=True, help="Skip verification (loudly).")
-@click.option("--force", is_flag=True,
-              help="Tag even if verification fails, or when -o names the input image.")
-@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write report.json here.")
-@click.option("--explain", multiple=True, metavar="PATH",
-              help="Say why PATH is (or is not) in the result.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="SLIMMER_CACHE_DIR",
-              help="Keep images read here, by image ID, for the next run [env SLIMMER_CACHE_DIR].")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Tag even if verification fails, or when -o names the input image.",
+)
+@click.option(
+    "--report-dir", type=click.Path(file_okay=False, path_type=Path), help="Write report.json here."
+)
+@click.option(
+    "--explain", multiple=True, metavar="PATH", help="Say why PATH is (or is not) in the result."
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="SLIMMER_CACHE_DIR",
+    help="Keep images read here, by image ID, for the next run [env SLIMMER_CACHE_DIR].",
+)
 def slim_command(
-    image: str, output: str, probe_file: Path | None, probe_http: tuple[str, ...],
-    probe_tcp: tuple[str, ...], probe_exec: tuple[str, ...], probe_cmd: tuple[str, ...],
-    timeout: float | None, include: tuple[str, ...], include_bin: tuple[str, ...],
-    exclude: tuple[str, ...], profile_on: tuple[str, ...], profile_off: tuple[str, ...],
-    profiles_extra: tuple[Path, ...], no_verify: bool, force: bool, report_dir: Path | None,
-    explain: tuple[str, ...], cache_dir: Path | None,
+    image: str,
+    output: str,
+    probe_file: Path | None,
+    probe_http: tuple[str, ...],
+    probe_tcp: tuple[str, ...],
+    probe_exec: tuple[str, ...],
+    probe_cmd: tuple[str, ...],
+    timeout: float | None,
+    include: tuple[str, ...],
+    include_bin: tuple[str, ...],
+    exclude: tuple[str, ...],
+    profile_on: tuple[str, ...],
+    profile_off: tuple[str, ...],
+    profiles_extra: tuple[Path, ...],
+    no_verify: bool,
+    force: bool,
+    report_dir: Path | None,
+    explain: tuple[str, ...],
+    cache_dir: Path | None,
 ) -> None:
     """Make IMAGE small: profile, resolve, rewrite, verify, tag OUTPUT."""
     from slimmer import api
     from slimmer.pipeline.slim import SlimOptions
     from slimmer.report import slim_view
 
-    probes, limit = collect_probes(probe_file, probe_http, probe_tcp, probe_exec, probe_cmd,
-                                   timeout)
+    probes, limit = collect_probes(
+        probe_file, probe_http, probe_tcp, probe_exec, probe_cmd, timeout
+    )
     opts = SlimOptions(
-        output=output, probes=probes, timeout=limit, verify=not no_verify, force=force,
+        output=output,
+        probes=probes,
+        timeout=limit,
+        verify=not no_verify,
+        force=force,
         rules=UserRules(include=include, include_bin=include_bin, exclude=exclude),
-        profiles_forced=frozenset(profile_on), profiles_disabled=frozenset(profile_off),
+        profiles_forced=frozenset(profile_on),
+        profiles_disabled=frozenset(profile_off),
         profiles_extra=profiles_extra,
         cache_dir=cache_dir,
     )
     err = Console(stderr=True, highlight=False)
     if no_verify:
-        err.print("[bold yellow]warning:[/] --no-verify: the slim image is tagged "
-                  "without checking that it still works")
+        err.print(
+            "[bold yellow]warning:[/] --no-verify: the slim image is tagged "
+            "without checking that it still works"
+        )
     with stages(err, "slim") as progress:
         result = api.slim(image, opts, progress=progress)
     out = Console(highlight=False)
@@ -108,16 +176,22 @@ def slim_command(
 @probe_options
 @click.option("--json", "as_json", is_flag=True, help="Print the whole trace as JSON.")
 def profile_command(
-    image: str, probe_file: Path | None, probe_http: tuple[str, ...],
-    probe_tcp: tuple[str, ...], probe_exec: tuple[str, ...], probe_cmd: tuple[str, ...],
-    timeout: float | None, as_json: bool,
+    image: str,
+    probe_file: Path | None,
+    probe_http: tuple[str, ...],
+    probe_tcp: tuple[str, ...],
+    probe_exec: tuple[str, ...],
+    probe_cmd: tuple[str, ...],
+    timeout: float | None,
+    as_json: bool,
 ) -> None:
     """Run IMAGE under the tracer with probes; show what it touched."""
     from slimmer import api
     from slimmer.report import profile_view
 
-    probes, limit = collect_probes(probe_file, probe_http, probe_tcp, probe_exec, probe_cmd,
-                                   timeout)
+    probes, limit = collect_probes(
+        probe_file, probe_http, probe_tcp, probe_exec, probe_cmd, timeout
+    )
     with stages(Console(stderr=True, highlight=False), "profile") as progress:
         prof = api.profile_image(image, probes, limit, progress)
     if as_json:

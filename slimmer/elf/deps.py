@@ -53,8 +53,9 @@ class DepsReport:
     warnings: tuple[Warning_, ...]
 
 
-def deps_report(tree: TreeView, config_env: Mapping[str, str], paths: Iterable[str],
-                workdir: str = "/") -> DepsReport:
+def deps_report(
+    tree: TreeView, config_env: Mapping[str, str], paths: Iterable[str], workdir: str = "/"
+) -> DepsReport:
     """The dependency tree of each path, as the image's own loader finds it
     with the image's environment."""
     paths = tuple(paths)
@@ -76,13 +77,22 @@ def _program(tree: TreeView, result: Closure, root: str) -> ProgramDeps:
     top = _children(real, edges, missing, loaders, {real})
     files = {*resolved.chain, real} if resolved.exists else set()
     files.update(f for e in edges for f in e.files)
-    return ProgramDeps(root, _node(interp) if interp else None,
-                       tuple(n for n in top if n.kind != "PT_INTERP"), tuple(sorted(files)),
-                       missing)
+    return ProgramDeps(
+        root,
+        _node(interp) if interp else None,
+        tuple(n for n in top if n.kind != "PT_INTERP"),
+        tuple(sorted(files)),
+        missing,
+    )
 
 
-def _children(requester: str, edges: list[Edge], missing: tuple[Missing, ...],
-              loaders: dict[str, Edge], seen: set[str]) -> tuple[DepNode, ...]:
+def _children(
+    requester: str,
+    edges: list[Edge],
+    missing: tuple[Missing, ...],
+    loaders: dict[str, Edge],
+    seen: set[str],
+) -> tuple[DepNode, ...]:
     """In load order. An object's own dependencies are shown under the
     request that loaded it (glibc's `l_loader`); elsewhere it is a leaf."""
     out: list[DepNode] = []
@@ -99,8 +109,9 @@ def _children(requester: str, edges: list[Edge], missing: tuple[Missing, ...],
 
 
 def _node(edge: Edge, children: tuple[DepNode, ...] = (), repeated: bool = False) -> DepNode:
-    return DepNode(edge.kind, edge.name, edge.path, edge.target, edge.via, edge.variant,
-                   repeated, children)
+    return DepNode(
+        edge.kind, edge.name, edge.path, edge.target, edge.via, edge.variant, repeated, children
+    )
 
 
 # ---------------------------------------------------------------------------

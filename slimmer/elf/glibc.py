@@ -19,9 +19,14 @@ def already_loaded(name: str, loaded: Iterable[Obj]) -> Obj | None:
     """Rule 1 (`_dl_map_object`, before any search): an object answers to
     the path it was opened under, every name it was requested by, and its
     DT_SONAME."""
-    return next((o for o in loaded
-                 if name in o.names or (o.info.soname is not None and o.info.soname == name)),
-                None)
+    return next(
+        (
+            o
+            for o in loaded
+            if name in o.names or (o.info.soname is not None and o.info.soname == name)
+        ),
+        None,
+    )
 
 
 def steps(s: Search, name: str, loader: Obj) -> Iterator[Step]:
@@ -38,14 +43,18 @@ def steps(s: Search, name: str, loader: Obj) -> Iterator[Step]:
     if loader.info.runpath is None:
         for owner in _rpath_owners(s, loader):
             if owner.info.rpath is not None and owner.info.runpath is None:
-                yield (f"DT_RPATH of {owner.real}",
-                       s.dirs(s.split(owner.info.rpath, ":", owner), name))
+                yield (
+                    f"DT_RPATH of {owner.real}",
+                    s.dirs(s.split(owner.info.rpath, ":", owner), name),
+                )
     llp = s.env.get("LD_LIBRARY_PATH", "")
     if llp and not s.secure and s.main is not None:
         yield "LD_LIBRARY_PATH", s.dirs(s.split(llp, ":;", s.main), name)
     if loader.info.runpath is not None:
-        yield (f"DT_RUNPATH of {loader.real}",
-               s.dirs(s.split(loader.info.runpath, ":", loader), name))
+        yield (
+            f"DT_RUNPATH of {loader.real}",
+            s.dirs(s.split(loader.info.runpath, ":", loader), name),
+        )
     yield from _cache_step(s, name, loader)
     if not loader.info.nodeflib:
         yield "default directories", s.dirs(list(s.layout.default_dirs), name)
@@ -73,16 +82,22 @@ def _cache_step(s: Search, name: str, loader: Obj) -> Iterator[Step]:
     if entries is None:
         conf = s.image.conf_dirs()
         if conf:
-            s.warn("/etc/ld.so.cache", "missing; the /etc/ld.so.conf directories were "
-                   "searched in its place, which glibc itself does not do")
-            yield ("/etc/ld.so.conf (no ld.so.cache)",
-                   s.dirs(_nodeflib_filter(s, list(conf), loader), name))
+            s.warn(
+                "/etc/ld.so.cache",
+                "missing; the /etc/ld.so.conf directories were "
+                "searched in its place, which glibc itself does not do",
+            )
+            yield (
+                "/etc/ld.so.conf (no ld.so.cache)",
+                s.dirs(_nodeflib_filter(s, list(conf), loader), name),
+            )
         return
     yield "ld.so.cache", _cache_candidates(s, entries, name, loader)
 
 
-def _cache_candidates(s: Search, entries: tuple[CacheEntry, ...], name: str,
-                      loader: Obj) -> list[Candidate]:
+def _cache_candidates(
+    s: Search, entries: tuple[CacheEntry, ...], name: str, loader: Obj
+) -> list[Candidate]:
     """Rule 5 (elf/dl-cache.c): entries for `name` whose flags fit the
     program (ELF libc6 of its architecture, or plain ELF). The first
     plain entry is what a baseline CPU gets; glibc-hwcaps entries are
@@ -90,9 +105,16 @@ def _cache_candidates(s: Search, entries: tuple[CacheEntry, ...], name: str,
     on to the default directories. With DF_1_NODEFLIB, entries inside
     the default directories are skipped."""
     want = s.layout.cache_flags
-    fits = [e for e in entries if e.name == name and
-            (e.flags in (FLAG_ELF, want) if want is not None
-             else e.flags & 0xFF == FLAG_TYPE_ELF_LIBC6)]
+    fits = [
+        e
+        for e in entries
+        if e.name == name
+        and (
+            e.flags in (FLAG_ELF, want)
+            if want is not None
+            else e.flags & 0xFF == FLAG_TYPE_ELF_LIBC6
+        )
+    ]
     picked = [Candidate(e.path, _cache_variant(e.path)) for e in fits if e.hwcap]
     picked += [Candidate(e.path) for e in fits if not e.hwcap][:1]
     allowed = _nodeflib_filter(s, [c.path for c in picked], loader)
@@ -115,8 +137,9 @@ def _cache_variant(path: str) -> str:
 def secure_preload(s: Search, name: str) -> Found | None:
     """LD_PRELOAD of a setuid/setgid glibc program: only the default
     directories, and only a library that is itself setuid."""
-    only = iter([("default directories (setuid program)",
-                  s.dirs(list(s.layout.default_dirs), name))])
+    only = iter(
+        [("default directories (setuid program)", s.dirs(list(s.layout.default_dirs), name))]
+    )
     found = s.search(name, only)
     if found is None:
         return None

@@ -19,20 +19,41 @@ from slimmer.model import TreeView
 __all__ = ["DEFAULT_LAYOUT", "Layout", "detect_layout"]
 
 _TRIPLETS = {
-    (EM_X86_64, 64): "x86_64-linux-gnu", (EM_X86_64, 32): "x86_64-linux-gnux32",
-    (EM_386, 32): "i386-linux-gnu", (EM_AARCH64, 64): "aarch64-linux-gnu",
-    (EM_ARM, 32): "arm-linux-gnueabihf", (21, 64): "powerpc64le-linux-gnu",
-    (22, 64): "s390x-linux-gnu", (EM_RISCV, 64): "riscv64-linux-gnu",
+    (EM_X86_64, 64): "x86_64-linux-gnu",
+    (EM_X86_64, 32): "x86_64-linux-gnux32",
+    (EM_386, 32): "i386-linux-gnu",
+    (EM_AARCH64, 64): "aarch64-linux-gnu",
+    (EM_ARM, 32): "arm-linux-gnueabihf",
+    (21, 64): "powerpc64le-linux-gnu",
+    (22, 64): "s390x-linux-gnu",
+    (EM_RISCV, 64): "riscv64-linux-gnu",
 }
-_PLATFORMS = {EM_X86_64: "x86_64", EM_386: "i686", EM_AARCH64: "aarch64", EM_ARM: "v7l",
-              21: "power8", 22: "z900", EM_RISCV: "riscv64"}
-_HWCAPS = {(EM_X86_64, 64): ("x86-64-v4", "x86-64-v3", "x86-64-v2"),
-           (21, 64): ("power10", "power9"), (22, 64): ("z16", "z15", "z14", "z13")}
+_PLATFORMS = {
+    EM_X86_64: "x86_64",
+    EM_386: "i686",
+    EM_AARCH64: "aarch64",
+    EM_ARM: "v7l",
+    21: "power8",
+    22: "z900",
+    EM_RISCV: "riscv64",
+}
+_HWCAPS = {
+    (EM_X86_64, 64): ("x86-64-v4", "x86-64-v3", "x86-64-v2"),
+    (21, 64): ("power10", "power9"),
+    (22, 64): ("z16", "z15", "z14", "z13"),
+}
 _LEGACY_CAPS = {EM_X86_64: ("avx512_1", "x86_64"), EM_386: ("i686", "i586")}
 _LEGACY_PLATFORMS = {EM_X86_64: ("x86_64", "haswell", "xeon_phi")}
-_CACHE_ARCH = {(EM_X86_64, 64): 0x0300, (EM_X86_64, 32): 0x0800, (EM_386, 32): 0,
-               (EM_AARCH64, 64): 0x0A00, (EM_ARM, 32): 0x0900, (21, 64): 0x0500,
-               (22, 64): 0x0400, (EM_RISCV, 64): 0x1000}
+_CACHE_ARCH = {
+    (EM_X86_64, 64): 0x0300,
+    (EM_X86_64, 32): 0x0800,
+    (EM_386, 32): 0,
+    (EM_AARCH64, 64): 0x0A00,
+    (EM_ARM, 32): 0x0900,
+    (21, 64): 0x0500,
+    (22, 64): 0x0400,
+    (EM_RISCV, 64): 0x1000,
+}
 
 
 @dataclass(frozen=True)
@@ -69,8 +90,9 @@ def detect_layout(tree: TreeView, info: ElfInfo) -> Layout:
     if triplet and any(is_dir(tree, f"{d}/{triplet}") for d in ("/lib", "/usr/lib")):
         dirs: tuple[str, ...] = (f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib", "/usr/lib")
         return Layout(f"lib/{triplet}", platform, dirs, subdirs, flags)
-    if info.elf_class == 64 and any(is_file(tree, f"{d}/libc.so.6")
-                                    for d in ("/lib64", "/usr/lib64")):
+    if info.elf_class == 64 and any(
+        is_file(tree, f"{d}/libc.so.6") for d in ("/lib64", "/usr/lib64")
+    ):
         return Layout("lib64", platform, ("/lib64", "/usr/lib64"), subdirs, flags)
     return Layout("lib", platform, ("/lib", "/usr/lib"), subdirs, flags)
 

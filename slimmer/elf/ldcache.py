@@ -125,8 +125,12 @@ def _glob(tree: TreeView, pattern: str) -> list[str]:
         if not any(c in part for c in "*?["):
             paths = [posixpath.join(p, part) for p in paths]
             continue
-        paths = [posixpath.join(p, n) for p in paths for n in list_dir(tree, p)
-                 if fnmatch.fnmatchcase(n, part) and (part.startswith(".") or n[:1] != ".")]
+        paths = [
+            posixpath.join(p, n)
+            for p in paths
+            for n in list_dir(tree, p)
+            if fnmatch.fnmatchcase(n, part) and (part.startswith(".") or n[:1] != ".")
+        ]
     return sorted(p for p in paths if tree.resolve(p).exists)
 
 

@@ -38,8 +38,15 @@ from slimmer.elf.parse import ElfInfo
 from slimmer.elf.search import Found, Image, Obj, Probe, Search, join
 from slimmer.model import TreeView, Warning_
 
-__all__ = ["CacheEntry", "Closure", "Edge", "Missing", "closure", "parse_ld_so_cache",
-           "read_ld_so_conf"]
+__all__ = [
+    "CacheEntry",
+    "Closure",
+    "Edge",
+    "Missing",
+    "closure",
+    "parse_ld_so_cache",
+    "read_ld_so_conf",
+]
 
 
 # ---------------------------------------------------------------------------
@@ -107,8 +114,9 @@ class Closure:
         return tuple(out + [e.reason for e in self.edges if path in e.files])
 
 
-def closure(tree: TreeView, paths: Iterable[str], env: Mapping[str, str],
-            workdir: str = "/") -> Closure:
+def closure(
+    tree: TreeView, paths: Iterable[str], env: Mapping[str, str], workdir: str = "/"
+) -> Closure:
     """The files needed to start each of `paths` in the image, each as its own
     process with environment `env` and working directory `workdir`."""
     image = Image(tree)
@@ -116,10 +124,13 @@ def closure(tree: TreeView, paths: Iterable[str], env: Mapping[str, str],
     runs = [_run_root(image, path, env, workdir) for path in paths]
     files = sorted({f for run in runs for f in run.files})
     warnings = list(dict.fromkeys(w for run in runs for w in run.warnings))
-    return Closure(roots=tuple(paths), files=tuple(files),
-                   edges=tuple(e for run in runs for e in run.edges),
-                   missing=tuple(m for run in runs for m in run.missing),
-                   warnings=tuple(warnings))
+    return Closure(
+        roots=tuple(paths),
+        files=tuple(files),
+        edges=tuple(e for run in runs for e in run.edges),
+        missing=tuple(m for run in runs for m in run.missing),
+        warnings=tuple(warnings),
+    )
 
 
 def _run_root(image: Image, path: str, env: Mapping[str, str], workdir: str) -> _Process:
@@ -259,8 +270,7 @@ class _Process(Search):
             same.shortname = same.shortname or short
             return same
         origin = posixpath.dirname(probe.opened)
-        obj = Obj(probe.opened, probe.real, probe.info, origin, loader, {name, probe.opened},
-                  short)
+        obj = Obj(probe.opened, probe.real, probe.info, origin, loader, {name, probe.opened}, short)
         self._check(probe.real, probe.info)
         if probe.variant:
             self.by_real[obj.real] = obj
@@ -286,8 +296,11 @@ class _Process(Search):
             return Found(probe, "the path as written") if probe else None
         if kind == "LD_PRELOAD" and self.secure:
             return glibc.secure_preload(self, name)
-        steps = (musl.steps(self, name, None if kind == "LD_PRELOAD" else loader) if self.musl
-                 else glibc.steps(self, name, loader))
+        steps = (
+            musl.steps(self, name, None if kind == "LD_PRELOAD" else loader)
+            if self.musl
+            else glibc.steps(self, name, loader)
+        )
         return self.search(name, steps)
 
     # -- bookkeeping -------------------------------------------------------------
@@ -296,11 +309,15 @@ class _Process(Search):
         """A file whose dependencies cannot be read is named, never taken
         as having none."""
         if not info.elf_class:
-            self.warn(real, f"not a loadable ELF file ({info.error}); the loader stops "
-                      "with an error here")
+            self.warn(
+                real, f"not a loadable ELF file ({info.error}); the loader stops with an error here"
+            )
         elif info.error:
-            self.warn(real, f"dependency information incomplete ({info.error}); libraries "
-                      "it needs may be missing from the closure")
+            self.warn(
+                real,
+                f"dependency information incomplete ({info.error}); libraries "
+                "it needs may be missing from the closure",
+            )
 
     def _register(self, obj: Obj) -> None:
         self.loaded.append(obj)
@@ -308,8 +325,19 @@ class _Process(Search):
 
     def _edge(self, kind: str, name: str, loader: Obj, probe: Probe, via: str) -> None:
         self.files.update((*probe.chain, probe.real))
-        self.edges.append(Edge(self.root, kind, name, loader.real, probe.opened, probe.real,
-                               via, probe.chain, probe.variant))
+        self.edges.append(
+            Edge(
+                self.root,
+                kind,
+                name,
+                loader.real,
+                probe.opened,
+                probe.real,
+                via,
+                probe.chain,
+                probe.variant,
+            )
+        )
 
     def _reuse_edge(self, kind: str, name: str, loader: Obj, obj: Obj, via: str) -> None:
         self.edges.append(Edge(self.root, kind, name, loader.real, obj.opened, obj.real, via))

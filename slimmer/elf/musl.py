@@ -16,8 +16,15 @@ from slimmer.model import TreeView
 
 __all__ = ["already_loaded", "is_musl", "rtld", "steps"]
 
-_MUSL_ARCH = {EM_X86_64: "x86_64", EM_386: "i386", EM_AARCH64: "aarch64", EM_ARM: "armhf",
-              21: "powerpc64le", 22: "s390x", EM_RISCV: "riscv64"}
+_MUSL_ARCH = {
+    EM_X86_64: "x86_64",
+    EM_386: "i386",
+    EM_AARCH64: "aarch64",
+    EM_ARM: "armhf",
+    21: "powerpc64le",
+    22: "s390x",
+    EM_RISCV: "riscv64",
+}
 _MUSL_SELF = ("c.", "pthread.", "rt.", "m.", "dl.", "util.", "xnet.")
 
 
@@ -28,8 +35,9 @@ def is_musl(info: ElfInfo, tree: TreeView) -> bool:
         return posixpath.basename(info.interp).startswith("ld-musl-")
     if any(n.startswith("libc.musl-") for n in info.needed):
         return True
-    return (any(n.startswith("ld-musl-") for n in list_dir(tree, "/lib"))
-            and not is_file(tree, "/etc/ld.so.cache"))
+    return any(n.startswith("ld-musl-") for n in list_dir(tree, "/lib")) and not is_file(
+        tree, "/etc/ld.so.cache"
+    )
 
 
 def rtld(s: Search) -> Obj | None:
@@ -98,6 +106,8 @@ def _dirs(s: Search, text: str, owner: Obj | None, name: str) -> list[Candidate]
     skipped, only $ORIGIN expanded (for `owner`), no CPU subdirectories."""
     dirs = [d for d in re.split(r"[:\n]+", text) if d]
     if owner is not None:
-        dirs = [DST.sub(lambda m: owner.origin if "ORIGIN" in m.group(0) else m.group(0), d)
-                for d in dirs]
+        dirs = [
+            DST.sub(lambda m: owner.origin if "ORIGIN" in m.group(0) else m.group(0), d)
+            for d in dirs
+        ]
     return [Candidate(join(s.workdir, f"{d.rstrip('/')}/{name}")) for d in dirs]

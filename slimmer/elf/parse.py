@@ -200,16 +200,28 @@ class _Parser:
         self._warnings: list[str] = []
 
     def result(self, error: str = "") -> ElfInfo:
-        info = ElfInfo(interp=self._interp, needed=tuple(self._needed),
-                       rpath=self._strings.get("rpath"), runpath=self._strings.get("runpath"),
-                       soname=self._strings.get("soname"), flags_1=self._flags_1,
-                       has_dynamic=self._has_dynamic, error=error,
-                       warnings=tuple(self._warnings))
+        info = ElfInfo(
+            interp=self._interp,
+            needed=tuple(self._needed),
+            rpath=self._strings.get("rpath"),
+            runpath=self._strings.get("runpath"),
+            soname=self._strings.get("soname"),
+            flags_1=self._flags_1,
+            has_dynamic=self._has_dynamic,
+            error=error,
+            warnings=tuple(self._warnings),
+        )
         h = self._header
         if h is None:
             return info
-        return replace(info, elf_class=64 if h.elf_class == ELFCLASS64 else 32,
-                       endian=h.endian, machine=h.machine, osabi=h.osabi, e_type=h.e_type)
+        return replace(
+            info,
+            elf_class=64 if h.elf_class == ELFCLASS64 else 32,
+            endian=h.endian,
+            machine=h.machine,
+            osabi=h.osabi,
+            e_type=h.e_type,
+        )
 
     def parse(self) -> ElfInfo:
         self._header = header = self._read_header()
@@ -228,8 +240,9 @@ class _Parser:
     def _read(self, offset: int, size: int, what: str) -> bytes:
         data = self._read_at(offset, size) if offset >= 0 else b""
         if len(data) != size:
-            raise _Corrupt(f"{what} at offset {offset:#x} ends past the end of the file "
-                           "(truncated?)")
+            raise _Corrupt(
+                f"{what} at offset {offset:#x} ends past the end of the file (truncated?)"
+            )
         return data
 
     def _read_header(self) -> _Header:
@@ -257,8 +270,17 @@ class _Parser:
         fmt = header.prefix + ("IIQQQQII" if is64 else "IIIIIIII")
         raw = self._read(shoff, struct.calcsize(fmt), "section header 0")
         phnum = struct.unpack(fmt, raw)[7]
-        return _Header(header.elf_class, header.endian, header.prefix, header.machine,
-                       header.osabi, header.e_type, header.phoff, header.phentsize, phnum)
+        return _Header(
+            header.elf_class,
+            header.endian,
+            header.prefix,
+            header.machine,
+            header.osabi,
+            header.e_type,
+            header.phoff,
+            header.phentsize,
+            phnum,
+        )
 
     def _read_segments(self, h: _Header) -> list[_Segment]:
         is64 = h.elf_class == ELFCLASS64
@@ -267,8 +289,9 @@ class _Parser:
         if h.phnum == 0:
             return []
         if h.phentsize < size or h.phnum > _MAX_PHNUM:
-            raise _Corrupt(f"bad program header table (e_phentsize {h.phentsize}, "
-                           f"e_phnum {h.phnum})")
+            raise _Corrupt(
+                f"bad program header table (e_phentsize {h.phentsize}, e_phnum {h.phnum})"
+            )
         table = self._read(h.phoff, h.phentsize * h.phnum, "program header table")
         segments = []
         for i in range(h.phnum):
@@ -295,8 +318,7 @@ class _Parser:
             return
         if not strtab:
             raise _Corrupt("PT_DYNAMIC has string entries but no DT_STRTAB")
-        table = _StringTable(self, _vaddr_to_offset(strtab[0], loads),
-                             strsz[0] if strsz else None)
+        table = _StringTable(self, _vaddr_to_offset(strtab[0], loads), strsz[0] if strsz else None)
         for tag, value in entries:
             if tag == DT_NEEDED:
                 self._needed.append(table.get(value))
@@ -318,8 +340,7 @@ class _Parser:
         return entries
 
 
-_STRING_TAGS = {DT_NEEDED: "needed", DT_SONAME: "soname", DT_RPATH: "rpath",
-                DT_RUNPATH: "runpath"}
+_STRING_TAGS = {DT_NEEDED: "needed", DT_SONAME: "soname", DT_RPATH: "rpath", DT_RUNPATH: "runpath"}
 
 
 def _vaddr_to_offset(vaddr: int, loads: list[_Segment]) -> int:
@@ -340,13 +361,11 @@ class _StringTable:
 
     def get(self, index: int) -> str:
         if self._size is not None and index >= self._size:
-            raise _Corrupt(f"dynamic string offset {index:#x} is outside DT_STRSZ "
-                           f"{self._size:#x}")
+            raise _Corrupt(f"dynamic string offset {index:#x} is outside DT_STRSZ {self._size:#x}")
         limit = _MAX_STRING if self._size is None else min(_MAX_STRING, self._size - index)
         start = self._offset + index
         chunk = self._parser._read_at(start, limit)
         end = chunk.find(b"\0")
         if end < 0:
-            raise _Corrupt(f"dynamic string at offset {start:#x} is not terminated "
-                           "(truncated?)")
+            raise _Corrupt(f"dynamic string at offset {start:#x} is not terminated (truncated?)")
         return chunk[:end].decode("utf-8", "surrogateescape")

@@ -172,8 +172,11 @@ class Search:
         if not variants:
             return None
         (best, via), rest = variants[0], variants[1:]
-        self.warn(best.real, f"{name} exists only in CPU-specific directories; it will not "
-                  "load on CPUs without " + best.variant)
+        self.warn(
+            best.real,
+            f"{name} exists only in CPU-specific directories; it will not "
+            "load on CPUs without " + best.variant,
+        )
         return Found(best, via, tuple(rest))
 
     # -- paths -------------------------------------------------------------------
@@ -197,12 +200,10 @@ class Search:
         image's glibc sets them (`Layout`). In a setuid/setgid program an
         entry using `$ORIGIN` is kept only if it expands into a default
         directory."""
-        values = {"ORIGIN": owner.origin, "LIB": self.layout.lib,
-                  "PLATFORM": self.layout.platform}
+        values = {"ORIGIN": owner.origin, "LIB": self.layout.lib, "PLATFORM": self.layout.platform}
         result = DST.sub(lambda m: values[m.group(1) or m.group(2)], text)
         if self.secure and "ORIGIN" in "".join(m.group(0) for m in DST.finditer(text)):
-            if not any(result.startswith(d + "/") or result == d
-                       for d in self.layout.default_dirs):
+            if not any(result.startswith(d + "/") or result == d for d in self.layout.default_dirs):
                 return None
         return result
 
@@ -229,9 +230,15 @@ class Search:
         if not entry.is_regular:
             return None
         info = self.image.elf(resolved.path)
-        if check_class and not self.musl and self.main is not None and info.elf_class and (
-                (info.elf_class, info.machine) != (self.main.info.elf_class,
-                                                   self.main.info.machine)):
+        if (
+            check_class
+            and not self.musl
+            and self.main is not None
+            and info.elf_class
+            and (
+                (info.elf_class, info.machine) != (self.main.info.elf_class, self.main.info.machine)
+            )
+        ):
             return None
         return Probe(path, resolved.path, resolved.chain, info, variant)
 

@@ -250,8 +250,7 @@ def _pick_manifest(blobs: _DirBlobs | _TarBlobs, index: Any, where: str) -> dict
         if not manifests:
             raise ImageReadError(f"reading {where}: index has no manifests")
         chosen = next(
-            (m for m in manifests
-             if (m.get("platform") or {}).get("architecture") == "amd64"),
+            (m for m in manifests if (m.get("platform") or {}).get("architecture") == "amd64"),
             manifests[0],
         )
         doc = blobs.read_json(_blob_name(chosen.get("digest"), where))

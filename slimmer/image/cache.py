@@ -64,16 +64,30 @@ class ReadCache:
         if not isinstance(entry, _Entry) or entry.format != _FORMAT or entry.id != image_id:
             return None
         entry.tree.attach_store(self.blobs)
-        return Image(ref=ref, id=entry.id, config=ImageConfig(entry.config),
-                     layers=entry.layers, tree=entry.tree, store=self.blobs,
-                     warnings=entry.warnings, repo_tags=entry.repo_tags)
+        return Image(
+            ref=ref,
+            id=entry.id,
+            config=ImageConfig(entry.config),
+            layers=entry.layers,
+            tree=entry.tree,
+            store=self.blobs,
+            warnings=entry.warnings,
+            repo_tags=entry.repo_tags,
+        )
 
     def save(self, image: Image) -> None:
         tree = image.tree
         tree.attach_store(None)
         try:
-            entry = _Entry(_FORMAT, image.id, dict(image.config.raw), image.layers, tree,
-                           image.warnings, image.repo_tags)
+            entry = _Entry(
+                _FORMAT,
+                image.id,
+                dict(image.config.raw),
+                image.layers,
+                tree,
+                image.warnings,
+                image.repo_tags,
+            )
             fd, tmp = tempfile.mkstemp(dir=self.root / "images", prefix=".in-")
             with os.fdopen(fd, "wb") as fh:
                 pickle.dump(entry, fh, protocol=pickle.HIGHEST_PROTOCOL)

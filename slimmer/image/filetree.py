@@ -147,7 +147,7 @@ def _read_member(
     if base.startswith(WHITEOUT + WHITEOUT):
         return  # aufs bookkeeping (.wh..wh.plnk and friends): not content
     if base.startswith(WHITEOUT):
-        changes.whiteouts.append(posixpath.join(parent_of(path), base[len(WHITEOUT):]))
+        changes.whiteouts.append(posixpath.join(parent_of(path), base[len(WHITEOUT) :]))
         return
     etype = _TYPES.get(info.type)
     if etype is None:
@@ -168,11 +168,13 @@ def _read_member(
 
 
 def _entry(info: tarfile.TarInfo, path: str, etype: EntryType, layer: int) -> FileEntry:
-    xattrs = tuple(sorted(
-        (k[len("SCHILY.xattr."):], v)
-        for k, v in (info.pax_headers or {}).items()
-        if k.startswith("SCHILY.xattr.")
-    ))
+    xattrs = tuple(
+        sorted(
+            (k[len("SCHILY.xattr.") :], v)
+            for k, v in (info.pax_headers or {}).items()
+            if k.startswith("SCHILY.xattr.")
+        )
+    )
     return FileEntry(
         path=path,
         type=etype,
@@ -244,11 +246,15 @@ class FileTree:
             changes.warn(f"{entry.path!r}: hardlink to missing or non-file {target!r}; skipped")
             return None
         # A hardlink is the same inode: bytes and inode metadata come from its target.
-        return FileEntry(**{
-            **found.__dict__, "path": entry.path, "type": EntryType.HARDLINK,
-            "link": found.link if found.type is EntryType.HARDLINK else target,
-            "layer": entry.layer,
-        })
+        return FileEntry(
+            **{
+                **found.__dict__,
+                "path": entry.path,
+                "type": EntryType.HARDLINK,
+                "link": found.link if found.type is EntryType.HARDLINK else target,
+                "layer": entry.layer,
+            }
+        )
 
     def _hide_below(self, directory: str) -> None:
         for child in list(self._children.get(directory, {})):
@@ -286,8 +292,7 @@ class FileTree:
             self._ensure_dir(parent_of(path), layer)
         if old is not None:
             self._remove(path)
-        self._entries[path] = FileEntry(path, EntryType.DIR, mode=0o755, layer=layer,
-                                        implicit=True)
+        self._entries[path] = FileEntry(path, EntryType.DIR, mode=0o755, layer=layer, implicit=True)
         self._children[path] = {}
         self._children[parent_of(path)][posixpath.basename(path)] = None
 
@@ -351,15 +356,17 @@ def apply_layers(
             changes = read_layer(stream, src.index, src.digest, store, want)
         tree.apply(changes)
         hist = history[src.index] if src.index < len(history) else None
-        layers.append(Layer(
-            index=src.index,
-            digest=src.digest,
-            size=changes.size,
-            created_by=hist.created_by if hist else "",
-            comment=hist.comment if hist else "",
-            members=tuple(changes.members),
-            archive_bytes=src.stored_bytes,
-        ))
+        layers.append(
+            Layer(
+                index=src.index,
+                digest=src.digest,
+                size=changes.size,
+                created_by=hist.created_by if hist else "",
+                comment=hist.comment if hist else "",
+                members=tuple(changes.members),
+                archive_bytes=src.stored_bytes,
+            )
+        )
     return tree, tuple(layers)
 
 

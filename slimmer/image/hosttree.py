@@ -36,10 +36,17 @@ class HostTree:
         else:
             kind = EntryType.CHAR
         link = os.readlink(path) if kind is EntryType.SYMLINK else ""
-        return FileEntry(path, kind, size=st.st_size if kind is EntryType.FILE else 0,
-                         mode=stat.S_IMODE(mode), uid=st.st_uid, gid=st.st_gid,
-                         mtime=int(st.st_mtime), link=link,
-                         is_elf=kind is EntryType.FILE and self._head(path) == _ELF)
+        return FileEntry(
+            path,
+            kind,
+            size=st.st_size if kind is EntryType.FILE else 0,
+            mode=stat.S_IMODE(mode),
+            uid=st.st_uid,
+            gid=st.st_gid,
+            mtime=int(st.st_mtime),
+            link=link,
+            is_elf=kind is EntryType.FILE and self._head(path) == _ELF,
+        )
 
     @staticmethod
     def _head(path: str) -> bytes:

@@ -47,6 +47,7 @@ def tree_memo(tree: TreeView, key: str, make: Callable[[], T]) -> T:
 
 def expand(tree: TreeView, glob: Glob) -> tuple[str, ...]:
     """Paths of `tree` that `glob` matches, sorted; remembered per tree and pattern."""
+
     def make() -> tuple[str, ...]:
         out: set[str] = set()
         _match(tree, "", "", glob.parts, out)
@@ -81,8 +82,7 @@ def _matching_names(tree: TreeView, directory: str, part: str) -> list[str]:
     return [n for n in tree.listdir(directory) if rx.match(n)]
 
 
-def _match_deep(tree: TreeView, named: str, real: str, rest: Sequence[str],
-                out: set[str]) -> None:
+def _match_deep(tree: TreeView, named: str, real: str, rest: Sequence[str], out: set[str]) -> None:
     """`**` then `rest`: try `rest` here, then below every real subdirectory."""
     if rest:
         _match(tree, named, real, rest, out)
@@ -159,21 +159,86 @@ class PathIndex:
         return self._by_name.get(name, [])
 
 
-SYSTEM_DIRS = frozenset({
-    "/", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/usr/bin",
-    "/usr/sbin", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec", "/usr/local",
-    "/usr/local/bin", "/usr/local/sbin", "/usr/local/lib", "/usr/local/include",
-    "/usr/local/share", "/usr/share", "/usr/include", "/usr/src", "/etc", "/var", "/var/lib",
-    "/var/cache", "/var/log", "/var/spool", "/var/mail", "/var/opt", "/var/tmp", "/var/run",
-    "/opt", "/srv", "/home", "/root", "/mnt", "/media", "/boot", "/tmp", "/run", "/proc",
-    "/sys", "/dev",
-})
+SYSTEM_DIRS = frozenset(
+    {
+        "/",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
+        "/usr",
+        "/usr/bin",
+        "/usr/sbin",
+        "/usr/lib",
+        "/usr/lib32",
+        "/usr/lib64",
+        "/usr/libexec",
+        "/usr/local",
+        "/usr/local/bin",
+        "/usr/local/sbin",
+        "/usr/local/lib",
+        "/usr/local/include",
+        "/usr/local/share",
+        "/usr/share",
+        "/usr/include",
+        "/usr/src",
+        "/etc",
+        "/var",
+        "/var/lib",
+        "/var/cache",
+        "/var/log",
+        "/var/spool",
+        "/var/mail",
+        "/var/opt",
+        "/var/tmp",
+        "/var/run",
+        "/opt",
+        "/srv",
+        "/home",
+        "/root",
+        "/mnt",
+        "/media",
+        "/boot",
+        "/tmp",
+        "/run",
+        "/proc",
+        "/sys",
+        "/dev",
+    }
+)
 SYSTEM_TREES = (
-    "/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/usr/bin/", "/usr/sbin/",
-    "/usr/lib/", "/usr/lib32/", "/usr/lib64/", "/usr/libexec/", "/usr/share/", "/usr/include/",
-    "/usr/local/bin/", "/usr/local/sbin/", "/usr/local/lib/", "/usr/local/include/", "/etc/",
-    "/var/lib/", "/var/cache/", "/var/log/", "/var/spool/", "/tmp/", "/var/tmp/", "/run/",
-    "/var/run/", "/proc/", "/sys/", "/dev/",
+    "/bin/",
+    "/sbin/",
+    "/lib/",
+    "/lib32/",
+    "/lib64/",
+    "/libx32/",
+    "/usr/bin/",
+    "/usr/sbin/",
+    "/usr/lib/",
+    "/usr/lib32/",
+    "/usr/lib64/",
+    "/usr/libexec/",
+    "/usr/share/",
+    "/usr/include/",
+    "/usr/local/bin/",
+    "/usr/local/sbin/",
+    "/usr/local/lib/",
+    "/usr/local/include/",
+    "/etc/",
+    "/var/lib/",
+    "/var/cache/",
+    "/var/log/",
+    "/var/spool/",
+    "/tmp/",
+    "/var/tmp/",
+    "/run/",
+    "/var/run/",
+    "/proc/",
+    "/sys/",
+    "/dev/",
 )
 
 

@@ -33,7 +33,7 @@ def parse_ref(text: str) -> ImageRef:
     for transport in TRANSPORTS:
         prefix = transport + ":"
         if text.startswith(prefix) and len(text) > len(prefix):
-            return ImageRef(transport, text[len(prefix):])
+            return ImageRef(transport, text[len(prefix) :])
     return ImageRef("engine", text)
 
 

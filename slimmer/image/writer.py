@@ -25,14 +25,28 @@ from slimmer.image.store import ContentStore
 from slimmer.model import SOURCE_LABEL, VERSION_LABEL, EntryType, FileEntry, ImageConfig, TreeView
 
 KEPT_CONFIG = (
-    "Entrypoint", "Cmd", "Env", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels",
-    "StopSignal", "Healthcheck", "Shell", "OnBuild", "ArgsEscaped",
+    "Entrypoint",
+    "Cmd",
+    "Env",
+    "WorkingDir",
+    "User",
+    "ExposedPorts",
+    "Volumes",
+    "Labels",
+    "StopSignal",
+    "Healthcheck",
+    "Shell",
+    "OnBuild",
+    "ArgsEscaped",
 )
 
 _TAR_TYPES = {
-    EntryType.FILE: tarfile.REGTYPE, EntryType.DIR: tarfile.DIRTYPE,
-    EntryType.SYMLINK: tarfile.SYMTYPE, EntryType.HARDLINK: tarfile.LNKTYPE,
-    EntryType.CHAR: tarfile.CHRTYPE, EntryType.BLOCK: tarfile.BLKTYPE,
+    EntryType.FILE: tarfile.REGTYPE,
+    EntryType.DIR: tarfile.DIRTYPE,
+    EntryType.SYMLINK: tarfile.SYMTYPE,
+    EntryType.HARDLINK: tarfile.LNKTYPE,
+    EntryType.CHAR: tarfile.CHRTYPE,
+    EntryType.BLOCK: tarfile.BLKTYPE,
     EntryType.FIFO: tarfile.FIFOTYPE,
 }
 
@@ -64,15 +78,23 @@ class Generated(Protocol):
 
 
 def kept_entries(
-    tree: TreeView, keep: Iterable[str], store: ContentStore,
+    tree: TreeView,
+    keep: Iterable[str],
+    store: ContentStore,
     generated: Iterable[Generated] = (),
 ) -> list[FileEntry]:
     """The entries to write: the kept paths of `tree`, with generated files in place."""
     entries = {p: e for p in set(keep) if p != "/" and (e := tree.get(p)) is not None}
     for gen in generated:
         key = store.put_bytes(gen.data)
-        entries[gen.path] = FileEntry(gen.path, EntryType.FILE, size=len(gen.data),
-                                      mode=gen.mode, mtime=gen.mtime, content=key)
+        entries[gen.path] = FileEntry(
+            gen.path,
+            EntryType.FILE,
+            size=len(gen.data),
+            mode=gen.mode,
+            mtime=gen.mtime,
+            content=key,
+        )
     return list(entries.values())
 
 
@@ -83,8 +105,9 @@ def write_layer(
     entries = sorted(entries, key=lambda e: e.path.encode("utf-8", "surrogateescape"))
     written_at: dict[tuple[object, ...], str] = {}  # hardlink group -> member name written
     count = content = 0
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,
-                      encoding="utf-8", errors="surrogateescape") as tf:
+    with tarfile.open(
+        fileobj=out, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape"
+    ) as tf:
         for entry in entries:
             info, data = _member(entry, written_at, store)
             if data is None:
@@ -128,14 +151,19 @@ def _member(
 
 
 def slim_config(
-    source: ImageConfig, layer_digest: str, source_id: str, summary: str,
+    source: ImageConfig,
+    layer_digest: str,
+    source_id: str,
+    summary: str,
     labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The slim image's config: the source's runtime settings, one layer, our labels."""
     container = {k: source.container[k] for k in KEPT_CONFIG if k in source.container}
     container["Labels"] = {
-        **dict(container.get("Labels") or {}), **dict(labels or {}),
-        SOURCE_LABEL: source_id, VERSION_LABEL: __version__,
+        **dict(container.get("Labels") or {}),
+        **dict(labels or {}),
+        SOURCE_LABEL: source_id,
+        VERSION_LABEL: __version__,
     }
     created = str(source.raw.get("created") or "1970-01-01T00:00:00Z")
     doc: dict[str, Any] = {
@@ -156,8 +184,13 @@ def canonical_json(doc: Any) -> bytes:
 
 
 def write_image(
-    tree: TreeView, keep: Iterable[str], store: ContentStore, source: ImageConfig,
-    source_id: str, workdir: Path, labels: Mapping[str, str] | None = None,
+    tree: TreeView,
+    keep: Iterable[str],
+    store: ContentStore,
+    source: ImageConfig,
+    source_id: str,
+    workdir: Path,
+    labels: Mapping[str, str] | None = None,
     generated: Iterable[Generated] = (),
 ) -> WrittenImage:
     """Write the slim image as a `docker save` archive under `workdir`."""

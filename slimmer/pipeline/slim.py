@@ -114,14 +114,16 @@ class ElfClosure:
     def __init__(self) -> None:
         self.warnings: dict[str, None] = {}
 
-    def __call__(self, tree: TreeView, paths: Sequence[str], env: Mapping[str, str],
-                 workdir: str) -> Iterable[tuple[str, Reason]]:
+    def __call__(
+        self, tree: TreeView, paths: Sequence[str], env: Mapping[str, str], workdir: str
+    ) -> Iterable[tuple[str, Reason]]:
         found = loader.closure(tree, paths, env, workdir)
         for w in found.warnings:
             self.warnings.setdefault(str(w), None)
         for m in found.missing:
             self.warnings.setdefault(
-                f"{m.requester}: the loader would not find {m.kind} {m.name}", None)
+                f"{m.requester}: the loader would not find {m.kind} {m.name}", None
+            )
         return [(edge.path, Reason("elf", edge.reason)) for edge in found.edges]
 
 
@@ -140,12 +142,15 @@ def traced_paths(prof: TracedRun) -> list[TracedPath]:
 
 
 def slim_image(
-    ref: str, opts: SlimOptions, profiles: ProfilesFn | None = None,
+    ref: str,
+    opts: SlimOptions,
+    profiles: ProfilesFn | None = None,
     progress: Progress = lambda _: None,
 ) -> SlimResult:
     if parse_ref(ref).transport != "engine":
-        raise UsageError(f"slimming {ref}: the image must be on the engine to run it "
-                         "(docker load it first)")
+        raise UsageError(
+            f"slimming {ref}: the image must be on the engine to run it (docker load it first)"
+        )
     engine = Engine.connect()
     try:
         with _Session(engine, ref, opts, profiles, progress) as session:
@@ -157,8 +162,14 @@ def slim_image(
 class _Session:
     """One slimming run: owns the source image read, the work dir and the temporary images."""
 
-    def __init__(self, engine: ContainerEngine, ref: str, opts: SlimOptions,
-                 profiles: ProfilesFn | None, progress: Progress) -> None:
+    def __init__(
+        self,
+        engine: ContainerEngine,
+        ref: str,
+        opts: SlimOptions,
+        profiles: ProfilesFn | None,
+        progress: Progress,
+    ) -> None:
         self.engine, self.ref, self.opts, self.profiles = engine, ref, opts, profiles
         self.clock = _Clock(progress)
         self.work = Path(tempfile.mkdtemp(prefix="slimmer-slim-"))
@@ -186,12 +197,19 @@ class _Session:
             self.source = src = self._read()
         self._refuse_overwrite(src)
         with self.clock.phase("profiling"):
-            prof = profile(self.engine, src.id, src.config, opts.probes, opts.timeout,
-                           progress=self.clock.sub("profiling"))
+            prof = profile(
+                self.engine,
+                src.id,
+                src.config,
+                opts.probes,
+                opts.timeout,
+                progress=self.clock.sub("profiling"),
+            )
         failed = [r for r in prof.results if not r.ok]
         if failed:
-            raise ProfileError(f"probing the original image: {failed[0].probe.label} failed "
-                               f"({failed[0].error})")
+            raise ProfileError(
+                f"probing the original image: {failed[0].probe.label} failed ({failed[0].error})"
+            )
         traced = traced_paths(prof)
         extra: list[MissingPath] = []
         rounds: list[Round] = []
@@ -207,15 +225,28 @@ class _Session:
             if not opts.verify:
                 break
             with self.clock.phase("verifying"):
-                check = profile(self.engine, image_id, src.config, prof.probes, opts.timeout,
-                                traced=False, progress=self.clock.sub("verifying"))
+                check = profile(
+                    self.engine,
+                    image_id,
+                    src.config,
+                    prof.probes,
+                    opts.timeout,
+                    traced=False,
+                    progress=self.clock.sub("verifying"),
+                )
             slim_results = check.results
             diffs = compare(prof.results, check.results)
             added: tuple[MissingPath, ...] = ()
             if diffs and number < opts.max_rounds:
                 with self.clock.phase("diagnosing"):
-                    diag = profile(self.engine, image_id, src.config, prof.probes, opts.timeout,
-                                   progress=self.clock.sub("diagnosing"))
+                    diag = profile(
+                        self.engine,
+                        image_id,
+                        src.config,
+                        prof.probes,
+                        opts.timeout,
+                        progress=self.clock.sub("diagnosing"),
+                    )
                     added = missing_paths(diag.traces, src.tree, keep.paths())
             rounds.append(Round(number, image_id, files, diffs, added))
             if not diffs or not added:
@@ -227,30 +258,37 @@ class _Session:
             self.engine.tag_image(image_id, opts.output)
             tagged = True
         return SlimResult(
-            source_ref=self.ref, source_id=src.id, output=opts.output, image_id=image_id,
-            tagged=tagged, verified=verified,
+            source_ref=self.ref,
+            source_id=src.id,
+            output=opts.output,
+            image_id=image_id,
+            tagged=tagged,
+            verified=verified,
             before_bytes=self.engine.inspect_image(src.id).size,
             after_bytes=self.engine.inspect_image(image_id).size,
             before_files=sum(1 for e in src.tree if not e.is_dir),
             after_files=sum(1 for p in keep.paths() if (e := src.tree.get(p)) and not e.is_dir),
-            phases=tuple(self.clock.phases), rounds=tuple(rounds), keep=keep,
+            phases=tuple(self.clock.phases),
+            rounds=tuple(rounds),
+            keep=keep,
             bytes_by_reason=kept_bytes(keep, src.tree),
-            original_results=prof.results, slim_results=slim_results,
+            original_results=prof.results,
+            slim_results=slim_results,
             warnings=(*(str(w) for w in src.warnings), *self.closure.warnings),
         )
 
     def _read(self) -> Image:
         cache = ReadCache.from_env(self.opts.cache_dir)
         if cache is None:
-            return open_image(self.ref, save=saver(self.engine), want=keep_all,
-                              workdir=self.work)
+            return open_image(self.ref, save=saver(self.engine), want=keep_all, workdir=self.work)
         ref = parse_ref(self.ref)
         image_id = self.engine.inspect_image(ref.name).id
         cached = cache.load(ref, image_id)
         if cached is not None:
             return cached
-        image = open_image(ref, save=saver(self.engine), want=keep_all, workdir=self.work,
-                           store=cache.blobs)
+        image = open_image(
+            ref, save=saver(self.engine), want=keep_all, workdir=self.work, store=cache.blobs
+        )
         cache.save(image)
         return image
 
@@ -258,12 +296,16 @@ class _Session:
         if self.opts.force:
             return
         if self.opts.output == self.ref or self.opts.output in src.repo_tags:
-            raise UsageError(f"-o {self.opts.output}: that is the input image; "
-                             "pass --force to replace its tag")
-        if self.engine.image_exists(self.opts.output) and \
-                self.engine.inspect_image(self.opts.output).id == src.id:
-            raise UsageError(f"-o {self.opts.output}: that tag names the input image; "
-                             "pass --force to replace it")
+            raise UsageError(
+                f"-o {self.opts.output}: that is the input image; pass --force to replace its tag"
+            )
+        if (
+            self.engine.image_exists(self.opts.output)
+            and self.engine.inspect_image(self.opts.output).id == src.id
+        ):
+            raise UsageError(
+                f"-o {self.opts.output}: that tag names the input image; pass --force to replace it"
+            )
 
     def _plan(self, src: Image, traced: list[TracedPath], extra: list[MissingPath]) -> KeepSet:
         more = [TracedPath(m.path, "verify", m.by) for m in extra]
@@ -274,15 +316,18 @@ class _Session:
         reasons = dict(keep.reasons)
         for m in extra:
             if m.path in reasons:
-                reasons[m.path] = (Reason("verify", f"missing in the slim run ({m.by})"),
-                                   *reasons[m.path])
+                reasons[m.path] = (
+                    Reason("verify", f"missing in the slim run ({m.by})"),
+                    *reasons[m.path],
+                )
         return KeepSet(reasons, keep.generated)
 
     def _write(self, src: Image, keep: KeepSet) -> tuple[str, int]:
         out = self.work / "out"
         out.mkdir(exist_ok=True)
-        written = write_image(src.tree, keep.paths(), src.store, src.config, src.id, out,
-                              generated=keep.generated)
+        written = write_image(
+            src.tree, keep.paths(), src.store, src.config, src.id, out, generated=keep.generated
+        )
         existed = self.engine.image_exists(written.image_id)
         with open(written.archive, "rb") as fh:
             self.engine.load_image(fh)

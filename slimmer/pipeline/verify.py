@@ -29,10 +29,14 @@ class ProbeDiff:
         if a.code != b.code:
             parts.append(f"code {a.code} -> {b.code}")
         if a.output != b.output:
-            at = next((i for i, (x, y) in enumerate(zip(a.output, b.output, strict=False))
-                       if x != y), min(len(a.output), len(b.output)))
-            parts.append(f"output differs from byte {at} ({len(a.output)} -> "
-                         f"{len(b.output)} bytes): {b.output[at:at + 80]!r}")
+            at = next(
+                (i for i, (x, y) in enumerate(zip(a.output, b.output, strict=False)) if x != y),
+                min(len(a.output), len(b.output)),
+            )
+            parts.append(
+                f"output differs from byte {at} ({len(a.output)} -> "
+                f"{len(b.output)} bytes): {b.output[at : at + 80]!r}"
+            )
         return f"{self.label}: " + "; ".join(parts)
 
 

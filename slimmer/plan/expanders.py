@@ -63,6 +63,7 @@ def expander(name: str) -> Callable[[Expander], Expander]:
     def register(fn: Expander) -> Expander:
         EXPANDERS[name] = fn
         return fn
+
     return register
 
 
@@ -114,10 +115,17 @@ def nss_modules(ctx: ProfileContext, profile_name: str) -> Result:
     for service in nss_services(text):
         if service in builtin:
             continue
-        reason = Reason("profile", f"/etc/nsswitch.conf names the NSS service {service!r}; "
-                                   f"glibc loads it on the first lookup", profile_name)
-        out += [Addition(p, reason) for d in dirs if is_file(ctx.tree, p := f"{d}/libnss_"
-                                                                        f"{service}.so.2")]
+        reason = Reason(
+            "profile",
+            f"/etc/nsswitch.conf names the NSS service {service!r}; "
+            f"glibc loads it on the first lookup",
+            profile_name,
+        )
+        out += [
+            Addition(p, reason)
+            for d in dirs
+            if is_file(ctx.tree, p := f"{d}/libnss_{service}.so.2")
+        ]
     return out, []
 
 
@@ -159,8 +167,11 @@ def locales(ctx: ProfileContext, profile_name: str) -> Result:
     roots.append("/usr/lib/locale")
     out: list[Addition] = []
     for key in sorted(k for k in env if k == "LANG" or k.startswith("LC_")):
-        reason = Reason("profile", f"{key}={env[key]} in the image Env picks this locale at "
-                                   f"run time", profile_name)
+        reason = Reason(
+            "profile",
+            f"{key}={env[key]} in the image Env picks this locale at run time",
+            profile_name,
+        )
         for name in locale_names(env[key]):
             for root in roots:
                 if is_dir(ctx.tree, f"{root}/{name}"):
@@ -169,6 +180,7 @@ def locales(ctx: ProfileContext, profile_name: str) -> Result:
 
 
 # -- the app's own directories ------------------------------------------------------------
+
 
 @expander("app-dirs")
 def app_dirs(ctx: ProfileContext, profile_name: str) -> Result:
@@ -189,8 +201,12 @@ def app_dirs(ctx: ProfileContext, profile_name: str) -> Result:
     out: list[Addition] = []
     for directory, why in sorted(found.items()):
         if not is_system_dir(directory):
-            reason = Reason("profile", f"the app's own directory ({why}): any of its files may "
-                                       f"be read on a path the probes did not take", profile_name)
+            reason = Reason(
+                "profile",
+                f"the app's own directory ({why}): any of its files may "
+                f"be read on a path the probes did not take",
+                profile_name,
+            )
             out += subtree(ctx.tree, directory, reason)
     return out, []
 
@@ -211,8 +227,13 @@ def _app_trees(tree: TreeView) -> list[str]:
         for name in tree.listdir(parent):
             path = posixpath.join(parent, name)
             entry = tree.get(path)
-            if entry is not None and entry.is_dir and path not in _NOT_APP \
-                    and not is_system_dir(path) and path not in _APP_PARENTS:
+            if (
+                entry is not None
+                and entry.is_dir
+                and path not in _NOT_APP
+                and not is_system_dir(path)
+                and path not in _APP_PARENTS
+            ):
                 out.append(path)
     return out
 
@@ -237,12 +258,19 @@ def jvm_home(ctx: ProfileContext, profile_name: str) -> Result:
         homes.setdefault(ctx.tree.resolve(env_home).path, "JAVA_HOME in the image Env")
     out: list[Addition] = []
     for home, why in sorted(homes.items()):
-        reason = Reason("profile", f"the JVM loads modules, security settings and its own "
-                                   f"libraries from JAVA_HOME {home} ({why})", profile_name)
+        reason = Reason(
+            "profile",
+            f"the JVM loads modules, security settings and its own "
+            f"libraries from JAVA_HOME {home} ({why})",
+            profile_name,
+        )
         for name in ("lib", "conf", "jre/lib"):
             if exists(ctx.tree, f"{home}/{name}"):
-                out += [a for a in subtree(ctx.tree, f"{home}/{name}", reason)
-                        if a.path.rpartition("/")[2] not in _JDK_ONLY]
+                out += [
+                    a
+                    for a in subtree(ctx.tree, f"{home}/{name}", reason)
+                    if a.path.rpartition("/")[2] not in _JDK_ONLY
+                ]
         if exists(ctx.tree, f"{home}/release"):
             out.append(Addition(f"{home}/release", reason, False))
     return out, []
@@ -253,6 +281,7 @@ def jvm_home(ctx: ProfileContext, profile_name: str) -> Result:
 
 def _dpkg_owners(tree: TreeView) -> dict[str, tuple[str, ...]]:
     """`info/<name>.list` name -> real paths of the non-directories it lists."""
+
     def make() -> dict[str, tuple[str, ...]]:
         dirs: dict[str, str] = {}
         out: dict[str, tuple[str, ...]] = {}
@@ -262,6 +291,7 @@ def _dpkg_owners(tree: TreeView) -> dict[str, tuple[str, ...]]:
                 if text is not None:
                     out[name[:-5]] = _real_files(tree, list_paths(text), dirs)
         return out
+
     return tree_memo(tree, "dpkg-owners", make)
 
 
@@ -269,8 +299,9 @@ def _real_files(tree: TreeView, paths: Iterable[str], dirs: dict[str, str]) -> t
     """The listed paths that are files. A listed directory that the image holds as a
     symlink to a directory (`/lib` on merged-/usr) owns nothing: keeping that link
     does not mean the package survives."""
-    return tuple(r for p in paths if (r := real_file(tree, p, dirs)) is not None
-                 and not is_dir(tree, r))
+    return tuple(
+        r for p in paths if (r := real_file(tree, p, dirs)) is not None and not is_dir(tree, r)
+    )
 
 
 def _list_name(record: DpkgRecord, owners: dict[str, tuple[str, ...]]) -> str | None:
@@ -294,22 +325,30 @@ def dpkg_status(ctx: ProfileContext, profile_name: str) -> Result:
     entry = tree.get(DPKG_STATUS)
     if text is not None and entry is not None:
         records = [r for r in dpkg_records(text) if r.installed and kept(r)]
-        reason = Reason("profile", f"dpkg status trimmed to the {len(records)} packages with "
-                                   f"files kept, so scanners see what the slim image holds",
-                        profile_name)
-        generated.append(Generated(DPKG_STATUS, trim_dpkg(text, kept).encode(), reason,
-                                   entry.mode, entry.mtime))
+        reason = Reason(
+            "profile",
+            f"dpkg status trimmed to the {len(records)} packages with "
+            f"files kept, so scanners see what the slim image holds",
+            profile_name,
+        )
+        generated.append(
+            Generated(DPKG_STATUS, trim_dpkg(text, kept).encode(), reason, entry.mode, entry.mtime)
+        )
         additions += _dpkg_extras(tree, records, owners, profile_name)
     additions += _status_d(ctx, profile_name, owners)
     return additions, generated
 
 
-def _dpkg_extras(tree: TreeView, records: list[DpkgRecord],
-                 owners: dict[str, tuple[str, ...]], profile_name: str) -> list[Addition]:
+def _dpkg_extras(
+    tree: TreeView, records: list[DpkgRecord], owners: dict[str, tuple[str, ...]], profile_name: str
+) -> list[Addition]:
     out = []
     for record in records:
-        reason = Reason("profile", f"package metadata of {record.package}, whose files are "
-                                   f"kept (read by scanners)", profile_name)
+        reason = Reason(
+            "profile",
+            f"package metadata of {record.package}, whose files are kept (read by scanners)",
+            profile_name,
+        )
         name = _list_name(record, owners) or record.package
         paths = [f"{DPKG_INFO}/{name}.{ext}" for ext in ("list", "md5sums", "conffiles")]
         paths.append(f"/usr/share/doc/{record.package}/copyright")
@@ -317,8 +356,9 @@ def _dpkg_extras(tree: TreeView, records: list[DpkgRecord],
     return out
 
 
-def _status_d(ctx: ProfileContext, profile_name: str,
-              owners: dict[str, tuple[str, ...]]) -> list[Addition]:
+def _status_d(
+    ctx: ProfileContext, profile_name: str, owners: dict[str, tuple[str, ...]]
+) -> list[Addition]:
     """Distroless keeps one record per package in status.d/<name>, its files in
     status.d/<name>.md5sums (or dpkg's info/ lists)."""
     out: list[Addition] = []
@@ -331,13 +371,24 @@ def _status_d(ctx: ProfileContext, profile_name: str,
         sums = read_text(ctx.tree, f"{path}.md5sums")
         for record in dpkg_records(text):
             listed = _list_name(record, owners)
-            files = _real_files(ctx.tree, md5sums_paths(sums), dirs) if sums is not None \
-                else owners[listed] if listed else None
+            files = (
+                _real_files(ctx.tree, md5sums_paths(sums), dirs)
+                if sums is not None
+                else owners[listed]
+                if listed
+                else None
+            )
             if files is None or any(p in ctx.kept for p in files):
-                reason = Reason("profile", f"package record of {record.package}, whose files "
-                                           f"are kept (read by scanners)", profile_name)
-                out += [Addition(p, reason, False) for p in (path, f"{path}.md5sums")
-                        if exists(ctx.tree, p)]
+                reason = Reason(
+                    "profile",
+                    f"package record of {record.package}, whose files are kept (read by scanners)",
+                    profile_name,
+                )
+                out += [
+                    Addition(p, reason, False)
+                    for p in (path, f"{path}.md5sums")
+                    if exists(ctx.tree, p)
+                ]
                 break
     return out
 
@@ -356,8 +407,12 @@ def apk_installed(ctx: ProfileContext, profile_name: str) -> Result:
 
     data = trim_apk(text, kept)
     count = data.count("\nP:") + data.startswith("P:")
-    reason = Reason("profile", f"apk database trimmed to the {count} packages with files "
-                               f"kept, so scanners see what the slim image holds", profile_name)
+    reason = Reason(
+        "profile",
+        f"apk database trimmed to the {count} packages with files "
+        f"kept, so scanners see what the slim image holds",
+        profile_name,
+    )
     return [], [Generated(APK_INSTALLED, data.encode(), reason, entry.mode, entry.mtime)]
 
 
@@ -389,8 +444,11 @@ def shell_commands(ctx: ProfileContext, profile_name: str) -> Result:
     env_path = ctx.config.env.get("PATH", DEFAULT_PATH)
     out: list[Addition] = []
     for path in sorted(ctx.kept):
-        found = tree_memo(ctx.tree, f"shell-commands:{env_path}:{path}",
-                          functools.partial(_script_needs, ctx.tree, path, env_path))
+        found = tree_memo(
+            ctx.tree,
+            f"shell-commands:{env_path}:{path}",
+            functools.partial(_script_needs, ctx.tree, path, env_path),
+        )
         for program, why in found:
             out.append(Addition(program, Reason("profile", why, profile_name)))
     return out, []

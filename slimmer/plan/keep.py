@@ -84,8 +84,7 @@ class KeepSet:
 # -- small queries of a ProfileContext, shared by the expanders ---------------------
 
 
-def subtree(tree: TreeView, directory: str, reason: Reason,
-            closure: bool = True) -> list[Addition]:
+def subtree(tree: TreeView, directory: str, reason: Reason, closure: bool = True) -> list[Addition]:
     """Additions for `directory` and everything below it."""
     return [Addition(p, reason, closure) for p in (directory, *walk_below(tree, directory))]
 
@@ -93,8 +92,13 @@ def subtree(tree: TreeView, directory: str, reason: Reason,
 def argv_words(ctx: ProfileContext) -> list[str]:
     """Entrypoint, Cmd and HEALTHCHECK words (a CMD-SHELL string split on blanks)."""
     hc = list(ctx.config.healthcheck)
-    health = hc[1:] if hc[:1] == ["CMD"] else \
-        hc[1].split() if hc[:1] == ["CMD-SHELL"] and len(hc) > 1 else []
+    health = (
+        hc[1:]
+        if hc[:1] == ["CMD"]
+        else hc[1].split()
+        if hc[:1] == ["CMD-SHELL"] and len(hc) > 1
+        else []
+    )
     return [*ctx.config.entrypoint, *ctx.config.cmd, *health]
 
 

@@ -46,6 +46,7 @@ def _expander(name: str) -> Callable[[Expander], Expander]:
     def register(fn: Expander) -> Expander:
         EXPANDERS[name] = fn
         return fn
+
     return register
 
 
@@ -74,8 +75,7 @@ def python_path(ctx: ProfileContext) -> tuple[str, ...]:
     if not interpreters:
         return ()
     wd = ctx.config.working_dir or "/"
-    first = [posixpath.dirname(posixpath.join(wd, w)) for w in argv_words(ctx)
-             if w.endswith(".py")]
+    first = [posixpath.dirname(posixpath.join(wd, w)) for w in argv_words(ctx) if w.endswith(".py")]
     first += [p for p in ctx.config.env.get("PYTHONPATH", "").split(":") if p.startswith("/")]
     if not is_system_dir(wd):
         first.append(wd)
@@ -83,8 +83,7 @@ def python_path(ctx: ProfileContext) -> tuple[str, ...]:
     return tree_memo(ctx.tree, key, partial(_python_path, ctx.tree, first, interpreters))
 
 
-def _python_path(tree: TreeView, first: list[str], interpreters: Iterable[str]) -> tuple[
-        str, ...]:
+def _python_path(tree: TreeView, first: list[str], interpreters: Iterable[str]) -> tuple[str, ...]:
     dirs = [*first]
     for named in interpreters:
         dirs += _interpreter_dirs(tree, named)
@@ -98,16 +97,27 @@ def _interpreter_dirs(tree: TreeView, named: str) -> list[str]:
     real = tree.resolve(named).path
     prefix = posixpath.dirname(posixpath.dirname(real))
     m = _VERSIONED.search(real)
-    versions = [m.group(1)] if m else sorted(
-        n[6:] for n in tree.listdir(tree.resolve(f"{prefix}/lib").path)
-        if re.fullmatch(r"python3\.\d+", n))
+    versions = (
+        [m.group(1)]
+        if m
+        else sorted(
+            n[6:]
+            for n in tree.listdir(tree.resolve(f"{prefix}/lib").path)
+            if re.fullmatch(r"python3\.\d+", n)
+        )
+    )
     venv = posixpath.dirname(posixpath.dirname(named))
     out = []
     for v in versions:
         lib = f"{prefix}/lib/python{v}"
-        out += [lib, f"{lib}/lib-dynload", f"/usr/local/lib/python{v}/dist-packages",
-                "/usr/lib/python3/dist-packages", f"/usr/lib/python{v}/dist-packages",
-                f"{lib}/site-packages"]
+        out += [
+            lib,
+            f"{lib}/lib-dynload",
+            f"/usr/local/lib/python{v}/dist-packages",
+            "/usr/lib/python3/dist-packages",
+            f"/usr/lib/python{v}/dist-packages",
+            f"{lib}/site-packages",
+        ]
         if is_file(tree, f"{venv}/pyvenv.cfg"):
             out.append(f"{venv}/lib/python{v}/site-packages")
     return out
@@ -132,8 +142,11 @@ def _python_sources(ctx: ProfileContext) -> list[str]:
         entry = ctx.tree.get(path)
         if entry is None or not entry.is_regular or entry.is_elf:
             continue
-        if path.endswith(".py") or (entry.mode & 0o111 and "." not in path.rpartition("/")[2]
-                                    and _is_python_script(ctx.tree, path)):
+        if path.endswith(".py") or (
+            entry.mode & 0o111
+            and "." not in path.rpartition("/")[2]
+            and _is_python_script(ctx.tree, path)
+        ):
             out.add(path)
     return sorted(out)
 
@@ -144,6 +157,7 @@ def _is_python_script(tree: TreeView, path: str) -> bool:
             return bool(_PY_SCRIPT.match(tree.read_bytes(path, 128)))
         except (LookupError, FileNotFoundError, OSError):
             return False
+
     return tree_memo(tree, "pyscript:" + path, make)
 
 
@@ -155,8 +169,9 @@ def _parse_imports(tree: TreeView, path: str, module: str, is_package: bool) -> 
     return imported_names(source, module, is_package)
 
 
-def _imports_of(tree: TreeView, path: str,
-                dirs: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+def _imports_of(
+    tree: TreeView, path: str, dirs: tuple[str, ...]
+) -> tuple[frozenset[str], tuple[str, ...]]:
     """What `path` imports, and where to look (a file outside sys.path is a script:
     its own directory comes first)."""
     found = module_of(path, dirs)
@@ -186,9 +201,17 @@ def python_imports(ctx: ProfileContext, profile_name: str) -> Result:
                 if path in seen:
                     continue
                 seen.add(path)
-                out.append(Addition(path, Reason(
-                    "profile", f"{source} imports {name} (found statically: imports on "
-                               f"paths the probes did not take)", profile_name)))
+                out.append(
+                    Addition(
+                        path,
+                        Reason(
+                            "profile",
+                            f"{source} imports {name} (found statically: imports on "
+                            f"paths the probes did not take)",
+                            profile_name,
+                        ),
+                    )
+                )
                 if path.endswith(".py"):
                     queue.append(path)
     return _new(out, ctx.kept), []
@@ -203,9 +226,14 @@ def _provides(tree: TreeView, site: str, name: str) -> frozenset[str]:
         return frozenset(t.strip().lower() for t in top.splitlines() if t.strip())
     record = read_text(tree, f"{base}/RECORD") or ""
     firsts = {line.split(",")[0].split("/")[0] for line in record.splitlines() if line}
-    tops = {f.split(".")[0].lower() for f in firsts
-            if f and not f.startswith("..") and not f.endswith((".dist-info", ".data"))
-            and f != "__pycache__"}
+    tops = {
+        f.split(".")[0].lower()
+        for f in firsts
+        if f
+        and not f.startswith("..")
+        and not f.endswith((".dist-info", ".data"))
+        and f != "__pycache__"
+    }
     project = name.split("-")[0].lower()
     return frozenset(tops or {project, project.replace(".", "_")})
 
@@ -219,18 +247,23 @@ def python_dist_info(ctx: ProfileContext, profile_name: str) -> Result:
     for path in ctx.kept:
         for site in sites:
             if path.startswith(site + "/"):
-                tops[site].add(path[len(site) + 1:].split("/")[0].split(".")[0].lower())
+                tops[site].add(path[len(site) + 1 :].split("/")[0].split(".")[0].lower())
     out: list[Addition] = []
     for site in sites:
         for name in ctx.tree.listdir(site):
             if not name.endswith((".dist-info", ".egg-info")):
                 continue
-            provides = tree_memo(ctx.tree, f"pydist:{site}/{name}",
-                                 partial(_provides, ctx.tree, site, name))
+            provides = tree_memo(
+                ctx.tree, f"pydist:{site}/{name}", partial(_provides, ctx.tree, site, name)
+            )
             hit = sorted(provides & tops[site])
             if hit:
-                reason = Reason("profile", f"metadata of the distribution providing kept "
-                                           f"module {hit[0]} (importlib.metadata)", profile_name)
+                reason = Reason(
+                    "profile",
+                    f"metadata of the distribution providing kept "
+                    f"module {hit[0]} (importlib.metadata)",
+                    profile_name,
+                )
                 out += subtree(ctx.tree, f"{site}/{name}", reason, closure=False)
     return _new(out, ctx.kept), []
 
@@ -244,13 +277,53 @@ _SPECIFIERS = (
     re.compile(r"""(?:^|[;}\s])(?:import|export)\s[^'";]*?\bfrom\s*(['"])([^'"\n]+)\1""", re.M),
     re.compile(r"""^\s*import\s*(['"])([^'"\n]+)\1""", re.M),
 )
-NODE_BUILTINS = frozenset({
-    "assert", "async_hooks", "buffer", "child_process", "cluster", "console", "constants",
-    "crypto", "dgram", "diagnostics_channel", "dns", "domain", "events", "fs", "http", "http2",
-    "https", "inspector", "module", "net", "os", "path", "perf_hooks", "process", "punycode",
-    "querystring", "readline", "repl", "stream", "string_decoder", "sys", "test", "timers",
-    "tls", "trace_events", "tty", "url", "util", "v8", "vm", "wasi", "worker_threads", "zlib",
-})
+NODE_BUILTINS = frozenset(
+    {
+        "assert",
+        "async_hooks",
+        "buffer",
+        "child_process",
+        "cluster",
+        "console",
+        "constants",
+        "crypto",
+        "dgram",
+        "diagnostics_channel",
+        "dns",
+        "domain",
+        "events",
+        "fs",
+        "http",
+        "http2",
+        "https",
+        "inspector",
+        "module",
+        "net",
+        "os",
+        "path",
+        "perf_hooks",
+        "process",
+        "punycode",
+        "querystring",
+        "readline",
+        "repl",
+        "stream",
+        "string_decoder",
+        "sys",
+        "test",
+        "timers",
+        "tls",
+        "trace_events",
+        "tty",
+        "url",
+        "util",
+        "v8",
+        "vm",
+        "wasi",
+        "worker_threads",
+        "zlib",
+    }
+)
 _NODE_FILE_SUFFIXES = ("", ".js", ".json", ".node", ".mjs", ".cjs")
 
 
@@ -283,8 +356,11 @@ def _node_file(tree: TreeView, base: str) -> list[str]:
             return [base + suffix]
     if not is_dir(tree, base):
         return []
-    out = [f"{base}/{n}" for n in ("package.json", "index.js", "index.json", "index.node")
-           if is_file(tree, f"{base}/{n}")]
+    out = [
+        f"{base}/{n}"
+        for n in ("package.json", "index.js", "index.json", "index.node")
+        if is_file(tree, f"{base}/{n}")
+    ]
     pkg = read_text(tree, f"{base}/package.json") or ""
     m = re.search(r'"main"\s*:\s*"([^"]+)"', pkg)
     if m:
@@ -296,8 +372,9 @@ def _node_package(tree: TreeView, name: str, start: str, global_dirs: tuple[str,
     """The directory of package `name` as required from directory `start`, or ""."""
     here = start
     while True:
-        if posixpath.basename(here) != "node_modules" and \
-                is_dir(tree, cand := posixpath.join(here, "node_modules", name)):
+        if posixpath.basename(here) != "node_modules" and is_dir(
+            tree, cand := posixpath.join(here, "node_modules", name)
+        ):
             return cand
         if here == "/":
             break
@@ -305,8 +382,9 @@ def _node_package(tree: TreeView, name: str, start: str, global_dirs: tuple[str,
     return next((f"{g}/{name}" for g in global_dirs if is_dir(tree, f"{g}/{name}")), "")
 
 
-def node_resolve(tree: TreeView, spec: str, source: str,
-                 global_dirs: tuple[str, ...]) -> tuple[list[str], str]:
+def node_resolve(
+    tree: TreeView, spec: str, source: str, global_dirs: tuple[str, ...]
+) -> tuple[list[str], str]:
     """(files, package directory kept whole or "") that `spec` required from `source` loads."""
     first = spec.split("/")[0]
     if spec.startswith("node:") or first in NODE_BUILTINS:
@@ -330,11 +408,17 @@ def node_requires(ctx: ProfileContext, profile_name: str) -> Result:
         source = queue.pop()
         specs = tree_memo(tree, "jsreq:" + source, partial(_specifiers_of, tree, source))
         for spec in sorted(specs):
-            files, package = tree_memo(tree, f"jsres:{posixpath.dirname(source)}\0{spec}",
-                                       partial(node_resolve, tree, spec, source, global_dirs))
-            reason = Reason("profile", f"{source} requires {spec!r} (found statically: "
-                                       f"requires on paths the probes did not take)",
-                            profile_name)
+            files, package = tree_memo(
+                tree,
+                f"jsres:{posixpath.dirname(source)}\0{spec}",
+                partial(node_resolve, tree, spec, source, global_dirs),
+            )
+            reason = Reason(
+                "profile",
+                f"{source} requires {spec!r} (found statically: "
+                f"requires on paths the probes did not take)",
+                profile_name,
+            )
             found = [*files, *((package, *walk_below(tree, package)) if package else ())]
             for path in found:
                 if path not in seen:
@@ -354,8 +438,7 @@ def nginx_main_configs(ctx: ProfileContext) -> list[str]:
     """The `-c FILE` of the config's command line, else /etc/nginx/nginx.conf."""
     words = argv_words(ctx)
     named = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "-c"]
-    named = [posixpath.join(NGINX_PREFIXES[0], n) if not n.startswith("/") else n
-             for n in named]
+    named = [posixpath.join(NGINX_PREFIXES[0], n) if not n.startswith("/") else n for n in named]
     return sorted(set(named)) or ["/etc/nginx/nginx.conf"]
 
 
@@ -374,12 +457,16 @@ def nginx_roots(ctx: ProfileContext, profile_name: str) -> Result:
     prefixes = tuple(p for p in NGINX_PREFIXES if is_dir(tree, p))
     out: list[Addition] = []
     for main in nginx_main_configs(ctx):
-        found = referenced_paths(main, partial(read_text, tree), partial(_nginx_glob, tree),
-                                 prefixes)
+        found = referenced_paths(
+            main, partial(read_text, tree), partial(_nginx_glob, tree), prefixes
+        )
         for item in found:
-            reason = Reason("profile", f"{item.directive} {item.path} in {item.source}: nginx "
-                                       f"serves or reads it on requests no probe made",
-                            profile_name)
+            reason = Reason(
+                "profile",
+                f"{item.directive} {item.path} in {item.source}: nginx "
+                f"serves or reads it on requests no probe made",
+                profile_name,
+            )
             if item.tree and item.path not in SYSTEM_DIRS and is_dir(tree, item.path):
                 out += subtree(tree, item.path, reason, closure=False)
             elif not item.tree and exists(tree, item.path):

@@ -17,11 +17,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 ROOT_DIRECTIVES = frozenset({"root", "alias"})
-FILE_DIRECTIVES = frozenset({
-    "ssl_certificate", "ssl_certificate_key", "ssl_trusted_certificate",
-    "ssl_client_certificate", "ssl_dhparam", "ssl_crl", "ssl_password_file",
-    "ssl_stapling_file", "ssl_session_ticket_key", "auth_basic_user_file", "load_module",
-})
+FILE_DIRECTIVES = frozenset(
+    {
+        "ssl_certificate",
+        "ssl_certificate_key",
+        "ssl_trusted_certificate",
+        "ssl_client_certificate",
+        "ssl_dhparam",
+        "ssl_crl",
+        "ssl_password_file",
+        "ssl_stapling_file",
+        "ssl_session_ticket_key",
+        "auth_basic_user_file",
+        "load_module",
+    }
+)
 MAX_INCLUDES = 500
 
 
@@ -122,7 +132,7 @@ def _absolute(value: str, base: str) -> str:
 
 def _roots(value: str, prefixes: tuple[str, ...]) -> list[str]:
     if "$" in value:
-        value = value[:value.index("$")].rpartition("/")[0]
+        value = value[: value.index("$")].rpartition("/")[0]
     if not value:
         return []
     if value.startswith("/"):

@@ -36,8 +36,11 @@ class DpkgRecord:
     def list_names(self) -> tuple[str, ...]:
         """The `info/<name>.list` names dpkg may have used: `pkg:arch` (Multi-Arch:
         same packages since dpkg 1.16.2), then `pkg`."""
-        return (f"{self.package}:{self.architecture}", self.package) if self.architecture \
+        return (
+            (f"{self.package}:{self.architecture}", self.package)
+            if self.architecture
             else (self.package,)
+        )
 
 
 def blocks(text: str) -> list[str]:
@@ -50,8 +53,14 @@ def dpkg_records(text: str) -> list[DpkgRecord]:
     for block in blocks(text):
         fields = _fields(block)
         if "Package" in fields:
-            out.append(DpkgRecord(block, fields["Package"], fields.get("Architecture", ""),
-                                  fields.get("Status", "")))
+            out.append(
+                DpkgRecord(
+                    block,
+                    fields["Package"],
+                    fields.get("Architecture", ""),
+                    fields.get("Status", ""),
+                )
+            )
     return out
 
 
@@ -84,8 +93,11 @@ def md5sums_paths(text: str) -> tuple[str, ...]:
 
 def list_paths(text: str) -> tuple[str, ...]:
     """The paths of an `info/<pkg>.list`, one absolute path a line."""
-    return tuple(line for line in (x.strip() for x in text.splitlines())
-                 if line.startswith("/") and line != "/." and line != "/")
+    return tuple(
+        line
+        for line in (x.strip() for x in text.splitlines())
+        if line.startswith("/") and line != "/." and line != "/"
+    )
 
 
 @dataclass(frozen=True)
@@ -117,4 +129,3 @@ def apk_records(text: str) -> list[ApkRecord]:
 def trim_apk(text: str, keep: Callable[[ApkRecord], bool]) -> str:
     """The installed database with only the packages `keep` accepts, in order."""
     return "".join(r.text + "\n\n" for r in apk_records(text) if keep(r))
-

@@ -31,10 +31,10 @@ VIRTUAL = ("/proc", "/sys", "/dev")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_ROUNDS = 50
 
-ClosureFn = Callable[[TreeView, Sequence[str], Mapping[str, str], str],
-                     Iterable[tuple[str, Reason]]]
+ClosureFn = Callable[
+    [TreeView, Sequence[str], Mapping[str, str], str], Iterable[tuple[str, Reason]]
+]
 """ELF closure: (tree, ELF paths, env, workdir) -> (path to keep, why) pairs."""
-
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,12 @@ class _Keeper:
         out = []
         for path in self.reasons:
             entry = self.tree.get(path)
-            if entry is not None and entry.is_regular and entry.is_elf \
-                    and path not in self.elf_done:
+            if (
+                entry is not None
+                and entry.is_regular
+                and entry.is_elf
+                and path not in self.elf_done
+            ):
                 out.append(path)
         self.elf_done.update(out)
         return sorted(out)
@@ -123,8 +127,11 @@ def plan(
 
 
 def _fixed_point(
-    keeper: _Keeper, config: ImageConfig, traced: list[TracedPath],
-    closure: ClosureFn, profiles: ProfilesFn | None,
+    keeper: _Keeper,
+    config: ImageConfig,
+    traced: list[TracedPath],
+    closure: ClosureFn,
+    profiles: ProfilesFn | None,
 ) -> list[Generated]:
     generated: dict[str, Generated] = {}
     env = config.env
@@ -138,8 +145,9 @@ def _fixed_point(
             for path, reason in closure(keeper.tree, elf, env, workdir):
                 keeper.add(path, reason)
         if profiles is not None:
-            ctx = ProfileContext(keeper.tree, config, traced_set, executed,
-                                 frozenset(keeper.reasons))
+            ctx = ProfileContext(
+                keeper.tree, config, traced_set, executed, frozenset(keeper.reasons)
+            )
             additions, gens = profiles(ctx)
             for add in additions:
                 keeper.add(add.path, add.reason)
@@ -194,16 +202,20 @@ def program_paths(
     if prog is None:
         return out
     out.append((prog, Reason("config", f"{what} program {argv[0]}")))
-    out += [(p, Reason("config", f"interpreter of {prog} ({what})"))
-            for p in interpreters(tree, prog, env_path)]
+    out += [
+        (p, Reason("config", f"interpreter of {prog} ({what})"))
+        for p in interpreters(tree, prog, env_path)
+    ]
     if posixpath.basename(tree.resolve(prog).path) in SHELLS and "-c" in argv[1:-1]:
         script = argv[list(argv).index("-c") + 1]
         for word in command_words(script):
             found = which(tree, word, env_path)
             if found:
                 out.append((found, Reason("config", f"run by the {what} shell command")))
-                out += [(p, Reason("config", f"interpreter of {found} ({what})"))
-                        for p in interpreters(tree, found, env_path)]
+                out += [
+                    (p, Reason("config", f"interpreter of {found} ({what})"))
+                    for p in interpreters(tree, found, env_path)
+                ]
     return out
 
 

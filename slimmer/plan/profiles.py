@@ -50,8 +50,9 @@ class When:
 
     @property
     def empty(self) -> bool:
-        return not (self.always or self.traced or self.executed or self.kept
-                    or self.present or self.env)
+        return not (
+            self.always or self.traced or self.executed or self.kept or self.present or self.env
+        )
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,6 @@ class Profile:
     rules: tuple[Rule, ...]
 
 
-
-
 # -- finding and loading ----------------------------------------------------------------
 
 
@@ -101,8 +100,10 @@ def load_profiles(dirs: Sequence[Traversable] | None = None) -> tuple[Profile, .
     found: dict[str, Profile] = {}
     for where in profile_dirs() if dirs is None else dirs:
         if not where.is_dir():
-            raise UsageError(f"reading profiles: {where} is not a directory "
-                             f"({ENV_DIR} and --profiles-dir must name directories)")
+            raise UsageError(
+                f"reading profiles: {where} is not a directory "
+                f"({ENV_DIR} and --profiles-dir must name directories)"
+            )
         for entry in sorted(where.iterdir(), key=lambda e: e.name):
             if entry.name.endswith(".toml") and entry.is_file():
                 profile = load_profile(entry)
@@ -122,8 +123,12 @@ def check_names(profiles: Sequence[Profile], names: Iterable[str], option: str) 
         raise UsageError(f"{option} {name}: no such profile (known: {', '.join(sorted(known))})")
 
 
-def _check_selection(profiles: Sequence[Profile], only: Iterable[str] | None,
-                     disabled: Iterable[str], forced: Iterable[str]) -> None:
+def _check_selection(
+    profiles: Sequence[Profile],
+    only: Iterable[str] | None,
+    disabled: Iterable[str],
+    forced: Iterable[str],
+) -> None:
     check_names(profiles, only or (), "--profile")
     check_names(profiles, forced, "--profile")
     check_names(profiles, disabled, "--no-profile")
@@ -150,12 +155,14 @@ class _Parser:
         name = self.text(doc, "name")
         stem = self.path.name.removesuffix(".toml")
         if not _NAME.match(name) or name != stem:
-            raise self.fail("name", name, f"must be lowercase [a-z0-9-] and match the "
-                                          f"file name {stem!r}")
+            raise self.fail(
+                "name", name, f"must be lowercase [a-z0-9-] and match the file name {stem!r}"
+            )
         when = self.when(doc.get("when"), "when")
         if when is None or when.empty:
-            raise self.fail("when", doc.get("when"), "a profile needs a condition "
-                                                     "(or always = true)")
+            raise self.fail(
+                "when", doc.get("when"), "a profile needs a condition (or always = true)"
+            )
         rules = []
         if "keep" in doc:
             rules.append(Rule(self.keep(doc["keep"], "keep")))
@@ -166,8 +173,7 @@ class _Parser:
             rules.append(self.rule(raw, f"rule[{i}]"))
         if not rules:
             raise self.fail("keep", None, "a profile needs [keep] or [[rule]]")
-        return Profile(name, self.text(doc, "description"), str(self.path), when,
-                       tuple(rules))
+        return Profile(name, self.text(doc, "description"), str(self.path), when, tuple(rules))
 
     def rule(self, raw: object, key: str) -> Rule:
         table = self.table(raw, key)
@@ -203,8 +209,11 @@ class _Parser:
         expanders = self.strings(table, "expand", key)
         for name in expanders:
             if name not in EXPANDERS:
-                raise self.fail(f"{key}.expand", name,
-                                f"no such expander (known: {', '.join(sorted(EXPANDERS))})")
+                raise self.fail(
+                    f"{key}.expand",
+                    name,
+                    f"no such expander (known: {', '.join(sorted(EXPANDERS))})",
+                )
         paths = self.globs(table, "paths", key)
         reason = table.get("reason", "")
         if not isinstance(reason, str) or (paths and not reason.strip()):
@@ -242,8 +251,9 @@ class _Parser:
     def known(self, table: Mapping[str, Any], allowed: frozenset[str], key: str) -> None:
         for name in sorted(set(table) - allowed):
             full = f"{key}.{name}" if key else name
-            raise self.fail(full, table[name], f"unknown key (expected one of: "
-                                               f"{', '.join(sorted(allowed))})")
+            raise self.fail(
+                full, table[name], f"unknown key (expected one of: {', '.join(sorted(allowed))})"
+            )
 
 
 # -- deciding and applying ------------------------------------------------------------
@@ -313,11 +323,15 @@ def apply_profiles(
     additions: dict[tuple[str, str], Addition] = {}
     generated: dict[str, Generated] = {}
     for profile in sorted(profiles, key=lambda p: p.name):
-        if profile.name in disabled or (only is not None and profile.name not in only
-                                        and profile.name not in forced):
+        if profile.name in disabled or (
+            only is not None and profile.name not in only and profile.name not in forced
+        ):
             continue
-        why = f"--profile {profile.name} was given" if profile.name in forced \
+        why = (
+            f"--profile {profile.name} was given"
+            if profile.name in forced
             else facts.trigger(profile.when)
+        )
         if why is None:
             continue
         adds, gens = _apply_one(profile, facts, why)
@@ -325,12 +339,10 @@ def apply_profiles(
             additions.setdefault((add.path, profile.name), add)
         for gen in gens:
             generated.setdefault(gen.path, gen)
-    return ([additions[k] for k in sorted(additions)],
-            [generated[k] for k in sorted(generated)])
+    return ([additions[k] for k in sorted(additions)], [generated[k] for k in sorted(generated)])
 
 
-def _apply_one(profile: Profile, facts: Facts,
-               why: str) -> tuple[list[Addition], list[Generated]]:
+def _apply_one(profile: Profile, facts: Facts, why: str) -> tuple[list[Addition], list[Generated]]:
     additions: list[Addition] = []
     generated: list[Generated] = []
     for rule in profile.rules:
@@ -341,8 +353,9 @@ def _apply_one(profile: Profile, facts: Facts,
         applies = "applies always" if rule_why == "always" else f"applies because {rule_why}"
         reason = Reason("profile", f"{keep.reason}; {applies}", profile.name)
         for glob in keep.paths:
-            additions.extend(Addition(p, reason, keep.closure)
-                             for p in expand(facts.ctx.tree, glob))
+            additions.extend(
+                Addition(p, reason, keep.closure) for p in expand(facts.ctx.tree, glob)
+            )
         for name in keep.expand:
             adds, gens = EXPANDERS[name](facts.ctx, profile.name)
             additions.extend(adds)

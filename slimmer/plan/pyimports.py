@@ -42,7 +42,7 @@ def absolute_name(name: str, level: int, package: str) -> str | None:
     parts = package.split(".") if package else []
     if level - 1 >= len(parts):
         return None
-    base = parts[:len(parts) - (level - 1)]
+    base = parts[: len(parts) - (level - 1)]
     return ".".join([*base, name] if name else base)
 
 
@@ -67,8 +67,7 @@ def imported_names(source: bytes | str, module: str, is_package: bool) -> frozen
             for alias in node.names:
                 out.update(_with_parents(alias.name))
         elif isinstance(node, ast.ImportFrom):
-            _from_import(node.module or "", node.level, [a.name for a in node.names],
-                         package, out)
+            _from_import(node.module or "", node.level, [a.name for a in node.names], package, out)
     return _valid(out, raw)
 
 
@@ -90,8 +89,7 @@ def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
                         todo.extend(reversed(child.body))
 
 
-def _from_import(name: str, level: int, names: Sequence[str], package: str,
-                 out: set[str]) -> None:
+def _from_import(name: str, level: int, names: Sequence[str], package: str, out: set[str]) -> None:
     base = absolute_name(name, level, package)
     if base is None:
         return
@@ -104,8 +102,13 @@ def _scan(source: bytes, package: str) -> frozenset[str]:
     out: set[str] = set()
     for m in _FROM.finditer(source):
         names = [n.strip() for n in m.group(3).decode("ascii", "replace").split(",")]
-        _from_import(m.group(2).decode("ascii", "replace"), len(m.group(1)),
-                     [n.split()[0] for n in names if n], package, out)
+        _from_import(
+            m.group(2).decode("ascii", "replace"),
+            len(m.group(1)),
+            [n.split()[0] for n in names if n],
+            package,
+            out,
+        )
     for m in _IMPORT.finditer(source):
         for item in m.group(1).decode("ascii", "replace").split(","):
             words = item.split()
@@ -125,11 +128,10 @@ def _valid(names: set[str], source: bytes) -> frozenset[str]:
 def module_of(path: str, dirs: Sequence[str]) -> tuple[str, bool] | None:
     """(dotted name, is a package's `__init__`) of the source file `path` under one
     of the search `dirs` (the deepest that holds it), or None."""
-    best = max((d for d in dirs if path.startswith(d.rstrip("/") + "/")),
-               key=len, default=None)
+    best = max((d for d in dirs if path.startswith(d.rstrip("/") + "/")), key=len, default=None)
     if best is None:
         return None
-    rel = path[len(best.rstrip("/")) + 1:]
+    rel = path[len(best.rstrip("/")) + 1 :]
     parts = rel.split("/")
     parts[-1] = parts[-1].split(".")[0]
     is_package = parts[-1] == "__init__"
@@ -225,8 +227,9 @@ class ModuleFinder:
             index = {}
             real = self.tree.resolve(directory).path
             for entry in self.tree.listdir(real):
-                index.setdefault(entry.split(".")[0] if entry[:1] != "." else entry,
-                                 []).append(entry)
+                index.setdefault(entry.split(".")[0] if entry[:1] != "." else entry, []).append(
+                    entry
+                )
             self._dirs[directory] = index
         return index
 

@@ -17,10 +17,45 @@ from __future__ import annotations
 import re
 import shlex
 
-_STARTS = frozenset({"if", "then", "else", "elif", "do", "while", "until", "!", "{", "}",
-                     "(", ")", ";;", "fi", "done", "esac"})
-_WRAPPERS = frozenset({"exec", "command", "nohup", "env", "xargs", "nice", "time", "builtin",
-                       "sudo", "su-exec", "gosu", "chroot", "setsid", "stdbuf", "ionice"})
+_STARTS = frozenset(
+    {
+        "if",
+        "then",
+        "else",
+        "elif",
+        "do",
+        "while",
+        "until",
+        "!",
+        "{",
+        "}",
+        "(",
+        ")",
+        ";;",
+        "fi",
+        "done",
+        "esac",
+    }
+)
+_WRAPPERS = frozenset(
+    {
+        "exec",
+        "command",
+        "nohup",
+        "env",
+        "xargs",
+        "nice",
+        "time",
+        "builtin",
+        "sudo",
+        "su-exec",
+        "gosu",
+        "chroot",
+        "setsid",
+        "stdbuf",
+        "ionice",
+    }
+)
 _SEPARATORS = re.compile(r"^[;&|()]+$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=")
 _REDIRECT = re.compile(r"^\d*[<>]")
@@ -52,7 +87,7 @@ def _lines(script: str) -> list[str]:
     out = []
     for line in [*text.splitlines(), *_substitutions(text)]:
         if _FUNCTION.match(line):
-            line = line[_FUNCTION.match(line).end():]  # type: ignore[union-attr]
+            line = line[_FUNCTION.match(line).end() :]  # type: ignore[union-attr]
         out.append(line)
     return out
 
@@ -66,7 +101,7 @@ def _substitutions(text: str) -> list[str]:
         while i < len(text) and depth:
             depth += {"(": 1, ")": -1}.get(text[i], 0)
             i += 1
-        inner = text[start + 2:i - 1]
+        inner = text[start + 2 : i - 1]
         out.extend([inner, *_substitutions(inner)] if "$(" in inner else [inner])
         start = text.find("$(", start + 2)
     return [line for chunk in out for line in chunk.splitlines()]

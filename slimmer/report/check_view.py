@@ -90,8 +90,11 @@ def _describe_forbid(r: RuleResult) -> str:
 
 
 def summary_line(result: CheckResult) -> str:
-    counts = [(result.count(Status.FAIL), "failed"), (result.count(Status.WARN), "warned"),
-              (result.count(Status.PASS), "passed")]
+    counts = [
+        (result.count(Status.FAIL), "failed"),
+        (result.count(Status.WARN), "warned"),
+        (result.count(Status.PASS), "passed"),
+    ]
     text = ", ".join(f"{n} {word}" for n, word in counts if n)
     return f"{result.verdict.upper()}: {text or 'no rules'}"
 
@@ -101,9 +104,13 @@ def _facts_line(result: CheckResult) -> str:
     parts = [f"{human_bytes(m.size_bytes)} uncompressed"]
     if m.compressed_bytes is not None:
         parts.append(f"{human_bytes(m.compressed_bytes)} gzip (estimated)")
-    parts += [count(m.layers, "layer"), count(m.files, "file"),
-              f"efficiency {_percent(m.efficiency, 4)}", f"wasted {human_bytes(m.wasted_bytes)}",
-              f"reclaimable {human_bytes(m.reclaimable_bytes)}"]
+    parts += [
+        count(m.layers, "layer"),
+        count(m.files, "file"),
+        f"efficiency {_percent(m.efficiency, 4)}",
+        f"wasted {human_bytes(m.wasted_bytes)}",
+        f"reclaimable {human_bytes(m.reclaimable_bytes)}",
+    ]
     if m.baseline_bytes is not None:
         parts.append(f"baseline {human_bytes(m.baseline_bytes)} ({m.baseline_source})")
     return "; ".join(parts)
@@ -127,20 +134,32 @@ def to_text(result: CheckResult) -> str:
 def to_json(result: CheckResult) -> dict[str, Any]:
     """The `slimmer.check/v1` document (its schema: docs/schemas/check-v1.json)."""
     m = result.measurements
-    baseline = None if m.baseline_bytes is None else {
-        "source": m.baseline_source, "size_bytes": m.baseline_bytes}
+    baseline = (
+        None
+        if m.baseline_bytes is None
+        else {"source": m.baseline_source, "size_bytes": m.baseline_bytes}
+    )
     return {
         "schema": SCHEMA,
         "image": {"ref": result.image, "id": result.id},
         "verdict": str(result.verdict),
         "passed": result.verdict is not Status.FAIL,
-        "summary": {"total": len(result.results), "pass": result.count(Status.PASS),
-                    "warn": result.count(Status.WARN), "fail": result.count(Status.FAIL)},
+        "summary": {
+            "total": len(result.results),
+            "pass": result.count(Status.PASS),
+            "warn": result.count(Status.WARN),
+            "fail": result.count(Status.FAIL),
+        },
         "measurements": {
-            "size_bytes": m.size_bytes, "compressed_bytes": m.compressed_bytes,
-            "layers": m.layers, "files": m.files, "efficiency": m.efficiency,
-            "wasted_bytes": m.wasted_bytes, "user_wasted_percent": m.user_wasted_percent,
-            "reclaimable_bytes": m.reclaimable_bytes, "baseline": baseline,
+            "size_bytes": m.size_bytes,
+            "compressed_bytes": m.compressed_bytes,
+            "layers": m.layers,
+            "files": m.files,
+            "efficiency": m.efficiency,
+            "wasted_bytes": m.wasted_bytes,
+            "user_wasted_percent": m.user_wasted_percent,
+            "reclaimable_bytes": m.reclaimable_bytes,
+            "baseline": baseline,
         },
         "rules": [_rule_json(r) for r in result.results],
     }
@@ -149,11 +168,16 @@ def to_json(result: CheckResult) -> dict[str, Any]:
 def _rule_json(r: RuleResult) -> dict[str, Any]:
     whole = r.unit is not Unit.RATIO
     return {
-        "id": r.id, "rule": r.rule, "status": str(r.status), "warn": r.warn,
-        "unit": str(r.unit), "bound": r.bound,
+        "id": r.id,
+        "rule": r.rule,
+        "status": str(r.status),
+        "warn": r.warn,
+        "unit": str(r.unit),
+        "bound": r.bound,
         "value": int(r.value) if whole else r.value,
         "limit": int(r.limit) if whole else r.limit,
-        "offenders": list(r.offenders), "message": describe(r),
+        "offenders": list(r.offenders),
+        "message": describe(r),
     }
 
 
@@ -169,17 +193,29 @@ def to_junit(result: CheckResult) -> str:
     """
     failures = str(result.count(Status.FAIL))
     tests = str(len(result.results))
-    root = ET.Element("testsuites", {"name": "slim check", "tests": tests,
-                                     "failures": failures, "errors": "0", "time": "0"})
-    suite = ET.SubElement(root, "testsuite", {
-        "name": _xml(f"slim check {result.image}"), "tests": tests, "failures": failures,
-        "errors": "0", "skipped": "0", "time": "0"})
+    root = ET.Element(
+        "testsuites",
+        {"name": "slim check", "tests": tests, "failures": failures, "errors": "0", "time": "0"},
+    )
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {
+            "name": _xml(f"slim check {result.image}"),
+            "tests": tests,
+            "failures": failures,
+            "errors": "0",
+            "skipped": "0",
+            "time": "0",
+        },
+    )
     props = ET.SubElement(suite, "properties")
     for name, value in _junit_properties(result):
         ET.SubElement(props, "property", {"name": name, "value": _xml(value)})
     for r in result.results:
-        case = ET.SubElement(suite, "testcase", {
-            "classname": "slim.check", "name": _xml(r.id), "time": "0"})
+        case = ET.SubElement(
+            suite, "testcase", {"classname": "slim.check", "name": _xml(r.id), "time": "0"}
+        )
         if r.status is Status.FAIL:
             failure = ET.SubElement(case, "failure", {"type": r.rule, "message": _xml(describe(r))})
             failure.text = _xml(_details(r))
@@ -192,8 +228,12 @@ def to_junit(result: CheckResult) -> str:
 
 def _junit_properties(result: CheckResult) -> list[tuple[str, str]]:
     m = result.measurements
-    props = [("image", result.image), ("image.id", result.id), ("verdict", str(result.verdict)),
-             ("size_bytes", str(m.size_bytes))]
+    props = [
+        ("image", result.image),
+        ("image.id", result.id),
+        ("verdict", str(result.verdict)),
+        ("size_bytes", str(m.size_bytes)),
+    ]
     if m.compressed_bytes is not None:
         props.append(("compressed_bytes", str(m.compressed_bytes)))
     return props
@@ -267,18 +307,28 @@ def write_report(result: CheckResult, path: Path, fmt: str) -> None:
 def to_markdown(result: CheckResult) -> str:
     icon = _ICONS[result.verdict]
     lines = [
-        f"### {icon} slim check `{_md_code(result.image)}`: {summary_line(result)}", "",
-        _md_cell(_facts_line(result)), "",
-        "| | rule | measured | limit |", "|---|---|---|---|",
+        f"### {icon} slim check `{_md_code(result.image)}`: {summary_line(result)}",
+        "",
+        _md_cell(_facts_line(result)),
+        "",
+        "| | rule | measured | limit |",
+        "|---|---|---|---|",
     ]
     for r in result.results:
-        lines.append(f"| {_ICONS[r.status]} {r.status} | `{_md_code(r.id)}` | "
-                     f"{_md_cell(_measured(r))} | {_md_cell(_limit(r))} |")
+        lines.append(
+            f"| {_ICONS[r.status]} {r.status} | `{_md_code(r.id)}` | "
+            f"{_md_cell(_measured(r))} | {_md_cell(_limit(r))} |"
+        )
     for r in result.results:
         if r.offenders:
-            lines += ["", f"<details><summary>{_md_cell(r.id)}: {_paths(len(r.offenders))}"
-                      "</summary>", "", *(f"- `{_md_code(p)}`" for p in r.offenders),
-                      "", "</details>"]
+            lines += [
+                "",
+                f"<details><summary>{_md_cell(r.id)}: {_paths(len(r.offenders))}</summary>",
+                "",
+                *(f"- `{_md_code(p)}`" for p in r.offenders),
+                "",
+                "</details>",
+            ]
     return "\n".join(lines) + "\n\n"
 
 

@@ -65,16 +65,22 @@ def _program_json(prog: ProgramDeps) -> dict[str, Any]:
         "interpreter": _node_json(prog.interpreter) if prog.interpreter else None,
         "needed": [_node_json(n) for n in prog.needed],
         "files": list(prog.files),
-        "missing": [{"kind": m.kind, "name": m.name, "requester": m.requester}
-                    for m in prog.missing],
+        "missing": [
+            {"kind": m.kind, "name": m.name, "requester": m.requester} for m in prog.missing
+        ],
     }
 
 
 def _node_json(node: DepNode) -> dict[str, Any]:
     return {
-        "kind": node.kind, "name": node.name, "found": node.found,
-        "path": node.path or None, "target": node.target or None, "via": node.via or None,
-        "variant": node.variant or None, "repeated": node.repeated,
+        "kind": node.kind,
+        "name": node.name,
+        "found": node.found,
+        "path": node.path or None,
+        "target": node.target or None,
+        "via": node.via or None,
+        "variant": node.variant or None,
+        "repeated": node.repeated,
         "needed": [_node_json(n) for n in node.children],
     }
 

@@ -17,13 +17,24 @@ def to_json(ins: Inspection) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "image": {
-            "ref": ins.ref, "id": ins.id, "os": ins.os, "architecture": ins.architecture,
-            "size_bytes": ins.size_bytes, "tree_bytes": ins.tree_bytes,
-            "files": ins.files, "directories": ins.directories, "symlinks": ins.symlinks,
+            "ref": ins.ref,
+            "id": ins.id,
+            "os": ins.os,
+            "architecture": ins.architecture,
+            "size_bytes": ins.size_bytes,
+            "tree_bytes": ins.tree_bytes,
+            "files": ins.files,
+            "directories": ins.directories,
+            "symlinks": ins.symlinks,
         },
         "layers": [
-            {"index": r.index, "digest": r.digest, "size_bytes": r.size, "files": r.files,
-             "created_by": r.created_by}
+            {
+                "index": r.index,
+                "digest": r.digest,
+                "size_bytes": r.size,
+                "files": r.files,
+                "created_by": r.created_by,
+            }
             for r in ins.layers
         ],
         "largest_files": _sized(ins.largest_files),
@@ -55,9 +66,14 @@ def _sized(rows: tuple[SizedPath, ...]) -> list[dict[str, Any]]:
 
 def render(ins: Inspection) -> RenderableType:
     return Group(
-        _summary(ins), Text(""), _layers(ins), Text(""),
+        _summary(ins),
+        Text(""),
+        _layers(ins),
+        Text(""),
         _paths("Largest directories", ins.largest_dirs),
-        _paths("Largest files", ins.largest_files), Text(""), _flags(ins),
+        _paths("Largest files", ins.largest_files),
+        Text(""),
+        _flags(ins),
     )
 
 
@@ -71,14 +87,23 @@ def _summary(ins: Inspection) -> RenderableType:
     t.add_column()
     t.add_row("Image", f"{ins.ref}  ({ins.id[:19]})")
     t.add_row("Platform", f"{ins.os}/{ins.architecture}")
-    t.add_row("Size", f"{human_bytes(ins.size_bytes)} in {count(len(ins.layers), 'layer')}; "
-                      f"{human_bytes(ins.tree_bytes)} visible")
-    t.add_row("Contents", f"{count(ins.files, 'file')}, "
-                          f"{count(ins.directories, 'directory', 'directories')}, "
-                          f"{count(ins.symlinks, 'symlink')}")
+    t.add_row(
+        "Size",
+        f"{human_bytes(ins.size_bytes)} in {count(len(ins.layers), 'layer')}; "
+        f"{human_bytes(ins.tree_bytes)} visible",
+    )
+    t.add_row(
+        "Contents",
+        f"{count(ins.files, 'file')}, "
+        f"{count(ins.directories, 'directory', 'directories')}, "
+        f"{count(ins.symlinks, 'symlink')}",
+    )
     t.add_row("Efficiency", f"{ins.efficiency * 100:.4f} %  (dive's score)")
-    t.add_row("Wasted", f"{human_bytes(ins.wasted_bytes)} (dive); "
-                        f"reclaimable {human_bytes(ins.reclaimable_bytes)} (shadowed or deleted)")
+    t.add_row(
+        "Wasted",
+        f"{human_bytes(ins.wasted_bytes)} (dive); "
+        f"reclaimable {human_bytes(ins.reclaimable_bytes)} (shadowed or deleted)",
+    )
     t.add_row("ELF", f"{count(ins.elf_files, 'file')}, {human_bytes(ins.elf_bytes)}")
     return t
 
@@ -90,8 +115,12 @@ def _layers(ins: Inspection) -> RenderableType:
     t.add_column("files", justify="right")
     t.add_column("created by", overflow="ellipsis", no_wrap=True, max_width=80)
     for r in ins.layers:
-        t.add_row(str(r.index + 1), human_bytes(r.size), str(r.files),
-                  " ".join(r.created_by.split()) or "-")
+        t.add_row(
+            str(r.index + 1),
+            human_bytes(r.size),
+            str(r.files),
+            " ".join(r.created_by.split()) or "-",
+        )
     return t
 
 
@@ -110,8 +139,9 @@ def _flags(ins: Inspection) -> RenderableType:
     t.add_column(overflow="fold")
     t.add_row("Shells", ", ".join(ins.shells) or "none")
     t.add_row("Package managers", ", ".join(ins.package_managers) or "none")
-    t.add_row("Caches", ", ".join(f"{c.path} ({human_bytes(c.size)})" for c in ins.caches)
-              or "none")
+    t.add_row(
+        "Caches", ", ".join(f"{c.path} ({human_bytes(c.size)})" for c in ins.caches) or "none"
+    )
     t.add_row("Setuid/setgid", ", ".join(ins.setuid + ins.setgid) or "none")
     by_manager: dict[str, int] = {}
     for p in ins.packages:

@@ -20,16 +20,29 @@ def to_json(prof: TracedRun) -> dict[str, Any]:
         "schema": SCHEMA,
         "image": prof.image,
         "probes": [_result(r) for r in prof.results],
-        "runs": [{"what": run.what, "exit_code": run.exit_code,
-                  "seconds": round(run.seconds, 3), "trace": json.loads(run.trace.to_json())}
-                 for run in prof.runs],
+        "runs": [
+            {
+                "what": run.what,
+                "exit_code": run.exit_code,
+                "seconds": round(run.seconds, 3),
+                "trace": json.loads(run.trace.to_json()),
+            }
+            for run in prof.runs
+        ],
     }
 
 
 def _result(r: ProbeResult) -> dict[str, Any]:
-    return {"probe": r.probe.label, "kind": r.probe.kind, "ok": r.ok, "code": r.code,
-            "output": r.output.decode("utf-8", "replace"), "error": r.error,
-            "attempts": r.attempts, "seconds": round(r.seconds, 3)}
+    return {
+        "probe": r.probe.label,
+        "kind": r.probe.kind,
+        "ok": r.ok,
+        "code": r.code,
+        "output": r.output.decode("utf-8", "replace"),
+        "error": r.error,
+        "attempts": r.attempts,
+        "seconds": round(r.seconds, 3),
+    }
 
 
 def render(prof: TracedRun) -> RenderableType:
@@ -48,12 +61,16 @@ def render(prof: TracedRun) -> RenderableType:
     for col in ("probe", "result", "code", "bytes", "attempts"):
         probes.add_column(col)
     for r in prof.results:
-        probes.add_row(r.probe.label, "[green]ok[/]" if r.ok else f"[red]{r.error}[/]",
-                       str(r.code), str(len(r.output)), str(r.attempts))
+        probes.add_row(
+            r.probe.label,
+            "[green]ok[/]" if r.ok else f"[red]{r.error}[/]",
+            str(r.code),
+            str(len(r.output)),
+            str(r.attempts),
+        )
     runs = Table(title="Runs", title_justify="left")
     for col in ("run", "exit code", "events", "seconds"):
         runs.add_column(col)
     for run in prof.runs:
-        runs.add_row(run.what, str(run.exit_code), str(len(run.trace.events)),
-                     f"{run.seconds:.1f}")
+        runs.add_row(run.what, str(run.exit_code), str(len(run.trace.events)), f"{run.seconds:.1f}")
     return Group(summary, probes, runs)

@@ -22,17 +22,30 @@ def to_json(r: SlimResult) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "slimmer_version": __version__,
-        "source": {"ref": r.source_ref, "id": r.source_id, "size_bytes": r.before_bytes,
-                   "files": r.before_files},
-        "result": {"ref": r.output, "id": r.image_id, "tagged": r.tagged,
-                   "size_bytes": r.after_bytes, "files": r.after_files,
-                   "reduction": round(r.reduction, 3)},
+        "source": {
+            "ref": r.source_ref,
+            "id": r.source_id,
+            "size_bytes": r.before_bytes,
+            "files": r.before_files,
+        },
+        "result": {
+            "ref": r.output,
+            "id": r.image_id,
+            "tagged": r.tagged,
+            "size_bytes": r.after_bytes,
+            "files": r.after_files,
+            "reduction": round(r.reduction, 3),
+        },
         "verification": {
             "status": {None: "skipped", True: "passed", False: "failed"}[r.verified],
             "rounds": [
-                {"round": rd.number, "image_id": rd.image_id, "files": rd.files,
-                 "differences": [d.describe() for d in rd.diffs],
-                 "added_paths": [{"path": m.path, "looked_up_by": m.by} for m in rd.added]}
+                {
+                    "round": rd.number,
+                    "image_id": rd.image_id,
+                    "files": rd.files,
+                    "differences": [d.describe() for d in rd.diffs],
+                    "added_paths": [{"path": m.path, "looked_up_by": m.by} for m in rd.added],
+                }
                 for rd in r.rounds
             ],
             "probes": [_probe(a, b) for a, b in _pairs(r.original_results, r.slim_results)],
@@ -44,8 +57,9 @@ def to_json(r: SlimResult) -> dict[str, Any]:
     }
 
 
-def _pairs(a: tuple[ProbeResult, ...], b: tuple[ProbeResult, ...]
-           ) -> list[tuple[ProbeResult, ProbeResult | None]]:
+def _pairs(
+    a: tuple[ProbeResult, ...], b: tuple[ProbeResult, ...]
+) -> list[tuple[ProbeResult, ProbeResult | None]]:
     return [(x, b[i] if i < len(b) else None) for i, x in enumerate(a)]
 
 
@@ -53,20 +67,26 @@ def _probe(a: ProbeResult, b: ProbeResult | None) -> dict[str, Any]:
     return {
         "probe": a.probe.label,
         "original": {"ok": a.ok, "code": a.code, "output_bytes": len(a.output)},
-        "slim": None if b is None else {"ok": b.ok, "code": b.code,
-                                        "output_bytes": len(b.output)},
+        "slim": None if b is None else {"ok": b.ok, "code": b.code, "output_bytes": len(b.output)},
         "same": None if b is None else a.observable() == b.observable(),
     }
 
 
 def keep_json(keep: KeepSet) -> list[dict[str, Any]]:
     return [
-        {"path": p, "reasons": [{"kind": x.kind, "detail": x.detail, "source": x.source}
-                                for x in rs]}
+        {
+            "path": p,
+            "reasons": [{"kind": x.kind, "detail": x.detail, "source": x.source} for x in rs],
+        }
         for p, rs in sorted(keep.reasons.items())
     ] + [
-        {"path": g.path, "reasons": [{"kind": g.reason.kind, "detail": g.reason.detail,
-                                      "source": g.reason.source}], "generated": True}
+        {
+            "path": g.path,
+            "reasons": [
+                {"kind": g.reason.kind, "detail": g.reason.detail, "source": g.reason.source}
+            ],
+            "generated": True,
+        }
         for g in keep.generated
     ]
 
@@ -75,8 +95,10 @@ def explain(keep: KeepSet, path: str) -> str:
     """Why `path` is (or is not) in the slim image."""
     if path in keep.reasons:
         lines = [f"{path} is kept:"]
-        lines += [f"  - {x.kind}{f' ({x.source})' if x.source else ''}: {x.detail}"
-                  for x in keep.reasons[path]]
+        lines += [
+            f"  - {x.kind}{f' ({x.source})' if x.source else ''}: {x.detail}"
+            for x in keep.reasons[path]
+        ]
         return "\n".join(lines)
     gen = next((g for g in keep.generated if g.path == path), None)
     if gen is not None:
@@ -85,16 +107,22 @@ def explain(keep: KeepSet, path: str) -> str:
 
 
 def render(r: SlimResult) -> RenderableType:
-    status = {None: "[yellow]skipped (--no-verify)[/]", True: "[green]passed[/]",
-              False: "[red]FAILED[/]"}[r.verified]
+    status = {
+        None: "[yellow]skipped (--no-verify)[/]",
+        True: "[green]passed[/]",
+        False: "[red]FAILED[/]",
+    }[r.verified]
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold")
     t.add_column()
     t.add_row("Source", f"{r.source_ref}  ({r.source_id[:19]})")
     out = r.output if r.tagged else f"{r.output} [red](not tagged)[/]"
     t.add_row("Result", f"{out}  ({r.image_id[:19]})")
-    t.add_row("Size", f"{human_bytes(r.before_bytes)} -> {human_bytes(r.after_bytes)}  "
-                      f"([bold]{r.reduction:.1f}x[/] smaller)")
+    t.add_row(
+        "Size",
+        f"{human_bytes(r.before_bytes)} -> {human_bytes(r.after_bytes)}  "
+        f"([bold]{r.reduction:.1f}x[/] smaller)",
+    )
     t.add_row("Files", f"{r.before_files} -> {r.after_files}")
     rounds = f" after {len(r.rounds)} rounds" if len(r.rounds) > 1 else ""
     t.add_row("Verification", f"{status}{rounds}")

@@ -109,11 +109,14 @@ STRACE_OPTIONS: tuple[str, ...] = (
     "-qq",  # no attach/detach/exit-status lines
     "-y",  # decode fds (dirfds, AT_FDCWD, returned fds) to their paths
     "-x",  # non-ASCII strings in hex: the log stays ASCII and exact
-    "-s", "4096",  # argv strings up to PATH_MAX (paths are never cut)
+    "-s",
+    "4096",  # argv strings up to PATH_MAX (paths are never cut)
     "--seccomp-bpf",  # stop only on the traced syscalls: much less overhead
-    "-e", "signal=none",  # no "--- SIGCHLD ---" lines
+    "-e",
+    "signal=none",  # no "--- SIGCHLD ---" lines
     # "?" tolerates names this strace or architecture does not have.
-    "-e", "trace=" + ",".join("?" + name for name in TRACED_SYSCALLS),
+    "-e",
+    "trace=" + ",".join("?" + name for name in TRACED_SYSCALLS),
 )
 """The strace options whose output `parse` reads (add `-o FILE -- CMD...`)."""
 
@@ -168,10 +171,11 @@ class Trace:
     def touched(self, kinds: Iterable[str] | None = None) -> tuple[str, ...]:
         """Sorted paths that existed when named (optionally only these kinds)."""
         wanted = None if kinds is None else frozenset(kinds)
-        return tuple(sorted({
-            e.path for e in self.events
-            if e.existed and (wanted is None or e.kind in wanted)
-        }))
+        return tuple(
+            sorted(
+                {e.path for e in self.events if e.existed and (wanted is None or e.kind in wanted)}
+            )
+        )
 
     def missing(self) -> tuple[str, ...]:
         """Sorted paths looked up but never found (search paths, optional configs)."""
@@ -206,15 +210,14 @@ class Trace:
             raise ValueError(f"reading a trace: schema {doc.get('schema')!r} is not {SCHEMA}")
         return cls(
             events=tuple(Event(**e) for e in doc["events"]),
-            processes=MappingProxyType(
-                {int(p): tuple(a) for p, a in doc["processes"].items()}
-            ),
+            processes=MappingProxyType({int(p): tuple(a) for p, a in doc["processes"].items()}),
             parents=MappingProxyType({int(c): int(p) for c, p in doc["parents"].items()}),
             warnings=tuple(doc["warnings"]),
         )
 
 
 # -- paths --------------------------------------------------------------------
+
 
 def join(base: str, name: str) -> str:
     """`name` made absolute against directory `base`, with nothing removed."""
@@ -236,6 +239,7 @@ def normalize(path: str) -> str:
 
 
 # -- calls -> events ------------------------------------------------------------
+
 
 class _Walker:
     """Replays calls in order, tracking each process's cwd.
@@ -327,10 +331,17 @@ class _Walker:
             target = _arg_string(call, spec.target) or ""  # an address when it failed
         follow = spec.follow != (spec.toggle in _tokens(flags))
         return Event(
-            pid=call.pid, syscall=call.name, kind=kind, path=normalize(raw), raw=raw,
-            result=-1 if value is None else value, errno=errno,
-            existed=_existed(kind, flags, value, errno), follow=follow,
-            flags=flags if spec.flags else "", target=target,
+            pid=call.pid,
+            syscall=call.name,
+            kind=kind,
+            path=normalize(raw),
+            raw=raw,
+            result=-1 if value is None else value,
+            errno=errno,
+            existed=_existed(kind, flags, value, errno),
+            follow=follow,
+            flags=flags if spec.flags else "",
+            target=target,
         )
 
 

@@ -188,9 +188,7 @@ def expand_placeholders(command: str, ports: Ports, default_port: int | None) ->
 def _cmd_attempt(t: _Target, p: ProbeSpec, timeout: float) -> ProbeResult:
     command = expand_placeholders(p.command, t.ports, p.port or t.default_port)
     try:
-        res = subprocess.run(
-            command, shell=True, capture_output=True, timeout=timeout, check=False
-        )
+        res = subprocess.run(command, shell=True, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return ProbeResult(p, False, error=f"host command timed out after {timeout:.0f}s")
     return ProbeResult(p, False, exit_code=res.returncode, output=res.stdout)
@@ -210,7 +208,7 @@ def _why(exc: BaseException) -> str:
 
 # -- running ------------------------------------------------------------------------------
 def _container_gone(engine: ContainerEngine, container: str) -> str:
-    """"" while the container runs; otherwise how it ended, with its last log line."""
+    """ "" while the container runs; otherwise how it ended, with its last log line."""
     try:
         state = engine.inspect_container(container).get("State") or {}
     except SlimError as exc:
@@ -253,7 +251,9 @@ def _retry(t: _Target, p: ProbeSpec, deadline: float) -> ProbeResult:
     return _judge(replace(res, attempts=tries, seconds=time.monotonic() - start))
 
 
-def _await_exit(engine: ContainerEngine, container: str, p: ProbeSpec, deadline: float) -> ProbeResult:
+def _await_exit(
+    engine: ContainerEngine, container: str, p: ProbeSpec, deadline: float
+) -> ProbeResult:
     """Wait for `container` to exit; record its exit code and stdout."""
     start = time.monotonic()
     code = engine.wait(container, timeout=max(1.0, deadline - start))
@@ -370,8 +370,14 @@ def run_probes_on_image(
         exposed = exposed_ports(engine, image)
         wanted = set(exposed).union(*(p.ports_used() for _, p in attached))
         with running_container(engine, image, wanted) as (container, ports):
-            found = run_probes(engine, container, ports, [p for _, p in attached], limit,
-                               default_port=exposed[0] if exposed else None)
+            found = run_probes(
+                engine,
+                container,
+                ports,
+                [p for _, p in attached],
+                limit,
+                default_port=exposed[0] if exposed else None,
+            )
         results.update(zip((i for i, _ in attached), found, strict=True))
     for i, p in enumerate(probes):
         if p.kind not in ATTACHED:

@@ -303,8 +303,9 @@ def _probe_list(doc: Mapping[str, object], key: str, source: str) -> tuple[Probe
     items = doc.get(key, [])
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise _bad(source, key, items, f"expected [[{key}]] tables")
-    return tuple(probe_from_dict(item, f"{source} [[{key}]] #{n}") for n, item in
-                 enumerate(items, 1))
+    return tuple(
+        probe_from_dict(item, f"{source} [[{key}]] #{n}") for n, item in enumerate(items, 1)
+    )
 
 
 def parse_probe_toml(text: str, source: str = "<probes>") -> ProbeSet:

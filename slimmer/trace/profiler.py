@@ -72,8 +72,6 @@ def healthcheck_probe(config: ImageConfig) -> pr.ProbeSpec | None:
     return pr.ProbeSpec(kind="exec", name="HEALTHCHECK", cmd=argv, expect_exit=0)
 
 
-
-
 def profile(
     engine: ContainerEngine,
     image: str,
@@ -119,12 +117,14 @@ class _Runner:
                 run, res = self._override_run(p)
                 runs.append(run)
                 results.append(res)
-        return TracedRun(self.image, tuple(runs), tuple(results),
-                       tuple(r.probe for r in results))
+        return TracedRun(self.image, tuple(runs), tuple(results), tuple(r.probe for r in results))
 
     def _main_run(self, probes: list[pr.ProbeSpec]) -> tuple[list[Run], list[pr.ProbeResult]]:
-        exposed = sorted(int(k.split("/")[0]) for k in self.config.exposed_ports
-                         if k.endswith("/tcp") or "/" not in k)
+        exposed = sorted(
+            int(k.split("/")[0])
+            for k in self.config.exposed_ports
+            if k.endswith("/tcp") or "/" not in k
+        )
         ports = set(exposed).union(*(p.ports_used() for p in probes))
         start = time.monotonic()
         entrypoint = self._argv(self.config.entrypoint, self.config.cmd)
@@ -141,23 +141,28 @@ class _Runner:
             if self.bundle is None:
                 return [], results
             self.progress("reading the trace")
-            runs = [Run("entrypoint", self._trace(ctr, TRACE_PATH), code,
-                        time.monotonic() - start)]
-            runs += [Run(f"exec {r.probe.label}", self._trace(ctr, _exec_trace(i)))
-                     for i, r in enumerate(results) if r.probe.kind == "exec"]
+            runs = [Run("entrypoint", self._trace(ctr, TRACE_PATH), code, time.monotonic() - start)]
+            runs += [
+                Run(f"exec {r.probe.label}", self._trace(ctr, _exec_trace(i)))
+                for i, r in enumerate(results)
+                if r.probe.kind == "exec"
+            ]
         return runs, results
 
-    def _probe(self, ctr: str, published: pr.Ports, probes: list[pr.ProbeSpec],
-               default_port: int | None) -> list[pr.ProbeResult]:
+    def _probe(
+        self, ctr: str, published: pr.Ports, probes: list[pr.ProbeSpec], default_port: int | None
+    ) -> list[pr.ProbeResult]:
         """Run probes; exec probes run under the sensor; results keep the original spec."""
         bundle = self.bundle
         runnable = [
             replace(p, cmd=tuple(wrap_command(bundle, (), p.cmd, _exec_trace(i))))
-            if p.kind == "exec" and bundle is not None else p
+            if p.kind == "exec" and bundle is not None
+            else p
             for i, p in enumerate(probes)
         ]
-        found = prun.run_probes(self.engine, ctr, published, runnable, self.timeout,
-                              default_port=default_port)
+        found = prun.run_probes(
+            self.engine, ctr, published, runnable, self.timeout, default_port=default_port
+        )
         return [replace(r, probe=p) for r, p in zip(found, probes, strict=True)]
 
     def _override_run(self, p: pr.ProbeSpec) -> tuple[Run, pr.ProbeResult]:
@@ -170,8 +175,10 @@ class _Runner:
         start = time.monotonic()
         with self._container(set(), **kwargs) as (ctr, _):
             self.progress("probing")
-            res = replace(prun.run_probes(self.engine, ctr, {}, [replace(p, kind="batch")],
-                                        self.timeout)[0], probe=p)
+            res = replace(
+                prun.run_probes(self.engine, ctr, {}, [replace(p, kind="batch")], self.timeout)[0],
+                probe=p,
+            )
             if res.exit_code is None:
                 self.progress("stopping")
                 self.engine.kill(ctr)
@@ -198,7 +205,9 @@ class _Runner:
         self.progress("creating")
         engine = self.engine
         ctr = engine.create_container(
-            self.image, ports=wanted, healthcheck={"test": ["NONE"]},
+            self.image,
+            ports=wanted,
+            healthcheck={"test": ["NONE"]},
             host_config=engine.host_config(port_bindings={p: (pr.HOST,) for p in wanted}),
             **kwargs,
         )
@@ -227,8 +236,9 @@ def _default_probes(
         tcp = pr.ProbeSpec(kind="tcp", port=port)
         ready = prun.run_probes(engine, ctr, published, [tcp], timeout)[0]
         if not ready.ok:
-            raise ProfileError(f"probing port {port}: never answered within {timeout:.0f}s "
-                               f"({ready.error})")
+            raise ProfileError(
+                f"probing port {port}: never answered within {timeout:.0f}s ({ready.error})"
+            )
         http = pr.ProbeSpec(kind="http", port=port, path="/")
         answer = prun.run_probes(engine, ctr, published, [http], 5.0)[0]
         out.append(http if answer.status is not None else tcp)
@@ -239,7 +249,9 @@ def _exec_trace(index: int) -> str:
     return f"{BUNDLE_DIR}/exec-{index}.log"
 
 
-def _stop(engine: ContainerEngine, ctr: str, config: ImageConfig, bundle: Bundle | None) -> int | None:
+def _stop(
+    engine: ContainerEngine, ctr: str, config: ImageConfig, bundle: Bundle | None
+) -> int | None:
     """Stop the app with its StopSignal, wait the grace period, then kill."""
     state = engine.inspect_container(ctr).get("State") or {}
     if not state.get("Running"):

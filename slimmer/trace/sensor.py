@@ -43,9 +43,17 @@ MIN_STRACE = (5, 3)  # --seccomp-bpf
 
 # `uname -m` -> the OCI/Docker architecture name an image config carries.
 _ARCH = {
-    "x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
-    "armv7l": "arm", "armv6l": "arm", "i386": "386", "i686": "386",
-    "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64",
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv7l": "arm",
+    "armv6l": "arm",
+    "i386": "386",
+    "i686": "386",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
 }
 
 
@@ -89,6 +97,7 @@ class Bundle:
 
 # -- finding strace and its closure on the host ---------------------------------
 
+
 def host_closure(binary: str) -> Closure:
     """`binary`'s closure on this host, by slimmer's own loader rules (slimmer.elf.loader
     over a HostTree): its ELF interpreter and each DT_NEEDED name with the file the
@@ -116,7 +125,7 @@ def find_strace() -> str:
 
 
 def parse_version(text: str) -> tuple[int, ...]:
-    """"strace -- version 6.1" -> (6, 1); () when there is no version."""
+    """ "strace -- version 6.1" -> (6, 1); () when there is no version."""
     m = re.search(r"version (\d+(?:\.\d+)*)", text)
     return tuple(int(p) for p in m.group(1).split(".")) if m else ()
 
@@ -141,6 +150,7 @@ def host_architecture() -> str:
 
 
 # -- the bundle -----------------------------------------------------------------
+
 
 def launcher(closure: Closure) -> tuple[str, ...]:
     """The argv prefix that runs /.slimmer/strace with only the bundle's libraries.
@@ -194,9 +204,7 @@ def _info(name: str, kind: bytes, mode: int, size: int) -> tarfile.TarInfo:
     return info
 
 
-def make_bundle(
-    strace: str, closure_of: Callable[[str], Closure] = host_closure
-) -> Bundle:
+def make_bundle(strace: str, closure_of: Callable[[str], Closure] = host_closure) -> Bundle:
     """Bundle the strace at host path `strace` with its closure."""
     version = _strace_version(strace)
     closure = closure_of(strace)
@@ -226,6 +234,7 @@ def build_bundle() -> Bundle:
 
 
 # -- using it -----------------------------------------------------------------
+
 
 def check_image(bundle: Bundle, config: ImageConfig) -> None:
     """Refuse an image the bundled strace cannot run in (another OS or architecture)."""

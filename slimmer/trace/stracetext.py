@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 # -- lines -> calls -------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Call:
     seq: int  # line number where the call started: the order it was made in
@@ -107,7 +108,7 @@ def _split_args(text: str) -> tuple[tuple[str, ...], str] | None:
             depth -= 1
         elif c == ")":
             args.append(text[start:i].strip())
-            return (() if args == [""] else tuple(args)), text[i + 1:]
+            return (() if args == [""] else tuple(args)), text[i + 1 :]
         elif c == "," and depth == 0:
             args.append(text[start:i].strip())
             start = i + 1
@@ -173,7 +174,7 @@ _RESULT = re.compile(
 
 
 def parse_result(text: str) -> tuple[int | None, str, str]:
-    """"-1 ENOENT (...)" -> (-1, "ENOENT", ""); "3</etc/x>" -> (3, "", "/etc/x")."""
+    """ "-1 ENOENT (...)" -> (-1, "ENOENT", ""); "3</etc/x>" -> (3, "", "/etc/x")."""
     m = _RESULT.match(text.strip())
     if not m or m.group("val") == "?":
         return None, (m.group("errno") or "?") if m else "?", ""
