@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from slimmer.image.paths import is_system_dir
-from slimmer.plan.expanders import EXPANDERS, locale_names, nss_services
+from slimmer.plan.expanders import EXPANDERS
+from slimmer.plan.expanders.system import locale_names, nss_services
 from slimmer.plan.keep import Addition, Generated, ProfileContext
 from slimmer.plan.nginxconf import directives, referenced_paths, tokens
 from slimmer.plan.pkgtrim import apk_records, dpkg_records, md5sums_paths, trim_dpkg

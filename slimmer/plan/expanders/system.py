@@ -1,19 +1,13 @@
-"""Code expanders: what a profile keeps that its data cannot say.
-
-Each expander is a function `(ctx, profile) -> (additions, generated)`
-registered under the name profiles use in `keep.expand`. They read the image
-tree (never the host), skip files whose bytes the reader did not keep, and
-give every addition a reason naming the file or setting that asked for it.
-Those of language runtimes and servers live in `slimmer.plan.langexpand`; this
-module's `EXPANDERS` holds them all.
-"""
+"""Expanders of the system an app runs on: glibc's NSS modules, the locales the
+Env names, the JVM's home, the commands of shell scripts, and the app's own
+directories (those that are no part of the system tree)."""
 
 from __future__ import annotations
 
 import functools
 import posixpath
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from slimmer.image.paths import (
     exists,
@@ -21,16 +15,12 @@ from slimmer.image.paths import (
     is_file,
     is_system_dir,
     read_text,
-    real_file,
     tree_memo,
     which,
 )
 from slimmer.model import TreeView
-from slimmer.plan import langexpand
 from slimmer.plan.keep import (
     Addition,
-    Expander,
-    Generated,
     ProfileContext,
     Reason,
     Result,
@@ -38,33 +28,10 @@ from slimmer.plan.keep import (
     kept_named,
     subtree,
 )
-from slimmer.plan.pkgtrim import (
-    ApkRecord,
-    DpkgRecord,
-    dpkg_records,
-    list_paths,
-    md5sums_paths,
-    trim_apk,
-    trim_dpkg,
-)
 from slimmer.plan.shellscan import command_words, sourced_files
-
-EXPANDERS: dict[str, Expander] = {}
 
 LIB_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-DPKG_INFO = "/var/lib/dpkg/info"
-DPKG_STATUS = "/var/lib/dpkg/status"
-DPKG_STATUS_D = "/var/lib/dpkg/status.d"
-APK_INSTALLED = "/lib/apk/db/installed"
-
-
-def expander(name: str) -> Callable[[Expander], Expander]:
-    def register(fn: Expander) -> Expander:
-        EXPANDERS[name] = fn
-        return fn
-
-    return register
 
 
 # -- glibc: NSS modules -------------------------------------------------------------------
@@ -102,7 +69,6 @@ def _glibc_before_2_34(tree: TreeView, dirs: Iterable[str]) -> bool:
     return False
 
 
-@expander("nss")
 def nss_modules(ctx: ProfileContext, profile_name: str) -> Result:
     """`libnss_<service>.so.2` for each service nsswitch.conf names: glibc dlopens
     them on the first user, group or host lookup."""
@@ -159,7 +125,6 @@ def _normalise_codeset(code: str) -> str:
     return "." + ("iso" + norm if norm.isdigit() else norm)
 
 
-@expander("locales")
 def locales(ctx: ProfileContext, profile_name: str) -> Result:
     """The locale directories that LANG, LC_ALL and LC_* in the image Env name."""
     env = ctx.config.env
@@ -182,7 +147,6 @@ def locales(ctx: ProfileContext, profile_name: str) -> Result:
 # -- the app's own directories ------------------------------------------------------------
 
 
-@expander("app-dirs")
 def app_dirs(ctx: ProfileContext, profile_name: str) -> Result:
     """The WorkingDir, the directories of entrypoint/cmd/HEALTHCHECK scripts and the
     directories an app was copied into (`_app_trees`), whole, when they are not
@@ -244,7 +208,6 @@ _JAVA = re.compile(r"java$")
 _JDK_ONLY = frozenset({"ct.sym", "src.zip"})  # read by javac and IDEs, never by `java`
 
 
-@expander("jvm-home")
 def jvm_home(ctx: ProfileContext, profile_name: str) -> Result:
     """JAVA_HOME's `lib/` (less `ct.sym`, `src.zip`), `conf/` and `release`, JAVA_HOME
     being the directory above the real `bin/java` that ran (or the Env's JAVA_HOME)."""
@@ -276,149 +239,6 @@ def jvm_home(ctx: ProfileContext, profile_name: str) -> Result:
     return out, []
 
 
-# -- package databases ------------------------------------------------------------------
-
-
-def _dpkg_owners(tree: TreeView) -> dict[str, tuple[str, ...]]:
-    """`info/<name>.list` name -> real paths of the non-directories it lists."""
-
-    def make() -> dict[str, tuple[str, ...]]:
-        dirs: dict[str, str] = {}
-        out: dict[str, tuple[str, ...]] = {}
-        for name in tree.listdir(DPKG_INFO):
-            if name.endswith(".list"):
-                text = read_text(tree, f"{DPKG_INFO}/{name}")
-                if text is not None:
-                    out[name[:-5]] = _real_files(tree, list_paths(text), dirs)
-        return out
-
-    return tree_memo(tree, "dpkg-owners", make)
-
-
-def _real_files(tree: TreeView, paths: Iterable[str], dirs: dict[str, str]) -> tuple[str, ...]:
-    """The listed paths that are files. A listed directory that the image holds as a
-    symlink to a directory (`/lib` on merged-/usr) owns nothing: keeping that link
-    does not mean the package survives."""
-    return tuple(
-        r for p in paths if (r := real_file(tree, p, dirs)) is not None and not is_dir(tree, r)
-    )
-
-
-def _list_name(record: DpkgRecord, owners: dict[str, tuple[str, ...]]) -> str | None:
-    return next((n for n in record.list_names() if n in owners), None)
-
-
-@expander("dpkg-status")
-def dpkg_status(ctx: ProfileContext, profile_name: str) -> Result:
-    """A trimmed /var/lib/dpkg/status (generated), and the `info/` file lists, md5sums
-    and copyright files of the surviving packages; distroless `status.d/` records
-    of surviving packages as they are."""
-    tree, owners = ctx.tree, _dpkg_owners(ctx.tree)
-
-    def kept(record: DpkgRecord) -> bool:
-        name = _list_name(record, owners)
-        return name is None or any(p in ctx.kept for p in owners[name])
-
-    generated: list[Generated] = []
-    additions: list[Addition] = []
-    text = read_text(tree, DPKG_STATUS)
-    entry = tree.get(DPKG_STATUS)
-    if text is not None and entry is not None:
-        records = [r for r in dpkg_records(text) if r.installed and kept(r)]
-        reason = Reason(
-            "profile",
-            f"dpkg status trimmed to the {len(records)} packages with "
-            f"files kept, so scanners see what the slim image holds",
-            profile_name,
-        )
-        generated.append(
-            Generated(DPKG_STATUS, trim_dpkg(text, kept).encode(), reason, entry.mode, entry.mtime)
-        )
-        additions += _dpkg_extras(tree, records, owners, profile_name)
-    additions += _status_d(ctx, profile_name, owners)
-    return additions, generated
-
-
-def _dpkg_extras(
-    tree: TreeView, records: list[DpkgRecord], owners: dict[str, tuple[str, ...]], profile_name: str
-) -> list[Addition]:
-    out = []
-    for record in records:
-        reason = Reason(
-            "profile",
-            f"package metadata of {record.package}, whose files are kept (read by scanners)",
-            profile_name,
-        )
-        name = _list_name(record, owners) or record.package
-        paths = [f"{DPKG_INFO}/{name}.{ext}" for ext in ("list", "md5sums", "conffiles")]
-        paths.append(f"/usr/share/doc/{record.package}/copyright")
-        out += [Addition(p, reason, False) for p in paths if exists(tree, p)]
-    return out
-
-
-def _status_d(
-    ctx: ProfileContext, profile_name: str, owners: dict[str, tuple[str, ...]]
-) -> list[Addition]:
-    """Distroless keeps one record per package in status.d/<name>, its files in
-    status.d/<name>.md5sums (or dpkg's info/ lists)."""
-    out: list[Addition] = []
-    dirs: dict[str, str] = {}
-    for name in ctx.tree.listdir(DPKG_STATUS_D):
-        path = f"{DPKG_STATUS_D}/{name}"
-        text = None if name.endswith(".md5sums") else read_text(ctx.tree, path)
-        if text is None:
-            continue
-        sums = read_text(ctx.tree, f"{path}.md5sums")
-        for record in dpkg_records(text):
-            listed = _list_name(record, owners)
-            files = (
-                _real_files(ctx.tree, md5sums_paths(sums), dirs)
-                if sums is not None
-                else owners[listed]
-                if listed
-                else None
-            )
-            if files is None or any(p in ctx.kept for p in files):
-                reason = Reason(
-                    "profile",
-                    f"package record of {record.package}, whose files are kept (read by scanners)",
-                    profile_name,
-                )
-                out += [
-                    Addition(p, reason, False)
-                    for p in (path, f"{path}.md5sums")
-                    if exists(ctx.tree, p)
-                ]
-                break
-    return out
-
-
-@expander("apk-installed")
-def apk_installed(ctx: ProfileContext, profile_name: str) -> Result:
-    """A trimmed /lib/apk/db/installed (generated) holding the packages with files kept."""
-    tree = ctx.tree
-    text, entry = read_text(tree, APK_INSTALLED), tree.get(APK_INSTALLED)
-    if text is None or entry is None:
-        return [], []
-    dirs: dict[str, str] = {}
-
-    def kept(record: ApkRecord) -> bool:
-        return any(p in ctx.kept for p in _real_files(tree, record.files, dirs))
-
-    data = trim_apk(text, kept)
-    count = data.count("\nP:") + data.startswith("P:")
-    reason = Reason(
-        "profile",
-        f"apk database trimmed to the {count} packages with files "
-        f"kept, so scanners see what the slim image holds",
-        profile_name,
-    )
-    return [], [Generated(APK_INSTALLED, data.encode(), reason, entry.mode, entry.mtime)]
-
-
-EXPANDERS.update(langexpand.EXPANDERS)
-
-
 # -- shell scripts ------------------------------------------------------------------------
 
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "busybox", "zsh", "ksh", "mksh"})
@@ -437,7 +257,6 @@ def _shell_script(tree: TreeView, path: str) -> str | None:
     return text if any(n in _SHELLS for n in names) else None
 
 
-@expander("shell-commands")
 def shell_commands(ctx: ProfileContext, profile_name: str) -> Result:
     """Every program a kept shell script names in command position, and the files it
     sources: the branches a probe did not take run them too (see slimmer.plan.shellscan)."""

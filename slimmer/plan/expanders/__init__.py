@@ -1,0 +1,39 @@
+"""Code expanders: what a profile keeps that its data cannot say.
+
+Each expander is a function `(ctx, profile) -> (additions, generated)`
+registered in `EXPANDERS` under the name profiles use in `keep.expand`. They read
+the image tree (never the host), skip files whose bytes the reader did not keep,
+and give every addition a reason naming the file or setting that asked for it.
+
+The families, one module each:
+
+- `system`: glibc's NSS modules (`nss`), locales (`locales`), the app's own
+  directories (`app-dirs`), the JVM's home (`jvm-home`), the programs and sourced
+  files of shell scripts (`shell-commands`);
+- `packages`: trimmed package databases (`dpkg-status`, `apk-installed`);
+- `python`: Python imports and distribution metadata (`python-imports`,
+  `python-dist-info`);
+- `node`: Node.js requires and imports (`node-requires`);
+- `nginx`: nginx document roots and the files its configuration names (`nginx-roots`).
+
+Shared helpers live in `_common`.
+"""
+
+from __future__ import annotations
+
+from slimmer.plan.expanders import nginx, node, packages, python, system
+from slimmer.plan.keep import Expander
+
+EXPANDERS: dict[str, Expander] = {
+    "nss": system.nss_modules,
+    "locales": system.locales,
+    "app-dirs": system.app_dirs,
+    "jvm-home": system.jvm_home,
+    "dpkg-status": packages.dpkg_status,
+    "apk-installed": packages.apk_installed,
+    "python-imports": python.python_imports,
+    "python-dist-info": python.python_dist_info,
+    "node-requires": node.node_requires,
+    "nginx-roots": nginx.nginx_roots,
+    "shell-commands": system.shell_commands,
+}
