@@ -2,7 +2,8 @@
 # Make sure a Docker engine answers, installing Debian's docker.io and starting
 # dockerd in the background when none does. Also installs the host tools slimmer,
 # the test-suite and the fixture builder use: strace (the sensor), debootstrap (the
-# fixture base), gcc and libc6-dev (tests build real ELF programs).
+# fixture base), gcc, g++, libc6-dev, binutils and musl-tools (tests build and read
+# real ELF programs, glibc and musl ones).
 # Idempotent: does nothing that is already done.
 set -euo pipefail
 
@@ -11,6 +12,9 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v strace >/dev/null 2>&1 || need_pkgs+=(strace)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
+command -v g++ >/dev/null 2>&1 || need_pkgs+=(g++)
+command -v readelf >/dev/null 2>&1 || need_pkgs+=(binutils)
+command -v musl-gcc >/dev/null 2>&1 || need_pkgs+=(musl-tools)
 dpkg -s libc6-dev >/dev/null 2>&1 || need_pkgs+=(libc6-dev)
 if ((${#need_pkgs[@]})); then
   echo "ensure-engine: installing ${need_pkgs[*]}" >&2

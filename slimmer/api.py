@@ -22,6 +22,8 @@ from slimmer.analyse.check import (
 )
 from slimmer.analyse.checkconfig import CheckSettings, build_rules, load_baseline, resolve
 from slimmer.analyse.inspect import Inspection, analyze, want_for_inspect
+from slimmer.bases.build import BaseImage, build_base, find_base
+from slimmer.bases.recipe import FLAVOURS, flavour
 from slimmer.elf.deps import DepsReport, deps_report
 from slimmer.engine import Engine, saver
 from slimmer.engine_api import Leftover
@@ -159,6 +161,31 @@ def deps(ref: str, paths: Sequence[str]) -> DepsReport:
         return deps_report(image.tree, env, paths, image.config.working_dir or "/")
 
 
+def build_bases(flavours: Sequence[str], progress: Progress = lambda _: None) -> list[BaseImage]:
+    """`slim bases build`: build and tag each flavour (all when none is named)."""
+    names = list(flavours) or list(FLAVOURS)
+    for name in names:
+        flavour(name)  # a bad name fails before anything is built
+    engine = Engine.connect()
+    try:
+        out = []
+        for name in names:
+            progress(f"building {name}")
+            out.append(build_base(engine, name))
+        return out
+    finally:
+        engine.close()
+
+
+def list_bases() -> list[tuple[str, str, str | None]]:
+    """`slim bases list`: (flavour, what it holds, the engine's image of it or None)."""
+    engine = Engine.connect()
+    try:
+        return [(f.name, f.summary, find_base(engine, f.name)) for f in FLAVOURS.values()]
+    finally:
+        engine.close()
+
+
 # -- verdicts: which outcomes are failures, and their exit codes -------------------------
 
 
@@ -177,7 +204,10 @@ def raise_for_verdict(result: SlimResult, report: Path | None = None) -> None:
     therefore not tagged (a `--force`d result was tagged: no error)."""
     if result.verified is False and not result.tagged:
         where = f" (see {report})" if report else ""
+        refused = (
+            f"; as {result.user} the kernel refused {result.denied[0]}" if result.denied else ""
+        )
         raise VerificationFailed(
-            f"verifying {result.output}: {len(result.diffs)} probe(s) answered differently; "
-            f"not tagged{where}"
+            f"verifying {result.output}: {len(result.diffs)} probe(s) answered differently"
+            f"{refused}; not tagged{where}"
         )

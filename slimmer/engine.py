@@ -98,6 +98,7 @@ class Engine:
             size=int(raw.get("Size") or 0),
             architecture=str(raw.get("Architecture", "")),
             os=str(raw.get("Os", "")),
+            digests=tuple(str(d) for d in raw.get("RepoDigests") or ()),
         )
 
     def image_exists(self, ref: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 
@@ -20,6 +21,7 @@ class ImageInfo:
     size: int
     architecture: str
     os: str
+    digests: tuple[str, ...] = ()  # RepoDigests: name@sha256:... of a registry manifest
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,15 @@ class ContainerEngine(Protocol):
     def load_image(self, archive: IO[bytes] | bytes | Iterable[bytes]) -> list[str]: ...
     def tag_image(self, image_id: str, ref: str) -> None: ...
     def remove_image(self, ref: str, force: bool = False) -> None: ...
+    def build(
+        self,
+        context: Path,
+        tag: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        buildargs: Mapping[str, str] | None = None,
+        log: IO[str] | None = None,
+    ) -> str: ...
 
     # containers
     def create_container(self, image: str, **kwargs: Any) -> str: ...

@@ -15,6 +15,7 @@ class ExitStatus(IntEnum):
     USAGE = 2
     BUDGET = 3
     VERIFICATION = 4
+    BASE = 5
 
 
 class SlimError(Exception):
@@ -66,3 +67,14 @@ class VerificationFailed(SlimError):
     """The slim image did not behave like the original."""
 
     exit_code = ExitStatus.VERIFICATION
+
+
+class BaseRefused(SlimError):
+    """The chosen base cannot run the app (symbol versions, libc); nothing was written.
+    `reasons` holds every refusal line, the message the first."""
+
+    exit_code = ExitStatus.BASE
+
+    def __init__(self, message: str, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reasons = reasons

@@ -10,6 +10,11 @@ from typing import Any, Protocol
 MANAGED_LABEL = "io.slimmer.managed"  # on every container slimmer creates
 SOURCE_LABEL = "io.slimmer.source"  # on slim images: the source image's ID
 VERSION_LABEL = "io.slimmer.version"  # on slim images: the slimmer that wrote it
+SOURCE_REF_LABEL = "io.slimmer.source.ref"  # on slim images: the source as the user named it
+BASE_ID_LABEL = "io.slimmer.base.id"  # on images written on a base: the base's image ID
+# The OCI annotations of the base an image was built on (image-spec annotations.md).
+OCI_BASE_NAME = "org.opencontainers.image.base.name"
+OCI_BASE_DIGEST = "org.opencontainers.image.base.digest"
 
 # Told the name of each stage as a long job enters it (the CLI shows it).
 Progress = Callable[[str], None]

@@ -4,6 +4,7 @@ subclass overrides it, so a fake states exactly which calls it expects."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from slimmer.engine_api import ContainerEngine, ImageInfo, Leftover
@@ -33,6 +34,17 @@ class UnusedEngine(ContainerEngine):
 
     def remove_image(self, ref: str, force: bool = False) -> None:
         _unused("remove_image")
+
+    def build(
+        self,
+        context: Path,
+        tag: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        buildargs: Mapping[str, str] | None = None,
+        log: IO[str] | None = None,
+    ) -> str:
+        _unused("build")
 
     def create_container(self, image: str, **kwargs: Any) -> str:
         _unused("create_container")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -47,13 +48,20 @@ NOT_CONTEXT = frozenset({"probe.toml", "README.md"})
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 HOST_CA_NAME = "host-ca.crt"
 
-SUITE = "bookworm"
+SUITE = "bookworm"  # the default; a Dockerfile line `# suite: NAME` picks another
+SUITES = ("bookworm", "trixie")
 MIRROR = "http://deb.debian.org/debian"
-SOURCES_LIST = (
-    "deb http://deb.debian.org/debian bookworm main\n"
-    "deb http://deb.debian.org/debian bookworm-updates main\n"
-    "deb http://deb.debian.org/debian-security bookworm-security main\n"
-)
+_SUITE_LINE = re.compile(r"^# suite: ([a-z]+)$", re.M)
+
+
+def sources_list(suite: str) -> str:
+    return (
+        f"deb http://deb.debian.org/debian {suite} main\n"
+        f"deb http://deb.debian.org/debian {suite}-updates main\n"
+        f"deb http://deb.debian.org/debian-security {suite}-security main\n"
+    )
+
+
 # Like the official debian images: no service starts during `apt-get install`.
 POLICY_RC_D = "#!/bin/sh\nexit 101\n"
 BASE_CHANGES = (
@@ -120,14 +128,25 @@ def fixture_hash(name: str, base_tag: str) -> str:
     return h.hexdigest()[:16]
 
 
-def base_hash() -> str:
-    recipe = "\0".join([BUILDER_VERSION, SUITE, MIRROR, "minbase", SOURCES_LIST, POLICY_RC_D])
+def base_hash(suite: str = SUITE) -> str:
+    recipe = "\0".join(
+        [BUILDER_VERSION, suite, MIRROR, "minbase", sources_list(suite), POLICY_RC_D]
+    )
     recipe += "\0".join(BASE_CHANGES + TAR_EXCLUDES)
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
-def base_tag() -> str:
-    return f"{REPO}/base:{SUITE}-{base_hash()}"
+def base_tag(suite: str = SUITE) -> str:
+    return f"{REPO}/base:{suite}-{base_hash(suite)}"
+
+
+def fixture_suite(name: str) -> str:
+    """The Debian suite a fixture is built on: `# suite: NAME` in its Dockerfile."""
+    found = _SUITE_LINE.search((fixture_dir(name) / "Dockerfile").read_text())
+    suite = found.group(1) if found else SUITE
+    if suite not in SUITES:
+        raise UsageError(f"fixture {name!r}: suite {suite!r} is not one of {', '.join(SUITES)}")
+    return suite
 
 
 # -- locking and logs -------------------------------------------------------------
@@ -172,9 +191,9 @@ def _run_logged(cmd: Sequence[str], log: IO[str], what: str, log_path: Path) -> 
         raise _build_failed(what, log_path, f"{cmd[0]} exited with {res.returncode}")
 
 
-def _prepare_rootfs(rootfs: Path) -> None:
+def _prepare_rootfs(rootfs: Path, suite: str) -> None:
     """Make the debootstrapped tree a plain container base."""
-    (rootfs / "etc/apt/sources.list").write_text(SOURCES_LIST)
+    (rootfs / "etc/apt/sources.list").write_text(sources_list(suite))
     policy = rootfs / "usr/sbin/policy-rc.d"
     policy.write_text(POLICY_RC_D)
     policy.chmod(0o755)
@@ -182,12 +201,12 @@ def _prepare_rootfs(rootfs: Path) -> None:
         (rootfs / leaked).unlink(missing_ok=True)
 
 
-def _make_base_tar(workdir: Path, log: IO[str], log_path: Path) -> Path:
+def _make_base_tar(workdir: Path, suite: str, log: IO[str], log_path: Path) -> Path:
     rootfs = workdir / "rootfs"
     _run_logged(
-        ["debootstrap", "--variant=minbase", SUITE, str(rootfs), MIRROR], log, "base", log_path
+        ["debootstrap", "--variant=minbase", suite, str(rootfs), MIRROR], log, "base", log_path
     )
-    _prepare_rootfs(rootfs)
+    _prepare_rootfs(rootfs, suite)
     tar_path = workdir / "rootfs.tar"
     excludes = [f"--exclude={pattern}" for pattern in TAR_EXCLUDES]
     _run_logged(
@@ -210,19 +229,20 @@ def _make_base_tar(workdir: Path, log: IO[str], log_path: Path) -> Path:
     return tar_path
 
 
-def ensure_base(engine: Engine, log: Log = _quiet) -> FixtureImage:
-    """The debootstrap base image, built and imported unless already there."""
-    tag = base_tag()
+def ensure_base(engine: Engine, log: Log = _quiet, suite: str = SUITE) -> FixtureImage:
+    """The debootstrap base image of `suite`, built and imported unless already there."""
+    tag = base_tag(suite)
     if engine.image_exists(tag):
         info = engine.inspect_image(tag)
         return FixtureImage("base", tag, info.id, info.size, True, 0.0)
-    log(f"base: debootstrap {SUITE} (about a minute)")
+    log(f"base: debootstrap {suite} (about a minute)")
     start = time.monotonic()
-    log_path = _log_path("base")
+    log_path = _log_path(f"base-{suite}")
     with tempfile.TemporaryDirectory(prefix="slimmer-base-") as tmp, open(log_path, "w") as fh:
-        tar_path = _make_base_tar(Path(tmp), fh, log_path)
+        tar_path = _make_base_tar(Path(tmp), suite, fh, log_path)
         image_id = engine.import_rootfs(tar_path, tag, changes=list(BASE_CHANGES))
-    _prune_stale(engine, "base", tag)
+    if suite == SUITE:
+        _prune_stale(engine, "base", tag)
     info = engine.inspect_image(image_id)
     return FixtureImage("base", tag, info.id, info.size, False, time.monotonic() - start)
 
@@ -290,7 +310,9 @@ def iter_fixtures(
         base = ensure_base(engine, log)
         yield base
         for name in wanted:
-            yield ensure_fixture(engine, name, base.tag, log)
+            suite = fixture_suite(name)
+            on = base if suite == SUITE else ensure_base(engine, log, suite)
+            yield ensure_fixture(engine, name, on.tag, log)
 
 
 def build_fixtures(

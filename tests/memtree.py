@@ -15,6 +15,7 @@ absolute targets restart at the image root.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import posixpath
@@ -74,6 +75,7 @@ class MemTree:
                 size=len(item.data),
                 mode=item.mode,
                 is_elf=is_elf(item.data[:4]),
+                content=hashlib.sha256(item.data).hexdigest(),
             )
         elif isinstance(item, Link):
             self._entries[path] = FileEntry(path, EntryType.SYMLINK, mode=0o777, link=item.target)

@@ -194,7 +194,13 @@ def compare(
 # so far. The known case (a setuid program ignores LD_LIBRARY_PATH when run
 # by another user, ldd does not) is pinned on the host in test_loader.py:
 # test_host_setuid_ignores_ld_library_path_where_ldd_does_not.
-LDD_IS_WRONG: dict[tuple[str, str], str] = {}
+LDD_IS_WRONG: dict[tuple[str, str], str] = {
+    ("musl-app", "/usr/local/bin/hello"): (
+        "glibc's ldd runs a musl program under glibc's loader, which looks for musl's "
+        "`libc.so` in glibc's paths; musl's own loader is that libc "
+        "(test_musl_closure_matches_musls_own_ldd)"
+    ),
+}
 
 
 @pytest.mark.parametrize("name", fixture_names())
@@ -258,3 +264,27 @@ def test_parse_ldd_output() -> None:
     assert res["/usr/bin/x"].missing == {"libgone.so"}
     assert res["/usr/bin/static"].static and not res["/usr/bin/static"].failed
     assert not res["/usr/bin/x"].failed
+
+
+def test_musl_closure_matches_musls_own_ldd(
+    engine: Engine, fixture_images: dict[str, str], tmp_path: Path
+) -> None:
+    """For a musl program the oracle is musl's loader itself (`ld-musl --list`)."""
+    tag, program = fixture_images["musl-app"], "/usr/local/bin/hello"
+    container = engine.create_container(
+        tag, entrypoint=["/lib/ld-musl-x86_64.so.1", "--list", program], network_disabled=True
+    )
+    try:
+        engine.start(container)
+        assert engine.wait(container, timeout=120) == 0
+        out = engine.logs(container, stderr=False).decode()
+    finally:
+        engine.remove_container(container)
+    listed = set(re.findall(r"(?:=> )?(/\S+) \(0x", out))
+    with open_image(tag, save=saver(engine), want=keep_all, workdir=tmp_path) as image:
+        ours = closure(image.tree, [program], image.config.env)
+        real = {image.tree.resolve(p).path for p in listed}
+        assert {image.tree.resolve(e.path).path for e in ours.edges} == real
+    assert real == {"/usr/lib/x86_64-linux-musl/libc.so"}, out
+    assert real <= set(ours.files) and ours.missing == ()
+    assert {image_path for image_path in ours.files if image_path.endswith(".so")} == real

@@ -94,6 +94,36 @@ def inspect(image: str, as_json: bool) -> None:
         inspect_view.print_inspection(ins, _console())
 
 
+@cli.group()
+def bases() -> None:
+    """Distroless-style base images built from Debian 12 packages (for --base)."""
+
+
+@bases.command("build")
+@click.argument("flavours", nargs=-1, metavar="[FLAVOUR]...")
+def bases_build(flavours: tuple[str, ...]) -> None:
+    """Build FLAVOURs (static, base-nossl, base, cc; all when none is named) from Debian
+    packages and tag them slimmer/distroless-FLAVOUR:debian12."""
+    from slimmer import api
+    from slimmer.cli.progress import stages
+
+    with stages(_console_err(), "bases") as progress:
+        built = api.build_bases(flavours, progress)
+    for b in built:
+        click.echo(f"{b.tag}  {b.image_id[:19]}  {b.size / 1e6:.1f} MB  {len(b.packages)} packages")
+
+
+@bases.command("list")
+def bases_list() -> None:
+    """The flavours, and which image of each the engine has."""
+    from slimmer import api
+
+    for name, summary, ref in api.list_bases():
+        click.echo(
+            f"{name:<11} {ref or '(not built: slim bases build ' + name + ')'}  -- {summary}"
+        )
+
+
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 def cleanup(dry_run: bool) -> None:
@@ -254,6 +284,10 @@ def check(
 
 def _console() -> Console:
     return Console(highlight=False, soft_wrap=False)
+
+
+def _console_err() -> Console:
+    return Console(stderr=True, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:

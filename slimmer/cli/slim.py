@@ -90,6 +90,29 @@ def probe_options(fn: Any) -> Any:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Also read the profiles in DIR; one named like a built-in one replaces it (repeatable).",
 )
+@click.option(
+    "--base",
+    default="scratch",
+    show_default=True,
+    metavar="BASE",
+    help="What to write on: scratch; auto (the smallest distroless flavour that has the "
+    "app's libraries); static, base-nossl, base or cc (gcr.io/distroless/FLAVOUR-debian12 "
+    "if the engine has it, else slimmer/distroless-FLAVOUR:debian12, built from Debian "
+    "packages when missing); or any image on the engine.",
+)
+@click.option(
+    "--user",
+    metavar="USER",
+    help="Run the result as USER: nonroot (65532), UID[:GID] or a name. Paths the "
+    "traced app wrote to are given to that user; verification proves it works.",
+)
+@click.option(
+    "--dockerfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="Also write a multi-stage Dockerfile that builds the result (generated files "
+    "go to slimmer-files/ beside it), build it on the engine and verify that image too.",
+)
 @click.option("--no-verify", is_flag=True, help="Skip verification (loudly).")
 @click.option(
     "--force",
@@ -123,6 +146,9 @@ def slim_command(
     profile_on: tuple[str, ...],
     profile_off: tuple[str, ...],
     profiles_extra: tuple[Path, ...],
+    base: str,
+    user: str | None,
+    dockerfile: Path | None,
     no_verify: bool,
     force: bool,
     report_dir: Path | None,
@@ -147,6 +173,9 @@ def slim_command(
         profiles_forced=frozenset(profile_on),
         profiles_disabled=frozenset(profile_off),
         profiles_extra=profiles_extra,
+        base=base,
+        user=user,
+        dockerfile=dockerfile,
         cache_dir=cache_dir,
     )
     err = Console(stderr=True, highlight=False)

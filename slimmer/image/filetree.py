@@ -155,7 +155,7 @@ def _read_member(
         return
     if etype in (EntryType.CHAR, EntryType.BLOCK):
         changes.warn(f"{path!r}: device node kept as metadata only")
-    entry = _entry(info, path, etype, changes.index)
+    entry = entry_from_tar(info, path, etype, changes.index)
     if etype is EntryType.FILE:
         entry = _with_content(tf, info, entry, store, want)
     if etype is EntryType.HARDLINK:
@@ -167,7 +167,8 @@ def _read_member(
     changes.entries.append(entry)
 
 
-def _entry(info: tarfile.TarInfo, path: str, etype: EntryType, layer: int) -> FileEntry:
+def entry_from_tar(info: tarfile.TarInfo, path: str, etype: EntryType, layer: int = 0) -> FileEntry:
+    """The `FileEntry` a tar member stands for, at `path` (already made safe)."""
     xattrs = tuple(
         sorted(
             (k[len("SCHILY.xattr.") :], v)

@@ -18,7 +18,7 @@ from types import TracebackType
 
 from slimmer.errors import UsageError
 from slimmer.image.archive import ArchiveImage, open_archive
-from slimmer.image.filetree import FileTree, WantContent, apply_layers, keep_none
+from slimmer.image.filetree import FileTree, WantContent, apply_layers, keep_all, keep_none
 from slimmer.image.store import ContentStore
 from slimmer.model import ImageConfig, ImageRef, Layer, Warning_
 
@@ -129,3 +129,28 @@ def _read(
         repo_tags=archive.repo_tags,
         _workdir=work,
     )
+
+
+def open_with_layers(
+    ref: str, save: EngineSaver, workdir: Path, want: WantContent = keep_all
+) -> tuple[Image, tuple[Path, ...]]:
+    """Read an engine image and also keep its layer tars, uncompressed and byte for byte
+    (each hashes to its diff ID), in `workdir`: what writing on a base needs."""
+    image_ref = parse_ref(ref)
+    work = Path(tempfile.mkdtemp(prefix="slimmer-base-", dir=workdir))
+    try:
+        spool = work / "image.tar"
+        image_id = save(image_ref.name, spool)
+        archive = open_archive("docker-archive", spool)
+        files = []
+        for layer in archive.layers:
+            dest = work / f"layer-{layer.index}.tar"
+            with layer.open() as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            files.append(dest)
+        image = _read(image_ref, image_id, archive, ContentStore(work / "store"), want, work)
+        spool.unlink(missing_ok=True)
+        return image, tuple(files)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise

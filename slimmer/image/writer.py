@@ -14,7 +14,7 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -22,7 +22,16 @@ from typing import IO, Any, Protocol
 from slimmer import __version__
 from slimmer.errors import SlimError
 from slimmer.image.store import ContentStore
-from slimmer.model import SOURCE_LABEL, VERSION_LABEL, EntryType, FileEntry, ImageConfig, TreeView
+from slimmer.model import (
+    OCI_BASE_DIGEST,
+    OCI_BASE_NAME,
+    SOURCE_LABEL,
+    VERSION_LABEL,
+    EntryType,
+    FileEntry,
+    ImageConfig,
+    TreeView,
+)
 
 KEPT_CONFIG = (
     "Entrypoint",
@@ -159,8 +168,14 @@ def slim_config(
 ) -> dict[str, Any]:
     """The slim image's config: the source's runtime settings, one layer, our labels."""
     container = {k: source.container[k] for k in KEPT_CONFIG if k in source.container}
+    # The source's own base annotations name layers the result no longer shares.
+    carried = {
+        k: v
+        for k, v in dict(container.get("Labels") or {}).items()
+        if k not in (OCI_BASE_NAME, OCI_BASE_DIGEST)
+    }
     container["Labels"] = {
-        **dict(container.get("Labels") or {}),
+        **carried,
         **dict(labels or {}),
         SOURCE_LABEL: source_id,
         VERSION_LABEL: __version__,
@@ -193,24 +208,111 @@ def write_image(
     labels: Mapping[str, str] | None = None,
     generated: Iterable[Generated] = (),
 ) -> WrittenImage:
-    """Write the slim image as a `docker save` archive under `workdir`."""
+    """Write the slim image of `tree`'s kept paths as a `docker save` archive."""
+    entries = kept_entries(tree, keep, store, generated)
+    return write_entries(entries, store, source, source_id, workdir, labels)
+
+
+def write_entries(
+    entries: Iterable[FileEntry],
+    store: ContentStore,
+    source: ImageConfig,
+    source_id: str,
+    workdir: Path,
+    labels: Mapping[str, str] | None = None,
+) -> WrittenImage:
+    """Write `entries` as the one layer of an image with `source`'s runtime config, as a
+    `docker save` archive under `workdir`."""
     layer_path = workdir / "layer.tar"
     with open(layer_path, "wb") as out:
-        files, content = write_layer(kept_entries(tree, keep, store, generated), store, out)
-    layer_digest = "sha256:" + _sha256_file(layer_path)
+        files, content = write_layer(entries, store, out)
+    layer_digest = "sha256:" + sha256_file(layer_path)
     summary = f"slimmer {__version__}: {files} entries kept from {source_id[:19]}"
-    config = canonical_json(slim_config(source, layer_digest, source_id, summary, labels))
-    config_hex = hashlib.sha256(config).hexdigest()
-    archive = workdir / "image.tar"
-    layer_name = layer_digest.split(":")[1] + "/layer.tar"
-    manifest = [{"Config": f"{config_hex}.json", "RepoTags": None, "Layers": [layer_name]}]
-    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tf:
-        _add_bytes(tf, f"{config_hex}.json", config)
-        tf.add(str(layer_path), arcname=layer_name, filter=_plain)
-        _add_bytes(tf, "manifest.json", canonical_json(manifest))
-    layer_bytes = layer_path.stat().st_size
+    config = slim_config(source, layer_digest, source_id, summary, labels)
+    written = assemble_archive([layer_path], config, workdir / "image.tar")
     layer_path.unlink()
-    return WrittenImage(archive, "sha256:" + config_hex, layer_digest, layer_bytes, files, content)
+    return WrittenImage(
+        written.archive, written.image_id, layer_digest, written.layer_bytes, files, content
+    )
+
+
+@dataclass(frozen=True)
+class BaseLayers:
+    """A base image to write on: its config, and its layer tars byte for byte (so the
+    result shares them with the base on disk and on the wire)."""
+
+    ref: str
+    image_id: str
+    digest: str | None  # a registry digest (name@sha256:...) when the engine knows one
+    config: Mapping[str, Any]
+    layer_files: tuple[Path, ...]
+
+
+def write_on_base(
+    entries: Iterable[FileEntry],
+    store: ContentStore,
+    source: ImageConfig,
+    source_id: str,
+    base: BaseLayers,
+    workdir: Path,
+    labels: Mapping[str, str] | None = None,
+) -> WrittenImage:
+    """Write `base`'s layers unchanged plus one layer of `entries` (the app layer) as a
+    `docker save` archive under `workdir`. The config is the source's runtime config;
+    rootfs and history are the base's, then ours."""
+    layer_path = workdir / "app-layer.tar"
+    with open(layer_path, "wb") as out:
+        files, content = write_layer(entries, store, out)
+    layer_digest = "sha256:" + sha256_file(layer_path)
+    summary = (
+        f"slimmer {__version__}: {files} entries of {source_id[:19]} on {base.ref} "
+        f"({base.image_id[:19]})"
+    )
+    config = slim_config(source, layer_digest, source_id, summary, labels)
+    base_rootfs = list((base.config.get("rootfs") or {}).get("diff_ids") or [])
+    config["rootfs"]["diff_ids"] = [*base_rootfs, layer_digest]
+    config["history"] = [*(base.config.get("history") or []), *config["history"]]
+    written = assemble_archive([*base.layer_files, layer_path], config, workdir / "image.tar")
+    layer_path.unlink()
+    return WrittenImage(
+        written.archive,
+        written.image_id,
+        layer_digest,
+        layer_path_size(written, base),
+        files,
+        content,
+    )
+
+
+def layer_path_size(written: Archive, base: BaseLayers) -> int:
+    """The app layer's bytes: everything written less the base's layers."""
+    return written.layer_bytes - sum(f.stat().st_size for f in base.layer_files)
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A `docker save`-format archive written by `assemble_archive`."""
+
+    archive: Path
+    image_id: str
+    layer_bytes: int  # the uncompressed tar bytes of every layer
+
+
+def assemble_archive(layers: Sequence[Path], config: Mapping[str, Any], archive: Path) -> Archive:
+    """A loadable `docker save` archive at `archive`: the layer tars in order (their
+    `rootfs.diff_ids` in `config` must name them) and the config, written canonically
+    so the same inputs give the same image ID."""
+    data = canonical_json(config)
+    config_hex = hashlib.sha256(data).hexdigest()
+    names = [f"{sha256_file(layer)}/layer.tar" for layer in layers]
+    manifest = [{"Config": f"{config_hex}.json", "RepoTags": None, "Layers": names}]
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tf:
+        _add_bytes(tf, f"{config_hex}.json", data)
+        for layer, name in dict(zip(layers, names, strict=True)).items():
+            tf.add(str(layer), arcname=name, filter=_plain)
+        _add_bytes(tf, "manifest.json", canonical_json(manifest))
+    size = sum(layer.stat().st_size for layer in layers)
+    return Archive(archive, "sha256:" + config_hex, size)
 
 
 def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -228,7 +330,7 @@ def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
     tf.addfile(info, io.BytesIO(data))
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -9,6 +9,7 @@ image is written and verified again, a bounded number of rounds.
 
 from __future__ import annotations
 
+import posixpath
 import shutil
 import tempfile
 import time
@@ -24,10 +25,29 @@ from slimmer.errors import ProfileError, SlimError, UsageError
 from slimmer.image.cache import ReadCache
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import Image, open_image, parse_ref
-from slimmer.image.writer import write_image
-from slimmer.model import Progress, TreeView
-from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare, missing_paths
+from slimmer.image.writer import WrittenImage, kept_entries, write_entries, write_on_base
+from slimmer.model import (
+    BASE_ID_LABEL,
+    OCI_BASE_DIGEST,
+    OCI_BASE_NAME,
+    ImageConfig,
+    Progress,
+    TreeView,
+)
+from slimmer.pipeline.base import (
+    SCRATCH,
+    BaseChoice,
+    PreparedBase,
+    elf_versions,
+    prepare,
+    refuse_if_incompatible,
+    resolve_base,
+)
+from slimmer.pipeline.rebuild import DockerfileResult, Rebuild, build_dockerfile
+from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare, denied, missing_paths
 from slimmer.plan.keep import KeepSet, ProfilesFn, Reason
+from slimmer.plan.onbase import AppLayer, app_layer
+from slimmer.plan.owners import owners_for, parse_user, user_field, with_owners, written_paths
 from slimmer.plan.planner import TracedPath, UserRules, kept_bytes, plan
 from slimmer.trace.probes import ProbeResult, ProbeSpec
 from slimmer.trace.profiler import TracedRun, profile
@@ -46,6 +66,19 @@ class SlimOptions:
     profiles_extra: tuple[Path, ...] = ()
     max_rounds: int = 3
     cache_dir: Path | None = None
+    base: str = SCRATCH  # scratch, auto, a flavour, or an engine reference (pipeline.base)
+    user: str | None = None  # --user: nonroot, UID[:GID] or a name (plan.owners)
+    dockerfile: Path | None = None  # --dockerfile: also write, build and verify one
+
+
+@dataclass(frozen=True)
+class OnBase:
+    """How the result sits on its base: the choice, the conflicts settled, the app layer."""
+
+    choice: BaseChoice
+    layer: AppLayer  # what the added layer holds, what was left to the base, decisions
+    app_layer_bytes: int  # the added layer's tar bytes
+    app_files: int  # entries in the added layer
 
 
 @dataclass(frozen=True)
@@ -76,6 +109,11 @@ class SlimResult:
     original_results: tuple[ProbeResult, ...]
     slim_results: tuple[ProbeResult, ...]
     warnings: tuple[str, ...] = field(default=())
+    on_base: OnBase | None = None
+    user: str | None = None
+    owned: tuple[str, ...] = ()  # paths given to --user
+    denied: tuple[str, ...] = ()  # what the kernel refused the slim run (--user)
+    dockerfile: DockerfileResult | None = None
 
     @property
     def reduction(self) -> float:
@@ -128,17 +166,29 @@ class ElfClosure:
 
 
 def traced_paths(prof: TracedRun) -> list[TracedPath]:
-    """Every path a traced run found, as named, as joined raw, and as the kernel resolved it."""
+    """Every path a traced run found, as named, as joined raw, and as the kernel resolved
+    it; and the directory of every path it created or tried to create (a lock file, a
+    socket, a record written at run time), which must exist for the write to work."""
     out: list[TracedPath] = []
     for trace in prof.traces:
         for e in trace.events:
-            if not e.existed or e.path.startswith("/.slimmer"):
+            if e.path.startswith("/.slimmer"):
                 continue
             exe = trace.processes.get(e.pid, ("",))[0] if trace.processes else ""
+            if _creates(e.kind, e.flags):  # O_CREAT succeeds whether or not the file was there
+                out.append(TracedPath(posixpath.dirname(e.path), "create-parent", exe))
+            if not e.existed:
+                continue
             for name in dict.fromkeys((e.path, e.raw, e.target if e.kind == "open" else "")):
                 if name.startswith("/"):
                     out.append(TracedPath(name, e.kind, exe))
     return out
+
+
+def _creates(kind: str, flags: str) -> bool:
+    return kind in ("create", "rename", "link") or (
+        kind == "open" and "O_CREAT" in flags.split("|")
+    )
 
 
 def slim_image(
@@ -176,6 +226,10 @@ class _Session:
         self.temporary: set[str] = set()
         self.source: Image | None = None
         self.closure = ElfClosure()
+        self.base: PreparedBase | None = None
+        self.on_base: OnBase | None = None
+        self.owners: dict[str, tuple[int, int]] = {}
+        self.warnings: tuple[str, ...] = ()
 
     def __enter__(self) -> _Session:
         return self
@@ -187,6 +241,8 @@ class _Session:
                     self.engine.remove_image(image_id)
             except SlimError:  # best effort: `slim cleanup` finds what is left
                 pass
+        if self.base is not None:
+            self.base.close()
         if self.source is not None:
             self.source.close()
         shutil.rmtree(self.work, ignore_errors=True)
@@ -210,53 +266,18 @@ class _Session:
             raise ProfileError(
                 f"probing the original image: {failed[0].probe.label} failed ({failed[0].error})"
             )
-        traced = traced_paths(prof)
-        extra: list[MissingPath] = []
-        rounds: list[Round] = []
-        slim_results: tuple[ProbeResult, ...] = ()
-        keep = KeepSet({})
-        image_id = ""
-        files = 0
-        for number in range(1, opts.max_rounds + 1):
-            with self.clock.phase("planning"):
-                keep = self._plan(src, traced, extra)
-            with self.clock.phase("writing"):
-                image_id, files = self._write(src, keep)
-            if not opts.verify:
-                break
-            with self.clock.phase("verifying"):
-                check = profile(
-                    self.engine,
-                    image_id,
-                    src.config,
-                    prof.probes,
-                    opts.timeout,
-                    traced=False,
-                    progress=self.clock.sub("verifying"),
-                )
-            slim_results = check.results
-            diffs = compare(prof.results, check.results)
-            added: tuple[MissingPath, ...] = ()
-            if diffs and number < opts.max_rounds:
-                with self.clock.phase("diagnosing"):
-                    diag = profile(
-                        self.engine,
-                        image_id,
-                        src.config,
-                        prof.probes,
-                        opts.timeout,
-                        progress=self.clock.sub("diagnosing"),
-                    )
-                    added = missing_paths(diag.traces, src.tree, keep.paths())
-            rounds.append(Round(number, image_id, files, diffs, added))
-            if not diffs or not added:
-                break
-            extra.extend(added)
-        verified = None if not opts.verify else not rounds[-1].diffs
-        tagged = False
-        if verified is not False or opts.force:
+        self.owners = self._owners(src, prof)
+        keep, rounds, slim_results, refused = self._rounds(src, prof)
+        image_id, verified = rounds[-1].image_id, None
+        if opts.verify:
+            verified = not rounds[-1].diffs
+        tagged = verified is not False or opts.force
+        if tagged:
             self.engine.tag_image(image_id, opts.output)
-            tagged = True
+        dockerfile = None
+        if opts.dockerfile is not None:
+            with self.clock.phase("building the Dockerfile"):
+                dockerfile = build_dockerfile(self._rebuild(prof), src, keep, prof, opts.dockerfile)
         return SlimResult(
             source_ref=self.ref,
             source_id=src.id,
@@ -274,8 +295,103 @@ class _Session:
             bytes_by_reason=kept_bytes(keep, src.tree),
             original_results=prof.results,
             slim_results=slim_results,
-            warnings=(*(str(w) for w in src.warnings), *self.closure.warnings),
+            warnings=(*(str(w) for w in src.warnings), *self.closure.warnings, *self.warnings),
+            on_base=self.on_base,
+            user=opts.user,
+            owned=tuple(sorted(self.owners)),
+            denied=refused,
+            dockerfile=dockerfile,
         )
+
+    def _rounds(
+        self, src: Image, prof: TracedRun
+    ) -> tuple[KeepSet, list[Round], tuple[ProbeResult, ...], tuple[str, ...]]:
+        """Plan, write and verify until the probes agree or nothing more can be added:
+        (the last keep set, the rounds, the last probe results, what the kernel refused)."""
+        opts = self.opts
+        traced = traced_paths(prof)
+        extra: list[MissingPath] = []
+        rounds: list[Round] = []
+        slim_results: tuple[ProbeResult, ...] = ()
+        refused: tuple[str, ...] = ()
+        keep = KeepSet({})
+        for number in range(1, opts.max_rounds + 1):
+            with self.clock.phase("planning"):
+                keep = self._plan(src, traced, extra)
+            if opts.base != SCRATCH and self.base is None:
+                with self.clock.phase("choosing the base"):
+                    self.base = self._prepare_base(src, keep)
+            with self.clock.phase("writing"):
+                image_id, files = self._write(src, keep)
+            if not opts.verify:
+                rounds.append(Round(number, image_id, files, (), ()))
+                break
+            with self.clock.phase("verifying"):
+                check = self._run(image_id, prof, traced=False, phase="verifying")
+            slim_results = check.results
+            diffs = compare(prof.results, check.results)
+            added: tuple[MissingPath, ...] = ()
+            if diffs and number < opts.max_rounds:
+                with self.clock.phase("diagnosing"):
+                    diag = self._run(image_id, prof, traced=True, phase="diagnosing")
+                    added = missing_paths(diag.traces, src.tree, keep.paths())
+                    refused = denied(diag.traces) if opts.user else ()
+            rounds.append(Round(number, image_id, files, diffs, added))
+            if not diffs or not added:
+                break
+            extra.extend(added)
+        return keep, rounds, slim_results, refused
+
+    def _run(self, image_id: str, prof: TracedRun, traced: bool, phase: str) -> TracedRun:
+        """Run an image written here with the original run's probes, as the output runs."""
+        return profile(
+            self.engine,
+            image_id,
+            self.out_config,
+            prof.probes,
+            self.opts.timeout,
+            traced=traced,
+            progress=self.clock.sub(phase),
+        )
+
+    def _rebuild(self, prof: TracedRun) -> Rebuild:
+        def run(image_id: str) -> TracedRun:
+            return self._run(image_id, prof, traced=False, phase="checking the Dockerfile")
+
+        return Rebuild(
+            self.engine, self.work, self.ref, self.out_config, self.base, self.owners, run
+        )
+
+    @property
+    def out_config(self) -> ImageConfig:
+        """The source's config, run as `--user` when given."""
+        assert self.source is not None
+        config = self.source.config
+        if self.opts.user is None:
+            return config
+        raw = dict(config.raw)
+        raw["config"] = {**config.container, "User": user_field(self.opts.user)}
+        return ImageConfig(raw)
+
+    def _owners(self, src: Image, prof: TracedRun) -> dict[str, tuple[int, int]]:
+        ids = parse_user(self.opts.user) if self.opts.user else None
+        if ids is None:
+            return {}
+        events = (
+            (e.kind, e.path, e.flags, e.existed) for trace in prof.traces for e in trace.events
+        )
+        return owners_for(src.tree, written_paths(events), ids)
+
+    def _prepare_base(self, src: Image, keep: KeepSet) -> PreparedBase:
+        app = elf_versions(src.tree, (src.tree.resolve(p).path for p in keep.paths()))
+        choice = resolve_base(self.engine, self.opts.base, app)
+        prepared = prepare(self.engine, choice, self.work)
+        try:
+            self.warnings += refuse_if_incompatible(app, prepared)
+        except BaseException:
+            prepared.close()
+            raise
+        return prepared
 
     def _read(self) -> Image:
         cache = ReadCache.from_env(self.opts.cache_dir)
@@ -325,13 +441,40 @@ class _Session:
     def _write(self, src: Image, keep: KeepSet) -> tuple[str, int]:
         out = self.work / "out"
         out.mkdir(exist_ok=True)
-        written = write_image(
-            src.tree, keep.paths(), src.store, src.config, src.id, out, generated=keep.generated
-        )
+        if self.base is None:
+            entries = with_owners(
+                kept_entries(src.tree, keep.paths(), src.store, keep.generated), self.owners
+            )
+            written = write_entries(entries, src.store, self.out_config, src.id, out)
+        else:
+            written = self._write_on_base(src, keep, self.base, out)
+        return self.load(written), written.files
+
+    def load(self, written: WrittenImage) -> str:
+        """Load a written archive; a new image is temporary until tagged."""
         existed = self.engine.image_exists(written.image_id)
         with open(written.archive, "rb") as fh:
             self.engine.load_image(fh)
         written.archive.unlink()
         if not existed:
             self.temporary.add(written.image_id)
-        return written.image_id, written.files
+        return written.image_id
+
+    def _write_on_base(
+        self, src: Image, keep: KeepSet, base: PreparedBase, out: Path
+    ) -> WrittenImage:
+        layer = app_layer(src.tree, keep, base.image.tree, base.libs, self.owners)
+        entries = [*layer.entries, *kept_entries(src.tree, (), src.store, layer.generated)]
+        labels = {OCI_BASE_NAME: base.choice.ref, BASE_ID_LABEL: base.choice.image_id}
+        if base.choice.digest:
+            labels[OCI_BASE_DIGEST] = base.choice.digest.partition("@")[2]
+        written = write_on_base(
+            entries, src.store, self.out_config, src.id, base.layers, out, labels
+        )
+        self.on_base = OnBase(
+            base.choice,
+            layer,
+            written.layer_bytes,
+            written.files,
+        )
+        return written

@@ -63,7 +63,7 @@ def missing_paths(
     found: dict[str, MissingPath] = {}
     for trace in traces:
         for e in trace.events:
-            if e.existed or e.path.startswith(("/proc/", "/sys/", "/dev/", "/.slimmer")):
+            if e.existed or e.path.startswith(_NOT_IMAGE):
                 continue
             for name in {e.path, e.raw}:
                 res = source.resolve(name)
@@ -71,3 +71,20 @@ def missing_paths(
                     exe = trace.processes.get(e.pid, ("?",))[0] if trace.processes else "?"
                     found[name] = MissingPath(name, f"{e.kind} by {exe}")
     return tuple(sorted(found.values(), key=lambda m: m.path))
+
+
+def denied(traces: Iterable[Trace]) -> tuple[str, ...]:
+    """What the kernel refused the slim run (EACCES, EPERM) on paths of the image: the
+    writes and reads that need another user (`--user`), one line each."""
+    out: dict[str, None] = {}
+    for trace in traces:
+        for e in trace.events:
+            if e.errno not in ("EACCES", "EPERM") or e.path.startswith(_NOT_IMAGE):
+                continue
+            exe = trace.processes.get(e.pid, ("?",))[0] if trace.processes else "?"
+            mode = f" ({e.flags})" if e.flags else ""
+            out.setdefault(f"{e.kind} {e.path}{mode}: {e.errno}, by {exe}", None)
+    return tuple(out)
+
+
+_NOT_IMAGE = ("/proc/", "/sys/", "/dev/", "/.slimmer")

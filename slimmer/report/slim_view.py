@@ -54,6 +54,46 @@ def to_json(r: SlimResult) -> dict[str, Any]:
         "bytes_by_reason": dict(sorted(r.bytes_by_reason.items())),
         "kept": keep_json(r.keep),
         "warnings": list(r.warnings),
+        "base": _base_json(r),
+        "user": None
+        if r.user is None
+        else {"user": r.user, "owned": list(r.owned), "denied": list(r.denied)},
+        "dockerfile": _dockerfile_json(r),
+    }
+
+
+def _base_json(r: SlimResult) -> dict[str, Any] | None:
+    if r.on_base is None:
+        return None
+    b, layer = r.on_base.choice, r.on_base.layer
+    return {
+        "spec": b.spec,
+        "ref": b.ref,
+        "id": b.image_id,
+        "digest": b.digest,
+        "flavour": b.flavour,
+        "why": b.why,
+        "app_layer_bytes": r.on_base.app_layer_bytes,
+        "app_layer_entries": r.on_base.app_files,
+        "left_to_base": {"paths": layer.identical, "bytes": layer.identical_bytes},
+        "decisions": [
+            {"path": d.path, "action": d.action, "detail": d.detail} for d in layer.decisions
+        ],
+    }
+
+
+def _dockerfile_json(r: SlimResult) -> dict[str, Any] | None:
+    d = r.dockerfile
+    if d is None:
+        return None
+    return {
+        "path": str(d.path),
+        "copies": d.copies,
+        "exact_bytes": d.exact_bytes,
+        "coarse_bytes": d.coarse_bytes,
+        "built_size_bytes": d.size_bytes,
+        "verification": "passed" if d.verified else "failed",
+        "differences": [x.describe() for x in d.diffs],
     }
 
 
@@ -124,6 +164,28 @@ def render(r: SlimResult) -> RenderableType:
         f"([bold]{r.reduction:.1f}x[/] smaller)",
     )
     t.add_row("Files", f"{r.before_files} -> {r.after_files}")
+    if r.on_base is not None:
+        b = r.on_base
+        t.add_row("Base", f"{b.choice.ref}  ({b.choice.why})")
+        t.add_row(
+            "App layer",
+            f"{human_bytes(b.app_layer_bytes)} in {b.app_files} entries; "
+            f"{b.layer.identical} kept paths ({human_bytes(b.layer.identical_bytes)}) "
+            f"left to the base",
+        )
+        if b.layer.decisions:
+            t.add_row("Decisions", "; ".join(d.describe() for d in b.layer.decisions[:3]))
+    if r.user is not None:
+        t.add_row("User", f"{r.user} (owns {len(r.owned)} written paths)")
+    if r.dockerfile is not None:
+        d = r.dockerfile
+        verdict = "[green]passed[/]" if d.verified else "[red]FAILED[/]"
+        t.add_row(
+            "Dockerfile",
+            f"{d.path}: {d.copies} COPY instructions, builds {human_bytes(d.size_bytes)} "
+            f"(exact keep set {human_bytes(d.exact_bytes)}, copied {human_bytes(d.coarse_bytes)})"
+            f"; verification {verdict}",
+        )
     rounds = f" after {len(r.rounds)} rounds" if len(r.rounds) > 1 else ""
     t.add_row("Verification", f"{status}{rounds}")
     t.add_row("Time", ", ".join(f"{n} {s:.1f}s" for n, s in _merged(r.phases)))
@@ -135,6 +197,9 @@ def render(r: SlimResult) -> RenderableType:
     if r.verified is False:
         parts.append(Text("\nWhat differed:", style="bold red"))
         parts += [Text(f"  {d.describe()}") for d in r.diffs]
+        if r.denied:
+            parts.append(Text(f"Refused to user {r.user} by the kernel:", style="bold"))
+            parts += [Text(f"  {line}") for line in r.denied[:20]]
         blamed = [m for rd in r.rounds for m in rd.added]
         if blamed:
             parts.append(Text("Missing files found by tracing the slim image:", style="bold"))
