@@ -9,16 +9,11 @@ image is written and verified again, a bounded number of rounds.
 
 from __future__ import annotations
 
-import posixpath
 import shutil
 import tempfile
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slimmer.elf import loader
 from slimmer.engine import Engine, saver
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ProfileError, SlimError, UsageError
@@ -32,7 +27,6 @@ from slimmer.model import (
     OCI_BASE_NAME,
     ImageConfig,
     Progress,
-    TreeView,
 )
 from slimmer.pipeline.base import (
     SCRATCH,
@@ -43,6 +37,7 @@ from slimmer.pipeline.base import (
     refuse_if_incompatible,
     resolve_base,
 )
+from slimmer.pipeline.inputs import Clock, ElfClosure, traced_paths
 from slimmer.pipeline.rebuild import DockerfileResult, Rebuild, build_dockerfile
 from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare, denied, missing_paths
 from slimmer.plan.keep import KeepSet, ProfilesFn, Reason
@@ -124,73 +119,6 @@ class SlimResult:
         return self.rounds[-1].diffs if self.rounds else ()
 
 
-class _Clock:
-    def __init__(self, progress: Progress) -> None:
-        self.phases: list[tuple[str, float]] = []
-        self._progress = progress
-
-    def sub(self, phase: str) -> Progress:
-        return lambda stage: self._progress(f"{phase}: {stage}")
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        self._progress(name)
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            self.phases.append((name, time.monotonic() - start))
-
-
-class ElfClosure:
-    """The planner's ClosureFn over the loader: each file the loader opens, with why.
-
-    What the loader could not do (a corrupt ELF file, a library it would not find)
-    is collected in `warnings` for the report, never dropped.
-    """
-
-    def __init__(self) -> None:
-        self.warnings: dict[str, None] = {}
-
-    def __call__(
-        self, tree: TreeView, paths: Sequence[str], env: Mapping[str, str], workdir: str
-    ) -> Iterable[tuple[str, Reason]]:
-        found = loader.closure(tree, paths, env, workdir)
-        for w in found.warnings:
-            self.warnings.setdefault(str(w), None)
-        for m in found.missing:
-            self.warnings.setdefault(
-                f"{m.requester}: the loader would not find {m.kind} {m.name}", None
-            )
-        return [(edge.path, Reason("elf", edge.reason)) for edge in found.edges]
-
-
-def traced_paths(prof: TracedRun) -> list[TracedPath]:
-    """Every path a traced run found, as named, as joined raw, and as the kernel resolved
-    it; and the directory of every path it created or tried to create (a lock file, a
-    socket, a record written at run time), which must exist for the write to work."""
-    out: list[TracedPath] = []
-    for trace in prof.traces:
-        for e in trace.events:
-            if e.path.startswith("/.slimmer"):
-                continue
-            exe = trace.processes.get(e.pid, ("",))[0] if trace.processes else ""
-            if _creates(e.kind, e.flags):  # O_CREAT succeeds whether or not the file was there
-                out.append(TracedPath(posixpath.dirname(e.path), "create-parent", exe))
-            if not e.existed:
-                continue
-            for name in dict.fromkeys((e.path, e.raw, e.target if e.kind == "open" else "")):
-                if name.startswith("/"):
-                    out.append(TracedPath(name, e.kind, exe))
-    return out
-
-
-def _creates(kind: str, flags: str) -> bool:
-    return kind in ("create", "rename", "link") or (
-        kind == "open" and "O_CREAT" in flags.split("|")
-    )
-
-
 def slim_image(
     ref: str,
     opts: SlimOptions,
@@ -221,7 +149,7 @@ class _Session:
         progress: Progress,
     ) -> None:
         self.engine, self.ref, self.opts, self.profiles = engine, ref, opts, profiles
-        self.clock = _Clock(progress)
+        self.clock = Clock(progress)
         self.work = Path(tempfile.mkdtemp(prefix="slimmer-slim-"))
         self.temporary: set[str] = set()
         self.source: Image | None = None
