@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -36,6 +38,17 @@ def test_wheel_holds_every_module_profile_and_schema(tmp_path: Path) -> None:
     assert len(data) >= 15
     assert data <= names, sorted(data - names)
     assert not any(n.startswith(("tests/", "fixtures/", "profiles/")) for n in names)
+
+
+def test_sdist_holds_every_profile_and_schema(tmp_path: Path) -> None:
+    """The sdist carries profiles/ and docs/schemas/, so a wheel built from it has them."""
+    subprocess.run([sys.executable, "-m", "build", "--sdist", "-o", str(tmp_path), str(ROOT)],
+                   check=True, capture_output=True, cwd=tmp_path)  # fmt: skip
+    (sdist,) = tmp_path.glob("slimmer-*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+    wanted = _tracked("profiles", "docs/schemas")
+    assert wanted <= names, sorted(wanted - names)
 
 
 def test_installed_package_is_not_the_checkout() -> None:
