@@ -15,6 +15,7 @@ command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
 command -v g++ >/dev/null 2>&1 || need_pkgs+=(g++)
 command -v readelf >/dev/null 2>&1 || need_pkgs+=(binutils)
 command -v musl-gcc >/dev/null 2>&1 || need_pkgs+=(musl-tools)
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)  # the HTML report test
 dpkg -s libc6-dev >/dev/null 2>&1 || need_pkgs+=(libc6-dev)
 if ((${#need_pkgs[@]})); then
   echo "ensure-engine: installing ${need_pkgs[*]}" >&2

@@ -5,11 +5,13 @@ The CLI calls these; so can any Python program.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from slimmer import __version__
 from slimmer.analyse.check import (
@@ -184,6 +186,20 @@ def list_bases() -> list[tuple[str, str, str | None]]:
         return [(f.name, f.summary, find_base(engine, f.name)) for f in FLAVOURS.values()]
     finally:
         engine.close()
+
+
+def load_slim_report(path: Path) -> dict[str, Any]:
+    """A saved `report.json` (`slimmer.slim/v2`), for `slim report` to render again."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"reading report {path}: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("schema") != "slimmer.slim/v2":
+        found = doc.get("schema") if isinstance(doc, dict) else None
+        raise UsageError(
+            f"reading report {path}: not a slimmer.slim/v2 document (schema {found!r})"
+        )
+    return doc
 
 
 # -- verdicts: which outcomes are failures, and their exit codes -------------------------

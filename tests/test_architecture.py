@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "plan": {"globs", "resources", "image", "elf"},
     "analyse": {"globs", "image"},
     "bases": {"engine_api", "image", "elf"},
-    "pipeline": {"engine", "engine_api", "image", "elf", "trace", "plan", "bases"},
+    "pipeline": {"engine", "engine_api", "image", "elf", "trace", "plan", "bases", "analyse"},
     "report": {"analyse", "elf", "image", "pipeline", "plan", "trace", "bases"},
     "api": {
         "engine",

@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from slimmer.analyse.inspect import analyze, want_for_inspect
 from slimmer.engine import Engine, saver
 from slimmer.image.reader import open_image
+from slimmer.report.common import human_bytes
 from slimmer.trace.proberun import run_probes_on_image
 from slimmer.trace.probes import load_probe_file
 from tests.installed import run_slim
+from tests.needs import require
 
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +76,7 @@ class Slimmed:
     report: dict[str, Any]
     output: str
     source_id: str
+    report_dir: Path
 
 
 EXPLAIN = ("/usr/share/zoneinfo/Asia/Tokyo", "/usr/bin/apt")
@@ -89,10 +93,9 @@ def slimmed(
         tag = fixture_images[name]
         source_id = engine.inspect_image(tag).id
         extra = [a for p in EXPLAIN for a in ("--explain", p)] if name == "py-http" else []
-        res, report = _slim_fixture(
-            name, tag, f"slimmer-test/{name}:slim", tmp_path_factory.mktemp(name), *extra
-        )
-        out[name] = Slimmed(res, report, f"slimmer-test/{name}:slim", source_id)
+        report_dir = tmp_path_factory.mktemp(name)
+        res, report = _slim_fixture(name, tag, f"slimmer-test/{name}:slim", report_dir, *extra)
+        out[name] = Slimmed(res, report, f"slimmer-test/{name}:slim", source_id, report_dir)
     yield out
     for item in out.values():
         engine.remove_image(item.output, force=True)
@@ -106,7 +109,7 @@ def test_fixture_slims_verifies_and_survives_heldout(
     item = slimmed[name]
     assert item.run.returncode == 0, item.run.stderr
     report = item.report
-    assert report["schema"] == "slimmer.slim/v1"
+    assert report["schema"] == "slimmer.slim/v2"
     assert report["verification"]["status"] == "passed"
     assert engine.inspect_image(fixture_images[name]).id == item.source_id, (
         "the input image is never changed"
@@ -250,3 +253,67 @@ def test_scanners_still_see_the_surviving_packages(
     debs = {a["name"] for a in json.loads(res.stdout)["artifacts"] if a["type"] == "deb"}
     assert {"libc6", "libpython3.11-minimal", "tzdata", "ca-certificates", "libssl3"} <= debs
     assert not {"apt", "dpkg", "bash", "coreutils"} & debs, debs
+
+
+ARTIFACTS = ROOT / ".cache" / "artifacts"
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_report_faces_agree_with_the_engine(
+    name: str, engine: Engine, fixture_images: dict[str, str], slimmed: dict[str, Slimmed]
+) -> None:
+    """report.json, report.md and report.html of every run: the schema holds, and the
+    sizes in all three are the engine's sizes of both images."""
+    item = slimmed[name]
+    before = engine.inspect_image(fixture_images[name]).size
+    after = engine.inspect_image(item.output).size
+    doc = item.report
+    jsonschema.validate(doc, json.loads((ROOT / "docs/schemas/slim-v2.json").read_text()))
+    assert (doc["source"]["size_bytes"], doc["result"]["size_bytes"]) == (before, after)
+    assert (doc["before"]["size_bytes"], doc["after"]["size_bytes"]) == (before, after)
+    md = (item.report_dir / "report.md").read_text()
+    assert len(md.encode()) < 1 << 20 and md.startswith("### ✅ slim ")
+    assert f"{human_bytes(before)} | {human_bytes(after)} |" in md
+    out = run_slim("report", str(item.report_dir / "report.json"), "--format", "md")
+    assert out.returncode == 0 and out.stdout == md
+
+
+@pytest.mark.parametrize("name", ["py-http", "nginx-static"])
+def test_html_report_in_a_real_browser(
+    name: str, engine: Engine, fixture_images: dict[str, str], slimmed: dict[str, Slimmed]
+) -> None:
+    """Debian's chromium, driven by playwright, loads report.html offline: the
+    treemaps are drawn, their numbers match report.json, no request leaves the page
+    and the console has no error. The screenshot is kept in .cache/artifacts/."""
+    require("chromium")
+    from playwright.sync_api import sync_playwright
+
+    item, doc = slimmed[name], slimmed[name].report
+    page_path = item.report_dir / "report.html"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    requests: list[str] = []
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(page_path.as_uri())
+            page.screenshot(path=str(ARTIFACTS / f"report-{name}.png"))
+            after_rects = page.locator("#map-after rect").count()
+            drawn = int(page.locator("#map-after").get_attribute("data-total") or -1)
+            shown_after = page.locator("[data-bytes-after]").get_attribute("data-bytes-after")
+            shown_before = page.locator("[data-bytes-before]").get_attribute("data-bytes-before")
+            page.locator("#kept th").nth(1).click()  # sort by bytes: the script runs
+        finally:
+            browser.close()
+    assert requests == [page_path.as_uri()] and errors == []
+    assert after_rects > 0 and drawn == sum(d["after"] for d in doc["dirs"])
+    assert int(shown_after or -1) == doc["result"]["size_bytes"]
+    assert int(shown_before or -1) == doc["source"]["size_bytes"]
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip

@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 
+from slimmer import api
+from slimmer.errors import UsageError
 from slimmer.pipeline.slim import Round, SlimResult
 from slimmer.pipeline.verify import MissingPath, ProbeDiff
 from slimmer.plan.keep import Generated, KeepSet, Reason
-from slimmer.report import slim_view
+from slimmer.report import slim_html, slim_md, slim_view
 from slimmer.report.common import dump_json
 from slimmer.trace.probes import Observation, ProbeResult, ProbeSpec
 
@@ -65,7 +68,7 @@ def result(verified: bool | None) -> SlimResult:
 
 
 def test_report_matches_schema_and_is_stable() -> None:
-    schema = json.loads((ROOT / "docs/schemas/slim-v1.json").read_text())
+    schema = json.loads((ROOT / "docs/schemas/slim-v2.json").read_text())
     for verified in (True, False, None):
         doc = slim_view.to_json(result(verified))
         jsonschema.validate(doc, schema)
@@ -83,3 +86,25 @@ def test_explain() -> None:
     assert "traced: open by python3" in slim_view.explain(keep, "/app/x")
     assert "is generated" in slim_view.explain(keep, "/var/lib/dpkg/status")
     assert "is not kept" in slim_view.explain(keep, "/usr/bin/apt")
+
+
+def test_markdown_and_html_render_from_the_document_alone() -> None:
+    for verified in (True, False, None):
+        doc = json.loads(dump_json(slim_view.to_json(result(verified))))
+        md = slim_md.render(doc)
+        page = slim_html.render(doc)
+        assert md.startswith("### ") and "| http GET / |" in md
+        assert page.startswith("<!doctype html>") and 'data-bytes-after="100"' in page
+        assert "http" not in page.replace("http GET", "").split("<body>")[1].split("<script>")[0]
+    failed = slim_md.render(slim_view.to_json(result(False)))
+    assert "What differed:" in failed and "`/etc/x` (open by app)" in failed
+
+
+def test_slim_report_rejects_other_documents(tmp_path: Path) -> None:
+    bad = tmp_path / "inspect.json"
+    bad.write_text(json.dumps({"schema": "slimmer.inspect/v1"}))
+    with pytest.raises(UsageError, match="not a slimmer.slim/v2 document"):
+        api.load_slim_report(bad)
+    good = tmp_path / "report.json"
+    good.write_text(dump_json(slim_view.to_json(result(True))))
+    assert api.load_slim_report(good)["result"]["ref"] == "app:1-slim"

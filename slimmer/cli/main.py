@@ -14,7 +14,7 @@ from rich.console import Console
 
 from slimmer.analyse.checkconfig import RULE_NAMES, with_flags
 from slimmer.cli.params import AMOUNT, PATTERN, RATIO, SIZE
-from slimmer.cli.slim import deps_command, profile_command, slim_command
+from slimmer.cli.slim import deps_command, profile_command, report_command, slim_command
 from slimmer.errors import ExitStatus, SlimError
 from slimmer.report import check_view
 from slimmer.report.check_view import FORMATS as CHECK_FORMATS
@@ -72,6 +72,7 @@ def cli(debug: bool) -> None:
 cli.add_command(slim_command)
 cli.add_command(profile_command)
 cli.add_command(deps_command)
+cli.add_command(report_command)
 
 
 @cli.command()

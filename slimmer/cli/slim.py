@@ -186,18 +186,52 @@ def slim_command(
         )
     with stages(err, "slim") as progress:
         result = api.slim(image, opts, progress=progress)
+    doc = slim_view.to_json(result)
+    written = write_reports(doc, report_dir) if report_dir is not None else None
     out = Console(highlight=False)
-    out.print(slim_view.render(result))
+    out.print(slim_view.render(doc, str(written) if written else None))
     for path in explain:
         out.print(slim_view.explain(result.keep, path))
-    if report_dir is not None:
-        report_dir.mkdir(parents=True, exist_ok=True)
-        (report_dir / "report.json").write_text(dump_json(slim_view.to_json(result)))
-    report = report_dir / "report.json" if report_dir else None
+    report = written
     if result.verified is False and force:
         where = f" (see {report})" if report else ""
         err.print(f"[bold yellow]warning:[/] verification failed; tagged anyway (--force){where}")
     api.raise_for_verdict(result, report)
+
+
+def write_reports(doc: dict[str, Any], report_dir: Path) -> Path:
+    """report.json, report.md and report.html in `report_dir`; the JSON's path."""
+    from slimmer.report import slim_html, slim_md
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "report.md").write_text(slim_md.render(doc))
+    (report_dir / "report.html").write_text(slim_html.render(doc))
+    path = report_dir / "report.json"
+    path.write_text(dump_json(doc))
+    return path
+
+
+@click.command("report")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "json", "md", "html")),
+    default="text",
+    show_default=True,
+    help="What to render the saved report as.",
+)
+def report_command(file: Path, fmt: str) -> None:
+    """Render a saved report.json again: text, json, md or html."""
+    from slimmer import api
+    from slimmer.report import slim_html, slim_md, slim_view
+
+    doc = api.load_slim_report(file)
+    if fmt == "text":
+        Console(highlight=False).print(slim_view.render(doc, str(file)))
+    else:
+        render = {"json": dump_json, "md": slim_md.render, "html": slim_html.render}[fmt]
+        click.echo(render(doc), nl=False)
 
 
 @click.command("profile")

@@ -5,6 +5,7 @@ times each phase of a run."""
 from __future__ import annotations
 
 import posixpath
+import resource
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,8 +18,11 @@ from slimmer.trace.profiler import TracedRun
 
 
 class Clock:
+    """Times each phase, and the process's peak memory (RSS) when it ends."""
+
     def __init__(self, progress: Progress) -> None:
         self.phases: list[tuple[str, float]] = []
+        self.peaks: list[tuple[str, int]] = []  # phase -> peak RSS bytes so far
         self._progress = progress
 
     def sub(self, phase: str) -> Progress:
@@ -32,6 +36,7 @@ class Clock:
             yield
         finally:
             self.phases.append((name, time.monotonic() - start))
+            self.peaks.append((name, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
 
 
 class ElfClosure:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from slimmer.analyse.inspect import analyze
 from slimmer.engine import Engine, saver
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ProfileError, SlimError, UsageError
@@ -39,6 +40,7 @@ from slimmer.pipeline.base import (
 )
 from slimmer.pipeline.inputs import Clock, ElfClosure, traced_paths
 from slimmer.pipeline.rebuild import DockerfileResult, Rebuild, build_dockerfile
+from slimmer.pipeline.summary import Summary, facts_of_kept, facts_of_source, summarize
 from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare, denied, missing_paths
 from slimmer.plan.keep import KeepSet, ProfilesFn, Reason
 from slimmer.plan.onbase import AppLayer, app_layer
@@ -109,6 +111,9 @@ class SlimResult:
     owned: tuple[str, ...] = ()  # paths given to --user
     denied: tuple[str, ...] = ()  # what the kernel refused the slim run (--user)
     dockerfile: DockerfileResult | None = None
+    summary: Summary | None = None
+    peaks: tuple[tuple[str, int], ...] = ()  # phase -> peak RSS bytes when it ended
+    options: SlimOptions | None = None
 
     @property
     def reduction(self) -> float:
@@ -202,6 +207,9 @@ class _Session:
         tagged = verified is not False or opts.force
         if tagged:
             self.engine.tag_image(image_id, opts.output)
+        after_bytes = self.engine.inspect_image(image_id).size
+        with self.clock.phase("summarizing"):
+            summary = self._summary(src, keep, after_bytes)
         dockerfile = None
         if opts.dockerfile is not None:
             with self.clock.phase("building the Dockerfile"):
@@ -214,9 +222,9 @@ class _Session:
             tagged=tagged,
             verified=verified,
             before_bytes=self.engine.inspect_image(src.id).size,
-            after_bytes=self.engine.inspect_image(image_id).size,
-            before_files=sum(1 for e in src.tree if not e.is_dir),
-            after_files=sum(1 for p in keep.paths() if (e := src.tree.get(p)) and not e.is_dir),
+            after_bytes=after_bytes,
+            before_files=summary.before.files,
+            after_files=summary.after.files,
             phases=tuple(self.clock.phases),
             rounds=tuple(rounds),
             keep=keep,
@@ -229,7 +237,18 @@ class _Session:
             owned=tuple(sorted(self.owners)),
             denied=refused,
             dockerfile=dockerfile,
+            summary=summary,
+            peaks=tuple(self.clock.peaks),
+            options=opts,
         )
+
+    def _summary(self, src: Image, keep: KeepSet, after_bytes: int) -> Summary:
+        # sizes as the engine counts them, the same in every face of the report
+        before_bytes = self.engine.inspect_image(src.id).size
+        before = replace(facts_of_source(analyze(src)), size_bytes=before_bytes)
+        base_layers = len(self.base.layers.layer_files) if self.base else 0
+        after = facts_of_kept(src.tree, keep.paths(), after_bytes, base_layers + 1)
+        return summarize(src.tree, keep, before, after)
 
     def _rounds(
         self, src: Image, prof: TracedRun

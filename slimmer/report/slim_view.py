@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -10,15 +11,17 @@ from rich.text import Text
 
 from slimmer import __version__
 from slimmer.pipeline.slim import SlimResult
+from slimmer.pipeline.summary import ImageFacts
 from slimmer.plan.keep import KeepSet
 from slimmer.report.common import human_bytes
 from slimmer.trace.probes import ProbeResult
 
-SCHEMA = "slimmer.slim/v1"
+SCHEMA = "slimmer.slim/v2"
 
 
 def to_json(r: SlimResult) -> dict[str, Any]:
-    """The `slimmer.slim/v1` document (docs/schemas/slim-v1.json)."""
+    """The `slimmer.slim/v2` document (docs/schemas/slim-v2.json): every face of the
+    report (terminal, Markdown, HTML, `slim report`) is rendered from it."""
     return {
         "schema": SCHEMA,
         "slimmer_version": __version__,
@@ -50,15 +53,92 @@ def to_json(r: SlimResult) -> dict[str, Any]:
             ],
             "probes": [_probe(a, b) for a, b in _pairs(r.original_results, r.slim_results)],
         },
-        "phases": [{"name": n, "seconds": round(s, 3)} for n, s in r.phases],
+        "phases": _phases(r),
         "bytes_by_reason": dict(sorted(r.bytes_by_reason.items())),
-        "kept": keep_json(r.keep),
+        "kept": keep_json(r.keep, r.summary.kept_sizes if r.summary else {}),
         "warnings": list(r.warnings),
         "base": _base_json(r),
         "user": None
         if r.user is None
         else {"user": r.user, "owned": list(r.owned), "denied": list(r.denied)},
         "dockerfile": _dockerfile_json(r),
+        **_summary_json(r),
+        "options": _options_json(r),
+    }
+
+
+def _phases(r: SlimResult) -> list[dict[str, Any]]:
+    peaks = dict(r.peaks)
+    return [
+        {"name": n, "seconds": round(s, 3), "peak_rss_bytes": peaks.get(n)} for n, s in r.phases
+    ]
+
+
+def _facts(f: ImageFacts) -> dict[str, Any]:
+    return {
+        "size_bytes": f.size_bytes,
+        "compressed_bytes": f.compressed_bytes,
+        "layers": f.layers,
+        "files": f.files,
+        "symlinks": f.symlinks,
+        "elf_files": f.elf_files,
+        "packages": f.packages,
+        "shells": list(f.shells),
+        "package_managers": list(f.package_managers),
+        "setuid": list(f.setuid),
+    }
+
+
+def _summary_json(r: SlimResult) -> dict[str, Any]:
+    s = r.summary
+    if s is None:
+        return {"before": None, "after": None, "files_by_reason": {}, "removed": None,
+                "packages": [], "dirs": []}  # fmt: skip
+    return {
+        "before": _facts(s.before),
+        "after": _facts(s.after),
+        "files_by_reason": dict(s.files_by_reason),
+        "removed": {
+            "largest_dirs": [
+                {"path": d.path, "bytes": d.bytes, "files": d.files} for d in s.removed_dirs
+            ],
+            "largest_files": [{"path": f.path, "bytes": f.bytes} for f in s.removed_files],
+        },
+        "dirs": [
+            {"path": d.path, "before": d.before, "after": d.after, "by_reason": dict(d.by_reason)}
+            for d in s.dirs
+        ],
+        "packages": [
+            {
+                "manager": p.manager,
+                "name": p.name,
+                "version": p.version,
+                "status": p.status,
+                "kept_files": p.kept_files,
+                "files": p.files,
+            }
+            for p in s.packages
+        ],  # fmt: skip
+    }
+
+
+def _options_json(r: SlimResult) -> dict[str, Any]:
+    o = r.options
+    if o is None:
+        return {}
+    return {
+        "probes": len(o.probes),
+        "timeout": o.timeout,
+        "verify": o.verify,
+        "force": o.force,
+        "base": o.base,
+        "user": o.user,
+        "dockerfile": str(o.dockerfile) if o.dockerfile else None,
+        "include": list(o.rules.include),
+        "include_bin": list(o.rules.include_bin),
+        "exclude": list(o.rules.exclude),
+        "profiles_forced": sorted(o.profiles_forced),
+        "profiles_disabled": sorted(o.profiles_disabled),
     }
 
 
@@ -112,16 +192,18 @@ def _probe(a: ProbeResult, b: ProbeResult | None) -> dict[str, Any]:
     }
 
 
-def keep_json(keep: KeepSet) -> list[dict[str, Any]]:
+def keep_json(keep: KeepSet, sizes: Mapping[str, int]) -> list[dict[str, Any]]:
     return [
         {
             "path": p,
+            "size_bytes": sizes.get(p, 0),
             "reasons": [{"kind": x.kind, "detail": x.detail, "source": x.source} for x in rs],
         }
         for p, rs in sorted(keep.reasons.items())
     ] + [
         {
             "path": g.path,
+            "size_bytes": len(g.data),
             "reasons": [
                 {"kind": g.reason.kind, "detail": g.reason.detail, "source": g.reason.source}
             ],
@@ -146,69 +228,83 @@ def explain(keep: KeepSet, path: str) -> str:
     return f"{path} is not kept: no trace, config, closure, profile or user rule names it"
 
 
-def render(r: SlimResult) -> RenderableType:
-    status = {
-        None: "[yellow]skipped (--no-verify)[/]",
-        True: "[green]passed[/]",
-        False: "[red]FAILED[/]",
-    }[r.verified]
+def render(doc: Mapping[str, Any], report: str | None = None) -> RenderableType:
+    """The one-screen terminal summary of a `slimmer.slim/v2` document. `report` names
+    where report.json was written (None: say how to get one)."""
+    v, src, res = doc["verification"], doc["source"], doc["result"]
+    status = {"skipped": "[yellow]skipped (--no-verify)[/]", "passed": "[green]passed[/]",
+              "failed": "[red]FAILED[/]"}[v["status"]]  # fmt: skip
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold")
     t.add_column()
-    t.add_row("Source", f"{r.source_ref}  ({r.source_id[:19]})")
-    out = r.output if r.tagged else f"{r.output} [red](not tagged)[/]"
-    t.add_row("Result", f"{out}  ({r.image_id[:19]})")
+    t.add_row("Source", f"{src['ref']}  ({src['id'][:19]})")
+    out = res["ref"] if res["tagged"] else f"{res['ref']} [red](not tagged)[/]"
+    t.add_row("Result", f"{out}  ({res['id'][:19]})")
     t.add_row(
         "Size",
-        f"{human_bytes(r.before_bytes)} -> {human_bytes(r.after_bytes)}  "
-        f"([bold]{r.reduction:.1f}x[/] smaller)",
+        f"{human_bytes(src['size_bytes'])} -> {human_bytes(res['size_bytes'])}  "
+        f"([bold]{res['reduction']:.1f}x[/] smaller)",
     )
-    t.add_row("Files", f"{r.before_files} -> {r.after_files}")
-    if r.on_base is not None:
-        b = r.on_base
-        t.add_row("Base", f"{b.choice.ref}  ({b.choice.why})")
+    t.add_row("Files", f"{src['files']:,} -> {res['files']:,} regular files")
+    _rows_base(t, doc)
+    rounds = f" after {len(v['rounds'])} rounds" if len(v["rounds"]) > 1 else ""
+    t.add_row("Verification", f"{status}{rounds}")
+    t.add_row("Time", ", ".join(f"{n} {s:.1f}s" for n, s in _merged(doc["phases"])))
+    reasons = sorted(doc["bytes_by_reason"].items(), key=lambda kv: -kv[1])
+    t.add_row("Bytes by reason", ", ".join(f"{k} {human_bytes(n)}" for k, n in reasons))
+    warnings = doc["warnings"]
+    if warnings:
+        where = f"in {report}" if report else "--report-dir DIR lists them all"
+        t.add_row("Warnings", f"{len(warnings)} ({where}), e.g. {warnings[0]}")
+    t.add_row("Report", report or "--report-dir DIR writes report.json, report.md, report.html")
+    return Group(t, *_failure(doc))
+
+
+def _rows_base(t: Table, doc: Mapping[str, Any]) -> None:
+    base, user, dockerfile = doc.get("base"), doc.get("user"), doc.get("dockerfile")
+    if base:
+        t.add_row("Base", f"{base['ref']}  ({base['why']})")
+        left = base["left_to_base"]
         t.add_row(
             "App layer",
-            f"{human_bytes(b.app_layer_bytes)} in {b.app_files} entries; "
-            f"{b.layer.identical} kept paths ({human_bytes(b.layer.identical_bytes)}) "
-            f"left to the base",
+            f"{human_bytes(base['app_layer_bytes'])} in {base['app_layer_entries']} entries; "
+            f"{left['paths']} kept paths ({human_bytes(left['bytes'])}) left to the base",
         )
-        if b.layer.decisions:
-            t.add_row("Decisions", "; ".join(d.describe() for d in b.layer.decisions[:3]))
-    if r.user is not None:
-        t.add_row("User", f"{r.user} (owns {len(r.owned)} written paths)")
-    if r.dockerfile is not None:
-        d = r.dockerfile
-        verdict = "[green]passed[/]" if d.verified else "[red]FAILED[/]"
+        if base["decisions"]:
+            shown = [f"{d['path']}: {d['action']} ({d['detail']})" for d in base["decisions"][:3]]
+            t.add_row("Decisions", "; ".join(shown))
+    if user:
+        t.add_row("User", f"{user['user']} (owns {len(user['owned'])} written paths)")
+    if dockerfile:
+        ok = "[green]passed[/]" if dockerfile["verification"] == "passed" else "[red]FAILED[/]"
         t.add_row(
             "Dockerfile",
-            f"{d.path}: {d.copies} COPY instructions, builds {human_bytes(d.size_bytes)} "
-            f"(exact keep set {human_bytes(d.exact_bytes)}, copied {human_bytes(d.coarse_bytes)})"
-            f"; verification {verdict}",
+            f"{dockerfile['path']}: {dockerfile['copies']} COPY instructions, builds "
+            f"{human_bytes(dockerfile['built_size_bytes'])} (exact keep set "
+            f"{human_bytes(dockerfile['exact_bytes'])}, copied "
+            f"{human_bytes(dockerfile['coarse_bytes'])}); verification {ok}",
         )
-    rounds = f" after {len(r.rounds)} rounds" if len(r.rounds) > 1 else ""
-    t.add_row("Verification", f"{status}{rounds}")
-    t.add_row("Time", ", ".join(f"{n} {s:.1f}s" for n, s in _merged(r.phases)))
-    reasons = sorted(r.bytes_by_reason.items(), key=lambda kv: -kv[1])
-    t.add_row("Bytes by reason", ", ".join(f"{k} {human_bytes(v)}" for k, v in reasons))
-    if r.warnings:
-        t.add_row("Warnings", f"{len(r.warnings)} (in report.json), e.g. {r.warnings[0]}")
-    parts: list[RenderableType] = [t]
-    if r.verified is False:
-        parts.append(Text("\nWhat differed:", style="bold red"))
-        parts += [Text(f"  {d.describe()}") for d in r.diffs]
-        if r.denied:
-            parts.append(Text(f"Refused to user {r.user} by the kernel:", style="bold"))
-            parts += [Text(f"  {line}") for line in r.denied[:20]]
-        blamed = [m for rd in r.rounds for m in rd.added]
-        if blamed:
-            parts.append(Text("Missing files found by tracing the slim image:", style="bold"))
-            parts += [Text(f"  {m.path}  ({m.by})") for m in blamed[:20]]
-    return Group(*parts)
 
 
-def _merged(phases: tuple[tuple[str, float], ...]) -> list[tuple[str, float]]:
+def _failure(doc: Mapping[str, Any]) -> list[RenderableType]:
+    v = doc["verification"]
+    if v["status"] != "failed":
+        return []
+    parts: list[RenderableType] = [Text("\nWhat differed:", style="bold red")]
+    parts += [Text(f"  {d}") for d in v["rounds"][-1]["differences"]]
+    user = doc.get("user")
+    if user and user["denied"]:
+        parts.append(Text(f"Refused to user {user['user']} by the kernel:", style="bold"))
+        parts += [Text(f"  {line}") for line in user["denied"][:20]]
+    blamed = [a for r in v["rounds"] for a in r["added_paths"]]
+    if blamed:
+        parts.append(Text("Missing files found by tracing the slim image:", style="bold"))
+        parts += [Text(f"  {a['path']}  ({a['looked_up_by']})") for a in blamed[:20]]
+    return parts
+
+
+def _merged(phases: Sequence[Mapping[str, Any]]) -> list[tuple[str, float]]:
     out: dict[str, float] = {}
-    for name, secs in phases:
-        out[name] = out.get(name, 0.0) + secs
+    for p in phases:
+        out[p["name"]] = out.get(p["name"], 0.0) + p["seconds"]
     return list(out.items())

@@ -1,0 +1,218 @@
+"""The before/after facts of a slimming run, for the reports: what each image holds,
+what was kept and why (with sizes), what was removed, which packages survived.
+
+Counting is the same everywhere (and the same as `slim inspect` and `slim check`):
+`files` are regular files (hardlinks included), directories and symlinks are
+counted apart, sizes are the bytes of regular files.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+from slimmer.analyse.inspect import BIN_DIRS, PACKAGE_MANAGERS, SHELLS, Inspection
+from slimmer.analyse.packages import Package, inventory
+from slimmer.model import FileEntry, TreeView
+from slimmer.plan.keep import KeepSet
+
+TOP = 15
+DPKG_INFO = "/var/lib/dpkg/info"
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What one image holds, counted one way."""
+
+    size_bytes: int
+    layers: int
+    files: int
+    symlinks: int
+    elf_files: int
+    packages: int
+    shells: tuple[str, ...]
+    package_managers: tuple[str, ...]
+    setuid: tuple[str, ...]
+    compressed_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Sized:
+    path: str
+    bytes: int
+    files: int = 1
+
+
+@dataclass(frozen=True)
+class PackageFate:
+    manager: str
+    name: str
+    version: str
+    status: str  # "kept", "partly", "removed"
+    kept_files: int
+    files: int
+
+
+@dataclass(frozen=True)
+class DirBytes:
+    """A directory (two levels deep at most): file bytes below it before and after, the
+    kept bytes by the first reason of each kept file."""
+
+    path: str
+    before: int
+    after: int
+    by_reason: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Summary:
+    before: ImageFacts
+    after: ImageFacts
+    kept_sizes: Mapping[str, int]  # kept path -> bytes (0 for non-files)
+    files_by_reason: Mapping[str, int]
+    removed_dirs: tuple[Sized, ...]
+    removed_files: tuple[Sized, ...]
+    packages: tuple[PackageFate, ...]
+    dirs: tuple[DirBytes, ...] = ()
+
+
+def facts_of_source(ins: Inspection, compressed: int | None = None) -> ImageFacts:
+    return ImageFacts(
+        size_bytes=ins.size_bytes,
+        layers=len(ins.layers),
+        files=ins.files,
+        symlinks=ins.symlinks,
+        elf_files=ins.elf_files,
+        packages=len(ins.packages),
+        shells=ins.shells,
+        package_managers=ins.package_managers,
+        setuid=ins.setuid,
+        compressed_bytes=compressed,
+    )
+
+
+def facts_of_kept(
+    tree: TreeView, kept: Iterable[str], size_bytes: int, layers: int,
+    compressed: int | None = None,
+) -> ImageFacts:  # fmt: skip
+    """The facts of the slim image, read off the keep set over the source tree."""
+    paths = set(kept)
+    entries = [e for p in sorted(paths) if (e := tree.get(p)) is not None]
+    files = [e for e in entries if e.is_regular]
+    return ImageFacts(
+        size_bytes=size_bytes,
+        layers=layers,
+        files=len(files),
+        symlinks=sum(1 for e in entries if e.link and not e.is_regular),
+        elf_files=sum(1 for e in files if e.is_elf),
+        packages=0,  # set by `summarize` from the package fates
+        shells=_named(paths, tree, SHELLS),
+        package_managers=_named(paths, tree, PACKAGE_MANAGERS),
+        setuid=tuple(sorted(e.path for e in files if e.is_setuid)),
+        compressed_bytes=compressed,
+    )
+
+
+def _named(paths: set[str], tree: TreeView, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Programs called `names` in the bin directories whose file is kept (one name each)."""
+    found: dict[str, str] = {}
+    for d in BIN_DIRS:
+        for name in names:
+            path = posixpath.join(d, name)
+            res = tree.resolve(path)
+            if res.entry is not None and res.entry.is_regular and res.path in paths:
+                found.setdefault(res.path, path)
+    return tuple(sorted(found.values()))
+
+
+def summarize(tree: TreeView, keep: KeepSet, before: ImageFacts, after: ImageFacts) -> Summary:
+    """Kept sizes, removed bytes and package fates of `keep` over the source `tree`."""
+    entries = list(tree)
+    kept = {p: (e.size if (e := tree.get(p)) is not None and e.is_regular else 0)
+            for p in keep.paths()}  # fmt: skip
+    removed = [e for e in entries if e.is_regular and e.path not in kept]
+    by_reason: Counter[str] = Counter()
+    for reasons in keep.reasons.values():
+        r = reasons[0]
+        by_reason[r.source and f"{r.kind}:{r.source}" or r.kind] += 1
+    fates = _fates(tree, set(kept))
+    return Summary(
+        before=before,
+        after=replace(after, packages=sum(1 for f in fates if f.status != "removed")),
+        kept_sizes=kept,
+        files_by_reason=dict(sorted(by_reason.items())),
+        removed_dirs=_largest_dirs(removed),
+        removed_files=tuple(
+            Sized(e.path, e.size) for e in sorted(removed, key=lambda e: (-e.size, e.path))[:TOP]
+        ),
+        packages=fates,
+        dirs=_dirs(entries, kept, keep),
+    )
+
+
+def _top(path: str, depth: int = 2) -> str:
+    parts = path.strip("/").split("/")[:-1][:depth]
+    return "/" + "/".join(parts) if parts else "/"
+
+
+def _dirs(entries: list[FileEntry], kept: Mapping[str, int], keep: KeepSet) -> tuple[DirBytes, ...]:
+    before: Counter[str] = Counter()
+    after: Counter[str] = Counter()
+    reasons: dict[str, Counter[str]] = {}
+    for e in entries:
+        if not e.is_regular:
+            continue
+        top = _top(e.path)
+        before[top] += e.size
+        if e.path in kept:
+            after[top] += e.size
+            first = keep.reasons[e.path][0]
+            label = f"{first.kind}:{first.source}" if first.source else first.kind
+            reasons.setdefault(top, Counter())[label] += e.size
+    return tuple(
+        DirBytes(d, before[d], after[d], dict(sorted(reasons.get(d, Counter()).items())))
+        for d in sorted(before)
+    )
+
+
+def _largest_dirs(removed: list[FileEntry], depth: int = 3) -> tuple[Sized, ...]:
+    sizes: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    for e in removed:
+        d = posixpath.dirname(e.path)
+        while d != "/":
+            if d.count("/") <= depth:
+                sizes[d] += e.size
+                counts[d] += 1
+            d = posixpath.dirname(d)
+    top = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]
+    return tuple(Sized(d, n, counts[d]) for d, n in top)
+
+
+def _fates(tree: TreeView, kept: set[str]) -> tuple[PackageFate, ...]:
+    out = []
+    for pkg in inventory(tree):
+        files = _package_files(tree, pkg)
+        if files:
+            n = sum(1 for f in files if f in kept)
+            status = "kept" if n == len(files) else "partly" if n else "removed"
+        else:  # no file list: judged by its metadata
+            n, status = 0, "kept" if pkg.source in kept else "removed"
+        out.append(PackageFate(pkg.manager, pkg.name, pkg.version, status, n, len(files)))
+    return tuple(sorted(out, key=lambda f: (f.manager, f.name)))
+
+
+def _package_files(tree: TreeView, pkg: Package) -> list[str]:
+    """The regular files a dpkg package installed, from its `.list` (others: none)."""
+    if pkg.manager != "dpkg":
+        return []
+    for name in (f"{pkg.name}.list", f"{pkg.name}:amd64.list"):
+        path = f"{DPKG_INFO}/{name}"
+        entry = tree.get(path)
+        if entry is not None and entry.is_regular:
+            text = tree.read_bytes(path).decode("utf-8", "replace")
+            resolved = (tree.resolve(p) for p in text.splitlines() if p.startswith("/"))
+            return sorted({r.path for r in resolved if r.entry is not None and r.entry.is_regular})
+    return []

@@ -1,0 +1,180 @@
+"""`report.md`: the `slimmer.slim/v2` document as Markdown for a pull-request comment or
+`$GITHUB_STEP_SUMMARY`. The verdict and the before/after table come first; long lists
+go in `<details>`. Rendered from the JSON document alone, so `slim report` can
+re-render a saved report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from slimmer.report.common import human_bytes
+
+LIMIT = 50  # rows per list: the whole report stays far below GitHub's 1 MiB
+
+
+def render(doc: Mapping[str, Any]) -> str:
+    parts = [
+        _verdict(doc),
+        _before_after(doc),
+        _base(doc),
+        _probes(doc),
+        _reasons(doc),
+        _removed(doc),
+        _packages(doc),
+        _kept(doc),
+        _warnings(doc),
+        _phases(doc),
+    ]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _verdict(doc: Mapping[str, Any]) -> str:
+    status = doc["verification"]["status"]
+    icon = {"passed": "✅", "failed": "❌", "skipped": "⚠️"}[status]
+    src, res = doc["source"], doc["result"]
+    tagged = "tagged" if res["tagged"] else "**not tagged**"
+    return (
+        f"### {icon} slim `{src['ref']}` → `{res['ref']}`: verification {status}\n\n"
+        f"{human_bytes(src['size_bytes'])} → **{human_bytes(res['size_bytes'])}** "
+        f"({res['reduction']}x smaller), {tagged}; slimmer {doc['slimmer_version']}."
+    )
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _listed(items: Sequence[str]) -> str:
+    return ", ".join(f"`{i}`" for i in items) if items else "none"
+
+
+def _before_after(doc: Mapping[str, Any]) -> str:
+    b, a = doc.get("before"), doc.get("after")
+    if not b or not a:
+        return ""
+    rows = [
+        ("size", human_bytes(b["size_bytes"]), human_bytes(a["size_bytes"])),
+        ("layers", b["layers"], a["layers"]),
+        ("files", f"{b['files']:,}", f"{a['files']:,}"),
+        ("symlinks", f"{b['symlinks']:,}", f"{a['symlinks']:,}"),
+        ("ELF files", b["elf_files"], a["elf_files"]),
+        ("packages", b["packages"], a["packages"]),
+        ("shells", _listed(b["shells"]), _listed(a["shells"])),
+        ("package managers", _listed(b["package_managers"]), _listed(a["package_managers"])),
+        ("setuid files", _listed(b["setuid"]), _listed(a["setuid"])),
+    ]
+    return _table(("", "before", "after"), rows)
+
+
+def _base(doc: Mapping[str, Any]) -> str:
+    base = doc.get("base")
+    if not base:
+        return ""
+    lines = [
+        f"**Base** `{base['ref']}` ({base['why']}); app layer "
+        f"{human_bytes(base['app_layer_bytes'])}, {base['left_to_base']['paths']} kept paths "
+        f"left to the base."
+    ]
+    if base["decisions"]:
+        rows = [(d["path"], d["action"], d["detail"]) for d in base["decisions"]]
+        lines.append(_details(f"{len(rows)} decisions", _table(("path", "action", "why"), rows)))
+    return "\n\n".join(lines)
+
+
+def _probes(doc: Mapping[str, Any]) -> str:
+    rows = []
+    for p in doc["verification"]["probes"]:
+        slim = p["slim"]
+        after = "—" if slim is None else f"{'ok' if slim['ok'] else 'FAIL'} {slim['code']}"
+        before = f"{'ok' if p['original']['ok'] else 'FAIL'} {p['original']['code']}"
+        rows.append((p["probe"], before, after, "yes" if p["same"] else "**no**"))
+    text = "**Probes**\n\n" + _table(("probe", "original", "slim", "same"), rows)
+    diffs = [d for r in doc["verification"]["rounds"] for d in r["differences"]]
+    if doc["verification"]["status"] == "failed":
+        blamed = [f"`{a['path']}` ({a['looked_up_by']})" for r in doc["verification"]["rounds"]
+                  for a in r["added_paths"]]  # fmt: skip
+        text += "\n\nWhat differed:\n\n" + "\n".join(f"- {d}" for d in diffs)
+        if blamed:
+            text += "\n\nMissing files found by tracing the slim image: " + ", ".join(blamed)
+    return text
+
+
+def _reasons(doc: Mapping[str, Any]) -> str:
+    counts = doc.get("files_by_reason") or {}
+    rows = [
+        (reason, human_bytes(size), counts.get(reason, ""))
+        for reason, size in sorted(doc["bytes_by_reason"].items(), key=lambda kv: -kv[1])
+    ]
+    return "**Kept, by reason**\n\n" + _table(("reason", "bytes", "paths"), rows)
+
+
+def _removed(doc: Mapping[str, Any]) -> str:
+    removed = doc.get("removed")
+    if not removed:
+        return ""
+    dirs = [(d["path"], human_bytes(d["bytes"]), d["files"]) for d in removed["largest_dirs"]]
+    files = [(f["path"], human_bytes(f["bytes"])) for f in removed["largest_files"]]
+    return _details(
+        "Largest removed directories and files",
+        _table(("directory", "bytes", "files"), dirs) + "\n\n" + _table(("file", "bytes"), files),
+    )
+
+
+def _packages(doc: Mapping[str, Any]) -> str:
+    pkgs = doc.get("packages") or []
+    if not pkgs:
+        return ""
+    by = {s: [p for p in pkgs if p["status"] == s] for s in ("kept", "partly", "removed")}
+    title = ", ".join(f"{len(v)} {k}" for k, v in by.items())
+    rows = [
+        (p["name"], p["version"], p["manager"], p["status"], f"{p['kept_files']}/{p['files']}")
+        for p in pkgs[:LIMIT]
+    ]
+    more = f"\n\n…and {len(pkgs) - LIMIT} more in report.json" if len(pkgs) > LIMIT else ""
+    table = _table(("package", "version", "manager", "status", "files kept"), rows)
+    return _details(f"Packages: {title}", table + more)
+
+
+def _kept(doc: Mapping[str, Any]) -> str:
+    kept = sorted(doc["kept"], key=lambda k: -k["size_bytes"])
+    rows = [
+        (k["path"], human_bytes(k["size_bytes"]), _reason(k["reasons"][0])) for k in kept[:LIMIT]
+    ]
+    more = f"\n\n…and {len(kept) - LIMIT} more in report.json" if len(kept) > LIMIT else ""
+    return _details(
+        f"Largest of the {len(kept):,} kept paths, and why",
+        _table(("path", "bytes", "why"), rows) + more,
+    )
+
+
+def _reason(r: Mapping[str, Any]) -> str:
+    head = f"{r['kind']} ({r['source']})" if r.get("source") else r["kind"]
+    return f"{head}: {r['detail']}"
+
+
+def _warnings(doc: Mapping[str, Any]) -> str:
+    warnings = doc.get("warnings") or []
+    if not warnings:
+        return ""
+    body = "\n".join(f"- {w}" for w in warnings[:LIMIT])
+    return _details(f"{len(warnings)} warnings", body)
+
+
+def _phases(doc: Mapping[str, Any]) -> str:
+    rows = [
+        (p["name"], f"{p['seconds']:.1f} s",
+         human_bytes(p["peak_rss_bytes"]) if p.get("peak_rss_bytes") else "")
+        for p in doc["phases"]
+    ]  # fmt: skip
+    return _details("Time and peak memory by phase", _table(("phase", "time", "peak RSS"), rows))
+
+
+def _details(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
