@@ -23,6 +23,7 @@ from slimmer.analyse.check import (
     needs_paths,
 )
 from slimmer.analyse.checkconfig import CheckSettings, build_rules, load_baseline, resolve
+from slimmer.analyse.diff import ImageDiff, diff_images, load_slim_reasons
 from slimmer.analyse.inspect import Inspection, analyze, want_for_inspect
 from slimmer.bases.build import BaseImage, build_base, find_base
 from slimmer.bases.recipe import FLAVOURS, flavour
@@ -184,6 +185,25 @@ def list_bases() -> list[tuple[str, str, str | None]]:
     engine = Engine.connect()
     try:
         return [(f.name, f.summary, find_base(engine, f.name)) for f in FLAVOURS.values()]
+    finally:
+        engine.close()
+
+
+def diff(
+    a: str, b: str, report: Path | None = None, progress: Progress = lambda _: None
+) -> ImageDiff:
+    """`slim diff A B`: the files, sizes, packages and config that differ (analyse.diff).
+
+    Each image is read once, its file bytes hashed as they stream past and dropped.
+    The engine is connected only when A or B is an engine reference. `report` is the
+    report.json of the slim run that made B from A: it adds why each file of B is there.
+    """
+    reasons = load_slim_reasons(report) if report is not None else None
+    if all(parse_ref(ref).transport != "engine" for ref in (a, b)):
+        return diff_images(a, b, None, reasons, progress)
+    engine = Engine.connect()
+    try:
+        return diff_images(a, b, saver(engine), reasons, progress)
     finally:
         engine.close()
 

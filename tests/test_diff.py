@@ -20,7 +20,7 @@ from slimmer.analyse.diff import (
     ImageDiff,
     diff_images,
     hash_stream,
-    load_slim_report,
+    load_slim_reasons,
     read_snapshot,
 )
 from slimmer.analyse.packages import is_metadata_file
@@ -359,7 +359,7 @@ def report(path: Path, source: str, result: str, schema: str = "slimmer.slim/v2"
 @pytest.mark.parametrize("schema", ["slimmer.slim/v1", "slimmer.slim/v2"])
 def test_slimmer_output_is_marked_and_reasons_are_shown(tmp_path: Path, schema: str) -> None:
     pa, pb = slim_pair(tmp_path)
-    rep = load_slim_report(report(tmp_path / "r.json", image_id(pa), image_id(pb), schema))
+    rep = load_slim_reasons(report(tmp_path / "r.json", image_id(pa), image_id(pb), schema))
     d = diff_images(f"docker-archive:{pa}", f"docker-archive:{pb}", report=rep)
     assert d.b_slimmed_from_a
     assert d.kept is not None and d.kept.matches and d.warnings == ()
@@ -378,7 +378,7 @@ def test_slimmer_output_is_marked_and_reasons_are_shown(tmp_path: Path, schema: 
 
 def test_report_of_another_run_warns(tmp_path: Path) -> None:
     pa, pb = slim_pair(tmp_path)
-    rep = load_slim_report(report(tmp_path / "r.json", "sha256:" + "0" * 64, image_id(pb)))
+    rep = load_slim_reasons(report(tmp_path / "r.json", "sha256:" + "0" * 64, image_id(pb)))
     d = diff_images(f"docker-archive:{pa}", f"docker-archive:{pb}", report=rep)
     assert d.kept is not None and not d.kept.matches
     assert len(d.warnings) == 1 and "report of another run" in d.warnings[0]
@@ -397,7 +397,7 @@ def test_bad_report_is_a_usage_error(tmp_path: Path, content: str | None, needle
     if content is not None:
         path.write_text(content)
     with pytest.raises(UsageError, match=needle):
-        load_slim_report(path)
+        load_slim_reasons(path)
 
 
 # -- renderers and the schema ------------------------------------------------------------
@@ -448,7 +448,7 @@ def test_json_validates_and_is_pinned(pair: ImageDiff, tmp_path: Path) -> None:
 
 def test_json_with_report_and_config_validates(tmp_path: Path) -> None:
     pa, pb = slim_pair(tmp_path)
-    rep = load_slim_report(report(tmp_path / "report.json", image_id(pa), image_id(pb)))
+    rep = load_slim_reasons(report(tmp_path / "report.json", image_id(pa), image_id(pb)))
     d = diff_images(f"docker-archive:{pa}", f"docker-archive:{pb}", report=rep)
     doc = diff_view.to_json(d)
     jsonschema.validate(doc, SCHEMA)

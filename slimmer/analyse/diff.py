@@ -124,7 +124,7 @@ class KeptReason:
 
 
 @dataclass(frozen=True)
-class SlimReport:
+class SlimRunReasons:
     """What `diff` reads of a slim run's report.json (`slimmer.slim/v1` or `v2`)."""
 
     path: str
@@ -248,7 +248,7 @@ def diff_images(
     a: str,
     b: str,
     save: EngineSaver | None = None,
-    report: SlimReport | None = None,
+    report: SlimRunReasons | None = None,
     progress: Progress = lambda _: None,
 ) -> ImageDiff:
     """Read A, then B (one at a time), and compare them."""
@@ -263,7 +263,7 @@ def diff_images(
 # -- comparing ----------------------------------------------------------------------
 
 
-def compare(a: Snapshot, b: Snapshot, report: SlimReport | None = None) -> ImageDiff:
+def compare(a: Snapshot, b: Snapshot, report: SlimRunReasons | None = None) -> ImageDiff:
     changed = [c for c in _changes(a.entries, b.entries) if c.fields]
     common = sum(1 for p in a.entries if p in b.entries)
     kept = kept_files(b, a.side.id, report) if report is not None else None
@@ -438,7 +438,7 @@ _SETTINGS: tuple[tuple[str, Callable[[ImageConfig], ConfigValue]], ...] = (
 # -- the slim run's report: why each file of B is there ------------------------------
 
 
-def load_slim_report(path: Path) -> SlimReport:
+def load_slim_reasons(path: Path) -> SlimRunReasons:
     """Read a slim run's report.json (`SLIM_SCHEMAS`); UsageError when it is not one."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -446,10 +446,10 @@ def load_slim_report(path: Path) -> SlimReport:
         raise UsageError(f"reading slim report {path}: no such file") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"reading slim report {path}: {exc}") from exc
-    return slim_report(doc, str(path))
+    return slim_reasons(doc, str(path))
 
 
-def slim_report(doc: Any, where: str) -> SlimReport:
+def slim_reasons(doc: Any, where: str) -> SlimRunReasons:
     """The kept paths and their reasons of a parsed slim-run report."""
     schema = doc.get("schema") if isinstance(doc, dict) else None
     if schema not in SLIM_SCHEMAS or not isinstance(doc.get("kept"), list):
@@ -465,7 +465,7 @@ def slim_report(doc: Any, where: str) -> SlimReport:
             if item.get("generated") is True:
                 generated.add(item["path"])
     ids = [str((doc.get(k) or {}).get("id", "")) for k in ("source", "result")]
-    return SlimReport(where, ids[0], ids[1], reasons, frozenset(generated))
+    return SlimRunReasons(where, ids[0], ids[1], reasons, frozenset(generated))
 
 
 def _reasons(item: Mapping[str, Any]) -> tuple[KeptReason, ...]:
@@ -476,7 +476,7 @@ def _reasons(item: Mapping[str, Any]) -> tuple[KeptReason, ...]:
     )
 
 
-def kept_files(b: Snapshot, a_id: str, report: SlimReport) -> KeptFiles:
+def kept_files(b: Snapshot, a_id: str, report: SlimRunReasons) -> KeptFiles:
     files = tuple(
         KeptFile(p, report.reasons.get(p, ()), p in report.generated)
         for p, e in sorted(b.entries.items())

@@ -18,6 +18,7 @@ from slimmer.cli.slim import deps_command, profile_command, report_command, slim
 from slimmer.errors import ExitStatus, SlimError
 from slimmer.report import check_view
 from slimmer.report.check_view import FORMATS as CHECK_FORMATS
+from slimmer.report.diff_view import FORMATS as DIFF_FORMATS
 
 _state = {"debug": False}
 
@@ -64,6 +65,9 @@ def cli(debug: bool) -> None:
     slim inspect IMAGE                  layers, waste and contents
     slim check IMAGE --max-size 80MB    CI size budgets
     slim deps IMAGE PATH...             the ELF closure the loader needs
+    slim diff A B                       what differs between two images
+    slim report DIR/report.json         a saved slim report, rendered again
+    slim bases build                    distroless-style bases from Debian
     slim profile IMAGE                  what the app touches under probes
     """
     _state["debug"] = debug
@@ -93,6 +97,39 @@ def inspect(image: str, as_json: bool) -> None:
         click.echo(dump_json(inspect_view.to_json(ins)), nl=False)
     else:
         inspect_view.print_inspection(ins, _console())
+
+
+@cli.command()
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(DIFF_FORMATS),
+    default="text",
+    show_default=True,
+    help="text, json (slimmer.diff/v1) or md (a pull-request comment).",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="REPORT.json",
+    help="The report.json of the slim run that made B from A: show why each file of B was kept.",
+)
+def diff(a: str, b: str, fmt: str, report: Path | None) -> None:
+    """Files, sizes, packages and config that differ between images A and B.
+
+    A and B are engine references (app:1), or docker-archive:PATH,
+    oci-archive:PATH or oci:DIR, which need no engine. File bytes are hashed as
+    they stream past and never kept, so two large images need little memory.
+    """
+    from slimmer import api
+    from slimmer.cli.progress import stages
+    from slimmer.report import diff_view
+
+    with stages(_console_err(), "diff") as progress:
+        result = api.diff(a, b, report, progress)
+    click.echo(diff_view.render(result, fmt), nl=False)
 
 
 @cli.group()

@@ -204,8 +204,8 @@ def write_reports(doc: dict[str, Any], report_dir: Path) -> Path:
     from slimmer.report import slim_html, slim_md
 
     report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / "report.md").write_text(slim_md.render(doc))
-    (report_dir / "report.html").write_text(slim_html.render(doc))
+    (report_dir / "report.md").write_text(_utf8(slim_md.render(doc)))
+    (report_dir / "report.html").write_text(_utf8(slim_html.render(doc)))
     path = report_dir / "report.json"
     path.write_text(dump_json(doc))
     return path
@@ -231,7 +231,13 @@ def report_command(file: Path, fmt: str) -> None:
         Console(highlight=False).print(slim_view.render(doc, str(file)))
     else:
         render = {"json": dump_json, "md": slim_md.render, "html": slim_html.render}[fmt]
-        click.echo(render(doc), nl=False)
+        click.echo(_utf8(render(doc)), nl=False)
+
+
+def _utf8(text: str) -> str:
+    """`text` with the bytes of names that are not UTF-8 (kept by the reader as lone
+    surrogates) shown as `\\udcXX` escapes: Markdown and HTML must be valid UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @click.command("profile")

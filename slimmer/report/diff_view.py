@@ -223,7 +223,9 @@ def _text_dirs(d: ImageDiff) -> list[str]:
     rows = d.directories[:TEXT_DIRS]
     more = len(d.directories) - len(rows)
     lines = [f"{signed_bytes(r.delta):>10}  {r.path}" for r in rows]
-    return _section("Size by directory", lines + ([f"... {more} more"] if more > 0 else []))
+    return _section(
+        "Size by directory (top two levels)", lines + ([f"... {more} more"] if more > 0 else [])
+    )
 
 
 def _text_paths(d: ImageDiff) -> list[str]:
