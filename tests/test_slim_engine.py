@@ -278,7 +278,7 @@ def test_report_faces_agree_with_the_engine(
     assert out.returncode == 0 and out.stdout == md
 
 
-@pytest.mark.parametrize("name", ["py-http", "nginx-static"])
+@pytest.mark.parametrize("name", FIXTURES)
 def test_html_report_in_a_real_browser(
     name: str, engine: Engine, fixture_images: dict[str, str], slimmed: dict[str, Slimmed]
 ) -> None:
