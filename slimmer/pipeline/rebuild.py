@@ -34,7 +34,7 @@ from slimmer.pipeline.base import PreparedBase
 from slimmer.pipeline.dockerfile import GENERATED_DIR, LINKS_DIR, plan_dockerfile
 from slimmer.pipeline.verify import ProbeDiff, compare
 from slimmer.plan.keep import KeepSet
-from slimmer.plan.onbase import app_layer
+from slimmer.plan.onbase import AppLayer
 from slimmer.plan.owners import with_owners
 from slimmer.trace.profiler import TracedRun
 
@@ -65,6 +65,7 @@ class Rebuild:
     source_ref: str
     config: ImageConfig  # the output's config (`--user` applied)
     base: PreparedBase | None
+    layer: AppLayer | None  # the app layer written on `base` (None on scratch)
     owners: Mapping[str, tuple[int, int]]
     run: Callable[[str], TracedRun]  # run an image with the original probes, untraced
 
@@ -73,14 +74,13 @@ def build_dockerfile(
     job: Rebuild, src: Image, keep: KeepSet, prof: TracedRun, path: Path
 ) -> DockerfileResult:
     """Write the Dockerfile for this run's result to `path`, build and verify it."""
-    base = job.base
-    if base is None:
+    base, layer = job.base, job.layer
+    if base is None or layer is None:
         entries = with_owners(kept_entries(src.tree, keep.paths(), src.store), job.owners)
         generated: tuple[Generated, ...] = tuple(keep.generated)
         base_ref = base_pin = "scratch"
         base_tree = None
     else:
-        layer = app_layer(src.tree, keep, base.image.tree, base.libs, job.owners)
         entries, generated = list(layer.entries), layer.generated
         base_ref, base_tree = base.choice.ref, base.image.tree
         base_pin = base.choice.digest or base.choice.image_id

@@ -305,8 +305,9 @@ class _Session:
         def run(image_id: str) -> TracedRun:
             return self._run(image_id, prof, traced=False, phase="checking the Dockerfile")
 
+        layer = self.on_base.layer if self.on_base is not None else None
         return Rebuild(
-            self.engine, self.work, self.ref, self.out_config, self.base, self.owners, run
+            self.engine, self.work, self.ref, self.out_config, self.base, layer, self.owners, run
         )
 
     @property
