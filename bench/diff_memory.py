@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.results import record
 from slimmer.engine import Engine
 from tests.fixtures_build import ensure_base
 
@@ -92,6 +93,22 @@ def summary(run: Run) -> str:
     )
 
 
+def result_row(run: Run) -> dict[str, object]:
+    """The section of bench/results.json: both sizes, the time and the peak RSS."""
+    a, b = run.doc["a"], run.doc["b"]
+    assert isinstance(a, dict) and isinstance(b, dict)
+    return {
+        "a_bytes": a["size_bytes"],
+        "b_bytes": b["size_bytes"],
+        "a_files": a["files"],
+        "b_files": b["files"],
+        "seconds": round(run.seconds, 1),
+        "peak_rss_bytes": run.peak_rss_bytes,
+        "goal_peak_rss_bytes": GOAL_MB * 1_000_000,
+        "within_goal": run.peak_rss_bytes < GOAL_MB * 1_000_000,
+    }
+
+
 def changed_paths(doc: dict[str, object]) -> list[str]:
     changed = doc["changed"]
     assert isinstance(changed, list)
@@ -116,6 +133,7 @@ def main() -> None:
         run = run_diff(a_tag, b_tag)
         print(summary(run))
         print("changed: " + ", ".join(changed_paths(run.doc)))
+        record("diff_memory", result_row(run))
     finally:
         for tag in (b_tag, a_tag):
             engine.remove_image(tag, force=True)

@@ -20,24 +20,32 @@ from slimmer.analyse.check import (
     Status,
     evaluate,
     needs_compressed,
+    needs_findings,
     needs_paths,
 )
 from slimmer.analyse.checkconfig import CheckSettings, build_rules, load_baseline, resolve
-from slimmer.analyse.diff import ImageDiff, diff_images, load_slim_reasons
+from slimmer.analyse.diff import ImageDiff, diff_images
 from slimmer.analyse.inspect import Inspection, analyze, want_for_inspect
+from slimmer.analyse.slimreasons import load_slim_reasons
 from slimmer.bases.build import BaseImage, build_base, find_base
 from slimmer.bases.recipe import FLAVOURS, flavour
 from slimmer.elf.deps import DepsReport, deps_report
 from slimmer.engine import Engine, saver
 from slimmer.engine_api import Leftover
 from slimmer.errors import BudgetExceeded, SlimError, UsageError, VerificationFailed
+from slimmer.findings.checks import LARGE_BYTES
+from slimmer.findings.lint import finding_facts, want_for_lint
+from slimmer.findings.lint import lint_image as lint
+from slimmer.findings.model import FindingsReport
 from slimmer.image.archive import open_archive
 from slimmer.image.compressed import compressed_sizes
 from slimmer.image.filetree import WantContent, keep_all
 from slimmer.image.reader import Image, open_image, parse_ref
+from slimmer.image.validate import Validation, validate_archive
 from slimmer.model import ImageConfig, ImageRef, Progress
 from slimmer.pipeline.slim import SlimOptions, SlimResult, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
+from slimmer.trace.events import Trace
 from slimmer.trace.probes import ProbeSpec
 from slimmer.trace.profiler import TracedRun, profile
 
@@ -57,6 +65,46 @@ def read_image(ref: str, want: WantContent) -> Image:
 def inspect_image(ref: str) -> Inspection:
     with read_image(ref, want_for_inspect) as image:
         return analyze(image)
+
+
+def lint_image(
+    ref: str,
+    *,
+    ignore: Sequence[str] = (),
+    trace: Path | None = None,
+    large_bytes: int = LARGE_BYTES,
+) -> FindingsReport:
+    """`slim lint`: every finding on `ref` (slimmer.findings); no container is run.
+
+    `trace` is a saved `slim profile --json`: with it, large files the process never
+    opened are findings too. An engine image's tags come from the engine."""
+    opened = _opened_paths(trace) if trace is not None else None
+    parsed = parse_ref(ref)
+    try:
+        if parsed.transport != "engine":
+            with open_image(parsed, want=want_for_lint) as image:
+                return lint(image, ignore=ignore, opened=opened, large_bytes=large_bytes)
+        engine = Engine.connect()
+        try:
+            tags = engine.inspect_image(parsed.name).tags
+            with open_image(parsed, save=saver(engine), want=want_for_lint) as image:
+                return lint(image, tags=tags, ignore=ignore, opened=opened, large_bytes=large_bytes)
+        finally:
+            engine.close()
+    except ValueError as exc:
+        raise UsageError(f"linting {ref}: {exc}") from exc
+
+
+def _opened_paths(path: Path) -> frozenset[str]:
+    """Every existing path the runs of a saved `slim profile --json` touched."""
+    try:
+        doc = json.loads(path.read_text())
+        traces = [Trace.from_json(json.dumps(run["trace"])) for run in doc["runs"]]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(
+            f"reading trace {path}: not a `slim profile --json` document ({exc})"
+        ) from exc
+    return frozenset(p for t in traces for p in t.touched())
 
 
 def version_info() -> tuple[str, str]:
@@ -102,14 +150,16 @@ def check_image(
     baseline = load_baseline(settings.baseline) if settings.baseline is not None else None
     parsed = parse_ref(ref)
     with _check_archive(parsed) as (archive_ref, image_id):
-        with open_image(archive_ref, want=want_for_inspect) as image:
+        linting = needs_findings(rules)
+        with open_image(archive_ref, want=want_for_lint if linting else want_for_inspect) as image:
             ins = replace(analyze(image), ref=str(parsed), id=image_id or image.id)
             paths = tuple(e.path for e in image.tree) if needs_paths(rules) else ()
+            findings = finding_facts(lint(image)) if linting else None
         compressed = None
         if needs_compressed(rules):
             archive = open_archive(archive_ref.transport, Path(archive_ref.name))
             compressed = sum(compressed_sizes(archive))
-    return evaluate(rules, Facts(ins, compressed, baseline, paths))
+    return evaluate(rules, Facts(ins, compressed, baseline, paths, findings))
 
 
 @contextmanager
@@ -127,6 +177,15 @@ def _check_archive(parsed: ImageRef) -> Iterator[tuple[ImageRef, str]]:
         finally:
             engine.close()
         yield ImageRef("docker-archive", str(spool)), image_id
+
+
+def validate_image(ref: str) -> Validation:
+    """`slim validate`: every invariant of `ref` checked (see slimmer.image.validate); an
+    engine image is saved into a temporary docker-archive first. Layer order only warns."""
+    parsed = parse_ref(ref)
+    with _check_archive(parsed) as (archive_ref, _image_id):
+        found = validate_archive(archive_ref.transport, Path(archive_ref.name))
+    return replace(found, source=str(parsed))
 
 
 def profile_image(
@@ -209,15 +268,15 @@ def diff(
 
 
 def load_slim_report(path: Path) -> dict[str, Any]:
-    """A saved `report.json` (`slimmer.slim/v2`), for `slim report` to render again."""
+    """A saved `report.json` (`slimmer.slim/v3`), for `slim report` to render again."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"reading report {path}: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("schema") != "slimmer.slim/v2":
+    if not isinstance(doc, dict) or doc.get("schema") != "slimmer.slim/v3":
         found = doc.get("schema") if isinstance(doc, dict) else None
         raise UsageError(
-            f"reading report {path}: not a slimmer.slim/v2 document (schema {found!r})"
+            f"reading report {path}: not a slimmer.slim/v3 document (schema {found!r})"
         )
     return doc
 

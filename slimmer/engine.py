@@ -21,7 +21,7 @@ import docker.errors
 import requests.exceptions
 
 from slimmer.engine_api import ContainerEngine, ImageInfo, Leftover
-from slimmer.errors import EngineError, ImageNotFound
+from slimmer.errors import DiskFull, EngineError, EngineGone, ImageNotFound
 from slimmer.model import MANAGED_LABEL, SOURCE_LABEL
 
 LABEL = MANAGED_LABEL
@@ -42,8 +42,38 @@ def _calling(action: str) -> Iterator[None]:
         raise ImageNotFound(f"{action}: no such image") from exc
     except docker.errors.NotFound as exc:
         raise EngineError(f"{action}: not found ({_explain(exc)})") from exc
+    except _STREAM_FAULTS as exc:  # a response cut off mid-stream: the engine died
+        raise EngineGone(action, f"the connection was cut ({_explain(exc)})") from exc
     except _ENGINE_FAULTS as exc:
+        full = DiskFull.during(action, exc) if isinstance(exc, OSError) else None
+        if full is not None:  # our disk, not the engine: streaming a save into TMPDIR
+            raise full from exc
+        gone = _gone(exc)
+        if gone:
+            raise EngineGone(action, gone) from exc
         raise EngineError(f"{action}: {_explain(exc)}") from exc
+
+
+# A refused or dropped connection (or a vanished socket) means the engine itself
+# went away, not that it refused one operation: the error says so.
+_GONE = (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+_STREAM_FAULTS = (requests.exceptions.ChunkedEncodingError,)
+
+
+def _gone(exc: BaseException, depth: int = 0) -> str:
+    """Why the engine is unreachable, when `exc` (or what it wraps) says it is; else ""."""
+    if isinstance(exc, _GONE):
+        return f"connection refused or dropped ({type(exc).__name__})"
+    if isinstance(exc, FileNotFoundError) and depth:
+        return "its socket is gone"
+    if depth > 4:
+        return ""
+    inner = [exc.__cause__, exc.__context__, *(a for a in exc.args if isinstance(a, BaseException))]
+    for sub in inner:
+        why = _gone(sub, depth + 1) if sub is not None else ""
+        if why:
+            return why
+    return ""
 
 
 def _explain(exc: Exception) -> str:
@@ -81,6 +111,12 @@ class Engine:
             info = self._api.version()
         return str(info.get("Version", "?")), str(self._api.api_version)
 
+    def platform(self) -> tuple[str, str]:
+        """(OS, architecture) the engine runs containers for (`linux`, `amd64`)."""
+        with _calling("asking the engine for its platform"):
+            info = self._api.version()
+        return str(info.get("Os", "")), str(info.get("Arch", ""))
+
     # -- images -------------------------------------------------------------
     def inspect_image(self, ref: str) -> ImageInfo:
         try:
@@ -88,6 +124,8 @@ class Engine:
         except docker.errors.NotFound as exc:
             raise ImageNotFound(f"looking up image {ref!r}: no such image on the engine") from exc
         except _ENGINE_FAULTS as exc:
+            if _gone(exc):
+                raise EngineGone(f"looking up image {ref!r}", _gone(exc)) from exc
             raise EngineError(f"looking up image {ref!r}: {_explain(exc)}") from exc
         cfg = raw.get("Config") or {}
         return ImageInfo(

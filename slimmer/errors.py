@@ -6,6 +6,7 @@ that turns an error into a one-line message and that code.
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 
 
@@ -16,6 +17,8 @@ class ExitStatus(IntEnum):
     BUDGET = 3
     VERIFICATION = 4
     BASE = 5
+    IMAGE = 6
+    INVALID = 7
 
 
 class SlimError(Exception):
@@ -41,12 +44,56 @@ class EngineError(SlimError):
     """The Docker engine could not be reached or refused an operation."""
 
 
+class EngineGone(EngineError):
+    """The engine stopped answering mid-run (refused or dropped connections).
+
+    `action` is the call that noticed; `stage` (set once by the pipeline's clock
+    through `during`) is what slimmer was doing, named first in the message."""
+
+    def __init__(self, action: str, cause: str, stage: str = "") -> None:
+        where = f"while {stage}: {action}" if stage else f"while {action}"
+        super().__init__(f"the engine went away {where}: {cause}")
+        self.action, self.cause, self.stage = action, cause, stage
+
+    def during(self, stage: str) -> EngineGone:
+        """This error, naming `stage`; unchanged when a stage is already named."""
+        return self if self.stage else EngineGone(self.action, self.cause, stage)
+
+
+class DiskFull(SlimError):
+    """A local disk filled up: the work directory (under TMPDIR) or the read cache."""
+
+    @classmethod
+    def during(cls, stage: str, exc: OSError) -> DiskFull | None:
+        """The error for `exc` raised while `stage`, when it says the disk is full."""
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return None
+        where = f" ({exc.filename})" if exc.filename else ""
+        return cls(
+            f"{stage}: no space left on the device{where}; free space, or point TMPDIR "
+            "(and SLIMMER_CACHE_DIR) at a bigger disk"
+        )
+
+
+class ImageUnrunnable(SlimError):
+    """The image cannot run as configured (a missing entrypoint program or
+    interpreter, another architecture or OS): refused before anything runs."""
+
+    exit_code = ExitStatus.IMAGE
+
+
 class ImageNotFound(SlimError):
     """The named image does not exist on the engine or at the given path."""
 
 
 class ImageReadError(SlimError):
     """An image archive or one of its layers could not be read."""
+
+
+class ImageInvalid(SlimError):
+    """`slim validate`: the image breaks an invariant (digests, counts, tar entries)."""
+
+    exit_code = ExitStatus.INVALID
 
 
 class ElfError(SlimError):

@@ -16,8 +16,39 @@ BASE_ID_LABEL = "io.slimmer.base.id"  # on images written on a base: the base's 
 OCI_BASE_NAME = "org.opencontainers.image.base.name"
 OCI_BASE_DIGEST = "org.opencontainers.image.base.digest"
 
-# Told the name of each stage as a long job enters it (the CLI shows it).
-Progress = Callable[[str], None]
+
+@dataclass(frozen=True)
+class Transfer:
+    """Bytes moved so far in a long step (reading, writing or loading an image): the CLI
+    draws it as a bar. `total` is what the step will move when it is known in advance."""
+
+    step: str
+    done: int
+    total: int | None
+
+
+# Told the name of each stage as a long job enters it, and how far a long step has
+# moved its bytes (the CLI shows both).
+Progress = Callable[[str | Transfer], None]
+
+
+def metered(progress: Progress, step: str, total: int | None) -> Callable[[int], None]:
+    """A counter for `step`: call it with each chunk's size. It tells `progress` at most
+    every 1% of `total` (every 8 MiB when the total is unknown), and always at the end
+    (when the count reaches `total`)."""
+    done = 0
+    told = 0
+    every = max(total // 100, 1 << 20) if total else 8 << 20
+
+    def add(n: int) -> None:
+        nonlocal done, told
+        done += n
+        if done - told >= every or (total is not None and done >= total > told):
+            told = done
+            progress(Transfer(step, done, total))
+
+    progress(Transfer(step, 0, total))
+    return add
 
 
 class EntryType(StrEnum):

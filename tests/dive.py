@@ -32,3 +32,19 @@ def dive_json(archive: Path, out_dir: Path) -> dict[str, Any]:
         raise RuntimeError(f"dive failed: {proc.stdout}\n{proc.stderr}")
     doc: dict[str, Any] = json.loads(out.read_text())
     return doc
+
+
+# The fixtures compared with dive: every layer shape the corpus has (scratch, one
+# layer per RUN, many layers with whiteouts and opaque directories, a multi-stage
+# build, apt caches left behind). The other fixtures are one-RUN Debian images that
+# add no new shape and cost about 20 s of dive runs each.
+DIVE_FIXTURES = (
+    "c-static",
+    "java-http",
+    "layers",
+    "musl-app",
+    "nginx-static",
+    "node-http",
+    "py-http",
+    "shell-app",
+)

@@ -280,6 +280,7 @@ def test_build_rules_in_a_fixed_order() -> None:
         max_files=4,
         max_wasted=Amount(bytes=5),
         max_reclaimable=Amount(ratio=0.1),
+        max_findings="high",
         warn=(("forbid", True), ("max-size", True)),
     )
     rules = build_rules(s)
@@ -294,6 +295,7 @@ def test_build_rules_in_a_fixed_order() -> None:
         "forbid:@shells",
         "forbid:x",
         "max-growth",
+        "max-findings",
     ]
     assert [r.warn for r in rules] == [
         True,
@@ -305,6 +307,7 @@ def test_build_rules_in_a_fixed_order() -> None:
         False,
         True,
         True,
+        False,
         False,
     ]
     assert rules[0] == check.MaxSize(1, True)

@@ -20,10 +20,10 @@ from slimmer.analyse.diff import (
     ImageDiff,
     diff_images,
     hash_stream,
-    load_slim_reasons,
     read_snapshot,
 )
 from slimmer.analyse.packages import is_metadata_file
+from slimmer.analyse.slimreasons import load_slim_reasons
 from slimmer.errors import UsageError
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import open_image
@@ -330,7 +330,7 @@ def slim_pair(tmp_path: Path) -> tuple[Path, Path]:
     return pa, pb
 
 
-def report(path: Path, source: str, result: str, schema: str = "slimmer.slim/v2") -> Path:
+def report(path: Path, source: str, result: str, schema: str = "slimmer.slim/v3") -> Path:
     """A slim-run report with the keys `slim diff` reads (v1 and v2 share them)."""
     doc = {
         "schema": schema,
@@ -356,7 +356,7 @@ def report(path: Path, source: str, result: str, schema: str = "slimmer.slim/v2"
     return path
 
 
-@pytest.mark.parametrize("schema", ["slimmer.slim/v1", "slimmer.slim/v2"])
+@pytest.mark.parametrize("schema", ["slimmer.slim/v1", "slimmer.slim/v2", "slimmer.slim/v3"])
 def test_slimmer_output_is_marked_and_reasons_are_shown(tmp_path: Path, schema: str) -> None:
     pa, pb = slim_pair(tmp_path)
     rep = load_slim_reasons(report(tmp_path / "r.json", image_id(pa), image_id(pb), schema))

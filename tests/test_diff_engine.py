@@ -1,21 +1,13 @@
-"""`slim diff` of a fixture and its slim image, checked against the engine's own merge.
-
-Each fixture is slimmed once (`slimmer.api.slim`, its narrow probes). The oracle
-lists both images independently of slimmer's reader: a container is created
-(never started) from each image and `get_archive(container, "/")` streams the
-merged filesystem the engine itself stacked; every member is listed with its
-type, size, mode, owner, link target and the SHA-256 of its bytes. The paths
-the engine's init layer adds to every container (moby `daemon/initlayer`:
-/.dockerenv, /etc/hosts, ... and /dev, /proc, /sys) are left out of both sides.
+"""`slim diff` through the Python API, checked against the engine's own merge
+(tests/engine_listing.py): two unrelated fixtures, a slim pair's reasons, packages
+and config, engine and archive references. Every fixture's slim pair is also
+diffed through the installed CLI in tests/test_slim_engine.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import tarfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,35 +15,19 @@ import jsonschema
 import pytest
 
 from slimmer import api
-from slimmer.analyse.diff import ImageDiff, diff_images, load_slim_reasons
+from slimmer.analyse.diff import ImageDiff, diff_images
+from slimmer.analyse.slimreasons import load_slim_reasons
 from slimmer.engine import Engine, saver
 from slimmer.pipeline.slim import SlimOptions
 from slimmer.report import diff_view, slim_view
 from slimmer.report.common import dump_json
 from slimmer.trace.probes import load_probe_file
+from tests.engine_listing import expected_sets, outside_init
 
 pytestmark = [pytest.mark.engine]
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs/schemas/diff-v1.json").read_text())
 FIXTURES = ["layers", "py-batch"]
-# What the engine's init layer puts into every container (moby daemon/initlayer), and
-# the directories it creates to hold them: not part of either image.
-INIT_LAYER = frozenset(
-    {"/.dockerenv", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/etc/mtab", "/etc"}
-    | {"/dev", "/proc", "/sys"}
-)
-
-
-@dataclass(frozen=True)
-class Listed:
-    """One member of the engine's merged filesystem tar."""
-
-    kind: str
-    size: int
-    mode: int
-    owner: str
-    link: str
-    digest: str
 
 
 @dataclass(frozen=True)
@@ -59,96 +35,6 @@ class Slimmed:
     source: str
     output: str
     report: Path
-
-
-class _Chunks(io.RawIOBase):
-    """A readable file over an iterator of byte chunks (the engine's archive stream)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buf = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, out: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._buf:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._buf = chunk
-        n = min(len(out), len(self._buf))
-        out[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-
-def _norm(name: str) -> str:
-    return "/" + name.strip("/") if name.strip("/") else "/"
-
-
-def _outside_init(path: str) -> bool:
-    top = "/" + path.split("/")[1]
-    return path not in INIT_LAYER and top not in ("/dev", "/proc", "/sys")
-
-
-def engine_listing(engine: Engine, image: str) -> dict[str, Listed]:
-    """The engine's merged filesystem of `image`, path -> `Listed` (init layer left out)."""
-    container = engine.create_container(image)
-    try:
-        stream = io.BufferedReader(_Chunks(engine.get_archive(container, "/")), 1 << 20)
-        with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tf:
-            listed = _list_members(tf)
-    finally:
-        engine.remove_container(container)
-    assert container not in {item.id for item in engine.leftovers()}, "container left behind"
-    return {p: e for p, e in listed.items() if p != "/" and _outside_init(p)}
-
-
-def _list_members(tf: tarfile.TarFile) -> dict[str, Listed]:
-    out: dict[str, Listed] = {}
-    for m in tf:
-        path, owner, mode = _norm(m.name), f"{m.uid}:{m.gid}", m.mode & 0o7777
-        if m.islnk():  # the same inode as a member listed before it
-            target = out[_norm(m.linkname)]
-            out[path] = Listed("file", target.size, mode, owner, "", target.digest)
-        elif m.isreg():
-            out[path] = Listed("file", m.size, mode, owner, "", _sha256(tf, m))
-        else:
-            link = m.linkname if m.issym() else ""
-            out[path] = Listed(_KINDS[m.type], 0, mode, owner, link, "")
-    return out
-
-
-_KINDS = {
-    tarfile.DIRTYPE: "dir",
-    tarfile.SYMTYPE: "symlink",
-    tarfile.FIFOTYPE: "fifo",
-    tarfile.CHRTYPE: "char",
-    tarfile.BLKTYPE: "block",
-}
-
-
-def _sha256(tf: tarfile.TarFile, member: tarfile.TarInfo) -> str:
-    fh = tf.extractfile(member)
-    assert fh is not None
-    digest = hashlib.sha256()
-    for chunk in iter(lambda: fh.read(1 << 20), b""):
-        digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
-
-
-def expected_changes(a: Mapping[str, Listed], b: Mapping[str, Listed]) -> set[str]:
-    """Paths in both listings that differ, by the rules `slim diff` states: a symlink's
-    mode means nothing; a file's bytes count, its time does not."""
-    out = set()
-    for path in a.keys() & b.keys():
-        x, y = a[path], b[path]
-        if x.kind == y.kind == "symlink":
-            x, y = Listed(**{**x.__dict__, "mode": 0}), Listed(**{**y.__dict__, "mode": 0})
-        if x != y:
-            out.add(path)
-    return out
 
 
 # -- the slim images ------------------------------------------------------------------
@@ -190,18 +76,10 @@ def diffs(engine: Engine, slimmed: dict[str, Slimmed]) -> dict[str, ImageDiff]:
 
 def assert_matches_engine(engine: Engine, d: ImageDiff, a_image: str, b_image: str) -> None:
     """Added, removed and changed paths of `d` are those of the engine's own listings."""
-    a, b = engine_listing(engine, a_image), engine_listing(engine, b_image)
-    assert {p.path for p in d.added if _outside_init(p.path)} == b.keys() - a.keys()
-    assert {p.path for p in d.removed if _outside_init(p.path)} == a.keys() - b.keys()
-    assert {c.path for c in d.changed if _outside_init(c.path)} == expected_changes(a, b)
-
-
-@pytest.mark.parametrize("name", FIXTURES)
-def test_slim_paths_match_the_engines_own_merge(
-    name: str, engine: Engine, slimmed: dict[str, Slimmed], diffs: dict[str, ImageDiff]
-) -> None:
-    assert_matches_engine(engine, diffs[name], slimmed[name].source, slimmed[name].output)
-    assert diffs[name].removed, "a slim image drops files"
+    added, removed, changed = expected_sets(engine, a_image, b_image)
+    assert {p.path for p in d.added if outside_init(p.path)} == added
+    assert {p.path for p in d.removed if outside_init(p.path)} == removed
+    assert {c.path for c in d.changed if outside_init(c.path)} == changed
 
 
 def test_two_fixtures_match_the_engines_own_merge(

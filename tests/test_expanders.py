@@ -206,6 +206,29 @@ def test_app_dirs_keep_workdir_and_script_dirs(make: Maker) -> None:
     assert any("WorkingDir /srv/app" in a.reason.detail for a in adds)
 
 
+def test_app_dirs_leave_out_build_context_junk(make: Maker) -> None:
+    """Version control, editor settings and tool caches copied with the app are not
+    kept whole with it; the app's own files, dotfiles included, are."""
+    image = make(
+        [
+            *debian_base(),
+            f("/app/main.py", "x"),
+            f("/app/.env", "A=1"),
+            f("/app/.git/config", "x"),
+            f("/app/.vscode/settings.json", "{}"),
+            f("/app/sub/.pytest_cache/v", "x"),
+            f("/app/node_modules/.cache/babel/x.json", "{}"),
+            f("/app/node_modules/lib/index.js", "x"),
+        ],
+        WorkingDir="/app",
+        Cmd=["python3", "main.py"],
+    )
+    adds, _ = expand("app-dirs", context(image), "app-dirs")
+    kept = {a.path for a in adds}
+    assert {"/app/main.py", "/app/.env", "/app/node_modules/lib/index.js"} <= kept
+    assert not {p for p in kept if "/.git" in p or "/.vscode" in p or "cache" in p}
+
+
 # -- jvm -----------------------------------------------------------------------------------
 
 
@@ -311,7 +334,6 @@ def test_python_imports_reach_a_fixed_point(make: Maker) -> None:
         f"{LIB}/csv.py",
         f"{LIB}/__pycache__/csv.cpython-311.pyc",
         f"{LIB}/decimal.py",
-        f"{LIB}/_pydecimal.py",
         f"{LIB}/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so",
         f"{LIB}/lib-dynload/_decimal.cpython-311-x86_64-linux-gnu.so",
         "/app/helpers/__init__.py",
@@ -320,8 +342,98 @@ def test_python_imports_reach_a_fixed_point(make: Maker) -> None:
         f"{SITE}/yaml/loader.py",
     } == got
     assert "/app/app.py" not in got  # already kept: followed, not added again
+    assert f"{LIB}/_pydecimal.py" not in got  # the fallback of _decimal, which is there
     why = next(a for a in adds if a.path == f"{LIB}/csv.py").reason.detail
     assert "/app/app.py imports csv" in why
+
+
+FALLBACK = """\
+try:
+    from _decimal import *
+except ImportError:
+    from _pydecimal import *
+try:
+    from _sha512 import sha512
+except ImportError:
+    from hashlib import sha512
+try:
+    from helpers import _fast
+except ImportError:
+    import slow
+"""
+
+
+def test_python_import_fallbacks_only_when_the_module_is_missing(make: Maker) -> None:
+    interpreter = b"\x7fELF" + b"\0" * 60 + b"PyInit__sha512\0PyInit_posix\0"
+    members = [
+        *debian_base(),
+        f("/usr/bin/python3.11", interpreter, 0o755),
+        f("/app/app.py", FALLBACK),
+        f(f"{LIB}/_pydecimal.py", ""),
+        f(f"{LIB}/hashlib.py", ""),
+        f("/app/helpers/__init__.py", ""),
+        f("/app/slow.py", ""),
+    ]
+    ctx = context(make(members), kept=["/usr/bin/python3.11", "/app/app.py"])
+    # _sha512 is built into the interpreter; _decimal is nowhere, nor is the
+    # package's submodule _fast: their fallbacks stay
+    assert added("python-imports", ctx, "python") == {
+        f"{LIB}/_pydecimal.py",
+        "/app/helpers/__init__.py",
+        "/app/slow.py",
+    }
+    with_ext = [*members, f(f"{LIB}/lib-dynload/_decimal.cpython-311-x86_64-linux-gnu.so", ELF)]
+    ctx = context(make(with_ext), kept=["/usr/bin/python3.11", "/app/app.py"])
+    assert added("python-imports", ctx, "python") == {
+        f"{LIB}/lib-dynload/_decimal.cpython-311-x86_64-linux-gnu.so",
+        "/app/helpers/__init__.py",
+        "/app/slow.py",
+    }
+
+
+def _tooling_members() -> list[M]:
+    return [
+        *debian_base(),
+        f("/usr/bin/python3.11", ELF, 0o755),
+        f("/app/app.py", "import tool\nif __name__ == '__main__':\n    import cli\n"),
+        f(
+            f"{LIB}/tool.py",
+            "def helpme():\n    import pydoc\nif __name__ == '__main__':\n    import selftest\n",
+        ),
+        f(f"{LIB}/cli.py", ""),
+        f(f"{LIB}/selftest.py", ""),
+        f(f"{LIB}/pydoc.py", "import pydoc_data.topics\n"),
+        f(f"{LIB}/pydoc_data/__init__.py", ""),
+        f(f"{LIB}/pydoc_data/topics.py", ""),
+        f(f"{LIB}/site.py", "def register_readline():\n    import readline\n"),
+        f(f"{LIB}/lib-dynload/readline.cpython-311-x86_64-linux-gnu.so", ELF),
+    ]
+
+
+def test_python_imports_leave_out_tooling_and_library_main_blocks(make: Maker) -> None:
+    image = make(_tooling_members(), Cmd=["python3", "/app/app.py"])
+    kept = ["/usr/bin/python3.11", "/app/app.py", f"{LIB}/site.py"]
+    ctx = context(image, executed=["/usr/bin/python3.11"], kept=kept)
+    adds, _ = expand("python-imports", ctx, "python")
+    # the program's own main block runs; a library's does not; pydoc is help()
+    # tooling, readline the interactive prompt's
+    assert {a.path for a in adds} == {f"{LIB}/tool.py", f"{LIB}/cli.py"}
+    why = {a.path: a.reason.detail for a in adds}
+    assert why[f"{LIB}/tool.py"].startswith("/app/app.py imports tool (found statically")
+    assert "a module found on the image's sys.path" in why[f"{LIB}/tool.py"]
+
+
+def test_python_imports_follow_tooling_the_trace_saw(make: Maker) -> None:
+    image = make(_tooling_members(), Cmd=["python3", "/app/app.py"])
+    kept = ["/usr/bin/python3.11", "/app/app.py", f"{LIB}/pydoc.py"]
+    got = added("python-imports", context(image, kept=kept), "python")
+    assert {f"{LIB}/pydoc_data/__init__.py", f"{LIB}/pydoc_data/topics.py"} <= got
+
+
+def test_python_modules_run_with_dash_m_are_main(make: Maker) -> None:
+    image = make(_tooling_members(), Cmd=["python3", "-m", "tool"])
+    kept = ["/usr/bin/python3.11", f"{LIB}/tool.py"]
+    assert f"{LIB}/selftest.py" in added("python-imports", context(image, kept=kept), "python")
 
 
 def test_python_scripts_by_shebang(make: Maker) -> None:

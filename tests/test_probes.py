@@ -374,7 +374,7 @@ def test_nothing_listening_and_container_gone() -> None:
         _engine(running=False), "c", _ports(port), [ProbeSpec(kind="http")], timeout=30
     )
     assert not r.ok and r.attempts == 1
-    assert "container exited with code 3 (fatal: boom)" in r.error
+    assert "container exited with code 3; last output: starting | fatal: boom" in r.error
 
 
 def test_unpublished_port_fails_at_once() -> None:

@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from slimmer.plan.pyimports import (
-    ModuleFinder,
-    absolute_name,
-    imported_names,
-    module_of,
-    search_path,
-)
+from slimmer.plan.pyimports import ModuleFinder, module_of, search_path
+from slimmer.plan.pysource import Fallback, absolute_name, imported_names, parse_imports
 from tests.profile_kit import ELF, Maker, d, f, factory, ln
 
 
@@ -105,6 +100,91 @@ def test_unparseable_source_falls_back_to_a_line_scan() -> None:
 def test_encoding_cookie_is_honoured() -> None:
     source = "# -*- coding: latin-1 -*-\nimport os\ns = '\xe9'\n".encode("latin-1")
     assert imported_names(source, "m", False) == {"os"}
+
+
+GUARDED = """\
+import json
+if __name__ == "__main__":
+    import doctest
+    import argparse
+else:
+    import logging
+if "__main__" == __name__:
+    from unittest import main
+"""
+
+
+def test_main_guard_counts_only_for_the_module_run_as_main() -> None:
+    library = imported_names(GUARDED, "lib.tool", False)
+    assert library == {"json", "logging"}
+    run = {"json", "logging", "doctest", "argparse", "unittest", "unittest.main"}
+    assert imported_names(GUARDED, "lib.tool", False, main=True) == run
+    assert imported_names(GUARDED, "__main__", False) == run
+    assert imported_names(GUARDED, "pkg.__main__", False) == run
+
+
+SELF_TEST = """\
+import os
+def _test():
+    import doctest
+def test():
+    import uu
+def main():
+    import argparse
+def helper():
+    return _other()
+def _other():
+    import zlib
+if __name__ == "__main__":
+    _test(); test(); main(); _other()
+"""
+
+
+def test_private_functions_only_the_main_block_calls_are_left_out() -> None:
+    # _test and test: only the main block names them; main is public (an entry
+    # point may call it); _other is also called by helper
+    assert imported_names(SELF_TEST, "lib", False) == {"os", "argparse", "zlib"}
+    assert imported_names(SELF_TEST, "lib", False, main=True) == {
+        "os",
+        "argparse",
+        "zlib",
+        "doctest",
+        "uu",
+    }
+
+
+def test_import_error_handlers_are_fallbacks() -> None:
+    source = (
+        "import os\n"
+        "try:\n    from . import _speedups\n    import yaml.cyaml\n"
+        "except (ModuleNotFoundError, OSError):\n    import slowpath\n"
+        "try:\n    import json\nexcept ValueError:\n    import other\n"
+        "try:\n    x = 1\nexcept ImportError:\n    import nothing_tried\n"
+    )
+    got = parse_imports(source, "pkg.mod", False)
+    want = {"os", "pkg", "pkg._speedups", "yaml", "yaml.cyaml", "json", "other", "nothing_tried"}
+    assert got.names == want
+    tried = frozenset({("pkg", ("_speedups",)), ("yaml.cyaml", ())})
+    assert got.fallbacks == (Fallback(tried, frozenset({"slowpath"})),)
+    assert "slowpath" in imported_names(source, "pkg.mod", False)
+
+
+def test_blocks_of_other_platforms_are_left_out() -> None:
+    source = (
+        "import sys, os\n"
+        "if sys.platform == 'win32':\n    import winreg\n"
+        "elif sys.platform.startswith('darwin'):\n    import _osx_support\n"
+        "else:\n    import termios\n"
+        "if 'nt' == os.name:\n    import nt\n"
+        "if sys.platform != 'win32':\n    import fcntl\n"
+        "if sys.platform == 'linux':\n    import linuxonly\n"
+    )
+    assert imported_names(source, "m", False) == {"sys", "os", "termios", "fcntl", "linuxonly"}
+
+
+def test_other_conditions_on_name_are_walked() -> None:
+    source = "if __name__ != '__main__':\n    import a\nif __name__ == 'x':\n    import b\n"
+    assert imported_names(source, "m", False) == {"a", "b"}
 
 
 def test_module_of_uses_the_deepest_search_dir() -> None:

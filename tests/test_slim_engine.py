@@ -1,4 +1,5 @@
-"""`slim IMAGE -o OUT` end to end, as a user runs it, on every fixture.
+"""`slim IMAGE -o OUT` end to end, as a user runs it, on every fixture (on scratch;
+tests/test_migrate_engine.py moves the serving ones onto distroless bases).
 
 Each fixture is slimmed with its narrow probes only; its held-out probes are
 then run against the slim image (the `layers` fixture's held-out probes check
@@ -7,9 +8,11 @@ the reader with ls/stat/getcap, not an app path, so they are not run there).
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from slimmer.image.reader import open_image
 from slimmer.report.common import human_bytes
 from slimmer.trace.proberun import run_probes_on_image
 from slimmer.trace.probes import load_probe_file
+from tests.engine_listing import expected_sets, outside_init
 from tests.installed import run_slim
 from tests.needs import require
 
@@ -32,12 +36,19 @@ ROOT = Path(__file__).resolve().parent.parent
 NOT_AN_APP = {"layers"}
 FIXTURES = [
     "c-static",
+    "findings",
+    "glibc-new",
     "java-http",
     "layers",
+    "musl-app",
     "nginx-static",
     "node-http",
+    "pg-db",
     "py-batch",
+    "py-ctypes",
     "py-http",
+    "root-batch",
+    "ruby-http",
     "shell-app",
 ]
 
@@ -109,7 +120,7 @@ def test_fixture_slims_verifies_and_survives_heldout(
     item = slimmed[name]
     assert item.run.returncode == 0, item.run.stderr
     report = item.report
-    assert report["schema"] == "slimmer.slim/v2"
+    assert report["schema"] == "slimmer.slim/v3"
     assert report["verification"]["status"] == "passed"
     assert engine.inspect_image(fixture_images[name]).id == item.source_id, (
         "the input image is never changed"
@@ -124,8 +135,26 @@ def test_fixture_slims_verifies_and_survives_heldout(
         assert report["result"]["size_bytes"] <= report["source"]["size_bytes"]
     else:
         assert facts.package_managers == ()
-        # Only shell-app runs a shell (its entrypoint is a bash script).
-        assert (facts.shells != ()) == (name == "shell-app"), facts.shells
+        # Only shell-app, root-batch and findings (shell-script entrypoints), py-ctypes
+        # (os.popen) and pg-db (postgres calls popen/system for COPY ... PROGRAM and
+        # archive_command) run a shell.
+        shells = ("shell-app", "root-batch", "findings", "py-ctypes", "pg-db")
+        assert (facts.shells != ()) == (name in shells), facts.shells
+
+
+def test_report_shows_the_findings_slimming_removed(slimmed: dict[str, Slimmed]) -> None:
+    """The planted fixture: slimming drops the package managers, the setuid files and
+    the build junk; the secrets in ENV stay (the config is kept) and stay masked."""
+    found = slimmed["findings"].report["findings"]
+    fixed = {f["id"] for f in found["fixed"]}
+    still = {f["id"] for f in found["still"]}
+    assert {"SLM-PKG-MANAGER", "SLM-SETUID", "SLM-BUILD-JUNK"} <= fixed, fixed
+    assert {"SLM-SECRET-ENV", "SLM-USER-ROOT"} <= still, still
+    assert found["counts"]["fixed"] == len(found["fixed"]) > 0
+    text = json.dumps(found)
+    assert "AKIAIOSFODNN7EXAMPLE" not in text and "<masked" in text
+    md = (slimmed["findings"].report_dir / "report.md").read_text()
+    assert f"**Findings** (`slim lint`): {len(found['fixed'])} fixed by slimming" in md
 
 
 def test_explain(slimmed: dict[str, Slimmed]) -> None:
@@ -268,14 +297,60 @@ def test_report_faces_agree_with_the_engine(
     before = engine.inspect_image(fixture_images[name]).size
     after = engine.inspect_image(item.output).size
     doc = item.report
-    jsonschema.validate(doc, json.loads((ROOT / "docs/schemas/slim-v2.json").read_text()))
+    jsonschema.validate(doc, json.loads((ROOT / "docs/schemas/slim-v3.json").read_text()))
     assert (doc["source"]["size_bytes"], doc["result"]["size_bytes"]) == (before, after)
     assert (doc["before"]["size_bytes"], doc["after"]["size_bytes"]) == (before, after)
+    gz = (doc["before"]["compressed_bytes"], doc["after"]["compressed_bytes"])
+    assert 0 < gz[1] <= gz[0] and gz[0] < before, gz
     md = (item.report_dir / "report.md").read_text()
     assert len(md.encode()) < 1 << 20 and md.startswith("### ✅ slim ")
     assert f"{human_bytes(before)} | {human_bytes(after)} |" in md
+    assert f"| {human_bytes(gz[0])} | {human_bytes(gz[1])} |" in md
+    # the long byte moves were drawn as progress (plain lines when not on a terminal)
+    assert "slim: writing: layer: " in item.run.stderr
+    assert "slim: loading: into the engine: " in item.run.stderr
     out = run_slim("report", str(item.report_dir / "report.json"), "--format", "md")
     assert out.returncode == 0 and out.stdout == md
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_slim_diff_agrees_with_the_engines_own_listing(
+    name: str, engine: Engine, fixture_images: dict[str, str], slimmed: dict[str, Slimmed]
+) -> None:
+    """`slim diff SOURCE SLIM --report report.json` (the installed CLI) names exactly the
+    paths the engine's own listings of the two images say were added, removed and
+    changed (tests/engine_listing.py), and a reason for every file of the slim image."""
+    item = slimmed[name]
+    report = item.report_dir / "report.json"
+    res = run_slim(
+        "diff", fixture_images[name], item.output, "--format", "json", "--report", str(report)
+    )
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    added, removed, changed = expected_sets(engine, fixture_images[name], item.output)
+    assert {p["path"] for p in doc["added"] if outside_init(p["path"])} == added
+    assert {p["path"] for p in doc["removed"] if outside_init(p["path"])} == removed
+    assert {c["path"] for c in doc["changed"] if outside_init(c["path"])} == changed
+    assert doc["b_slimmed_from_a"] and doc["kept"]["matches"]
+    assert doc["kept"]["unexplained"] == 0
+
+
+@pytest.mark.parametrize("name", ["c-static", "py-batch"])
+def test_compressed_size_is_gzip_of_the_saved_layers(
+    name: str, engine: Engine, slimmed: dict[str, Slimmed], tmp_path: Path
+) -> None:
+    """The report's compressed size of the slim image is what gzip (level 6, as
+    `docker push` uses) makes of each layer tar that `docker save` gives."""
+    item = slimmed[name]
+    archive = tmp_path / "out.tar"
+    with open(archive, "wb") as out:
+        engine.save_image(item.output, out)
+    with tarfile.open(archive) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))  # type: ignore[arg-type]
+        members = manifest[0]["Layers"]
+        layers = [tf.extractfile(m).read() for m in members]  # type: ignore[union-attr]
+    expected = sum(len(gzip.compress(data, compresslevel=6, mtime=0)) for data in layers)
+    assert item.report["after"]["compressed_bytes"] == expected
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -305,6 +380,7 @@ def test_html_report_in_a_real_browser(
             drawn = int(page.locator("#map-after").get_attribute("data-total") or -1)
             shown_after = page.locator("[data-bytes-after]").get_attribute("data-bytes-after")
             shown_before = page.locator("[data-bytes-before]").get_attribute("data-bytes-before")
+            facts_rows = page.locator("table.facts tbody tr").count()
             page.locator("#kept th").nth(1).click()  # sort by bytes: the script runs
         finally:
             browser.close()
@@ -312,6 +388,7 @@ def test_html_report_in_a_real_browser(
     assert after_rects > 0 and drawn == sum(d["after"] for d in doc["dirs"])
     assert int(shown_after or -1) == doc["result"]["size_bytes"]
     assert int(shown_before or -1) == doc["source"]["size_bytes"]
+    assert facts_rows >= 10  # the before/after table, as in report.md
 
 
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic",

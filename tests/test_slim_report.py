@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -10,6 +11,8 @@ import pytest
 
 from slimmer import api
 from slimmer.errors import UsageError
+from slimmer.findings.compare import compare
+from slimmer.findings.model import RULES, Finding, FindingsReport
 from slimmer.pipeline.slim import Round, SlimResult
 from slimmer.pipeline.verify import MissingPath, ProbeDiff
 from slimmer.plan.keep import Generated, KeepSet, Reason
@@ -68,7 +71,7 @@ def result(verified: bool | None) -> SlimResult:
 
 
 def test_report_matches_schema_and_is_stable() -> None:
-    schema = json.loads((ROOT / "docs/schemas/slim-v2.json").read_text())
+    schema = json.loads((ROOT / "docs/schemas/slim-v3.json").read_text())
     for verified in (True, False, None):
         doc = slim_view.to_json(result(verified))
         jsonschema.validate(doc, schema)
@@ -103,8 +106,32 @@ def test_markdown_and_html_render_from_the_document_alone() -> None:
 def test_slim_report_rejects_other_documents(tmp_path: Path) -> None:
     bad = tmp_path / "inspect.json"
     bad.write_text(json.dumps({"schema": "slimmer.inspect/v1"}))
-    with pytest.raises(UsageError, match="not a slimmer.slim/v2 document"):
+    with pytest.raises(UsageError, match="not a slimmer.slim/v3 document"):
         api.load_slim_report(bad)
     good = tmp_path / "report.json"
     good.write_text(dump_json(slim_view.to_json(result(True))))
     assert api.load_slim_report(good)["result"]["ref"] == "app:1-slim"
+
+
+def _with_findings() -> SlimResult:
+    """A run whose input had a root user and a shell, and whose result has neither but
+    keeps a secret in ENV."""
+    rules = {r.id: r for r in RULES}
+    root = Finding(rules["SLM-USER-ROOT"], "config.User", "the user is root")
+    env = Finding(rules["SLM-SECRET-ENV"], "config.Env.API_TOKEN", "<masked, 40 characters>")
+    before = FindingsReport("app:1", "sha256:a", (root, env))
+    after = FindingsReport("app:1-slim", "sha256:b", (env,))
+    return replace(result(True), findings=compare(before, after))
+
+
+def test_findings_of_input_and_result_side_by_side() -> None:
+    doc = json.loads(dump_json(slim_view.to_json(_with_findings())))
+    jsonschema.validate(doc, json.loads((ROOT / "docs/schemas/slim-v3.json").read_text()))
+    assert doc["findings"]["counts"] == {"fixed": 1, "still": 1, "new": 0}
+    assert [f["id"] for f in doc["findings"]["fixed"]] == ["SLM-USER-ROOT"]
+    md = slim_md.render(doc)
+    assert "**Findings** (`slim lint`): 1 fixed by slimming, 1 still present, 0 new" in md
+    assert "<summary>Fixed (1)</summary>" in md and "`SLM-USER-ROOT`" in md
+    page = slim_html.render(doc)
+    assert '<table class="sortable" id="findings">' in page and "SLM-SECRET-ENV" in page
+    assert "40 characters" in page and "API_TOKEN=" not in page

@@ -62,6 +62,16 @@ class Facts:
     compressed_bytes: int | None = None
     baseline: Baseline | None = None
     paths: tuple[str, ...] = ()
+    findings: tuple[FindingFact, ...] | None = None
+
+
+@dataclass(frozen=True)
+class FindingFact:
+    """One `slim lint` finding as `max-findings` sees it: its severity and a label
+    (`SLM-SHELL /usr/bin/bash`). The findings themselves are slimmer.findings'."""
+
+    severity: str
+    label: str
 
 
 @dataclass(frozen=True)
@@ -330,6 +340,38 @@ class Forbid:
         )
 
 
+# slimmer.findings.model.Severity, lowest first (a test keeps the two in step).
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class MaxFindings(_Named):
+    """No `slim lint` finding at or above `threshold` (a severity); the offenders
+    are the findings' labels."""
+
+    name: ClassVar[str] = "max-findings"
+    threshold: str
+    warn: bool = False
+
+    def evaluate(self, facts: Facts) -> RuleResult:
+        if facts.findings is None:
+            raise ValueError("max-findings needs the findings in Facts")
+        floor = SEVERITIES.index(self.threshold)
+        found = tuple(f.label for f in facts.findings if SEVERITIES.index(f.severity) >= floor)
+        return RuleResult(
+            self.id,
+            self.name,
+            _status(not found, self.warn),
+            self.warn,
+            Unit.COUNT,
+            "max",
+            len(found),
+            0,
+            offenders=found,
+            note=f"findings at or above {self.threshold}",
+        )
+
+
 CLASSES: dict[str, Callable[[Inspection], tuple[str, ...]]] = {
     "@shells": lambda ins: ins.shells,
     "@package-managers": lambda ins: ins.package_managers,
@@ -385,3 +427,7 @@ def needs_compressed(rules: Sequence[Rule]) -> bool:
 
 def needs_paths(rules: Sequence[Rule]) -> bool:
     return any(isinstance(r, Forbid) and r.pattern not in CLASSES for r in rules)
+
+
+def needs_findings(rules: Sequence[Rule]) -> bool:
+    return any(isinstance(r, MaxFindings) for r in rules)

@@ -24,6 +24,7 @@ then each parent (in one directory `.slim.toml` is looked at first).
     forbid = ["@shells", "@package-managers", "@setuid", "/usr/bin/*sh"]
     baseline = "reports/app.json"   # relative to this file
     max-growth = "5%"               # or "10MB"
+    max-findings = "high"           # no `slim lint` finding this severe (low ... critical)
     warn = ["max-files"]            # these rules warn instead of failing ("all": every rule)
     skip = []                       # turn off rules set by a lower level
 
@@ -67,6 +68,7 @@ RULE_NAMES = (
     "max-reclaimable",
     "forbid",
     "max-growth",
+    "max-findings",
 )
 CONFIG_FILES = (".slim.toml", "pyproject.toml")
 
@@ -89,6 +91,7 @@ class CheckSettings:
     forbid: tuple[str, ...] | None = None
     baseline: Path | None = None
     max_growth: Amount | None = None
+    max_findings: str | None = None
     warn: tuple[tuple[str, bool], ...] = ()
     skip: tuple[str, ...] = ()
 
@@ -173,6 +176,14 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def parse_severity(value: Any) -> str:
+    """A `slim lint` severity: low, medium, high or critical (any case)."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text not in check.SEVERITIES:
+        raise SizeError(f"must be a severity: {', '.join(check.SEVERITIES)}")
+    return text
+
+
 _KEYS: dict[str, _Key] = {
     "max-size": _Key("max_size", lambda v, _: parse_size(v)),
     "max-compressed-size": _Key("max_compressed_size", lambda v, _: parse_size(v)),
@@ -184,6 +195,7 @@ _KEYS: dict[str, _Key] = {
     "forbid": _Key("forbid", _patterns),
     "baseline": _Key("baseline", _path),
     "max-growth": _Key("max_growth", lambda v, _: parse_amount(v)),
+    "max-findings": _Key("max_findings", lambda v, _: parse_severity(v)),
     "warn": _Key("warn", _rule_names),
     "skip": _Key("skip", _rule_names),
 }
@@ -342,6 +354,7 @@ _BUILDERS: dict[str, Callable[[Any, bool], check.Rule]] = {
     "max-wasted": lambda v, w: check.MaxWasted(v, w),
     "max-reclaimable": lambda v, w: check.MaxReclaimable(v, w),
     "max-growth": lambda v, w: check.MaxGrowth(v, w),
+    "max-findings": lambda v, w: check.MaxFindings(v, w),
 }
 
 

@@ -10,25 +10,22 @@ pure: two `Snapshot`s (and a slim run's report) in, an `ImageDiff` out.
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
+from slimmer.analyse.configdiff import ConfigChange, config_changes
 from slimmer.analyse.packages import Package, inventory, is_metadata_file
-from slimmer.errors import UsageError
+from slimmer.analyse.slimreasons import KeptFiles, SlimRunReasons, kept_files
 from slimmer.image.filetree import WantContent
 from slimmer.image.reader import EngineSaver, Image, open_image
 from slimmer.image.store import CHUNK, ContentStore
 from slimmer.model import SOURCE_LABEL, EntryType, FileEntry, ImageConfig, Progress
 
 SCHEMA = "slimmer.diff/v1"
-# The slim-run reports `--report` reads: v1 and v2 name kept paths and reasons alike.
-SLIM_SCHEMAS = ("slimmer.slim/v1", "slimmer.slim/v2")
-ConfigValue = str | tuple[str, ...] | None
 
 
 # -- values -------------------------------------------------------------------------
@@ -103,56 +100,6 @@ class PackageDiff:
     added: tuple[PackageVersion, ...] = ()
     removed: tuple[PackageVersion, ...] = ()
     changed: tuple[PackageChange, ...] = ()
-
-
-@dataclass(frozen=True)
-class ConfigChange:
-    """A runtime setting that differs. `key` names the variable or label of `env` and
-    `labels`, and is empty for the other fields; None means "not set"."""
-
-    field: str
-    key: str
-    a: ConfigValue
-    b: ConfigValue
-
-
-@dataclass(frozen=True)
-class KeptReason:
-    kind: str
-    detail: str
-    source: str = ""
-
-
-@dataclass(frozen=True)
-class SlimRunReasons:
-    """What `diff` reads of a slim run's report.json (`slimmer.slim/v1` or `v2`)."""
-
-    path: str
-    source_id: str
-    result_id: str
-    reasons: Mapping[str, tuple[KeptReason, ...]]
-    generated: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class KeptFile:
-    path: str
-    reasons: tuple[KeptReason, ...]
-    generated: bool = False
-
-
-@dataclass(frozen=True)
-class KeptFiles:
-    """Every non-directory path of B with the reasons the slim run recorded for it;
-    `matches` says the report names exactly A as source and B as result."""
-
-    report: str
-    matches: bool
-    files: tuple[KeptFile, ...]
-
-    @property
-    def unexplained(self) -> tuple[str, ...]:
-        return tuple(f.path for f in self.files if not f.reasons)
 
 
 @dataclass(frozen=True)
@@ -266,7 +213,7 @@ def diff_images(
 def compare(a: Snapshot, b: Snapshot, report: SlimRunReasons | None = None) -> ImageDiff:
     changed = [c for c in _changes(a.entries, b.entries) if c.fields]
     common = sum(1 for p in a.entries if p in b.entries)
-    kept = kept_files(b, a.side.id, report) if report is not None else None
+    kept = kept_files(b.entries, a.side.id, b.side.id, report) if report is not None else None
     return ImageDiff(
         a=a.side,
         b=b.side,
@@ -384,106 +331,6 @@ def _versions(packages: Iterable[Package]) -> dict[tuple[str, str], str]:
     for p in packages:
         found.setdefault((p.manager, p.name), set()).add(p.version)
     return {k: ", ".join(sorted(v)) for k, v in found.items()}
-
-
-# -- config ---------------------------------------------------------------------------
-
-
-def config_changes(a: ImageConfig, b: ImageConfig) -> tuple[ConfigChange, ...]:
-    """The runtime settings that differ, in a fixed order; env and labels by key."""
-    out = [
-        ConfigChange(name, "", x, y)
-        for name, (x, y) in ((n, (fn(a), fn(b))) for n, fn in _SETTINGS)
-        if x != y
-    ]
-    for name, fn in (("env", _env), ("labels", _labels)):
-        out.extend(_map_changes(name, fn(a), fn(b)))
-    return tuple(out)
-
-
-def _map_changes(name: str, a: Mapping[str, str], b: Mapping[str, str]) -> list[ConfigChange]:
-    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-    return [ConfigChange(name, k, a.get(k), b.get(k)) for k in keys]
-
-
-def _text(value: Any) -> str | None:
-    return str(value) if value else None
-
-
-def _env(c: ImageConfig) -> dict[str, str]:
-    return c.env
-
-
-def _labels(c: ImageConfig) -> dict[str, str]:
-    return {str(k): str(v) for k, v in dict(c.container.get("Labels") or {}).items()}
-
-
-def _healthcheck(c: ImageConfig) -> tuple[str, ...] | None:
-    hc = c.container.get("Healthcheck") or {}
-    extra = tuple(f"{k}={hc[k]}" for k in sorted(hc) if k != "Test")
-    return (*c.healthcheck, *extra) or None
-
-
-_SETTINGS: tuple[tuple[str, Callable[[ImageConfig], ConfigValue]], ...] = (
-    ("entrypoint", lambda c: c.entrypoint or None),
-    ("cmd", lambda c: c.cmd or None),
-    ("user", lambda c: _text(c.user)),
-    ("workdir", lambda c: _text(c.working_dir)),
-    ("exposed_ports", lambda c: c.exposed_ports or None),
-    ("healthcheck", _healthcheck),
-    ("stop_signal", lambda c: _text(c.container.get("StopSignal"))),
-)
-
-
-# -- the slim run's report: why each file of B is there ------------------------------
-
-
-def load_slim_reasons(path: Path) -> SlimRunReasons:
-    """Read a slim run's report.json (`SLIM_SCHEMAS`); UsageError when it is not one."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"reading slim report {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"reading slim report {path}: {exc}") from exc
-    return slim_reasons(doc, str(path))
-
-
-def slim_reasons(doc: Any, where: str) -> SlimRunReasons:
-    """The kept paths and their reasons of a parsed slim-run report."""
-    schema = doc.get("schema") if isinstance(doc, dict) else None
-    if schema not in SLIM_SCHEMAS or not isinstance(doc.get("kept"), list):
-        raise UsageError(
-            f"reading slim report {where}: not a slim run's report (schema {schema!r}); "
-            "write one with `slim IMAGE -o OUT --report-dir DIR`"
-        )
-    reasons: dict[str, tuple[KeptReason, ...]] = {}
-    generated = set()
-    for item in doc["kept"]:
-        if isinstance(item, dict) and isinstance(item.get("path"), str):
-            reasons[item["path"]] = reasons.get(item["path"], ()) + _reasons(item)
-            if item.get("generated") is True:
-                generated.add(item["path"])
-    ids = [str((doc.get(k) or {}).get("id", "")) for k in ("source", "result")]
-    return SlimRunReasons(where, ids[0], ids[1], reasons, frozenset(generated))
-
-
-def _reasons(item: Mapping[str, Any]) -> tuple[KeptReason, ...]:
-    return tuple(
-        KeptReason(str(r.get("kind", "")), str(r.get("detail", "")), str(r.get("source", "")))
-        for r in item.get("reasons") or ()
-        if isinstance(r, dict)
-    )
-
-
-def kept_files(b: Snapshot, a_id: str, report: SlimRunReasons) -> KeptFiles:
-    files = tuple(
-        KeptFile(p, report.reasons.get(p, ()), p in report.generated)
-        for p, e in sorted(b.entries.items())
-        if not e.is_dir
-    )
-    matches = report.source_id == a_id and report.result_id == b.side.id
-    return KeptFiles(report.path, matches, files)
 
 
 def _warnings(a: Snapshot, b: Snapshot, kept: KeptFiles | None) -> tuple[str, ...]:

@@ -13,8 +13,10 @@ import click
 from rich.console import Console
 
 from slimmer.analyse.checkconfig import RULE_NAMES, with_flags
-from slimmer.cli.params import AMOUNT, PATTERN, RATIO, SIZE
+from slimmer.cli.lint import lint_command
+from slimmer.cli.params import AMOUNT, PATTERN, RATIO, SIZE, format_option
 from slimmer.cli.slim import deps_command, profile_command, report_command, slim_command
+from slimmer.cli.validate import validate_command
 from slimmer.errors import ExitStatus, SlimError
 from slimmer.report import check_view
 from slimmer.report.check_view import FORMATS as CHECK_FORMATS
@@ -77,6 +79,8 @@ cli.add_command(slim_command)
 cli.add_command(profile_command)
 cli.add_command(deps_command)
 cli.add_command(report_command)
+cli.add_command(lint_command)
+cli.add_command(validate_command)
 
 
 @cli.command()
@@ -102,14 +106,7 @@ def inspect(image: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(DIFF_FORMATS),
-    default="text",
-    show_default=True,
-    help="text, json (slimmer.diff/v1) or md (a pull-request comment).",
-)
+@format_option(DIFF_FORMATS, "text, json (slimmer.diff/v1) or md (a pull-request comment).")
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -235,6 +232,12 @@ _RULE_CHOICE = click.Choice((*RULE_NAMES, "all"))
     help="Largest growth over the baseline's size: 5% or 10MB.",
 )
 @click.option(
+    "--max-findings",
+    type=click.Choice(("low", "medium", "high", "critical"), case_sensitive=False),
+    metavar="SEVERITY",
+    help="No `slim lint` finding at or above SEVERITY (low, medium, high, critical).",
+)
+@click.option(
     "--warn",
     "warn_rules",
     type=_RULE_CHOICE,
@@ -265,14 +268,7 @@ _RULE_CHOICE = click.Choice((*RULE_NAMES, "all"))
     help="Config file (default: .slim.toml or pyproject.toml, here or above).",
 )
 @click.option("--no-config", is_flag=True, help="Use no config file.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(CHECK_FORMATS),
-    default="text",
-    show_default=True,
-    help="Report format.",
-)
+@format_option(CHECK_FORMATS, "Report format.")
 @click.option(
     "-o",
     "--output",

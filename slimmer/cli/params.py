@@ -3,7 +3,8 @@ while the option is converted, before any command runs."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -79,3 +80,14 @@ class PatternParam(_TextBase):
 
 
 PATTERN = PatternParam()
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def format_option(choices: Sequence[str], help: str) -> Callable[[F], F]:
+    """`--format` of a command that renders one value several ways (into `fmt`);
+    `text` by default."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(choices), default="text", show_default=True, help=help
+    )

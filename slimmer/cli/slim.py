@@ -8,10 +8,12 @@ from typing import Any
 import click
 from rich.console import Console
 
+from slimmer.cli.params import SIZE
 from slimmer.cli.progress import stages
 from slimmer.plan.planner import UserRules
 from slimmer.report.common import dump_json
 from slimmer.trace.probes import DEFAULT_TIMEOUT, collect_probes
+from slimmer.trace.profiler import Limits
 
 
 def probe_options(fn: Any) -> Any:
@@ -131,6 +133,22 @@ def probe_options(fn: Any) -> Any:
     envvar="SLIMMER_CACHE_DIR",
     help="Keep images read here, by image ID, for the next run [env SLIMMER_CACHE_DIR].",
 )
+@click.option(
+    "--memory",
+    type=SIZE,
+    default="4GiB",
+    show_default=True,
+    metavar="SIZE",
+    help="Memory limit of the profiling and verifying containers (swap included); "
+    "an app over it stops with a clear error. 0: no limit.",
+)
+@click.option(
+    "--cpus",
+    type=click.FloatRange(min=0.01),
+    metavar="N",
+    help="CPU limit of the profiling and verifying containers, as with docker run "
+    "--cpus [default: no limit].",
+)
 def slim_command(
     image: str,
     output: str,
@@ -154,6 +172,8 @@ def slim_command(
     report_dir: Path | None,
     explain: tuple[str, ...],
     cache_dir: Path | None,
+    memory: int,
+    cpus: float | None,
 ) -> None:
     """Make IMAGE small: profile, resolve, rewrite, verify, tag OUTPUT."""
     from slimmer import api
@@ -177,6 +197,7 @@ def slim_command(
         user=user,
         dockerfile=dockerfile,
         cache_dir=cache_dir,
+        limits=Limits(memory=memory or None, cpus=cpus),
     )
     err = Console(stderr=True, highlight=False)
     if no_verify:

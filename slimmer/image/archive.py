@@ -39,6 +39,7 @@ class LayerSource:
     digest: str
     opener: Callable[[], IO[bytes]]
     stored_bytes: int
+    blob: str = ""  # OCI: the manifest's digest of the stored (maybe compressed) blob
 
     @contextmanager
     def open(self) -> Iterator[IO[bytes]]:
@@ -55,6 +56,7 @@ class ArchiveImage:
     config_digest: str
     layers: tuple[LayerSource, ...]
     repo_tags: tuple[str, ...] = ()
+    config_bytes: bytes = b""  # the config file as stored (its sha256 is the image ID)
 
 
 def _decompress(raw: IO[bytes], layer: LayerSource) -> IO[bytes]:
@@ -106,10 +108,13 @@ class _TarIndex:
         return member.size if member else 0
 
     def read_json(self, name: str) -> Any:
+        return _loads(self.read_bytes(name), f"{self.path}:{name}")
+
+    def read_bytes(self, name: str) -> bytes:
         if self.size(name) > _MAX_JSON:
             raise ImageReadError(f"reading archive {self.path}: {name} is too large")
         with self.open(name) as fh:
-            return _loads(fh.read(), f"{self.path}:{name}")
+            return fh.read()
 
 
 def _clean(name: str) -> str:
@@ -138,7 +143,8 @@ def open_docker_archive(path: Path) -> ArchiveImage:
         raise ImageReadError(f"reading docker-archive {path}: manifest.json is not a list")
     entry = manifest[0]
     config_name = str(entry.get("Config", ""))
-    config = idx.read_json(config_name)
+    raw = idx.read_bytes(config_name)
+    config = _loads(raw, f"{path}:{config_name}")
     layers = []
     diff_ids = _diff_ids(config)
     for i, name in enumerate(entry.get("Layers") or ()):
@@ -149,7 +155,8 @@ def open_docker_archive(path: Path) -> ArchiveImage:
         layers.append(LayerSource(i, digest, _bind(idx.open, name), idx.size(name)))
     _check_layer_count(layers, diff_ids, str(path))
     digest = "sha256:" + Path(config_name).stem.rsplit("/", 1)[-1]
-    return ArchiveImage(config, digest, tuple(layers), tuple(entry.get("RepoTags") or ()))
+    tags = tuple(entry.get("RepoTags") or ())
+    return ArchiveImage(config, digest, tuple(layers), tags, raw)
 
 
 def _bind(fn: Callable[[str], IO[bytes]], name: str) -> Callable[[], IO[bytes]]:
@@ -178,12 +185,15 @@ class _DirBlobs:
         self.root = root
 
     def read_json(self, name: str) -> Any:
+        return _loads(self.read_bytes(name), f"{self.root}/{name}")
+
+    def read_bytes(self, name: str) -> bytes:
         p = self.root / name
         if not p.is_file():
             raise ImageReadError(f"reading OCI layout {self.root}: no {name}")
         if p.stat().st_size > _MAX_JSON:
             raise ImageReadError(f"reading OCI layout {self.root}: {name} is too large")
-        return _loads(p.read_bytes(), f"{self.root}/{name}")
+        return p.read_bytes()
 
     def has(self, name: str) -> bool:
         return (self.root / name).is_file()
@@ -201,6 +211,9 @@ class _TarBlobs:
 
     def read_json(self, name: str) -> Any:
         return self.idx.read_json(name)
+
+    def read_bytes(self, name: str) -> bytes:
+        return self.idx.read_bytes(name)
 
     def has(self, name: str) -> bool:
         return self.idx.has(name)
@@ -222,7 +235,8 @@ def _oci_from(blobs: _DirBlobs | _TarBlobs, where: str) -> ArchiveImage:
     index = blobs.read_json("index.json")
     manifest = _pick_manifest(blobs, index, where)
     config_digest = (manifest.get("config") or {}).get("digest")
-    config = blobs.read_json(_blob_name(config_digest, where))
+    raw = blobs.read_bytes(_blob_name(config_digest, where))
+    config = _loads(raw, f"{where}: config")
     layers = []
     diff_ids = _diff_ids(config)
     for i, desc in enumerate(manifest.get("layers") or ()):
@@ -230,14 +244,15 @@ def _oci_from(blobs: _DirBlobs | _TarBlobs, where: str) -> ArchiveImage:
         if not blobs.has(name):
             raise ImageReadError(f"reading {where}: missing layer blob {name}")
         digest = diff_ids[i] if i < len(diff_ids) else str(desc.get("digest"))
-        layers.append(LayerSource(i, digest, _bind(blobs.open, name), blobs.size(name)))
+        blob = str(desc.get("digest"))
+        layers.append(LayerSource(i, digest, _bind(blobs.open, name), blobs.size(name), blob))
     _check_layer_count(layers, diff_ids, where)
     tags = tuple(
         str((m.get("annotations") or {}).get("org.opencontainers.image.ref.name", ""))
         for m in index.get("manifests") or ()
         if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name")
     )
-    return ArchiveImage(config, str(config_digest), tuple(layers), tags)
+    return ArchiveImage(config, str(config_digest), tuple(layers), tags, raw)
 
 
 def _pick_manifest(blobs: _DirBlobs | _TarBlobs, index: Any, where: str) -> dict[str, Any]:

@@ -75,6 +75,23 @@ class ReadCache:
             repo_tags=entry.repo_tags,
         )
 
+    def _compressed_path(self, image_id: str) -> Path:
+        return self.root / "images" / (image_id.replace(":", "-") + ".gzip-bytes")
+
+    def compressed(self, image_id: str) -> int | None:
+        """The gzip size of the image's layers, when a run noted it."""
+        try:
+            return int(self._compressed_path(image_id).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def note_compressed(self, image_id: str, size: int) -> None:
+        """Keep the gzip size of an image's layers with its entry."""
+        path = self._compressed_path(image_id)
+        tmp = path.with_name(f".in-{path.name}")
+        tmp.write_text(str(size))
+        os.replace(tmp, path)
+
     def save(self, image: Image) -> None:
         tree = image.tree
         tree.attach_store(None)

@@ -108,11 +108,20 @@ def read_layer(
     where = f"reading layer {index + 1} ({digest[:19]})"
     try:
         with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tf:
-            for info in tf:
+            for info in stream_members(tf):
                 _read_member(tf, info, changes, store, want)
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise ImageReadError(f"{where}: {_tar_error(exc)}") from exc
     return changes
+
+
+def stream_members(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The members of a stream-mode (`r|`) tar, one at a time. `tarfile` keeps every
+    member it has read in `tf.members`; a stream is read once, so they are dropped as
+    the next one is read, which keeps memory flat in the number of entries."""
+    while (info := tf.next()) is not None:
+        yield info
+        tf.members.clear()  # type: ignore[attr-defined]  # untyped in typeshed
 
 
 def _tar_error(exc: Exception) -> str:

@@ -12,15 +12,17 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
+from typing import IO, cast
 
 from slimmer.errors import UsageError
-from slimmer.image.archive import ArchiveImage, open_archive
+from slimmer.image.archive import ArchiveImage, LayerSource, open_archive
 from slimmer.image.filetree import FileTree, WantContent, apply_layers, keep_all, keep_none
+from slimmer.image.meter import MeteredReader
 from slimmer.image.store import ContentStore
-from slimmer.model import ImageConfig, ImageRef, Layer, Warning_
+from slimmer.model import ImageConfig, ImageRef, Layer, Progress, Warning_, metered
 
 TRANSPORTS = ("docker-archive", "oci-archive", "oci")
 
@@ -81,8 +83,10 @@ def open_image(
     want: WantContent = keep_none,
     workdir: Path | None = None,
     store: ContentStore | None = None,
+    progress: Progress | None = None,
 ) -> Image:
     """Read `ref` into an `Image`. Engine references need `save` (see engine.saver).
+    `progress`, when given, is told the layer bytes read as a `Transfer`.
 
     File bytes go into `store` when given (a shared, longer-lived store, see
     `slimmer.image.cache`), else into a private store removed on `close()`.
@@ -96,15 +100,28 @@ def open_image(
                 raise UsageError(f"reading {image_ref}: no engine to read it from")
             spool = work / "image.tar"
             image_id = save(image_ref.name, spool)
-            archive = open_archive("docker-archive", spool)
+            archive = _metered(open_archive("docker-archive", spool), progress)
             image = _read(image_ref, image_id, archive, store, want, work)
             spool.unlink(missing_ok=True)
             return image
-        archive = open_archive(image_ref.transport, Path(image_ref.name))
+        archive = _metered(open_archive(image_ref.transport, Path(image_ref.name)), progress)
         return _read(image_ref, archive.config_digest, archive, store, want, work)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _metered(archive: ArchiveImage, progress: Progress | None) -> ArchiveImage:
+    """`archive` with layers that count the bytes read from them into `progress`."""
+    if progress is None:
+        return archive
+    add = metered(progress, "layers", sum(src.stored_bytes for src in archive.layers))
+
+    def opener(src: LayerSource) -> Callable[[], IO[bytes]]:
+        return lambda: cast(IO[bytes], MeteredReader(src.opener(), add))
+
+    layers = tuple(replace(src, opener=opener(src)) for src in archive.layers)
+    return replace(archive, layers=layers)
 
 
 def _read(

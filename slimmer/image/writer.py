@@ -22,6 +22,7 @@ from typing import IO, Any, Protocol
 from slimmer import __version__
 from slimmer.errors import SlimError
 from slimmer.image.store import ContentStore
+from slimmer.image.validate import validate_archive
 from slimmer.model import (
     OCI_BASE_DIGEST,
     OCI_BASE_NAME,
@@ -301,7 +302,9 @@ class Archive:
 def assemble_archive(layers: Sequence[Path], config: Mapping[str, Any], archive: Path) -> Archive:
     """A loadable `docker save` archive at `archive`: the layer tars in order (their
     `rootfs.diff_ids` in `config` must name them) and the config, written canonically
-    so the same inputs give the same image ID."""
+    so the same inputs give the same image ID. The archive is validated before it is
+    returned (the last layer, slimmer's own, must be sorted too); a violation is an
+    internal error."""
     data = canonical_json(config)
     config_hex = hashlib.sha256(data).hexdigest()
     names = [f"{sha256_file(layer)}/layer.tar" for layer in layers]
@@ -311,8 +314,18 @@ def assemble_archive(layers: Sequence[Path], config: Mapping[str, Any], archive:
         for layer, name in dict(zip(layers, names, strict=True)).items():
             tf.add(str(layer), arcname=name, filter=_plain)
         _add_bytes(tf, "manifest.json", canonical_json(manifest))
+    _must_validate(archive, len(layers) - 1)
     size = sum(layer.stat().st_size for layer in layers)
     return Archive(archive, "sha256:" + config_hex, size)
+
+
+def _must_validate(archive: Path, sorted_from: int) -> None:
+    checked = validate_archive("docker-archive", archive, sorted_from=sorted_from)
+    if not checked.valid:
+        raise SlimError(
+            f"internal error: writing {archive.name}: the written image is invalid: "
+            f"{checked.violations[0]}"
+        )
 
 
 def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:

@@ -9,11 +9,14 @@ import resource
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 from slimmer.elf import loader
-from slimmer.model import Progress, TreeView
+from slimmer.errors import DiskFull, EngineGone
+from slimmer.model import Progress, Transfer, TreeView
 from slimmer.plan.keep import Reason
 from slimmer.plan.planner import TracedPath
+from slimmer.plan.state import WRITE_PARENT, written_dir
 from slimmer.trace.profiler import TracedRun
 
 
@@ -26,7 +29,15 @@ class Clock:
         self._progress = progress
 
     def sub(self, phase: str) -> Progress:
-        return lambda stage: self._progress(f"{phase}: {stage}")
+        """Progress inside `phase`: its stages and transfers are named `PHASE: STEP`."""
+
+        def tell(event: str | Transfer) -> None:
+            if isinstance(event, Transfer):
+                self._progress(replace(event, step=f"{phase}: {event.step}"))
+            else:
+                self._progress(f"{phase}: {event}")
+
+        return tell
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -34,6 +45,16 @@ class Clock:
         start = time.monotonic()
         try:
             yield
+        except EngineGone as exc:  # name what slimmer was doing when the engine died
+            staged = exc.during(name)
+            if staged is exc:
+                raise
+            raise staged from exc
+        except OSError as exc:  # a full disk is the user's to fix, not a crash
+            full = DiskFull.during(name, exc)
+            if full is None:
+                raise
+            raise full from exc
         finally:
             self.phases.append((name, time.monotonic() - start))
             self.peaks.append((name, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
@@ -74,6 +95,8 @@ def traced_paths(prof: TracedRun) -> list[TracedPath]:
             exe = trace.processes.get(e.pid, ("",))[0] if trace.processes else ""
             if _creates(e.kind, e.flags):  # O_CREAT succeeds whether or not the file was there
                 out.append(TracedPath(posixpath.dirname(e.path), "create-parent", exe))
+            if wrote := written_dir(e.kind, e.flags, e.path, e.errno):
+                out.append(TracedPath(wrote, WRITE_PARENT, exe))
             if not e.existed:
                 continue
             for name in dict.fromkeys((e.path, e.raw, e.target if e.kind == "open" else "")):

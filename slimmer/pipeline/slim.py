@@ -15,9 +15,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from slimmer.analyse.inspect import analyze
-from slimmer.engine import Engine, saver
+from slimmer.engine import Engine
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ProfileError, SlimError, UsageError
+from slimmer.findings.compare import FindingsDelta
 from slimmer.image.cache import ReadCache
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import Image, open_image, parse_ref
@@ -38,16 +39,20 @@ from slimmer.pipeline.base import (
     refuse_if_incompatible,
     resolve_base,
 )
+from slimmer.pipeline.compression import CompressedSize
+from slimmer.pipeline.findings import findings_delta, opened_paths
 from slimmer.pipeline.inputs import Clock, ElfClosure, traced_paths
+from slimmer.pipeline.preflight import check_runnable
 from slimmer.pipeline.rebuild import DockerfileResult, Rebuild, build_dockerfile
 from slimmer.pipeline.summary import Summary, facts_of_kept, facts_of_source, summarize
+from slimmer.pipeline.transfers import metered_load, metered_saver, metered_write
 from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare, denied, missing_paths
 from slimmer.plan.keep import KeepSet, ProfilesFn, Reason
 from slimmer.plan.onbase import AppLayer, app_layer
 from slimmer.plan.owners import owners_for, parse_user, user_field, with_owners, written_paths
 from slimmer.plan.planner import TracedPath, UserRules, kept_bytes, plan
 from slimmer.trace.probes import ProbeResult, ProbeSpec
-from slimmer.trace.profiler import TracedRun, profile
+from slimmer.trace.profiler import Limits, TracedRun, profile
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class SlimOptions:
     base: str = SCRATCH  # scratch, auto, a flavour, or an engine reference (pipeline.base)
     user: str | None = None  # --user: nonroot, UID[:GID] or a name (plan.owners)
     dockerfile: Path | None = None  # --dockerfile: also write, build and verify one
+    limits: Limits = Limits()  # --memory/--cpus of the profiling and verifying containers
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,7 @@ class SlimResult:
     summary: Summary | None = None
     peaks: tuple[tuple[str, int], ...] = ()  # phase -> peak RSS bytes when it ended
     options: SlimOptions | None = None
+    findings: FindingsDelta | None = None  # `slim lint` of the input and of the result
 
     @property
     def reduction(self) -> float:
@@ -163,11 +170,17 @@ class _Session:
         self.on_base: OnBase | None = None
         self.owners: dict[str, tuple[int, int]] = {}
         self.warnings: tuple[str, ...] = ()
+        self.gzip_before: CompressedSize | None = None
+        self.gzip_after: dict[str, CompressedSize] = {}  # image ID -> its size, computing
+        self.archives: dict[str, Path] = {}  # image ID -> the archive written for it
 
     def __enter__(self) -> _Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for sizing in (self.gzip_before, *self.gzip_after.values()):
+            if sizing is not None:
+                sizing.stop()
         for image_id in self.temporary:
             try:
                 if not self.engine.inspect_image(image_id).tags:
@@ -184,6 +197,7 @@ class _Session:
         opts = self.opts
         with self.clock.phase("reading the image"):
             self.source = src = self._read()
+        check_runnable(src, self.engine)  # preflight: refuse what cannot run
         self._refuse_overwrite(src)
         with self.clock.phase("profiling"):
             prof = profile(
@@ -193,6 +207,7 @@ class _Session:
                 opts.probes,
                 opts.timeout,
                 progress=self.clock.sub("profiling"),
+                limits=opts.limits,
             )
         failed = [r for r in prof.results if not r.ok]
         if failed:
@@ -209,7 +224,10 @@ class _Session:
             self.engine.tag_image(image_id, opts.output)
         after_bytes = self.engine.inspect_image(image_id).size
         with self.clock.phase("summarizing"):
-            summary = self._summary(src, keep, after_bytes)
+            summary = self._summary(src, keep, image_id, after_bytes)
+        with self.clock.phase("linting"):
+            opened = opened_paths(prof.traces)
+            findings = findings_delta(src, opts.output, self.archives[image_id], opened)
         dockerfile = None
         if opts.dockerfile is not None:
             with self.clock.phase("building the Dockerfile"):
@@ -240,14 +258,28 @@ class _Session:
             summary=summary,
             peaks=tuple(self.clock.peaks),
             options=opts,
+            findings=findings,
         )
 
-    def _summary(self, src: Image, keep: KeepSet, after_bytes: int) -> Summary:
+    def _compressed_before(self, image_id: str) -> int | None:
+        """The source's gzip size: computed beside this run, or by an earlier run that
+        read it into the read cache."""
+        cache = ReadCache.from_env(self.opts.cache_dir)
+        if self.gzip_before is None:
+            return cache.compressed(image_id) if cache is not None else None
+        size = self.gzip_before.result()
+        if cache is not None and size is not None:
+            cache.note_compressed(image_id, size)
+        return size
+
+    def _summary(self, src: Image, keep: KeepSet, image_id: str, after_bytes: int) -> Summary:
         # sizes as the engine counts them, the same in every face of the report
         before_bytes = self.engine.inspect_image(src.id).size
-        before = replace(facts_of_source(analyze(src)), size_bytes=before_bytes)
+        gz_before = self._compressed_before(src.id)
+        before = replace(facts_of_source(analyze(src), gz_before), size_bytes=before_bytes)
         base_layers = len(self.base.layers.layer_files) if self.base else 0
-        after = facts_of_kept(src.tree, keep.paths(), after_bytes, base_layers + 1)
+        gz_after = self.gzip_after[image_id].result() if image_id in self.gzip_after else None
+        after = facts_of_kept(src.tree, keep.paths(), after_bytes, base_layers + 1, gz_after)
         return summarize(src.tree, keep, before, after)
 
     def _rounds(
@@ -269,7 +301,9 @@ class _Session:
                 with self.clock.phase("choosing the base"):
                     self.base = self._prepare_base(src, keep)
             with self.clock.phase("writing"):
-                image_id, files = self._write(src, keep)
+                written = self._write(src, keep)
+            with self.clock.phase("loading"):
+                image_id, files = self.load(written), written.files
             if not opts.verify:
                 rounds.append(Round(number, image_id, files, (), ()))
                 break
@@ -299,6 +333,7 @@ class _Session:
             self.opts.timeout,
             traced=traced,
             progress=self.clock.sub(phase),
+            limits=self.opts.limits,
         )
 
     def _rebuild(self, prof: TracedRun) -> Rebuild:
@@ -343,17 +378,22 @@ class _Session:
 
     def _read(self) -> Image:
         cache = ReadCache.from_env(self.opts.cache_dir)
+        tell = self.clock.sub("reading the image")
+        kept = self.work / "source.tar"  # for its compressed size, beside the run
+        save = metered_saver(self.engine, tell, keep=kept)
         if cache is None:
-            return open_image(self.ref, save=saver(self.engine), want=keep_all, workdir=self.work)
-        ref = parse_ref(self.ref)
-        image_id = self.engine.inspect_image(ref.name).id
-        cached = cache.load(ref, image_id)
-        if cached is not None:
-            return cached
-        image = open_image(
-            ref, save=saver(self.engine), want=keep_all, workdir=self.work, store=cache.blobs
-        )
-        cache.save(image)
+            image = open_image(self.ref, save=save, want=keep_all, workdir=self.work, progress=tell)
+        else:
+            ref = parse_ref(self.ref)
+            image_id = self.engine.inspect_image(ref.name).id
+            cached = cache.load(ref, image_id)
+            if cached is not None:
+                return cached
+            image = open_image(
+                ref, save=save, want=keep_all, workdir=self.work, store=cache.blobs, progress=tell
+            )
+            cache.save(image)
+        self.gzip_before = CompressedSize(kept)
         return image
 
     def _refuse_overwrite(self, src: Image) -> None:
@@ -386,24 +426,29 @@ class _Session:
                 )
         return KeepSet(reasons, keep.generated)
 
-    def _write(self, src: Image, keep: KeepSet) -> tuple[str, int]:
-        out = self.work / "out"
-        out.mkdir(exist_ok=True)
+    def _write(self, src: Image, keep: KeepSet) -> WrittenImage:
+        # a directory per round: an earlier round's archive may still be read for its
+        # compressed size (pipeline.compression)
+        out = Path(tempfile.mkdtemp(prefix="out-", dir=self.work))
         if self.base is None:
-            entries = with_owners(
-                kept_entries(src.tree, keep.paths(), src.store, keep.generated), self.owners
+            entries = metered_write(
+                with_owners(
+                    kept_entries(src.tree, keep.paths(), src.store, keep.generated), self.owners
+                ),
+                self.clock.sub("writing"),
             )
             written = write_entries(entries, src.store, self.out_config, src.id, out)
         else:
             written = self._write_on_base(src, keep, self.base, out)
-        return self.load(written), written.files
+        return written
 
     def load(self, written: WrittenImage) -> str:
         """Load a written archive; a new image is temporary until tagged."""
         existed = self.engine.image_exists(written.image_id)
-        with open(written.archive, "rb") as fh:
-            self.engine.load_image(fh)
-        written.archive.unlink()
+        metered_load(self.engine, written.archive, self.clock.sub("loading"))
+        if written.image_id not in self.gzip_after:  # the archive stays until __exit__
+            self.gzip_after[written.image_id] = CompressedSize(written.archive)
+            self.archives[written.image_id] = written.archive
         if not existed:
             self.temporary.add(written.image_id)
         return written.image_id
@@ -412,7 +457,10 @@ class _Session:
         self, src: Image, keep: KeepSet, base: PreparedBase, out: Path
     ) -> WrittenImage:
         layer = app_layer(src.tree, keep, base.image.tree, base.libs, self.owners)
-        entries = [*layer.entries, *kept_entries(src.tree, (), src.store, layer.generated)]
+        entries = metered_write(
+            [*layer.entries, *kept_entries(src.tree, (), src.store, layer.generated)],
+            self.clock.sub("writing"),
+        )
         labels = {OCI_BASE_NAME: base.choice.ref, BASE_ID_LABEL: base.choice.image_id}
         if base.choice.digest:
             labels[OCI_BASE_DIGEST] = base.choice.digest.partition("@")[2]

@@ -7,11 +7,12 @@ for and did not find although the original image has them: the files to blame.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from slimmer.model import TreeView
-from slimmer.trace.events import Trace
+from slimmer.trace.events import Event, Trace
 from slimmer.trace.probes import Observation, ProbeResult
 
 
@@ -65,12 +66,36 @@ def missing_paths(
         for e in trace.events:
             if e.existed or e.path.startswith(_NOT_IMAGE):
                 continue
+            exe = trace.processes.get(e.pid, ("?",))[0] if trace.processes else "?"
             for name in {e.path, e.raw}:
                 res = source.resolve(name)
                 if res.entry is not None and res.path not in have and name not in found:
-                    exe = trace.processes.get(e.pid, ("?",))[0] if trace.processes else "?"
                     found[name] = MissingPath(name, f"{e.kind} by {exe}")
+            parent = _missing_parent(e, source, have)
+            if parent is not None and parent not in found:
+                found[parent] = MissingPath(
+                    parent, f"{PARENT_MISSING}: {e.path} ({e.kind} by {exe})"
+                )
     return tuple(sorted(found.values(), key=lambda m: m.path))
+
+
+PARENT_MISSING = "the parent directory of a created path is missing"
+"""The cause named when the slim run could not create a file (a lock file, a socket,
+a pid file) because its directory, which the source image has, was not kept: the
+created path never existed in the source, so only its directory can be blamed."""
+
+
+def _missing_parent(e: Event, source: TreeView, have: set[str]) -> str | None:
+    """The directory of a path the slim run failed to create for want of it, when the
+    source image has that directory and the slim image does not."""
+    creating = e.kind == "create" or (e.kind == "open" and "O_CREAT" in e.flags.split("|"))
+    if not creating or e.errno != "ENOENT":
+        return None
+    parent = posixpath.dirname(e.path)
+    res = source.resolve(parent)
+    if res.entry is None or not res.entry.is_dir or res.path in have:
+        return None
+    return parent
 
 
 def denied(traces: Iterable[Trace]) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from slimmer.image.paths import Glob, compile_glob, expand, which
 from slimmer.model import EntryType, ImageConfig, TreeView
 from slimmer.plan.keep import Generated, KeepSet, ProfileContext, ProfilesFn, Reason
 from slimmer.plan.shellscan import command_words
+from slimmer.plan.state import state_paths
 
 VIRTUAL = ("/proc", "/sys", "/dev")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -114,6 +115,8 @@ def plan(
             # The kernel loads a script's interpreter itself: no syscall names it.
             for interp in interpreters(tree, t.path, env_path):
                 keeper.add(interp, Reason("traced", f"#! interpreter of {t.path}, executed"))
+    for path, reason in state_paths(tree, ((t.path, t.kind, t.by) for t in traced)):
+        keeper.add(path, reason)
     for path, reason in config_paths(tree, config):
         keeper.add(path, reason)
     for pattern in rules.include:

@@ -1,128 +1,15 @@
-"""The modules a Python source file may import, found statically, and where they are.
-
-Nothing is imported or run: the source is parsed with `ast` (a regex scan when
-it does not parse, e.g. Python 2 or a newer grammar than the host's), and names
-are resolved against an image's tree the way CPython's `PathFinder` does.
-
-What counts as imported (every import anywhere in the file: in functions, in
-`try`/`except ImportError`, under `if`):
-- `import a.b.c` imports `a`, `a.b` and `a.b.c`;
-- `from a.b import c` imports `a`, `a.b`, and `a.b.c` if that is a module
-  (`c` may be a name defined in `a.b`; resolution decides);
-- relative imports are made absolute from the module's package: in module
-  `p.q.m`, `from . import x` is `p.q.x`, `from ..r import s` is `p.r` and `p.r.s`;
-  in a package's `__init__`, the package is the module itself;
-- `importlib.import_module("x")` and `__import__("x")` with a literal name.
-"""
+"""Where the modules a Python source file imports are in an image: names (found by
+`slimmer.plan.pysource`) resolved against the image's tree the way CPython's
+`PathFinder`/`FileFinder` do, and the search path of its interpreter."""
 
 from __future__ import annotations
 
-import ast
 import posixpath
-import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from slimmer.model import TreeView
-
-_FROM = re.compile(rb"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+\(?([\w, \t]+)", re.M)
-_IMPORT = re.compile(rb"^[ \t]*import[ \t]+([\w., \t]+)", re.M)
-_DYNAMIC = re.compile(rb"""\b(?:import_module|__import__)\(\s*(['"])([A-Za-z_][\w.]*)\1""")
-_IDENT = re.compile(r"^[A-Za-z_]\w*$")
-MAX_PARSE = 4_000_000  # bytes; bigger sources (generated tables) get the line scan
-
-
-def absolute_name(name: str, level: int, package: str) -> str | None:
-    """`from <level dots><name> import ...` in `package`, as an absolute name.
-
-    None when the dots climb above the top-level package.
-    """
-    if level == 0:
-        return name or None
-    parts = package.split(".") if package else []
-    if level - 1 >= len(parts):
-        return None
-    base = parts[: len(parts) - (level - 1)]
-    return ".".join([*base, name] if name else base)
-
-
-def _with_parents(name: str) -> list[str]:
-    parts = name.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
-
-
-def imported_names(source: bytes | str, module: str, is_package: bool) -> frozenset[str]:
-    """Absolute names of the modules `source` (module `module`) may import."""
-    package = module if is_package else module.rpartition(".")[0]
-    raw = source if isinstance(source, bytes) else source.encode()
-    if len(raw) > MAX_PARSE:
-        return _scan(raw, package)
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return _scan(raw, package)
-    out: set[str] = set()
-    for node in _statements(tree.body):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                out.update(_with_parents(alias.name))
-        elif isinstance(node, ast.ImportFrom):
-            _from_import(node.module or "", node.level, [a.name for a in node.names], package, out)
-    return _valid(out, raw)
-
-
-def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
-    """Every statement, nested ones too: imports are statements, so only statement
-    lists (bodies, else/finally blocks, handlers, match cases) are walked, never
-    expressions, which is most of a module's nodes."""
-    todo = list(reversed(body))
-    while todo:
-        node = todo.pop()
-        yield node
-        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
-            children = getattr(node, name, None)
-            if isinstance(children, list):
-                for child in reversed(children):
-                    if isinstance(child, ast.stmt):
-                        todo.append(child)
-                    elif isinstance(child, (ast.ExceptHandler, ast.match_case)):
-                        todo.extend(reversed(child.body))
-
-
-def _from_import(name: str, level: int, names: Sequence[str], package: str, out: set[str]) -> None:
-    base = absolute_name(name, level, package)
-    if base is None:
-        return
-    out.update(_with_parents(base))
-    out.update(f"{base}.{n}" for n in names if n != "*")
-
-
-def _scan(source: bytes, package: str) -> frozenset[str]:
-    """The fallback for sources `ast` cannot parse: line-start import statements."""
-    out: set[str] = set()
-    for m in _FROM.finditer(source):
-        names = [n.strip() for n in m.group(3).decode("ascii", "replace").split(",")]
-        _from_import(
-            m.group(2).decode("ascii", "replace"),
-            len(m.group(1)),
-            [n.split()[0] for n in names if n],
-            package,
-            out,
-        )
-    for m in _IMPORT.finditer(source):
-        for item in m.group(1).decode("ascii", "replace").split(","):
-            words = item.split()
-            if words:
-                out.update(_with_parents(words[0]))
-    return _valid(out, source)
-
-
-def _valid(names: set[str], source: bytes) -> frozenset[str]:
-    """`names` plus literal `import_module("x")`/`__import__("x")` names, keeping
-    only well-formed dotted names."""
-    for m in _DYNAMIC.finditer(source):
-        names.update(_with_parents(m.group(2).decode("ascii")))
-    return frozenset(n for n in names if all(_IDENT.match(p) for p in n.split(".")))
+from slimmer.plan.pysource import IDENT
 
 
 def module_of(path: str, dirs: Sequence[str]) -> tuple[str, bool] | None:
@@ -137,7 +24,7 @@ def module_of(path: str, dirs: Sequence[str]) -> tuple[str, bool] | None:
     is_package = parts[-1] == "__init__"
     if is_package:
         parts.pop()
-    if not parts or not all(_IDENT.match(p) for p in parts):
+    if not parts or not all(IDENT.match(p) for p in parts):
         return None
     return ".".join(parts), is_package
 

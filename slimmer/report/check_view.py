@@ -69,6 +69,8 @@ def describe(r: RuleResult) -> str:
     """One line saying what was measured against which limit."""
     if r.rule == "forbid":
         return _describe_forbid(r)
+    if r.rule == "max-findings":
+        return _describe_findings(r)
     label = _LABELS.get(r.rule, r.rule)
     if r.unit is Unit.RATIO:
         label = _RATIO_LABELS.get(r.rule, label)
@@ -87,6 +89,17 @@ def _describe_forbid(r: RuleResult) -> str:
     more = len(r.offenders) - SHOWN_OFFENDERS
     noun = "path matches" if len(r.offenders) == 1 else "paths match"
     return f"{len(r.offenders)} {noun}: {shown}" + (f" (+{more} more)" if more > 0 else "")
+
+
+def _describe_findings(r: RuleResult) -> str:
+    """`3 slim lint findings at or above high: SLM-SECRET-ENV config.Env[K], ...`."""
+    if not r.offenders:
+        return f"no slim lint {r.note.removeprefix('findings ')}"
+    shown = ", ".join(r.offenders[:SHOWN_OFFENDERS])
+    more = len(r.offenders) - SHOWN_OFFENDERS
+    return f"{len(r.offenders)} slim lint {r.note}: {shown}" + (
+        f" (+{more} more)" if more > 0 else ""
+    )
 
 
 def summary_line(result: CheckResult) -> str:

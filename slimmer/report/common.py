@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -24,3 +25,31 @@ def count(n: int, noun: str, plural: str | None = None) -> str:
 def dump_json(doc: Any) -> str:
     """The one JSON encoding of machine output: sorted keys, two-space indent."""
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
+
+
+Cell = str | tuple[str, ...]  # a value, or a list of names (shells, setuid files)
+
+
+def facts_rows(doc: Mapping[str, Any]) -> list[tuple[str, Cell, Cell]]:
+    """The before/after table of a `slimmer.slim` document, as (row, before, after): the
+    same rows in the Markdown and HTML reports. Empty when the run has no summary."""
+    b, a = doc.get("before"), doc.get("after")
+    if not b or not a:
+        return []
+
+    def gz(facts: Mapping[str, Any]) -> str:
+        n = facts.get("compressed_bytes")
+        return human_bytes(n) if n is not None else "not measured"
+
+    return [
+        ("size", human_bytes(b["size_bytes"]), human_bytes(a["size_bytes"])),
+        ("compressed (gzip, estimated)", gz(b), gz(a)),
+        ("layers", str(b["layers"]), str(a["layers"])),
+        ("files", f"{b['files']:,}", f"{a['files']:,}"),
+        ("symlinks", f"{b['symlinks']:,}", f"{a['symlinks']:,}"),
+        ("ELF files", f"{b['elf_files']:,}", f"{a['elf_files']:,}"),
+        ("packages", str(b["packages"]), str(a["packages"])),
+        ("shells", tuple(b["shells"]), tuple(a["shells"])),
+        ("package managers", tuple(b["package_managers"]), tuple(a["package_managers"])),
+        ("setuid files", tuple(b["setuid"]), tuple(a["setuid"])),
+    ]

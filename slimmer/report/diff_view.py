@@ -10,17 +10,9 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from slimmer.analyse.diff import (
-    SCHEMA,
-    Change,
-    ConfigChange,
-    ConfigValue,
-    DirDelta,
-    ImageDiff,
-    KeptFile,
-    PathInfo,
-    Side,
-)
+from slimmer.analyse.configdiff import ConfigChange, ConfigValue
+from slimmer.analyse.diff import SCHEMA, Change, DirDelta, ImageDiff, PathInfo, Side
+from slimmer.analyse.slimreasons import KeptFile
 from slimmer.report.common import count, dump_json, human_bytes
 
 FORMATS = ("text", "json", "md")

@@ -1,5 +1,5 @@
 """`report.html`: one self-contained page (inline CSS, SVG and script, no request leaves
-it) rendered from the `slimmer.slim/v2` document.
+it) rendered from the `slimmer.slim/v3` document.
 
 - Where the bytes are, before beside after: two treemaps by directory (two levels
   deep) laid out by `squarify`. The after map splits each directory by the reason
@@ -16,7 +16,7 @@ from typing import Any
 
 import squarify
 
-from slimmer.report.common import human_bytes
+from slimmer.report.common import Cell, facts_rows, human_bytes
 
 W, H = 560, 360
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
@@ -32,6 +32,7 @@ def render(doc: Mapping[str, Any]) -> str:
         [
             f"<h1>slim <code>{_e(src['ref'])}</code> → <code>{_e(res['ref'])}</code></h1>",
             _verdict(doc),
+            _facts(doc),
             '<section class="maps">',
             _treemap("before", doc.get("dirs") or [], "before", src["size_bytes"], None, 1.0),
             _treemap(
@@ -46,6 +47,7 @@ def render(doc: Mapping[str, Any]) -> str:
             _legend(colours, doc["bytes_by_reason"]),
             "<h2>Probes</h2>",
             _probes(doc),
+            _findings(doc),
             "<h2>Kept paths, and why</h2>",
             _kept(doc),
             "<h2>Largest removed</h2>",
@@ -118,6 +120,41 @@ def _rect(x: float, y: float, w: float, h: float, fill: str, title: str, path: s
         f'<rect x="{x:.2f}" y="{y:.2f}" width="{w:.2f}" height="{h:.2f}" fill="{fill}" '
         f'data-path="{_e(path)}" data-bytes="{size}"><title>{_e(title)}</title></rect>'
     )
+
+
+def _facts(doc: Mapping[str, Any]) -> str:
+    """The before/after table, the Markdown report's rows."""
+    rows = facts_rows(doc)
+    if not rows:
+        return ""
+
+    def cell(value: Cell) -> str:
+        return _e(", ".join(value) or "none") if isinstance(value, tuple) else _e(value)
+
+    trs = "".join(
+        f"<tr><th>{_e(name)}</th><td>{cell(b)}</td><td>{cell(a)}</td></tr>" for name, b, a in rows
+    )
+    head = "<thead><tr><th></th><th>before</th><th>after</th></tr></thead>"
+    return f'<h2>Before and after</h2><table class="facts">{head}<tbody>{trs}</tbody></table>'
+
+
+def _findings(doc: Mapping[str, Any]) -> str:
+    """`slim lint` of the input and of the result, one sortable table."""
+    found = doc.get("findings")
+    if not found:
+        return ""
+    c = found["counts"]
+    head = f"<h2>Findings</h2><p>{c['fixed']} fixed by slimming, {c['still']} still present, "
+    head += f"{c['new']} new (<code>slim lint</code>)</p>"
+    order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+    rows = [
+        [(state, state), (f["severity"], order.get(f["severity"], 9)), (f["id"], f["id"]),
+         (f["evidence"], f["evidence"]), (f["detail"], f["detail"])]
+        for key, state in (("fixed", "fixed"), ("still", "still present"), ("new", "new"))
+        for f in found[key]
+    ]  # fmt: skip
+    cols = ("after slimming", "severity", "ID", "evidence", "detail")
+    return head + (_table(cols, rows, "findings") if rows else "")
 
 
 def _legend(colours: Mapping[str, str], sizes: Mapping[str, int]) -> str:

@@ -1,4 +1,4 @@
-"""`report.md`: the `slimmer.slim/v2` document as Markdown for a pull-request comment or
+"""`report.md`: the `slimmer.slim/v3` document as Markdown for a pull-request comment or
 `$GITHUB_STEP_SUMMARY`. The verdict and the before/after table come first; long lists
 go in `<details>`. Rendered from the JSON document alone, so `slim report` can
 re-render a saved report."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from slimmer.report.common import human_bytes
+from slimmer.report.common import facts_rows, human_bytes
 
 LIMIT = 50  # rows per list: the whole report stays far below GitHub's 1 MiB
 
@@ -19,6 +19,7 @@ def render(doc: Mapping[str, Any]) -> str:
         _before_after(doc),
         _base(doc),
         _probes(doc),
+        _findings(doc),
         _reasons(doc),
         _removed(doc),
         _packages(doc),
@@ -56,21 +57,14 @@ def _listed(items: Sequence[str]) -> str:
 
 
 def _before_after(doc: Mapping[str, Any]) -> str:
-    b, a = doc.get("before"), doc.get("after")
-    if not b or not a:
+    rows = facts_rows(doc)
+    if not rows:
         return ""
-    rows = [
-        ("size", human_bytes(b["size_bytes"]), human_bytes(a["size_bytes"])),
-        ("layers", b["layers"], a["layers"]),
-        ("files", f"{b['files']:,}", f"{a['files']:,}"),
-        ("symlinks", f"{b['symlinks']:,}", f"{a['symlinks']:,}"),
-        ("ELF files", b["elf_files"], a["elf_files"]),
-        ("packages", b["packages"], a["packages"]),
-        ("shells", _listed(b["shells"]), _listed(a["shells"])),
-        ("package managers", _listed(b["package_managers"]), _listed(a["package_managers"])),
-        ("setuid files", _listed(b["setuid"]), _listed(a["setuid"])),
-    ]
-    return _table(("", "before", "after"), rows)
+    return _table(("", "before", "after"), [(n, _md_list(b), _md_list(a)) for n, b, a in rows])
+
+
+def _md_list(cell: str | tuple[str, ...]) -> str:
+    return _listed(cell) if isinstance(cell, tuple) else cell
 
 
 def _base(doc: Mapping[str, Any]) -> str:
@@ -174,6 +168,27 @@ def _phases(doc: Mapping[str, Any]) -> str:
         for p in doc["phases"]
     ]  # fmt: skip
     return _details("Time and peak memory by phase", _table(("phase", "time", "peak RSS"), rows))
+
+
+def _findings(doc: Mapping[str, Any]) -> str:
+    """`slim lint` of the input and of the result: what slimming fixed and what it left."""
+    found = doc.get("findings")
+    if not found:
+        return ""
+    c = found["counts"]
+    text = (
+        f"**Findings** (`slim lint`): {c['fixed']} fixed by slimming, "
+        f"{c['still']} still present, {c['new']} new"
+    )
+    for key, title in (("fixed", "Fixed"), ("still", "Still present"), ("new", "New")):
+        rows = [
+            (f["severity"], f"`{f['id']}`", f"`{f['evidence']}`", f["detail"], f["fix"])
+            for f in found[key][:LIMIT]
+        ]
+        if rows:
+            head = ("severity", "ID", "evidence", "detail", "fix")
+            text += "\n\n" + _details(f"{title} ({len(found[key])})", _table(head, rows))
+    return text
 
 
 def _details(summary: str, body: str) -> str:

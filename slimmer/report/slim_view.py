@@ -14,13 +14,14 @@ from slimmer.pipeline.slim import SlimResult
 from slimmer.pipeline.summary import ImageFacts
 from slimmer.plan.keep import KeepSet
 from slimmer.report.common import human_bytes
+from slimmer.report.lint_view import delta_to_json
 from slimmer.trace.probes import ProbeResult
 
-SCHEMA = "slimmer.slim/v2"
+SCHEMA = "slimmer.slim/v3"
 
 
 def to_json(r: SlimResult) -> dict[str, Any]:
-    """The `slimmer.slim/v2` document (docs/schemas/slim-v2.json): every face of the
+    """The `slimmer.slim/v3` document (docs/schemas/slim-v3.json): every face of the
     report (terminal, Markdown, HTML, `slim report`) is rendered from it."""
     return {
         "schema": SCHEMA,
@@ -64,6 +65,7 @@ def to_json(r: SlimResult) -> dict[str, Any]:
         "dockerfile": _dockerfile_json(r),
         **_summary_json(r),
         "options": _options_json(r),
+        "findings": delta_to_json(r.findings) if r.findings is not None else None,
     }
 
 
@@ -229,7 +231,7 @@ def explain(keep: KeepSet, path: str) -> str:
 
 
 def render(doc: Mapping[str, Any], report: str | None = None) -> RenderableType:
-    """The one-screen terminal summary of a `slimmer.slim/v2` document. `report` names
+    """The one-screen terminal summary of a `slimmer.slim/v3` document. `report` names
     where report.json was written (None: say how to get one)."""
     v, src, res = doc["verification"], doc["source"], doc["result"]
     status = {"skipped": "[yellow]skipped (--no-verify)[/]", "passed": "[green]passed[/]",
@@ -245,6 +247,9 @@ def render(doc: Mapping[str, Any], report: str | None = None) -> RenderableType:
         f"{human_bytes(src['size_bytes'])} -> {human_bytes(res['size_bytes'])}  "
         f"([bold]{res['reduction']:.1f}x[/] smaller)",
     )
+    gz_before, gz_after = ((doc.get(k) or {}).get("compressed_bytes") for k in ("before", "after"))
+    if gz_before is not None and gz_after is not None:
+        t.add_row("Compressed", f"{human_bytes(gz_before)} -> {human_bytes(gz_after)} (gzip)")
     t.add_row("Files", f"{src['files']:,} -> {res['files']:,} regular files")
     _rows_base(t, doc)
     rounds = f" after {len(v['rounds'])} rounds" if len(v["rounds"]) > 1 else ""
@@ -256,6 +261,13 @@ def render(doc: Mapping[str, Any], report: str | None = None) -> RenderableType:
     if warnings:
         where = f"in {report}" if report else "--report-dir DIR lists them all"
         t.add_row("Warnings", f"{len(warnings)} ({where}), e.g. {warnings[0]}")
+    findings = doc.get("findings")
+    if findings:
+        c = findings["counts"]
+        t.add_row(
+            "Findings",
+            f"{c['fixed']} fixed, {c['still']} still present, {c['new']} new (slim lint)",
+        )
     t.add_row("Report", report or "--report-dir DIR writes report.json, report.md, report.html")
     return Group(t, *_failure(doc))
 

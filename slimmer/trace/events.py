@@ -100,8 +100,10 @@ _SPECS: Mapping[str, _Spec] = {
     "symlinkat": _Spec("create", (_PathArg(2, 1),), follow=False, target=0),
 }
 _FORKS = ("fork", "vfork", "clone", "clone2", "clone3")
+# bind() of an AF_UNIX socket creates its path: a "create" event, like mknod.
+_SUN_PATH = re.compile(r'sun_path=("(?:[^"\\]|\\.)*")')
 
-TRACED_SYSCALLS: tuple[str, ...] = (*_SPECS, *_FORKS)
+TRACED_SYSCALLS: tuple[str, ...] = (*_SPECS, *_FORKS, "bind")
 """Every syscall the parser understands; the sensor traces exactly these."""
 
 STRACE_OPTIONS: tuple[str, ...] = (
@@ -286,6 +288,8 @@ class _Walker:
         if call.name in _FORKS:
             self.fork(call)
             return []
+        if call.name == "bind":
+            return self._bind(call)
         spec = _SPECS.get(call.name)
         if spec is None:
             return []
@@ -300,6 +304,27 @@ class _Walker:
             self.set_cwd(call.pid, events[0].raw)
         elif spec.kind == "exec" and spec.argv is not None and spec.argv < len(call.args):
             self.processes[call.pid] = parse_argv(call.args[spec.argv])
+
+    def _bind(self, call: Call) -> list[Event]:
+        """The path a bind() of an AF_UNIX socket creates (abstract names have none)."""
+        m = _SUN_PATH.search(call.args[1]) if len(call.args) > 1 else None
+        name = string_arg(m.group(1)) if m else None
+        if not name:
+            return []
+        raw = join(self.cwd(call.pid), name)
+        value, errno, _ = parse_result(call.result)
+        return [
+            Event(
+                pid=call.pid,
+                syscall="bind",
+                kind="create",
+                path=normalize(raw),
+                raw=raw,
+                result=-1 if value is None else value,
+                errno=errno,
+                existed=errno == "EADDRINUSE",
+            )
+        ]
 
     def _base(self, call: Call, p: _PathArg) -> str | None:
         if p.dirfd is None:

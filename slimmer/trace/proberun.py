@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import http.client
 import re
+import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,6 +43,7 @@ BACKOFF_START = 0.2
 BACKOFF_CAP = 2.0
 ATTEMPT_TIMEOUT = 10.0
 TCP_QUIET = 0.5
+NOT_FOUND = 127  # the shell's exit code for a command it cannot find
 SETTLE = 5.0  # an app that answers wrongly may be warming up (503): retried this long
 
 
@@ -54,10 +56,20 @@ def _problems(r: ProbeResult) -> list[str]:
     if not p.code_ok(r.code):
         what = "status" if p.kind == "http" else "exit code"
         want = p.expected_code if p.expected_code is not None else "below 500"
-        out.append(f"{what} {r.code}, expected {want}")
+        out.append(f"{what} {r.code}{_signal_note(p.kind, r.code)}, expected {want}")
     out += [f"output lacks {s!r}" for s in p.expect_contains if s not in r.text]
     out += [f"output contains {s!r}" for s in p.expect_not_contains if s in r.text]
     return out
+
+
+def _signal_note(kind: str, code: int | None) -> str:
+    """ " (killed by SIGSEGV)" for an exit code the shell's way of saying 128 + signal."""
+    if kind == "http" or code is None or not 128 < code < 128 + 65:
+        return ""
+    try:
+        return f" (killed by {signal.Signals(code - 128).name})"
+    except ValueError:
+        return ""
 
 
 def _judge(r: ProbeResult) -> ProbeResult:
@@ -191,6 +203,10 @@ def _cmd_attempt(t: _Target, p: ProbeSpec, timeout: float) -> ProbeResult:
         res = subprocess.run(command, shell=True, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return ProbeResult(p, False, error=f"host command timed out after {timeout:.0f}s")
+    if res.returncode == NOT_FOUND and b"not found" in res.stderr:
+        # the shell found no such program on the host: retrying cannot help
+        why = res.stderr.decode("utf-8", "replace").strip().splitlines()[-1][:200]
+        raise SlimError(f"host command not found ({why}); install it on this host")
     return ProbeResult(p, False, exit_code=res.returncode, output=res.stdout)
 
 
@@ -207,17 +223,34 @@ def _why(exc: BaseException) -> str:
 
 
 # -- running ------------------------------------------------------------------------------
-def _container_gone(engine: ContainerEngine, container: str) -> str:
-    """ "" while the container runs; otherwise how it ended, with its last log line."""
+LOG_LINES = 3  # the last lines of a dead container's output, in its error
+
+
+def container_gone(engine: ContainerEngine, container: str) -> str:
+    """ "" while the container runs; otherwise how it ended, with its last log lines.
+
+    A dead container ends the readiness wait at once: nothing will ever answer."""
     try:
         state = engine.inspect_container(container).get("State") or {}
     except SlimError as exc:
         return str(exc)
     if state.get("Running"):
         return ""
-    tail = engine.logs(container).decode("utf-8", "replace").strip().splitlines()[-1:]
-    last = f" ({tail[0][:200]})" if tail else ""
-    return f"container exited with code {state.get('ExitCode')}{last}"
+    return ended(engine, container, state)
+
+
+def ended(engine: ContainerEngine, container: str, state: Mapping[str, Any]) -> str:
+    """How a stopped container ended: exit code, OOM kill, its last log lines."""
+    code = state.get("ExitCode")
+    how = f"container exited with code {code}"
+    if state.get("OOMKilled"):
+        how = f"container was killed for exceeding its memory limit (exit code {code})"
+    try:
+        text = engine.logs(container).decode("utf-8", "replace")
+    except SlimError:
+        text = ""
+    tail = [line.strip()[:200] for line in text.strip().splitlines()[-LOG_LINES:] if line.strip()]
+    return f"{how}; last output: {' | '.join(tail)}" if tail else f"{how}; no output"
 
 
 def _retry(t: _Target, p: ProbeSpec, deadline: float) -> ProbeResult:
@@ -230,9 +263,15 @@ def _retry(t: _Target, p: ProbeSpec, deadline: float) -> ProbeResult:
         try:
             res = attempt(t, p, min(ATTEMPT_TIMEOUT, max(1.0, left)))
         except SlimError as exc:  # a probe that can never work (port not published)
-            res = ProbeResult(p, False, error=str(exc))
+            res = ProbeResult(p, False, error=container_gone(t.engine, t.container) or str(exc))
             break
-        if _ready(res) or time.monotonic() + delay > deadline:
+        if _ready(res):
+            break
+        gone = container_gone(t.engine, t.container)
+        if gone:
+            res = replace(res, error="; ".join(_problems(res) + [gone]))
+            break
+        if time.monotonic() + delay > deadline:
             break
         if not res.error or t.answered[0]:
             # The app is up (it answered this or an earlier probe): what it says now
@@ -240,10 +279,6 @@ def _retry(t: _Target, p: ProbeSpec, deadline: float) -> ProbeResult:
             answered = answered if answered is not None else time.monotonic()
             if time.monotonic() - answered >= SETTLE:
                 break
-        gone = _container_gone(t.engine, t.container)
-        if gone:
-            res = replace(res, error="; ".join(_problems(res) + [gone]))
-            break
         time.sleep(delay)
         delay = min(delay * 2, BACKOFF_CAP)
     if not res.error:

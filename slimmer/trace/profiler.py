@@ -41,6 +41,31 @@ QUICK_GRACE = 2.0  # untraced verification runs: only the probe answers matter
 _PID = re.compile(rb"^(\d+) ", re.M)
 
 
+DEFAULT_MEMORY = 4 << 30  # bytes; --memory: enough for a JVM, a stop to a runaway app
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of every container the profiler creates (`--memory`, `--cpus`).
+
+    Swap is capped at the memory limit, so an app over it is killed, not slowed
+    to a crawl; `None` leaves a resource unlimited."""
+
+    memory: int | None = DEFAULT_MEMORY
+    cpus: float | None = None
+
+    def host_settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.memory is not None:
+            out["mem_limit"] = out["memswap_limit"] = self.memory
+        if self.cpus is not None:
+            out["nano_cpus"] = round(self.cpus * 1e9)
+        return out
+
+    def describe_memory(self) -> str:
+        return "none" if self.memory is None else f"{self.memory / (1 << 20):.0f} MiB"
+
+
 @dataclass(frozen=True)
 class Run:
     """One traced container or exec: what ran and what it touched."""
@@ -81,8 +106,10 @@ def profile(
     *,
     traced: bool = True,
     progress: Progress = lambda _: None,
+    limits: Limits = Limits(),
 ) -> TracedRun:
-    """Run `image` with `probes` (the defaults when empty); traced unless told not to.
+    """Run `image` with `probes` (the defaults when empty); traced unless told not to,
+    each container under `limits`.
 
     `progress` is told each stage as it starts: "bundling", "creating",
     "starting", "probing", "stopping", "reading the trace".
@@ -92,7 +119,7 @@ def profile(
         progress("bundling")
         bundle = build_bundle()
         check_image(bundle, config)
-    return _Runner(engine, image, config, bundle, timeout, progress).run(tuple(probes))
+    return _Runner(engine, image, config, bundle, timeout, progress, limits).run(tuple(probes))
 
 
 @dataclass
@@ -103,6 +130,7 @@ class _Runner:
     bundle: Bundle | None
     timeout: float
     progress: Progress
+    limits: Limits
 
     def run(self, probes: tuple[pr.ProbeSpec, ...]) -> TracedRun:
         runs: list[Run] = []
@@ -136,8 +164,10 @@ class _Runner:
             if hc is not None and hc not in probes and any(p.kind in pr.ATTACHED for p in probes):
                 probes = [*probes, hc]
             results = self._probe(ctr, published, probes, exposed[0] if exposed else None)
+            self._refuse_daemonized(ctr)
             self.progress("stopping")
             code = _stop(self.engine, ctr, self.config, self.bundle)
+            self._refuse_oom(ctr)
             if self.bundle is None:
                 return [], results
             self.progress("reading the trace")
@@ -182,6 +212,7 @@ class _Runner:
             if res.exit_code is None:
                 self.progress("stopping")
                 self.engine.kill(ctr)
+            self._refuse_oom(ctr)
             trace = Trace(())
             if self.bundle is not None:
                 self.progress("reading the trace")
@@ -208,7 +239,9 @@ class _Runner:
             self.image,
             ports=wanted,
             healthcheck={"test": ["NONE"]},
-            host_config=engine.host_config(port_bindings={p: (pr.HOST,) for p in wanted}),
+            host_config=engine.host_config(
+                port_bindings={p: (pr.HOST,) for p in wanted}, **self.limits.host_settings()
+            ),
             **kwargs,
         )
         try:
@@ -217,8 +250,38 @@ class _Runner:
             self.progress("starting")
             engine.start(ctr)
             yield ctr, engine.published_ports(ctr, wanted)
+        except ProfileError:
+            self._refuse_oom(ctr)  # an app killed for memory: say so, naming the limit
+            raise
         finally:
             engine.remove_container(ctr)
+
+    def _refuse_daemonized(self, ctr: str) -> None:
+        """The traced entrypoint exited while the container runs on: the app forked
+        into the background. strace (PID 1) waits for its descendants, the engine
+        does not: without the tracer the container stops with its entrypoint."""
+        bundle = self.bundle
+        pid = _app_pid(self.engine, ctr) if bundle is not None else None
+        if bundle is None or pid is None:
+            return
+        if not (self.engine.inspect_container(ctr).get("State") or {}).get("Running"):
+            return
+        code, _ = self.engine.exec(ctr, [*bundle.launcher[:-1], KILL, "-0", str(pid)], user="0")
+        if code != 0:
+            raise ProfileError(
+                f"running {self.image[:19]}: the entrypoint process exited and left a "
+                "background process running (a daemon that forks); the engine stops a "
+                "container when its entrypoint exits: run the app in the foreground"
+            )
+
+    def _refuse_oom(self, ctr: str) -> None:
+        """An app the kernel killed for memory is a clear error naming the limit."""
+        state = self.engine.inspect_container(ctr).get("State") or {}
+        if state.get("OOMKilled"):
+            raise ProfileError(
+                f"running {self.image[:19]}: {prun.ended(self.engine, ctr, state)}; "
+                f"the limit is --memory {self.limits.describe_memory()}: raise it"
+            )
 
     def _trace(self, ctr: str, path: str) -> Trace:
         return _read_trace(self.engine, ctr, path, self.config)
@@ -236,6 +299,9 @@ def _default_probes(
         tcp = pr.ProbeSpec(kind="tcp", port=port)
         ready = prun.run_probes(engine, ctr, published, [tcp], timeout)[0]
         if not ready.ok:
+            gone = prun.container_gone(engine, ctr)
+            if gone:
+                raise ProfileError(f"probing port {port}: the app stopped before answering: {gone}")
             raise ProfileError(
                 f"probing port {port}: never answered within {timeout:.0f}s ({ready.error})"
             )

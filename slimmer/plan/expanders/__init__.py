@@ -14,14 +14,15 @@ The families, one module each:
 - `python`: Python imports and distribution metadata (`python-imports`,
   `python-dist-info`);
 - `node`: Node.js requires and imports (`node-requires`);
-- `nginx`: nginx document roots and the files its configuration names (`nginx-roots`).
+- `nginx`: nginx document roots and the files its configuration names (`nginx-roots`);
+- `helpers`: programs runtimes and libraries run by name (`helper-programs`).
 
 Shared helpers live in `_common`.
 """
 
 from __future__ import annotations
 
-from slimmer.plan.expanders import nginx, node, packages, python, system
+from slimmer.plan.expanders import helpers, nginx, node, packages, perl, php, python, ruby, system
 from slimmer.plan.keep import Expander
 
 EXPANDERS: dict[str, Expander] = {
@@ -36,4 +37,8 @@ EXPANDERS: dict[str, Expander] = {
     "node-requires": node.node_requires,
     "nginx-roots": nginx.nginx_roots,
     "shell-commands": system.shell_commands,
+    "helper-programs": helpers.helper_programs,
+    "ruby-requires": ruby.ruby_requires,
+    "php-modules": php.php_modules,
+    "perl-modules": perl.perl_modules,
 }

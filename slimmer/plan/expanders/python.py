@@ -30,7 +30,8 @@ from slimmer.plan.keep import (
     kept_named,
     subtree,
 )
-from slimmer.plan.pyimports import ModuleFinder, imported_names, module_of, search_path
+from slimmer.plan.pyimports import ModuleFinder, module_of, search_path
+from slimmer.plan.pysource import Imports, parse_imports
 
 # -- Python ---------------------------------------------------------------------------
 
@@ -139,56 +140,179 @@ def _is_python_script(tree: TreeView, path: str) -> bool:
     return tree_memo(tree, "pyscript:" + path, make)
 
 
-def _parse_imports(tree: TreeView, path: str, module: str, is_package: bool) -> frozenset[str]:
+# Tooling, by family: the interactive help (`help()` imports pydoc, which reads
+# pydoc_data), packaging and build tools, the IDE and Tk, 2to3, CPython's own test
+# suite, the debugger (`breakpoint()` imports pdb) and doctest, the interactive
+# prompt's line editing (site.py imports readline for `python3 -i`). Library code imports
+# them on paths a service does not take (a `help()`, an install-time entry point, a
+# self-test), so a family is followed only when the trace saw one of its modules used.
+TOOLING: dict[str, str] = {
+    "pydoc": "help",
+    "pydoc_data": "help",
+    "setuptools": "packaging",
+    "pkg_resources": "packaging",
+    "distutils": "packaging",
+    "_distutils_hack": "packaging",
+    "ensurepip": "packaging",
+    "pip": "packaging",
+    "idlelib": "tk",
+    "tkinter": "tk",
+    "turtle": "tk",
+    "turtledemo": "tk",
+    "lib2to3": "2to3",
+    "test": "cpython-tests",
+    "doctest": "debugging",
+    "pdb": "debugging",
+    "readline": "interactive",
+    "rlcompleter": "interactive",
+}
+
+
+def _parse_imports(tree: TreeView, path: str, module: str, is_package: bool, main: bool) -> Imports:
     try:
         source = tree.read_bytes(path)
     except (LookupError, FileNotFoundError, OSError):
-        return frozenset()
-    return imported_names(source, module, is_package)
+        return Imports(frozenset())
+    return parse_imports(source, module, is_package, main)
 
 
 def _imports_of(
-    tree: TreeView, path: str, dirs: tuple[str, ...]
-) -> tuple[frozenset[str], tuple[str, ...]]:
+    tree: TreeView, path: str, dirs: tuple[str, ...], mains: frozenset[str]
+) -> tuple[Imports, tuple[str, ...]]:
     """What `path` imports, and where to look (a file outside sys.path is a script:
-    its own directory comes first)."""
+    its own directory comes first). `mains` are the files and module names run as
+    `__main__`, whose `if __name__ == "__main__":` blocks count."""
     found = module_of(path, dirs)
     module, is_package = found if found is not None else ("__main__", False)
+    main = path in mains or module in mains
     search = dirs if found is not None else (posixpath.dirname(path), *dirs)
-    key = f"pyimports:{path}\0{module}\0{is_package}"
-    names = tree_memo(tree, key, partial(_parse_imports, tree, path, module, is_package))
+    key = f"pyimports:{path}\0{module}\0{is_package}\0{main}"
+    names = tree_memo(tree, key, partial(_parse_imports, tree, path, module, is_package, main))
     return names, search
+
+
+_LIBPYTHON = re.compile(r"libpython3\.\d+\.so")
+_PYINIT = re.compile(rb"PyInit_(\w+)\0")
+
+
+def builtin_modules(ctx: ProfileContext) -> frozenset[str]:
+    """Modules built into the kept interpreters or a kept libpython: the names of
+    the `PyInit_<name>` functions in their inittab (read as strings from the file;
+    an extension module in lib-dynload has its own, the interpreter none for it)."""
+    found = [*kept_named(ctx, _INTERPRETER), *kept_named(ctx, _LIBPYTHON)]
+    binaries = sorted({ctx.tree.resolve(p).path for p in found if is_file(ctx.tree, p)})
+    key = "pybuiltins:" + "\0".join(binaries)
+    return tree_memo(ctx.tree, key, partial(_pyinit_names, ctx.tree, binaries))
+
+
+def _pyinit_names(tree: TreeView, binaries: Iterable[str]) -> frozenset[str]:
+    out: set[str] = set()
+    for path in binaries:
+        try:
+            data = tree.read_bytes(path)
+        except (LookupError, FileNotFoundError, OSError):
+            continue
+        out.update(m.group(1).decode("ascii", "replace") for m in _PYINIT.finditer(data))
+    return frozenset(out)
+
+
+def _needed(
+    imports: Imports, search: tuple[str, ...], finder: ModuleFinder, builtins: frozenset[str]
+) -> frozenset[str]:
+    """`imports.names`, and each fallback's names when one of the modules it stands
+    in for is neither built in nor found (`try: from _decimal import *` / `except
+    ImportError: from _pydecimal import *` keeps _pydecimal only without _decimal)."""
+    out = set(imports.names)
+    for fallback in imports.fallbacks:
+        if not all(_resolves(m, names, search, finder, builtins) for m, names in fallback.tried):
+            out |= fallback.instead
+    return frozenset(out)
+
+
+def _resolves(
+    module: str,
+    names: tuple[str, ...],
+    search: tuple[str, ...],
+    finder: ModuleFinder,
+    builtins: frozenset[str],
+) -> bool:
+    """Whether importing `module` (and `names` from it) finds what it asks for: a
+    built-in or a file; from a package, every name must be a submodule (an
+    attribute of its `__init__` cannot be told from a missing one)."""
+    if module in builtins:
+        return True
+    files = finder.find(module, search)
+    if not files:
+        return False
+    if not files[-1].rpartition("/")[2].startswith("__init__."):
+        return True
+    return all(finder.find(f"{module}.{n}", search) for n in names)
+
+
+def main_programs(ctx: ProfileContext, sources: Iterable[str]) -> frozenset[str]:
+    """Files and module names that run as `__main__`: the `.py` words and the
+    `-m NAME` of the config's command lines, executed files, and kept scripts
+    whose `#!` line runs python."""
+    wd = ctx.config.working_dir or "/"
+    words = argv_words(ctx)
+    out = {posixpath.normpath(posixpath.join(wd, w)) for w in words if w.endswith(".py")}
+    out.update(b for a, b in zip(words, words[1:], strict=False) if a == "-m")
+    out.update(ctx.tree.resolve(p).path for p in ctx.executed)
+    out.update(p for p in sources if not p.endswith(".py"))
+    return frozenset(out)
+
+
+def _tooling_left_out(ctx: ProfileContext, dirs: tuple[str, ...]) -> frozenset[str]:
+    """The TOOLING top-level names not followed: those of families with no kept
+    module (none traced, run or otherwise kept)."""
+    used = set()
+    for path in ctx.kept:
+        found = module_of(path, dirs) if path.endswith((".py", ".pyc", ".so")) else None
+        family = TOOLING.get(found[0].split(".")[0]) if found is not None else None
+        if family is not None:
+            used.add(family)
+    return frozenset(name for name, family in TOOLING.items() if family not in used)
+
+
+def _reason(source: str, name: str, path: str, profile_name: str) -> Reason:
+    what = "an extension module" if path.endswith(".so") else "a module"
+    return Reason(
+        "profile",
+        f"{source} imports {name} (found statically: imports on paths the probes "
+        f"did not take; {what} found on the image's sys.path)",
+        profile_name,
+    )
 
 
 def python_imports(ctx: ProfileContext, profile_name: str) -> Result:
     """Modules the kept Python code imports anywhere (in functions, in try/except),
-    resolved against the image's sys.path, followed to a fixed point."""
+    resolved against the image's sys.path, followed to a fixed point.
+
+    Left out: imports only in an imported module's `if __name__ == "__main__":`
+    block, TOOLING families no kept module belongs to, and `except ImportError`
+    fallbacks of modules that are there.
+    """
     dirs = python_path(ctx)
     if not dirs:
         return [], []
     finder = tree_memo(ctx.tree, "py-finder", partial(ModuleFinder, ctx.tree))
-    queue = _python_sources(ctx)[::-1]
+    sources = _python_sources(ctx)
+    mains = main_programs(ctx, sources)
+    tooling = _tooling_left_out(ctx, dirs)
+    builtins = builtin_modules(ctx)
+    queue = sources[::-1]
     seen = set(queue)
     out: list[Addition] = []
     while queue:
         source = queue.pop()
-        names, search = _imports_of(ctx.tree, source, dirs)
-        for name in sorted(names):
+        imports, search = _imports_of(ctx.tree, source, dirs, mains)
+        names = _needed(imports, search, finder, builtins)
+        for name in sorted(n for n in names if n.split(".")[0] not in tooling):
             for path in finder.find(name, search):
                 if path in seen:
                     continue
                 seen.add(path)
-                out.append(
-                    Addition(
-                        path,
-                        Reason(
-                            "profile",
-                            f"{source} imports {name} (found statically: imports on "
-                            f"paths the probes did not take)",
-                            profile_name,
-                        ),
-                    )
-                )
+                out.append(Addition(path, _reason(source, name, path, profile_name)))
                 if path.endswith(".py"):
                     queue.append(path)
     return not_kept(out, ctx.kept), []

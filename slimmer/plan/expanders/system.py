@@ -171,8 +171,21 @@ def app_dirs(ctx: ProfileContext, profile_name: str) -> Result:
                 f"be read on a path the probes did not take",
                 profile_name,
             )
-            out += subtree(ctx.tree, directory, reason)
+            out += [a for a in subtree(ctx.tree, directory, reason) if not _build_junk(a.path)]
     return out, []
+
+
+# What a build context leaves behind that no app reads at run time: version control,
+# editor settings and tool caches (the `.dockerignore` entries `slim lint` reports).
+# A traced path inside one is still kept: the planner keeps every traced path.
+_JUNK_DIRS = frozenset(
+    {".git", ".svn", ".hg", ".idea", ".vscode", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+)
+
+
+def _build_junk(path: str) -> bool:
+    parts = path.split("/")
+    return any(p in _JUNK_DIRS for p in parts) or "node_modules/.cache" in path
 
 
 _APP_PARENTS = ("/opt", "/srv", "/home", "/var/www", "/usr/src")

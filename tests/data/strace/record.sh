@@ -13,7 +13,7 @@ for n in names:
     open(b"/tmp/slimmer-rec/esc/" + n, "wb").close()
 PY
 cp "$here/fork_cwd.py" "$here/escapes.py" "$W/"
-TRACE='?open,?openat,?openat2,?creat,?stat,?stat64,?lstat,?lstat64,?newfstatat,?fstatat64,?statx,?access,?faccessat,?faccessat2,?readlink,?readlinkat,?execve,?execveat,?chdir,?fchdir,?mkdir,?mkdirat,?mknod,?mknodat,?unlink,?rmdir,?unlinkat,?rename,?renameat,?renameat2,?link,?linkat,?symlink,?symlinkat,?fork,?vfork,?clone,?clone2,?clone3'
+TRACE='?open,?openat,?openat2,?creat,?stat,?stat64,?lstat,?lstat64,?newfstatat,?fstatat64,?statx,?access,?faccessat,?faccessat2,?readlink,?readlinkat,?execve,?execveat,?chdir,?fchdir,?mkdir,?mkdirat,?mknod,?mknodat,?unlink,?rmdir,?unlinkat,?rename,?renameat,?renameat2,?link,?linkat,?symlink,?symlinkat,?fork,?vfork,?clone,?clone2,?clone3,?bind'
 # slimmer.trace.events.STRACE_OPTIONS, with -x chosen per log:
 opts() { echo "-f -qq -y $1 -s 4096 --seccomp-bpf -e signal=none -e trace=$TRACE"; }
 rec() {  # rec LOG ESCAPE-OPTION COMMAND...

@@ -1,0 +1,323 @@
+"""Scale: wall time and peak RSS of `slim inspect`, `slim check` and `slim` on synthetic
+images at three sizes, by file count (up to > 100k files and > 2 GB) and by layer
+count (up to 1,000 layers). Time should grow at most linearly; peak RSS should stay
+flat (goal: at most 250 MB).
+
+    python -m bench.scale [--only files|layers] [--keep]
+
+Each image is written with slimmer's own writer (`assemble_archive`, which also
+validates it) and loaded through `slimmer.engine`; it carries the label
+`io.slimmer.bench=scale` and the tag `slimmer-bench/NAME:latest`, and is removed at
+the end (with the slim outputs) unless `--keep`. The app is the static HTTP server
+of `slimmer-fixture/c-static` (its `/server` and `/www/index.txt`), probed over HTTP
+with the fixture's own probe file. Every command runs as a child under
+`/usr/bin/time`, which reports its wall time and peak RSS.
+
+The engine (Docker 20.10, overlay2) refuses images deeper than 125 layers
+(`max depth exceeded`), so the 1,000-layer image is measured as a
+`docker-archive:` file (inspect and check need no engine) and `slim` runs on the
+loadable sizes only; the 1,000-layer row records the engine's refusal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.results import load as load_results
+from bench.results import record
+from slimmer.engine import Engine
+from slimmer.errors import SlimError
+from slimmer.image.writer import assemble_archive
+
+ROOT = Path(__file__).resolve().parent.parent
+LABEL = "io.slimmer.bench"
+FILE_SIZES = (25_000, 50_000, 110_000)  # files, each FILE_BYTES long
+FILE_BYTES = 20_000
+LAYER_COUNTS = (10, 100, 1000)
+SLIM = str(Path(sys.executable).with_name("slim"))
+PROBES = ROOT / "fixtures" / "c-static" / "probe.toml"
+GOAL_RSS_MB = 250
+
+
+@dataclass(frozen=True)
+class Measure:
+    command: str
+    seconds: float
+    peak_rss_mb: float
+    exit_code: int
+    error: str
+
+
+@dataclass(frozen=True)
+class Row:
+    kind: str  # "files" or "layers"
+    name: str
+    files: int
+    layers: int
+    bytes: int
+    measures: tuple[Measure, ...]
+
+
+# -- building the images -------------------------------------------------------
+
+
+def app_files(engine: Engine, work: Path) -> dict[str, bytes]:
+    """`/server` and `/www/index.txt` of the c-static fixture, from its saved layers."""
+    saved = work / "c-static.tar"
+    with open(saved, "wb") as out:
+        engine.save_image("slimmer-fixture/c-static:latest", out)
+    files: dict[str, bytes] = {}
+    with tarfile.open(saved) as outer:
+        for member in outer:
+            if member.name.endswith("layer.tar"):
+                inner_fh = outer.extractfile(member)
+                assert inner_fh is not None
+                with tarfile.open(fileobj=io.BytesIO(inner_fh.read())) as inner:
+                    for m in inner:
+                        fh = inner.extractfile(m) if m.isfile() else None
+                        if fh is not None:
+                            files[m.name] = fh.read()
+    saved.unlink()
+    return files
+
+
+def _add(tf: tarfile.TarFile, name: str, data: bytes | None, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.mode = mode
+    if data is None:
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        tf.addfile(info)
+    else:
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+
+
+def _write_tar(path: Path, entries: Iterator[tuple[str, bytes | None, int]]) -> None:
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data, mode in entries:
+            _add(tf, name, data, mode)
+
+
+def _app_entries(app: dict[str, bytes]) -> list[tuple[str, bytes | None, int]]:
+    return [
+        ("server", app["server"], 0o755),
+        ("www", None, 0),
+        ("www/index.txt", app["www/index.txt"], 0o644),
+    ]
+
+
+def files_layer(path: Path, count: int, app: dict[str, bytes]) -> None:
+    """One layer: the app and `count` files of FILE_BYTES each, 1,000 to a directory,
+    sorted by name as slimmer's writer requires of its own layers."""
+    block = hashlib.sha256(b"scale").digest() * (FILE_BYTES // 32 + 1)
+
+    def entries() -> Iterator[tuple[str, bytes | None, int]]:
+        names: list[tuple[str, bytes | None, int]] = [("data", None, 0)]
+        for d in range((count + 999) // 1000):
+            names.append((f"data/d{d:04}", None, 0))
+        names += _app_entries(app)
+        files = [(f"data/d{i // 1000:04}/f{i:06}", None, 1) for i in range(count)]
+        for name, data, mode in sorted([*names, *files], key=lambda e: e[0].encode()):
+            if mode == 1:  # a data file: bytes unique to its name
+                yield name, name.encode() + block[: FILE_BYTES - len(name)], 0o644
+            else:
+                yield name, data, mode
+
+    _write_tar(path, entries())
+
+
+def layer_tars(work: Path, count: int, app: dict[str, bytes]) -> list[Path]:
+    """`count` layers: the app in the first, then one small file in each."""
+    paths = []
+    for i in range(count):
+        path = work / f"layer-{i:04}.tar"
+        entries = (
+            _app_entries(app)
+            if i == 0
+            else [("layers", None, 0), (f"layers/l{i:04}", b"%d\n" % i, 0o644)]
+        )
+        _write_tar(path, iter(entries))
+        paths.append(path)
+    return paths
+
+
+def config(name: str, layers: list[Path]) -> dict[str, Any]:
+    diff_ids = ["sha256:" + _sha256(p) for p in layers]
+    return {
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "1970-01-01T00:00:00Z",
+        "config": {
+            "Entrypoint": ["/server"],
+            "Cmd": ["8080"],
+            "User": "65534:65534",
+            "ExposedPorts": {"8080/tcp": {}},
+            "Labels": {LABEL: "scale", f"{LABEL}.name": name},
+        },
+        "history": [{"created_by": f"bench.scale layer {i}"} for i in range(len(layers))],
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_archive(name: str, layers: list[Path], work: Path) -> Path:
+    archive = work / f"{name}.tar"
+    assemble_archive(layers, config(name, layers), archive)
+    for layer in layers:
+        layer.unlink()
+    return archive
+
+
+def load_tagged(engine: Engine, name: str, archive: Path) -> str:
+    """Load `archive` into the engine and tag it; the tag."""
+    with open(archive, "rb") as fh:
+        engine.load_image(fh)
+    tag = f"slimmer-bench/{name}:latest"
+    engine.tag_image("sha256:" + _config_digest(archive), tag)
+    return tag
+
+
+def _config_digest(archive: Path) -> str:
+    with tarfile.open(archive) as tf:
+        name = next(m.name for m in tf if m.name.endswith(".json") and m.name != "manifest.json")
+    return name.removesuffix(".json")
+
+
+# -- measuring -----------------------------------------------------------------
+
+
+def measure(label: str, *args: str) -> Measure:
+    """Run `slim ARGS` as a child under /usr/bin/time: wall seconds, peak RSS."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as timing:
+        res = subprocess.run(
+            ["/usr/bin/time", "-o", timing.name, "-f", "%e %M", SLIM, *args],
+            capture_output=True,
+            text=True,
+        )
+        seconds, kib = timing.read().strip().splitlines()[-1].split()
+    error = res.stderr.strip().splitlines()[-1] if res.returncode and res.stderr.strip() else ""
+    rss = int(kib) / 1024
+    print(f"  {label}: {float(seconds):.1f} s, {rss:.0f} MiB, exit {res.returncode} {error}")
+    return Measure(label, float(seconds), round(int(kib) / 1024, 1), res.returncode, error)
+
+
+def measure_image(ref: str, out: str | None, work: Path) -> list[Measure]:
+    found = [
+        measure("inspect", "inspect", ref, "--json"),
+        measure(
+            "check", "check", ref, "--max-size", "10GB", "--max-files", "1000000", "--no-config"
+        ),
+    ]
+    if out is not None:
+        report = work / f"report-{out.replace('/', '_').replace(':', '_')}"
+        found.append(
+            measure("slim", ref, "-o", out, "--probes", str(PROBES), "--report-dir", str(report))
+        )
+    return found
+
+
+# -- the two series -------------------------------------------------------------
+
+
+def files_series(engine: Engine, app: dict[str, bytes], work: Path, made: list[str]) -> list[Row]:
+    rows = []
+    for count in FILE_SIZES:
+        name = f"files-{count}"
+        print(f"{name}: building")
+        layer = work / "layer.tar"
+        files_layer(layer, count, app)
+        archive = build_archive(name, [layer], work)
+        size = archive.stat().st_size
+        tag = load_tagged(engine, name, archive)
+        archive.unlink()
+        made.append(tag)
+        out = f"slimmer-bench/{name}:slim"
+        made.append(out)
+        rows.append(Row("files", name, count + 2, 1, size, tuple(measure_image(tag, out, work))))
+    return rows
+
+
+def layers_series(engine: Engine, app: dict[str, bytes], work: Path, made: list[str]) -> list[Row]:
+    rows = []
+    for count in LAYER_COUNTS:
+        name = f"layers-{count}"
+        print(f"{name}: building")
+        archive = build_archive(name, layer_tars(work, count, app), work)
+        measures = measure_image(f"docker-archive:{archive}", None, work)
+        try:
+            tag = load_tagged(engine, name, archive)
+        except SlimError as exc:
+            print(f"  load: {exc.message}")
+            measures.append(Measure("load", 0.0, 0.0, 1, exc.message))
+        else:
+            made += [tag, f"slimmer-bench/{name}:slim"]
+            measures.append(
+                measure(
+                    "slim",
+                    tag,
+                    "-o",
+                    f"slimmer-bench/{name}:slim",
+                    "--probes",
+                    str(PROBES),
+                    "--report-dir",
+                    str(work / f"r-{name}"),
+                )
+            )
+        size = archive.stat().st_size
+        archive.unlink()
+        rows.append(Row("layers", name, count + 2, count, size, tuple(measures)))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=("files", "layers"))
+    parser.add_argument("--keep", action="store_true", help="keep the images built")
+    args = parser.parse_args()
+    engine = Engine.connect()
+    made: list[str] = []
+    rows: list[Row] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="slimmer-bench-scale-", dir="/var/tmp") as tmp:
+            work = Path(tmp)
+            app = app_files(engine, work)
+            if args.only in (None, "layers"):
+                rows += layers_series(engine, app, work, made)
+            if args.only in (None, "files"):
+                rows += files_series(engine, app, work, made)
+    finally:
+        if not args.keep:
+            for tag in made:
+                if engine.image_exists(tag):
+                    engine.remove_image(tag, force=True)
+        engine.close()
+    _record(rows)
+
+
+def _record(rows: list[Row]) -> None:
+    """Replace the rows of the series measured now; keep the other series' rows."""
+    kinds = {r.kind for r in rows}
+    old = load_results().get("sections", {}).get("scale", {}).get("rows", [])
+    kept = [r for r in old if r.get("kind") not in kinds]
+    record("scale", {"goal_peak_rss_mb": GOAL_RSS_MB, "rows": [*kept, *(asdict(r) for r in rows)]})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""A whole `slim` run against the floor of any tool that uses only the engine's API:
+the engine's own `docker save` of the image plus `docker load` of that archive.
+
+For each image (every fixture by default, plus any `--image REF`):
+- the floor: `save_image` into a file, then `load_image` of it (both timed);
+- `slim IMAGE -o OUT` with the fixture's narrow probes, as a child process
+  (no read cache), timed, with its peak RSS from `getrusage(RUSAGE_CHILDREN)`
+  read in a wrapper process of its own so that each run's peak is its own;
+- the ratio of the two times (goal: at most 1.5) and the per-phase times of
+  the run (from its report.json) so the reader sees where the time goes.
+
+One measured run each; written to `bench/results.json` (section `speed`).
+
+    python -m bench.speed [NAMES...] [--image REF --probes FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.results import record
+from slimmer.engine import Engine
+from slimmer.report.common import human_bytes
+from tests.fixtures_build import build_fixtures
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL_RATIO = 1.5
+GOAL_RSS = 250_000_000
+# Runs `argv` and prints its peak RSS (KiB) on the last line of stderr.
+_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:]).returncode\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def floor_seconds(engine: Engine, ref: str, work: Path) -> tuple[float, float, int]:
+    """(save seconds, load seconds, archive bytes) of the engine's own round trip."""
+    archive = work / "floor.tar"
+    start = time.monotonic()
+    with open(archive, "wb") as out:
+        size = engine.save_image(ref, out)
+    saved = time.monotonic() - start
+    start = time.monotonic()
+    with open(archive, "rb") as fh:
+        engine.load_image(fh)
+    loaded = time.monotonic() - start
+    archive.unlink()
+    return saved, loaded, size
+
+
+def slim_run(engine: Engine, ref: str, probes: Path | None, work: Path) -> dict[str, Any]:
+    """`slim REF -o OUT` in a child: seconds, peak RSS, exit code and phase times."""
+    out = "slimmer-bench/speed:slim"
+    argv = [sys.executable, "-m", "slimmer", ref, "-o", out, "--report-dir", str(work)]
+    if probes is not None:
+        argv += ["--probes", str(probes)]
+    env = {k: v for k, v in os.environ.items() if k != "SLIMMER_CACHE_DIR"}
+    start = time.monotonic()
+    res = subprocess.run(
+        [sys.executable, "-c", _WRAPPER, *argv], capture_output=True, text=True, env=env
+    )
+    seconds = time.monotonic() - start
+    peak_kib = int(res.stderr.strip().splitlines()[-1])
+    report_path = work / "report.json"
+    doc = json.loads(report_path.read_text()) if report_path.exists() else {}
+    if engine.image_exists(out):
+        engine.remove_image(out, force=True)
+    return {
+        "exit": res.returncode,
+        "seconds": round(seconds, 2),
+        "peak_rss_bytes": peak_kib * 1024,
+        "phases": _phase_totals(doc.get("phases", [])),
+    }
+
+
+def _phase_totals(phases: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds per phase name, the rounds of a phase added up."""
+    out: dict[str, float] = {}
+    for p in phases:
+        out[p["name"]] = round(out.get(p["name"], 0.0) + p["seconds"], 2)
+    return out
+
+
+def measure(engine: Engine, name: str, ref: str, probes: Path | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="slimmer-bench-speed-") as tmp:
+        saved, loaded, size = floor_seconds(engine, ref, Path(tmp))
+        run = slim_run(engine, ref, probes, Path(tmp))
+    floor = saved + loaded
+    return {
+        "image": name,
+        "bytes": engine.inspect_image(ref).size,
+        "archive_bytes": size,
+        "save_seconds": round(saved, 2),
+        "load_seconds": round(loaded, 2),
+        **run,
+        "ratio_to_floor": round(run["seconds"] / floor, 2) if floor else None,
+        "within_goal": bool(floor)
+        and run["seconds"] / floor <= GOAL_RATIO
+        and run["peak_rss_bytes"] <= GOAL_RSS,
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| image | size | save + load | slim | ratio | peak RSS | slowest phases |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        phases = sorted(r["phases"].items(), key=lambda kv: -kv[1])[:3]
+        slowest = ", ".join(f"{n} {s:.1f} s" for n, s in phases)
+        floor = r["save_seconds"] + r["load_seconds"]
+        lines.append(
+            f"| {r['image']} | {human_bytes(r['bytes'])} | {floor:.1f} s | {r['seconds']:.1f} s "
+            f"| {r['ratio_to_floor']} | {human_bytes(r['peak_rss_bytes'])} | {slowest} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("names", nargs="*", help="fixtures (default: all but layers)")
+    parser.add_argument("--image", action="append", default=[], help="another image to time")
+    parser.add_argument("--probes", type=Path, help="probe file for --image")
+    parser.add_argument("--no-fixtures", action="store_true")
+    args = parser.parse_args()
+    engine = Engine.connect()
+    rows = []
+    if not args.no_fixtures:
+        images = build_fixtures(engine, args.names or None)
+        for name, tag in sorted(images.items()):
+            if name != "layers":
+                probes = ROOT / "fixtures" / name / "probe.toml"
+                rows.append(measure(engine, name, tag, probes))
+                print(table(rows[-1:]).splitlines()[-1], file=sys.stderr)
+    for ref in args.image:
+        rows.append(measure(engine, ref, ref, args.probes))
+    print(table(rows))
+    record("speed", {"goal_ratio": GOAL_RATIO, "goal_peak_rss_bytes": GOAL_RSS, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

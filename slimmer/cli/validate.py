@@ -1,0 +1,33 @@
+"""`slim validate IMAGE`: check an image's invariants (slimmer.image.validate)."""
+
+from __future__ import annotations
+
+import click
+
+from slimmer.cli.params import format_option
+from slimmer.errors import ImageInvalid
+from slimmer.report.validate_view import FORMATS
+
+
+@click.command("validate")
+@click.argument("image")
+@format_option(FORMATS, "text, or json (slimmer.validate/v1).")
+def validate_command(image: str, fmt: str) -> None:
+    """Check IMAGE's invariants: diff IDs match the layers, the config digest matches,
+    history and layer counts agree, tar entries are unique with no absolute or '..'
+    names, and hardlink targets come before their links. Unsorted layers only warn.
+
+    IMAGE is an engine reference, or docker-archive:PATH, oci-archive:PATH or oci:DIR
+    (archives of unknown origin are welcome). Exit 0 when valid, 7 when not.
+    """
+    from slimmer import api
+    from slimmer.report import validate_view
+
+    result = api.validate_image(image)
+    click.echo(validate_view.render(result, fmt), nl=False)
+    if not result.valid:
+        noun = "violation" if len(result.violations) == 1 else "violations"
+        raise ImageInvalid(
+            f"validating {result.source}: {len(result.violations)} {noun}; "
+            f"first: {result.violations[0]}"
+        )

@@ -1,0 +1,136 @@
+"""Before anything runs: can the engine run this image at all?
+
+Two questions, answered from the image's config and merged tree alone, so a
+broken image is refused with one line before a container exists:
+
+- **Platform.** The image's OS/architecture must be the engine's: the engine
+  would fail to start it ("exec format error") and the tracer, built for the
+  host, could not run in it either.
+- **Program.** The first word of Entrypoint + Cmd is looked up as runc does:
+  a name with a `/` is taken as is (relative to WorkingDir); a bare name is
+  searched in the config's PATH (the engine's default PATH when the image sets
+  none). The file must exist (symlinks followed inside the image root) and
+  carry an execute bit. The kernel then runs a script's `#!` interpreter
+  (first word of the first line, up to four levels of scripts) and an ELF
+  file's `PT_INTERP` (the dynamic loader); each of those must exist too.
+"""
+
+from __future__ import annotations
+
+import platform
+import posixpath
+from collections.abc import Mapping, Sequence
+
+from slimmer.elf.parse import is_elf, parse_elf_at
+from slimmer.engine import Engine
+from slimmer.engine_api import ContainerEngine
+from slimmer.errors import ImageUnrunnable
+from slimmer.image.reader import Image
+from slimmer.model import ImageConfig, TreeView
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAX_SCRIPT_DEPTH = 4  # the kernel's limit on nested #! interpreters (binfmt_script)
+SHEBANG_BYTES = 256  # the kernel reads this much of a script for its #! line
+_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "i386": "386"}
+
+
+def check_runnable(image: Image, engine: ContainerEngine) -> None:
+    """Refuse (`ImageUnrunnable`, exit 6) an image the engine cannot run as configured."""
+    name = str(image.ref)
+    check_platform(name, image.config, engine_platform(engine))
+    check_program(name, image.config, image.tree)
+
+
+def engine_platform(engine: ContainerEngine) -> tuple[str, str]:
+    """(os, architecture) of the engine, in the engine's names (`linux`, `amd64`).
+
+    An engine other than the Docker one (a test's fake) is taken to be this host."""
+    if isinstance(engine, Engine):
+        return engine.platform()
+    machine = platform.machine().lower()
+    return "linux", _GOARCH.get(machine, machine)
+
+
+def check_platform(name: str, config: ImageConfig, engine: tuple[str, str]) -> None:
+    """The image's OS and architecture (when it names them) must be the engine's."""
+    image_os, image_arch = config.os or engine[0], config.architecture or engine[1]
+    if (image_os, image_arch) != engine:
+        raise ImageUnrunnable(
+            f"checking {name}: it is built for {image_os}/{image_arch} but the engine runs "
+            f"{engine[0]}/{engine[1]}; slim it on a {image_os}/{image_arch} engine"
+        )
+
+
+def check_program(name: str, config: ImageConfig, tree: TreeView) -> None:
+    """The entrypoint program, its `#!` interpreters and its ELF loader must exist."""
+    argv = [*config.entrypoint, *config.cmd]
+    if not argv:
+        raise ImageUnrunnable(f"checking {name}: it has no entrypoint or command to run")
+    workdir = config.working_dir or "/"
+    path = find_program(argv[0], config.env, workdir, tree)
+    if path is None:
+        search = config.env.get("PATH", DEFAULT_PATH)
+        where = f"not found in PATH {search}" if "/" not in argv[0] else "does not exist"
+        raise ImageUnrunnable(
+            f"checking {name}: its entrypoint program {argv[0]!r} {where} in the image"
+        )
+    _check_executable(name, path, tree, workdir, "entrypoint program", 0)
+
+
+def find_program(program: str, env: Mapping[str, str], workdir: str, tree: TreeView) -> str | None:
+    """Where the engine finds `program`: the path as named (a `/` in it) or the
+    first executable regular file of that name along PATH; None when none is."""
+    if "/" in program:
+        path = posixpath.normpath(posixpath.join(workdir, program))
+        return path if tree.resolve(path).exists else None
+    for directory in env.get("PATH", DEFAULT_PATH).split(":"):
+        path = posixpath.join(posixpath.join(workdir, directory or "."), program)
+        if _is_executable(tree, path):
+            return posixpath.normpath(path)
+    return None
+
+
+def _is_executable(tree: TreeView, path: str) -> bool:
+    entry = tree.resolve(path).entry
+    return entry is not None and entry.is_regular and bool(entry.mode & 0o111)
+
+
+def _check_executable(
+    name: str, path: str, tree: TreeView, workdir: str, what: str, depth: int
+) -> None:
+    """`path` (a `what`) must be an executable file, and what the kernel runs for it too."""
+    resolved = tree.resolve(path)
+    entry = resolved.entry
+    if entry is None or not entry.is_regular:
+        why = resolved.error or ("is not a regular file" if entry else "does not exist")
+        raise ImageUnrunnable(f"checking {name}: its {what} {path} {why} in the image")
+    if not entry.mode & 0o111:
+        raise ImageUnrunnable(f"checking {name}: its {what} {path} is not executable")
+    head = tree.read_bytes(resolved.path, SHEBANG_BYTES)
+    interpreter = shebang(head)
+    if interpreter is not None:
+        if depth >= MAX_SCRIPT_DEPTH:
+            raise ImageUnrunnable(f"checking {name}: {path}: too many levels of #! scripts")
+        target = posixpath.normpath(posixpath.join(workdir, interpreter))
+        _check_executable(name, target, tree, workdir, f"interpreter (#! of {path})", depth + 1)
+    elif is_elf(head):
+        _check_loader(name, path, resolved.path, tree)
+
+
+def shebang(head: Sequence[int] | bytes) -> str | None:
+    """The interpreter a `#!` line names (its first word), or None for no `#!` line."""
+    data = bytes(head)
+    if not data.startswith(b"#!"):
+        return None
+    words = data[2:].split(b"\n", 1)[0].replace(b"\t", b" ").split()
+    return words[0].decode("utf-8", "surrogateescape") if words else None
+
+
+def _check_loader(name: str, path: str, real: str, tree: TreeView) -> None:
+    """A dynamically linked program's PT_INTERP (its loader) must exist."""
+    info = parse_elf_at(lambda offset, size: tree.read_bytes(real, size, offset))
+    if info.interp and not tree.resolve(info.interp).exists:
+        raise ImageUnrunnable(
+            f"checking {name}: its program {path} needs the loader {info.interp}, "
+            "which does not exist in the image"
+        )

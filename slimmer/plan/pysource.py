@@ -1,0 +1,309 @@
+"""The modules a Python source file may import, found statically.
+
+Nothing is imported or run: the source is parsed with `ast` (a regex scan when
+it does not parse, e.g. Python 2 or a newer grammar than the host's).
+`slimmer.plan.pyimports` resolves the names against an image's tree.
+
+What counts as imported (every import anywhere in the file: in functions, in
+`try`/`except ImportError`, under `if`):
+- `import a.b.c` imports `a`, `a.b` and `a.b.c`;
+- `from a.b import c` imports `a`, `a.b`, and `a.b.c` if that is a module
+  (`c` may be a name defined in `a.b`; resolution decides);
+- relative imports are made absolute from the module's package: in module
+  `p.q.m`, `from . import x` is `p.q.x`, `from ..r import s` is `p.r` and `p.r.s`;
+  in a package's `__init__`, the package is the module itself;
+- `importlib.import_module("x")` and `__import__("x")` with a literal name.
+
+Left out, as paths a Linux container never takes:
+- the body of `if __name__ == "__main__":`, unless the file is the program
+  (`python3 file.py`, `python3 -m module`, a package's `__main__`): an imported
+  library's self-test or command-line block is not a path of the app; nor are
+  its private (`_test`, `_main`) or `test` functions that only this block names
+  (e.g. pickle's `_test()`, which imports doctest);
+- the body of an `if` testing for another platform (`sys.platform == "win32"`,
+  `os.name == "nt"`, `sys.platform.startswith("darwin")`); its `else` is walked.
+
+Imports in an `except ImportError:` handler of a `try` that imports are
+fallbacks (`Fallback`): the caller keeps them only when a tried module is missing.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+_FROM = re.compile(rb"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+\(?([\w, \t]+)", re.M)
+_IMPORT = re.compile(rb"^[ \t]*import[ \t]+([\w., \t]+)", re.M)
+_DYNAMIC = re.compile(rb"""\b(?:import_module|__import__)\(\s*(['"])([A-Za-z_][\w.]*)\1""")
+IDENT = re.compile(r"^[A-Za-z_]\w*$")
+MAX_PARSE = 4_000_000  # bytes; bigger sources (generated tables) get the line scan
+
+
+def absolute_name(name: str, level: int, package: str) -> str | None:
+    """`from <level dots><name> import ...` in `package`, as an absolute name.
+
+    None when the dots climb above the top-level package.
+    """
+    if level == 0:
+        return name or None
+    parts = package.split(".") if package else []
+    if level - 1 >= len(parts):
+        return None
+    base = parts[: len(parts) - (level - 1)]
+    return ".".join([*base, name] if name else base)
+
+
+def _with_parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """`try: import <tried> / except ImportError: import <instead>`: the handler's
+    imports run only when one of `tried` fails. Each tried import is (module,
+    names imported from it): `import a.b` is ("a.b", ()), `from . import x` in
+    package `p` is ("p", ("x",)); a name may be a submodule or an attribute."""
+
+    tried: frozenset[tuple[str, tuple[str, ...]]]
+    instead: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Imports:
+    """What a source may import: `names` on any path but a fallback handler's,
+    and the `fallbacks`, kept only when their `tried` modules cannot be found."""
+
+    names: frozenset[str]
+    fallbacks: tuple[Fallback, ...] = ()
+
+    def every(self) -> frozenset[str]:
+        return self.names.union(*(f.instead for f in self.fallbacks))
+
+
+def imported_names(
+    source: bytes | str, module: str, is_package: bool, main: bool = False
+) -> frozenset[str]:
+    """Absolute names of the modules `source` (module `module`) may import,
+    fallbacks included (see `parse_imports`)."""
+    return parse_imports(source, module, is_package, main).every()
+
+
+def parse_imports(
+    source: bytes | str, module: str, is_package: bool, main: bool = False
+) -> Imports:
+    """The modules `source` (module `module`) may import.
+
+    `main` says the module runs as `__main__` (so does a module named `__main__`
+    or `pkg.__main__`): only then do its `if __name__ == "__main__":` blocks count.
+    Imports in an `except ImportError`/`ModuleNotFoundError` handler are fallbacks.
+    """
+    main = main or module.rpartition(".")[2] == "__main__"
+    package = module if is_package else module.rpartition(".")[0]
+    raw = source if isinstance(source, bytes) else source.encode()
+    if len(raw) > MAX_PARSE:
+        return Imports(_scan(raw, package))
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return Imports(_scan(raw, package))
+    body = tree.body if main else _without_main_only(tree.body)
+    out: set[str] = set()
+    fallbacks = []
+    for node in _statements(body, main, skip_fallbacks=True):
+        _add_import(node, package, out)
+        if isinstance(node, (ast.Try, ast.TryStar)):
+            fallbacks += _fallbacks(node, main, package)
+    return Imports(_valid(out, raw), tuple(fallbacks))
+
+
+def _add_import(node: ast.stmt, package: str, out: set[str]) -> None:
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            out.update(_with_parents(alias.name))
+    elif isinstance(node, ast.ImportFrom):
+        _from_import(node.module or "", node.level, [a.name for a in node.names], package, out)
+
+
+_IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(isinstance(k, ast.Name) and k.id in _IMPORT_ERRORS for k in kinds)
+
+
+def _fallbacks(node: ast.Try | ast.TryStar, main: bool, package: str) -> list[Fallback]:
+    """The `except ImportError` handlers of `node` whose `try` imports something."""
+    tried: set[tuple[str, tuple[str, ...]]] = set()
+    for stmt in _statements(node.body, main):
+        if isinstance(stmt, ast.Import):
+            tried.update((a.name, ()) for a in stmt.names)
+        elif isinstance(stmt, ast.ImportFrom):
+            base = absolute_name(stmt.module or "", stmt.level, package)
+            names = tuple(sorted(a.name for a in stmt.names if a.name != "*"))
+            tried.update([(base, names)] if base else [])
+    out = []
+    for handler in node.handlers:
+        if tried and _catches_import_error(handler):
+            instead: set[str] = set()
+            for stmt in _statements(handler.body, main):
+                _add_import(stmt, package, instead)
+            out.append(Fallback(frozenset(tried), frozenset(instead)))
+    return out
+
+
+def _statements(
+    body: list[ast.stmt], main: bool, skip_fallbacks: bool = False
+) -> Iterator[ast.stmt]:
+    """Every statement, nested ones too: imports are statements, so only statement
+    lists (bodies, else/finally blocks, handlers, match cases) are walked, never
+    expressions, which is most of a module's nodes. Unless `main`, the body of an
+    `if __name__ == "__main__":` is skipped (its `else` is walked); with
+    `skip_fallbacks`, so are `except ImportError` handlers of a `try` that imports."""
+    todo = list(reversed(body))
+    while todo:
+        node = todo.pop()
+        yield node
+        skip_body = isinstance(node, ast.If) and (
+            (not main and is_main_guard(node.test)) or is_other_platform(node.test)
+        )
+        imports = (
+            skip_fallbacks and isinstance(node, (ast.Try, ast.TryStar)) and _imports_in(node.body)
+        )
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            if skip_body and name == "body":
+                continue
+            children = getattr(node, name, None)
+            if isinstance(children, list):
+                for child in reversed(children):
+                    if isinstance(child, ast.stmt):
+                        todo.append(child)
+                    elif isinstance(child, ast.ExceptHandler):
+                        if not (imports and _catches_import_error(child)):
+                            todo.extend(reversed(child.body))
+                    elif isinstance(child, ast.match_case):
+                        todo.extend(reversed(child.body))
+
+
+def _imports_in(body: list[ast.stmt]) -> bool:
+    return any(isinstance(s, (ast.Import, ast.ImportFrom)) for s in _statements(body, True))
+
+
+def _without_main_only(body: list[ast.stmt]) -> list[ast.stmt]:
+    """`body` less its private or `test` functions that only `__main__` blocks name."""
+    guards = [n for n in body if isinstance(n, ast.If) and is_main_guard(n.test)]
+    if not guards:
+        return body
+    in_guards = {
+        x.id for g in guards for s in g.body for x in ast.walk(s) if isinstance(x, ast.Name)
+    }
+    defs = [
+        n
+        for n in body
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and n.name in in_guards
+        and (n.name.startswith("_") or n.name == "test")
+    ]
+    if not defs:
+        return body
+    elsewhere: set[str] = set()
+    for node in body:
+        if node in guards or node in defs:
+            continue
+        for x in ast.walk(node):
+            if isinstance(x, ast.Name):
+                elsewhere.add(x.id)
+            elif isinstance(x, ast.Attribute):
+                elsewhere.add(x.attr)
+    dropped = {id(n) for n in defs if n.name not in elsewhere}
+    return [n for n in body if id(n) not in dropped]
+
+
+_OTHER_PLATFORMS = frozenset({"win32", "cygwin", "darwin", "nt", "java", "emscripten", "wasi"})
+
+
+def is_other_platform(test: ast.expr) -> bool:
+    """`sys.platform == "win32"`, `os.name == "nt"`, `sys.platform.startswith("win")`
+    (and the like for cygwin, darwin, emscripten): never true in a Linux container."""
+    if isinstance(test, ast.Call) and isinstance(test.func, ast.Attribute):
+        target, args = test.func.value, test.args
+        if test.func.attr != "startswith" or len(args) != 1:
+            return False
+        value = args[0].value if isinstance(args[0], ast.Constant) else None
+        return (
+            _is_platform(target) and isinstance(value, str) and value in ("win", "darwin", "cygwin")
+        )
+    if not (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Eq)
+        and len(test.comparators) == 1
+    ):
+        return False
+    left, right = test.left, test.comparators[0]
+    for attr, const in ((left, right), (right, left)):
+        if _is_platform(attr) and isinstance(const, ast.Constant):
+            return const.value in _OTHER_PLATFORMS
+    return False
+
+
+def _is_platform(node: ast.expr) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and (node.value.id, node.attr) in (("sys", "platform"), ("os", "name"))
+    )
+
+
+def is_main_guard(test: ast.expr) -> bool:
+    """`__name__ == "__main__"` (either way round)."""
+    if not (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Eq)
+        and len(test.comparators) == 1
+    ):
+        return False
+    sides = (test.left, test.comparators[0])
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    consts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return len(names) == 1 and len(consts) == 1
+
+
+def _from_import(name: str, level: int, names: Sequence[str], package: str, out: set[str]) -> None:
+    base = absolute_name(name, level, package)
+    if base is None:
+        return
+    out.update(_with_parents(base))
+    out.update(f"{base}.{n}" for n in names if n != "*")
+
+
+def _scan(source: bytes, package: str) -> frozenset[str]:
+    """The fallback for sources `ast` cannot parse: line-start import statements."""
+    out: set[str] = set()
+    for m in _FROM.finditer(source):
+        names = [n.strip() for n in m.group(3).decode("ascii", "replace").split(",")]
+        _from_import(
+            m.group(2).decode("ascii", "replace"),
+            len(m.group(1)),
+            [n.split()[0] for n in names if n],
+            package,
+            out,
+        )
+    for m in _IMPORT.finditer(source):
+        for item in m.group(1).decode("ascii", "replace").split(","):
+            words = item.split()
+            if words:
+                out.update(_with_parents(words[0]))
+    return _valid(out, source)
+
+
+def _valid(names: set[str], source: bytes) -> frozenset[str]:
+    """`names` plus literal `import_module("x")`/`__import__("x")` names, keeping
+    only well-formed dotted names."""
+    for m in _DYNAMIC.finditer(source):
+        names.update(_with_parents(m.group(2).decode("ascii")))
+    return frozenset(n for n in names if all(IDENT.match(p) for p in n.split(".")))

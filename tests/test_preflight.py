@@ -1,0 +1,132 @@
+"""Preflight: the entrypoint program and the platform, checked before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slimmer.errors import ExitStatus, ImageUnrunnable
+from slimmer.model import ImageConfig
+from slimmer.pipeline.preflight import (
+    check_platform,
+    check_program,
+    engine_platform,
+    find_program,
+    shebang,
+)
+from tests.fake_engine import UnusedEngine
+from tests.memtree import Dir, File, Link, MemTree
+
+ELF_STATIC = Path("/proc/self/exe")  # any host ELF file stands in for a program
+
+
+def _config(**container: Any) -> ImageConfig:
+    return ImageConfig({"architecture": "amd64", "os": "linux", "config": container})
+
+
+def _refused(config: ImageConfig, tree: MemTree) -> str:
+    with pytest.raises(ImageUnrunnable) as info:
+        check_program("app:1", config, tree)
+    assert info.value.exit_code == ExitStatus.IMAGE
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_a_program_on_path_through_symlinks_is_found() -> None:
+    tree = MemTree({"/bin": Link("usr/bin"), "/usr/bin/app": File(b"\x00" * 8)})
+    env = {"PATH": "/nowhere:/bin"}
+    assert find_program("app", env, "/", tree) == "/bin/app"
+    check_program("app:1", _config(Entrypoint=["app"], Env=["PATH=/nowhere:/bin"]), tree)
+
+
+def test_the_default_path_serves_an_image_without_one() -> None:
+    tree = MemTree({"/usr/local/bin/app": File(b"\x00" * 8)})
+    check_program("app:1", _config(Cmd=["app", "--serve"]), tree)
+
+
+def test_a_file_without_an_execute_bit_is_skipped_on_path() -> None:
+    tree = MemTree({"/usr/bin/app": File(b"", mode=0o644), "/bin/app": File(b"\x00")})
+    assert find_program("app", {}, "/", tree) == "/bin/app"
+
+
+def test_a_relative_program_is_taken_from_the_working_dir() -> None:
+    tree = MemTree({"/srv/run.bin": File(b"\x00" * 8)})
+    check_program("app:1", _config(Entrypoint=["./run.bin"], WorkingDir="/srv"), tree)
+    message = _refused(_config(Entrypoint=["./run.bin"], WorkingDir="/opt"), tree)
+    assert "'./run.bin' does not exist" in message
+
+
+def test_a_missing_entrypoint_is_named() -> None:
+    tree = MemTree({"/usr/bin/other": File(b"\x00")})
+    message = _refused(_config(Entrypoint=["/app/server"]), tree)
+    assert message == (
+        "checking app:1: its entrypoint program '/app/server' does not exist in the image"
+    )
+    message = _refused(_config(Entrypoint=["server"], Env=["PATH=/usr/bin"]), tree)
+    assert "'server' not found in PATH /usr/bin" in message
+
+
+def test_a_dangling_symlink_and_a_directory_are_refused() -> None:
+    tree = MemTree({"/usr/bin/app": Link("/opt/gone"), "/opt/dir": Dir()})
+    assert "does not exist" in _refused(_config(Entrypoint=["/usr/bin/app"]), tree)
+    assert "is not a regular file" in _refused(_config(Entrypoint=["/opt/dir"]), tree)
+
+
+def test_a_program_without_execute_bits_is_refused() -> None:
+    tree = MemTree({"/app": File(b"\x00", mode=0o644)})
+    assert "/app is not executable" in _refused(_config(Entrypoint=["/app"]), tree)
+
+
+def test_no_entrypoint_or_command() -> None:
+    assert "no entrypoint or command" in _refused(_config(), MemTree({}))
+
+
+def test_a_scripts_interpreter_must_exist() -> None:
+    script = File(b"#!/usr/bin/python3 -u\nprint('hi')\n")
+    tree = MemTree({"/app/run.py": script})
+    message = _refused(_config(Entrypoint=["/app/run.py"]), tree)
+    assert "interpreter (#! of /app/run.py) /usr/bin/python3 does not exist" in message
+    tree.add("/usr/bin/python3", File(b"\x00" * 8))
+    check_program("app:1", _config(Entrypoint=["/app/run.py"]), tree)
+
+
+def test_scripts_nested_too_deep_are_refused() -> None:
+    tree = MemTree({f"/s{i}": File(f"#!/s{i + 1}\n".encode()) for i in range(6)})
+    assert "too many levels" in _refused(_config(Entrypoint=["/s0"]), tree)
+
+
+def test_an_elf_programs_loader_must_exist() -> None:
+    exe = ELF_STATIC.read_bytes()  # the host's python: dynamically linked
+    tree = MemTree({"/app": File(exe)})
+    message = _refused(_config(Entrypoint=["/app"]), tree)
+    assert "needs the loader /lib" in message or "needs the loader /lib64" in message
+
+
+def test_shebang_parsing() -> None:
+    assert shebang(b"#! /bin/sh -e\n") == "/bin/sh"
+    assert shebang(b"#!\t/usr/bin/env python3\n") == "/usr/bin/env"
+    assert shebang(b"#!\n") is None
+    assert shebang(b"\x7fELF") is None
+
+
+def test_another_architecture_or_os_is_refused() -> None:
+    with pytest.raises(ImageUnrunnable) as info:
+        check_platform("app:1", _config(), ("linux", "arm64"))
+    assert str(info.value) == (
+        "checking app:1: it is built for linux/amd64 but the engine runs linux/arm64; "
+        "slim it on a linux/amd64 engine"
+    )
+    arm = ImageConfig({"architecture": "arm64", "os": "windows", "config": {}})
+    with pytest.raises(ImageUnrunnable, match="windows/arm64"):
+        check_platform("app:1", arm, ("linux", "arm64"))
+
+
+def test_an_image_without_a_platform_passes() -> None:
+    check_platform("app:1", ImageConfig({"config": {}}), ("linux", "amd64"))
+
+
+def test_a_fake_engine_is_this_host() -> None:
+    os_name, arch = engine_platform(UnusedEngine())
+    assert os_name == "linux" and arch
