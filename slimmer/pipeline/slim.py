@@ -387,8 +387,12 @@ class _Session:
             ref = parse_ref(self.ref)
             image_id = self.engine.inspect_image(ref.name).id
             cached = cache.load(ref, image_id)
-            if cached is not None:
+            # an entry of a run that ended before the source's gzip size was known is
+            # read again: the size needs the image's layer tars, which the cache lacks
+            if cached is not None and cache.compressed(image_id) is not None:
                 return cached
+            if cached is not None:
+                cached.close()
             image = open_image(
                 ref, save=save, want=keep_all, workdir=self.work, store=cache.blobs, progress=tell
             )
