@@ -236,18 +236,26 @@ def is_other_platform(test: ast.expr) -> bool:
         return (
             _is_platform(target) and isinstance(value, str) and value in ("win", "darwin", "cygwin")
         )
-    if not (
+    sides = _equality_sides(test)
+    if sides is None:
+        return False
+    left, right = sides
+    for attr, const in ((left, right), (right, left)):
+        if _is_platform(attr) and isinstance(const, ast.Constant):
+            return const.value in _OTHER_PLATFORMS
+    return False
+
+
+def _equality_sides(test: ast.expr) -> tuple[ast.expr, ast.expr] | None:
+    """The two sides of a single `a == b` comparison, or None for any other test."""
+    if (
         isinstance(test, ast.Compare)
         and len(test.ops) == 1
         and isinstance(test.ops[0], ast.Eq)
         and len(test.comparators) == 1
     ):
-        return False
-    left, right = test.left, test.comparators[0]
-    for attr, const in ((left, right), (right, left)):
-        if _is_platform(attr) and isinstance(const, ast.Constant):
-            return const.value in _OTHER_PLATFORMS
-    return False
+        return test.left, test.comparators[0]
+    return None
 
 
 def _is_platform(node: ast.expr) -> bool:
@@ -260,14 +268,9 @@ def _is_platform(node: ast.expr) -> bool:
 
 def is_main_guard(test: ast.expr) -> bool:
     """`__name__ == "__main__"` (either way round)."""
-    if not (
-        isinstance(test, ast.Compare)
-        and len(test.ops) == 1
-        and isinstance(test.ops[0], ast.Eq)
-        and len(test.comparators) == 1
-    ):
+    sides = _equality_sides(test)
+    if sides is None:
         return False
-    sides = (test.left, test.comparators[0])
     names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
     consts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
     return len(names) == 1 and len(consts) == 1
