@@ -28,6 +28,7 @@ class CompressedSize:
     daemon thread started at once. `result()` waits for it; None when it failed."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path  # the archive, kept on disk by the run until it ends
         self._stop = threading.Event()
         self._total: int | None = None
         self._thread = threading.Thread(

@@ -171,8 +171,8 @@ class _Session:
         self.owners: dict[str, tuple[int, int]] = {}
         self.warnings: tuple[str, ...] = ()
         self.gzip_before: CompressedSize | None = None
-        self.gzip_after: dict[str, CompressedSize] = {}  # image ID -> its size, computing
-        self.archives: dict[str, Path] = {}  # image ID -> the archive written for it
+        # image ID -> the archive written for it, and its gzip size being computed
+        self.gzip_after: dict[str, CompressedSize] = {}
 
     def __enter__(self) -> _Session:
         return self
@@ -227,7 +227,7 @@ class _Session:
             summary = self._summary(src, keep, image_id, after_bytes)
         with self.clock.phase("linting"):
             opened = opened_paths(prof.traces)
-            findings = findings_delta(src, opts.output, self.archives[image_id], opened)
+            findings = findings_delta(src, opts.output, self.gzip_after[image_id].path, opened)
         dockerfile = None
         if opts.dockerfile is not None:
             with self.clock.phase("building the Dockerfile"):
@@ -452,7 +452,6 @@ class _Session:
         metered_load(self.engine, written.archive, self.clock.sub("loading"))
         if written.image_id not in self.gzip_after:  # the archive stays until __exit__
             self.gzip_after[written.image_id] = CompressedSize(written.archive)
-            self.archives[written.image_id] = written.archive
         if not existed:
             self.temporary.add(written.image_id)
         return written.image_id
