@@ -43,11 +43,12 @@ from slimmer.image.filetree import WantContent, keep_all
 from slimmer.image.reader import Image, open_image, parse_ref
 from slimmer.image.validate import Validation, validate_archive
 from slimmer.model import ImageConfig, ImageRef, Progress
+from slimmer.pipeline.preflight import check_engine_image
 from slimmer.pipeline.slim import SlimOptions, SlimResult, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
 from slimmer.trace.events import Trace
 from slimmer.trace.probes import ProbeSpec
-from slimmer.trace.profiler import TracedRun, profile
+from slimmer.trace.profiler import Limits, TracedRun, profile
 
 
 def read_image(ref: str, want: WantContent) -> Image:
@@ -189,9 +190,17 @@ def validate_image(ref: str) -> Validation:
 
 
 def profile_image(
-    ref: str, probes: Sequence[ProbeSpec], timeout: float, progress: Progress = lambda _: None
+    ref: str,
+    probes: Sequence[ProbeSpec],
+    timeout: float,
+    progress: Progress = lambda _: None,
+    *,
+    limits: Limits | None = None,
 ) -> TracedRun:
-    """Run an engine image under the tracer with `probes` (the defaults when empty)."""
+    """`slim profile`: run an engine image under the tracer with `probes` (the defaults
+    when empty), each container under `limits` (the defaults when None). The preflight
+    of `slim IMAGE` runs first: an image that cannot run raises `ImageUnrunnable`
+    (exit 6) before any container exists (see slimmer.pipeline.preflight)."""
     parsed = parse_ref(ref)
     if parsed.transport != "engine":
         raise UsageError(f"profiling {ref}: only engine images can be run (load it first)")
@@ -201,7 +210,9 @@ def profile_image(
         config = ImageConfig(
             {"config": dict(info.config), "os": info.os, "architecture": info.architecture}
         )
-        return profile(engine, info.id, config, probes, timeout, progress=progress)
+        check_engine_image(engine, parsed, config, progress)
+        limits = limits or Limits()
+        return profile(engine, info.id, config, probes, timeout, progress=progress, limits=limits)
     finally:
         engine.close()
 

@@ -10,7 +10,9 @@ transport failures become `EngineError` in one place (`_calling`).
 from __future__ import annotations
 
 import io
+import secrets
 import tarfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -229,9 +231,28 @@ class Engine:
     def create_container(self, image: str, **kwargs: Any) -> str:
         labels = dict(kwargs.pop("labels", None) or {})
         labels[LABEL] = "true"
-        with _calling(f"creating a container of {image!r}"):
-            res = self._api.create_container(image, labels=labels, **kwargs)
+        # named here, so a container whose ID never came back (Ctrl-C while the engine
+        # was creating it) can still be found and removed
+        name = kwargs.pop("name", None) or f"slimmer-{secrets.token_hex(6)}"
+        try:
+            with _calling(f"creating a container of {image!r}"):
+                res = self._api.create_container(image, labels=labels, name=name, **kwargs)
+        except (KeyboardInterrupt, SystemExit):  # the engine's answer was not awaited
+            self._remove_late(name)
+            raise
         return str(res["Id"])
+
+    def _remove_late(self, name: str) -> None:
+        """Remove the container `name` if the engine made it after all: its create call
+        may still be in flight when the caller gave up, so look again a few times."""
+        for _ in range(4):
+            try:
+                self._api.remove_container(name, force=True, v=True)
+                return
+            except docker.errors.NotFound:
+                time.sleep(0.25)
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
+                return  # the engine is gone or refuses: `slim cleanup` finds it by label
 
     def host_config(self, **kwargs: Any) -> Any:
         with _calling("preparing a container's host settings"):

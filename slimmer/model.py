@@ -61,7 +61,7 @@ class EntryType(StrEnum):
     FIFO = "fifo"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per path of an image: slots halve its size
 class FileEntry:
     """One path of an image's merged file tree.
 
@@ -105,17 +105,23 @@ class FileEntry:
         return self.is_regular and bool(self.mode & 0o2000)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LayerMember:
     """One member of a layer archive as it was stored, before merging.
 
     Kept for analyses that look at layers one by one (dive's efficiency).
-    `name` is the cleaned member name without leading slash.
+    `path` is the cleaned member name as an absolute path (the string the tree's
+    entry holds too: an image of 100k files keeps one copy of each name).
     """
 
-    name: str
+    path: str
     size: int
     is_dir: bool
+
+    @property
+    def name(self) -> str:
+        """The member name without its leading slash."""
+        return self.path[1:]
 
 
 @dataclass(frozen=True)

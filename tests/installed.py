@@ -24,13 +24,29 @@ ENV = "SLIMMER_E2E_SLIM"
 
 
 def build_wheel(dest: Path) -> Path:
-    """`pip wheel` of the checkout into `dest`; the wheel's path."""
+    """`pip wheel` of the checkout's files into `dest`; the wheel's path.
+
+    It builds from a copy of the files git sees (tracked, and new ones not ignored):
+    setuptools reuses an in-tree `build/` directory, so a module deleted from the
+    source would otherwise still ship in the wheel."""
     dest.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(dest)],
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
         check=True,
-        cwd=dest,
-    )
+    ).stdout.decode()
+    with tempfile.TemporaryDirectory(prefix="slimmer-wheel-src-") as tmp:
+        for name in filter(None, listed.split("\0")):
+            src = ROOT / name
+            if src.is_file():  # a file deleted but not yet committed is listed too
+                (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, Path(tmp) / name)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", tmp, "-w", str(dest)],
+            check=True,
+            cwd=dest,
+        )
     return next(dest.glob("slimmer-*.whl"))
 
 

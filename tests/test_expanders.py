@@ -13,7 +13,7 @@ from slimmer.plan.expanders.system import locale_names, nss_services
 from slimmer.plan.keep import Addition, Generated, ProfileContext
 from slimmer.plan.nginxconf import directives, referenced_paths, tokens
 from slimmer.plan.pkgtrim import apk_records, dpkg_records, md5sums_paths, trim_dpkg
-from slimmer.plan.profiles import load_profiles
+from slimmer.plan.profiles import apply_profiles, load_profiles
 from tests.profile_kit import ELF, TRIPLET, Maker, context, d, debian_base, f, factory, ln
 from tests.synth import M
 
@@ -306,6 +306,7 @@ def _python_members() -> list[M]:
             "try:\n    from _decimal import *\nexcept ImportError:\n    from _pydecimal import *\n",
         ),
         f(f"{LIB}/_pydecimal.py", ""),
+        f(f"{LIB}/numbers.py", ""),  # _decimal's C code imports it
         f(f"{LIB}/unused.py", ""),
         f(f"{LIB}/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so", ELF),
         f(f"{LIB}/lib-dynload/_decimal.cpython-311-x86_64-linux-gnu.so", ELF),
@@ -332,10 +333,10 @@ def test_python_imports_reach_a_fixed_point(make: Maker) -> None:
         f"{LIB}/email/__init__.py",
         f"{LIB}/email/parser.py",
         f"{LIB}/csv.py",
-        f"{LIB}/__pycache__/csv.cpython-311.pyc",
         f"{LIB}/decimal.py",
         f"{LIB}/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so",
         f"{LIB}/lib-dynload/_decimal.cpython-311-x86_64-linux-gnu.so",
+        f"{LIB}/numbers.py",
         "/app/helpers/__init__.py",
         "/app/helpers/util.py",
         f"{SITE}/yaml/__init__.py",
@@ -343,8 +344,12 @@ def test_python_imports_reach_a_fixed_point(make: Maker) -> None:
     } == got
     assert "/app/app.py" not in got  # already kept: followed, not added again
     assert f"{LIB}/_pydecimal.py" not in got  # the fallback of _decimal, which is there
+    # csv.py imports without its compiled cache; only a cache the trace read is kept
+    assert f"{LIB}/__pycache__/csv.cpython-311.pyc" not in got
     why = next(a for a in adds if a.path == f"{LIB}/csv.py").reason.detail
     assert "/app/app.py imports csv" in why
+    why = next(a for a in adds if a.path == f"{LIB}/numbers.py").reason.detail
+    assert "_decimal.cpython-311-x86_64-linux-gnu.so imports numbers" in why
 
 
 FALLBACK = """\
@@ -459,6 +464,166 @@ def test_python_dist_info_of_kept_distributions(make: Maker) -> None:
 
 
 # -- node ------------------------------------------------------------------------------------
+
+# CPython 3.11+: importlib's bootstrap and the start-up modules are frozen in
+FROZEN_PY = b"\x7fELF" + b"\0" * 60 + b"\0_frozen_importlib_external\0-X frozen_modules\0"
+IMPORTLIB = """\
+try:
+    import _frozen_importlib_external as _bootstrap_external
+except ImportError:
+    from . import _bootstrap_external
+"""
+
+
+def _frozen_members(interpreter: bytes) -> list[M]:
+    return [
+        *debian_base(),
+        f("/usr/bin/python3.11", interpreter, 0o755),
+        f("/app/app.py", "import codecs\nimport importlib._bootstrap_external\n"),
+        f(f"{LIB}/codecs.py", "def open(f):\n    import builtins_helper\n"),
+        f(f"{LIB}/builtins_helper.py", ""),
+        f(f"{LIB}/importlib/__init__.py", IMPORTLIB),
+        f(f"{LIB}/importlib/_bootstrap_external.py", "def find():\n    import email\n"),
+        f(f"{LIB}/email/__init__.py", ""),
+        f(f"{LIB}/site.py", "import _sitebuiltins\n"),
+        f(f"{LIB}/_sitebuiltins.py", ""),
+    ]
+
+
+def test_python_frozen_modules_are_followed_not_kept(make: Maker) -> None:
+    kept = ["/usr/bin/python3.11", "/app/app.py"]
+    image = make(_frozen_members(FROZEN_PY), Cmd=["python3", "/app/app.py"])
+    ctx = context(image, executed=["/usr/bin/python3.11"], kept=kept)
+    # codecs.py, site.py and _sitebuiltins.py are never read (frozen); what the
+    # frozen codecs imports still is; importlib's bootstrap is frozen in: neither
+    # importlib's fallback to _bootstrap_external.py nor an import of it by name
+    # keeps the file, and its imports in functions (email here) are not followed
+    assert added("python-imports", ctx, "python") == {
+        f"{LIB}/builtins_helper.py",
+        f"{LIB}/importlib/__init__.py",
+    }
+    off = make(_frozen_members(FROZEN_PY), Cmd=["python3", "-X", "frozen_modules=off", "app.py"])
+    ctx = context(off, executed=["/usr/bin/python3.11"], kept=kept)
+    assert {f"{LIB}/codecs.py", f"{LIB}/site.py", f"{LIB}/_sitebuiltins.py"} <= added(
+        "python-imports", ctx, "python"
+    )
+
+
+def test_python_startup_modules_of_an_unfrozen_interpreter(make: Maker) -> None:
+    image = make(_frozen_members(ELF), Cmd=["python3", "/app/app.py"])
+    ctx = context(image, executed=["/usr/bin/python3.11"], kept=["/usr/bin/python3.11"])
+    adds, _ = expand("python-imports", ctx, "python")
+    why = {a.path: a.reason.detail for a in adds}
+    assert "start-up" in why[f"{LIB}/site.py"] and f"{LIB}/_sitebuiltins.py" in why
+    assert f"{LIB}/importlib/_bootstrap_external.py" not in why  # /app/app.py is not kept
+
+
+ENCODE = """\
+def encode(text, codec):
+    return text.encode(codec)
+"""
+
+
+def _codec_members(app: str) -> list[M]:
+    enc = f"{LIB}/encodings"
+    return [
+        *debian_base(),
+        f("/usr/bin/python3.11", ELF, 0o755),
+        f("/app/app.py", app),
+        f(f"{enc}/__init__.py", "from . import aliases\n"),
+        f(f"{enc}/aliases.py", "aliases = {\n    'eucjp': 'euc_jp',\n}\n"),
+        f(f"{enc}/utf_8.py", ""),
+        f(f"{enc}/__pycache__/utf_8.cpython-311.pyc", "pyc"),
+        f(f"{enc}/latin_1.py", ""),
+        f(f"{enc}/euc_jp.py", "import _codecs_jp\n"),
+        f(f"{enc}/shift_jis.py", "import _codecs_jp\n"),
+        f(f"{enc}/cp1252.py", ""),
+        f(f"{LIB}/lib-dynload/_codecs_jp.cpython-311-x86_64-linux-gnu.so", ELF),
+    ]
+
+
+def test_python_codecs_only_the_core_without_evidence(make: Maker) -> None:
+    enc = f"{LIB}/encodings"
+    image = make(_codec_members("print('x'.encode('utf-8'))\n"), env={"LANG": "ja_JP.eucJP"})
+    ctx = context(image, kept=["/usr/bin/python3.11", "/app/app.py"])
+    adds, _ = expand("python-imports", ctx, "python")
+    why = {a.path: a.reason.detail for a in adds}
+    # the core codecs, and the locale's (LANG names eucJP: aliases say euc_jp),
+    # whose C module comes as its import; no compiled caches
+    assert set(why) == {
+        f"{enc}/__init__.py",
+        f"{enc}/aliases.py",
+        f"{enc}/utf_8.py",
+        f"{enc}/latin_1.py",
+        f"{enc}/euc_jp.py",
+        f"{LIB}/lib-dynload/_codecs_jp.cpython-311-x86_64-linux-gnu.so",
+    }
+    assert "literal names" in why[f"{enc}/utf_8.py"]
+    assert "LANG=ja_JP.eucJP" in why[f"{enc}/euc_jp.py"]
+
+
+def test_python_codecs_all_when_the_app_computes_a_codec_name(make: Maker) -> None:
+    enc = f"{LIB}/encodings"
+    image = make(_codec_members(ENCODE))
+    ctx = context(image, kept=["/usr/bin/python3.11", "/app/app.py"])
+    adds, _ = expand("python-imports", ctx, "python")
+    why = {a.path: a.reason.detail for a in adds}
+    assert {f"{enc}/shift_jis.py", f"{enc}/cp1252.py", f"{enc}/euc_jp.py"} <= set(why)
+    assert (
+        "/app/app.py:2 looks a codec up by a name computed at run time" in why[f"{enc}/cp1252.py"]
+    )
+    so = f"{LIB}/lib-dynload/_codecs_jp.cpython-311-x86_64-linux-gnu.so"
+    assert "imports _codecs_jp" in why[so]
+    assert f"{enc}/__pycache__/utf_8.cpython-311.pyc" not in why
+
+
+def test_python_codecs_evidence_only_outside_the_standard_library(make: Maker) -> None:
+    members = [*_codec_members("import mailbox\n"), f(f"{LIB}/mailbox.py", ENCODE)]
+    ctx = context(make(members), kept=["/usr/bin/python3.11", "/app/app.py", f"{LIB}/mailbox.py"])
+    assert f"{LIB}/encodings/cp1252.py" not in added("python-imports", ctx, "python")
+
+
+def _apply(make: Maker, members: list[M], traced: list[str], kept: list[str]) -> set[str]:
+    ctx = context(make(members), traced=traced, kept=kept)
+    return {
+        a.path for a in apply_profiles(list(PROFILES.values()), ctx, only={"tzdata", "python"})[0]
+    }
+
+
+def test_tzdata_leap_second_zones_and_tzdata_zi_on_evidence(make: Maker) -> None:
+    zi = "/usr/share/zoneinfo"
+    members = [
+        *debian_base(),
+        f(f"{zi}/Asia/Tokyo", "TZif"),
+        f(f"{zi}/UTC", "TZif"),
+        f(f"{zi}/right/UTC", "TZif"),
+        f(f"{zi}/right/Asia/Tokyo", "TZif"),
+        f(f"{zi}/tzdata.zi", "# version"),
+        f(f"{TRIPLET}/libstdc++.so.6", ELF),
+    ]
+    got = _apply(make, members, [f"{zi}/UTC"], [f"{zi}/UTC"])
+    assert {f"{zi}/Asia/Tokyo", f"{zi}/UTC"} <= got
+    assert not {p for p in got if "/right/" in p or p.endswith(".zi")}
+    got = _apply(make, members, [f"{zi}/right/UTC"], [f"{zi}/right/UTC"])
+    assert f"{zi}/right/Asia/Tokyo" in got
+    got = _apply(make, members, [f"{zi}/UTC"], [f"{zi}/UTC", f"{TRIPLET}/libstdc++.so.6"])
+    assert f"{zi}/tzdata.zi" in got
+
+
+def test_python_sysconfigdata_only_with_sysconfig(make: Maker) -> None:
+    data = f"{LIB}/_sysconfigdata__x86_64-linux-gnu.py"
+    members = [
+        *debian_base(),
+        f("/usr/bin/python3.11", FROZEN_PY, 0o755),
+        f(f"{LIB}/os.py", ""),
+        f(f"{LIB}/sysconfig.py", ""),
+        f(data, ""),
+    ]
+    kept = ["/usr/bin/python3.11"]
+    assert data not in _apply(make, members, [], kept)
+    got = _apply(make, members, [], [*kept, f"{LIB}/sysconfig.py"])
+    assert {data, f"{LIB}/os.py"} <= got
+
 
 SERVER_JS = """\
 'use strict';

@@ -33,6 +33,8 @@ def test_wheel_holds_every_module_profile_and_schema(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(build_wheel(tmp_path)).namelist())
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "slimmer").rglob("*.py")}
     assert modules <= names, sorted(modules - names)
+    shipped = {n for n in names if n.startswith("slimmer/") and n.endswith(".py")}
+    assert shipped <= modules, sorted(shipped - modules)  # nothing stale from a build/ dir
     data = {f"slimmer/_profiles/{Path(p).name}" for p in _tracked("profiles")}
     data |= {f"slimmer/_schemas/{Path(p).name}" for p in _tracked("docs/schemas")}
     assert len(data) >= 15

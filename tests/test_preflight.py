@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
+from slimmer.engine_api import ImageInfo
 from slimmer.errors import ExitStatus, ImageUnrunnable
-from slimmer.model import ImageConfig
+from slimmer.model import ImageConfig, ImageRef
 from slimmer.pipeline.preflight import (
+    check_engine_image,
     check_platform,
     check_program,
     engine_platform,
     find_program,
+    program_dirs,
     shebang,
+    want_program_dirs,
 )
 from tests.fake_engine import UnusedEngine
 from tests.memtree import Dir, File, Link, MemTree
+from tests.synth import M, config_for, docker_archive, layer
 
 ELF_STATIC = Path("/proc/self/exe")  # any host ELF file stands in for a program
 
@@ -130,3 +136,81 @@ def test_an_image_without_a_platform_passes() -> None:
 def test_a_fake_engine_is_this_host() -> None:
     os_name, arch = engine_platform(UnusedEngine())
     assert os_name == "linux" and arch
+
+
+# -- an engine image, read for the check alone (`slim profile`) ------------------------------
+def test_program_dirs_are_path_and_the_named_programs_directory() -> None:
+    config = _config(Entrypoint=["bin/run"], WorkingDir="/srv", Env=["PATH=/usr/bin::sbin"])
+    assert program_dirs(config) == {"/usr/bin", "/srv", "/srv/sbin", "/srv/bin"}
+    assert "/usr/local/bin" in program_dirs(_config(Cmd=["app"]))  # the default PATH
+    want = want_program_dirs(config)
+    assert want("/usr/bin/env") and want("/srv/bin/run")
+    assert not want("/usr/bin/x/y") and not want("/usr/lib/libc.so.6")
+
+
+class SavingEngine(UnusedEngine):
+    """An engine holding one image, a synthetic `docker save` archive; counts saves."""
+
+    def __init__(self, archive: Path) -> None:
+        self.archive = archive
+        self.saves = 0
+
+    def inspect_image(self, ref: str) -> ImageInfo:
+        return ImageInfo("sha256:" + "ab" * 32, (ref,), {}, {}, 1, "amd64", "linux")
+
+    def save_image(self, ref: str, out: IO[bytes]) -> int:
+        self.saves += 1
+        data = self.archive.read_bytes()
+        out.write(data)
+        return len(data)
+
+
+def _engine_image(tmp_path: Path, cmd: list[str], *members: M) -> tuple[SavingEngine, ImageConfig]:
+    """The fake engine and the config it gives for an image of `members` running `cmd`."""
+    layers = [layer(*members)]
+    archive = docker_archive(tmp_path / "image.tar", layers, cmd=cmd)
+    return SavingEngine(archive), ImageConfig(config_for(layers, cmd=cmd))
+
+
+SHELL = [
+    M("bin", "symlink", link="usr/bin"),
+    M("usr/bin/dash", data=b"\x00" * 8, mode=0o755),
+    M("usr/bin/sh", "symlink", link="dash"),
+]
+
+
+def test_a_program_in_path_is_checked_from_one_cheap_read(tmp_path: Path) -> None:
+    script = M("usr/bin/app", data=b"#!/bin/sh\necho hi\n", mode=0o755)
+    engine, config = _engine_image(tmp_path, ["app"], script, *SHELL)
+    check_engine_image(engine, ImageRef("engine", "app:1"), config)
+    assert engine.saves == 1
+
+
+def test_a_program_linked_out_of_path_is_read_again_whole_from_one_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "tmp"
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
+    real = M("opt/app/run", data=b"#!/opt/app/python\n", mode=0o755)
+    link = M("usr/bin/app", "symlink", link="/opt/app/run")
+    python = M("opt/app/python", data=b"\x00" * 8, mode=0o755)
+    engine, config = _engine_image(tmp_path, ["app"], real, link, python)
+    check_engine_image(engine, ImageRef("engine", "app:1"), config)  # needs /opt/app's bytes
+    assert engine.saves == 1
+    engine, config = _engine_image(tmp_path, ["app"], real, link)  # its #! is missing
+    with pytest.raises(ImageUnrunnable) as info:
+        check_engine_image(engine, ImageRef("engine", "app:1"), config)
+    assert str(info.value) == (
+        "checking app:1: its interpreter (#! of /usr/bin/app) /opt/app/python "
+        "does not exist in the image"
+    )
+    assert not list(work.iterdir())  # the saved archive and both reads are gone
+
+
+def test_another_platform_is_refused_before_the_image_is_saved(tmp_path: Path) -> None:
+    engine, config = _engine_image(tmp_path, ["app"], *SHELL)
+    other = ImageConfig({**config.raw, "architecture": "s390x"})
+    with pytest.raises(ImageUnrunnable, match="linux/s390x"):
+        check_engine_image(engine, ImageRef("engine", "app:1"), other)
+    assert engine.saves == 0

@@ -13,8 +13,10 @@ from pathlib import Path
 from rich.console import Console
 
 from slimmer.cli.progress import stages
-from slimmer.image.meter import MeteredReader, MeteredWriter, content_bytes, metered_entries
+from slimmer.image.meter import MeteredReader, MeteredWriter, content_bytes
 from slimmer.image.reader import open_image
+from slimmer.image.store import ContentStore
+from slimmer.image.writer import write_layer
 from slimmer.model import EntryType, FileEntry, Transfer, metered
 from tests.synth import M, docker_archive, layer
 
@@ -57,20 +59,21 @@ def test_metered_writer_counts_what_it_passes_on() -> None:
     assert out.getvalue() == b"abcdefg" and seen == [3, 4]
 
 
-def test_metered_entries_count_file_bytes_once_each_file_is_taken() -> None:
+def test_the_writer_tells_each_file_s_bytes_once_written(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path / "store")
+    app = store.put_bytes(b"x" * 100)
     entries = [
         FileEntry("/bin", EntryType.DIR),
-        FileEntry("/bin/app", EntryType.FILE, size=100),
-        FileEntry("/bin/link", EntryType.HARDLINK, size=100, link="/bin/app"),
-        FileEntry("/etc/x", EntryType.FILE, size=7),
+        FileEntry("/bin/app", EntryType.FILE, size=100, content=app),
+        FileEntry("/bin/link", EntryType.HARDLINK, size=100, link="/bin/app", content=app),
+        FileEntry("/etc", EntryType.DIR),
+        FileEntry("/etc/x", EntryType.FILE, size=7, content=store.put_bytes(b"1234567")),
     ]
     seen: list[int] = []
-    it = metered_entries(entries, seen.append)
-    assert next(it).path == "/bin" and sum(seen) == 0
-    next(it)
-    assert sum(seen) == 0  # the writer holds /bin/app, not written yet
-    list(it)
-    assert sum(seen) == 107 == content_bytes(entries)  # a hardlink carries no bytes
+    with open(tmp_path / "layer.tar", "wb") as out:
+        write_layer(reversed(entries), store, out, seen.append)
+    assert seen == [100, 7]  # in the layer's order; a hardlink carries no bytes
+    assert sum(seen) == content_bytes(entries)
 
 
 def test_reading_an_archive_tells_its_layer_bytes(tmp_path: Path) -> None:
@@ -108,3 +111,19 @@ def test_logs_get_one_line_per_stage_and_per_finished_transfer() -> None:
     lines = out.getvalue().splitlines()
     assert lines[0] == "slim: writing"
     assert len(lines) == 2 and lines[1].startswith("slim: writing: layer: 3.0 MB in ")
+
+
+def test_logs_tell_a_transfer_that_runs_past_its_total_once_and_a_restart_again() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=200)
+    with stages(console, "slim") as tell:
+        tell(Transfer("reading: from the engine", 0, 1_000))
+        for done in (1_000, 1_010, 1_020):  # `docker save` adds tar headers to the size
+            tell(Transfer("reading: from the engine", done, 1_000))
+        tell(Transfer("writing: layer", 0, 10))
+        tell(Transfer("writing: layer", 10, 10))
+        tell(Transfer("writing: layer", 0, 20))  # the next round's layer
+        tell(Transfer("writing: layer", 20, 20))
+    lines = out.getvalue().splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["reading", "writing", "writing"]
+    assert len(lines) == 3

@@ -7,8 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from slimmer.plan.pyimports import ModuleFinder, module_of, search_path
-from slimmer.plan.pysource import Fallback, absolute_name, imported_names, parse_imports
+from slimmer.plan.pyimports import (
+    BOOTSTRAP_FROZEN,
+    STDLIB_FROZEN,
+    ModuleFinder,
+    frozen_names,
+    module_of,
+    search_path,
+)
+from slimmer.plan.pysource import (
+    Fallback,
+    absolute_name,
+    computed_codec_lines,
+    imported_names,
+    parse_imports,
+)
 from tests.profile_kit import ELF, Maker, d, f, factory, ln
 
 
@@ -153,6 +166,33 @@ def test_private_functions_only_the_main_block_calls_are_left_out() -> None:
     }
 
 
+SELF_TEST_CHAIN = """\
+def _test():
+    _test_generator()
+def _test_generator():
+    from statistics import stdev
+def _shared():
+    import zlib
+def _also():
+    _shared()
+def public():
+    _shared()
+if __name__ == "__main__":
+    _test(); _also()
+"""
+
+
+def test_functions_only_main_only_functions_call_are_left_out() -> None:
+    # random.py: the main block calls _test, which alone calls _test_generator
+    # (statistics); _shared is also called by a public function, so it stays
+    assert imported_names(SELF_TEST_CHAIN, "lib", False) == {"zlib"}
+    assert imported_names(SELF_TEST_CHAIN, "lib", False, main=True) == {
+        "zlib",
+        "statistics",
+        "statistics.stdev",
+    }
+
+
 def test_import_error_handlers_are_fallbacks() -> None:
     source = (
         "import os\n"
@@ -223,12 +263,12 @@ def test_finder_follows_pathfinder_order(make: Maker) -> None:
     dirs = search_path(image.tree, [lib, f"{lib}/lib-dynload", "/usr/lib/none", site])
     assert dirs == (lib, f"{lib}/lib-dynload", site)
     finder = ModuleFinder(image.tree)
+    # a source's __pycache__ is never among the files: it imports without it
     assert finder.find("json.decoder", dirs) == (
         f"{lib}/json/__init__.py",
         f"{lib}/json/decoder.py",
-        f"{lib}/json/__pycache__/decoder.cpython-311.pyc",
     )
-    assert finder.find("csv", dirs) == (f"{lib}/csv.py", f"{lib}/__pycache__/csv.cpython-311.pyc")
+    assert finder.find("csv", dirs) == (f"{lib}/csv.py",)
     assert finder.find("_csv", dirs) == (f"{lib}/lib-dynload/_csv.cpython-311-x86_64-linux-gnu.so",)
     assert finder.find("ns.a.mod", dirs) == (f"{site}/ns/a/mod.py",)
     assert finder.find("ns.b", dirs) == (f"{lib}/ns/b.py",)
@@ -253,3 +293,26 @@ def test_extension_modules_of_every_abi_are_kept(make: Maker) -> None:
         f"{site}/_fast.cpython-311-x86_64-linux-gnu.so",
         f"{site}/_fast.cpython-312-x86_64-linux-gnu.so",
     )
+
+
+def test_computed_codec_lines() -> None:
+    source = """\
+import codecs
+a = b"x".decode("utf-8")
+b = "x".encode(name)
+c = codecs.lookup(charset)
+d = open(path, encoding=enc)
+e = open(path, encoding="latin-1")
+f = registry.lookup(key)
+g = "x".encode()
+h = codecs.lookup("ascii")
+"""
+    assert computed_codec_lines(source) == (3, 4, 5)
+    assert computed_codec_lines("def (") == ()
+
+
+def test_frozen_names() -> None:
+    assert frozen_names(b"\0nothing\0") == frozenset()
+    assert frozen_names(b"\0_frozen_importlib_external\0") == BOOTSTRAP_FROZEN
+    both = frozen_names(b"\0_frozen_importlib_external\0frozen_modules=on")
+    assert both == BOOTSTRAP_FROZEN | STDLIB_FROZEN and "os" in both

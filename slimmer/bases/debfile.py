@@ -257,4 +257,4 @@ def _with_bytes(
     key, size = store.put_stream(fh, head)
     if size != entry.size:
         raise EOFError(f"{entry.path}: unexpected end of data")
-    return FileEntry(**{**entry.__dict__, "content": key, "is_elf": head == ELF_MAGIC})
+    return replace(entry, content=key, is_elf=head == ELF_MAGIC)

@@ -82,18 +82,25 @@ def stages(console: Console, what: str) -> Iterator[Tell]:
 
 
 class _LineLog:
-    """Plain lines for logs: each stage, and each transfer once it is complete."""
+    """Plain lines for logs: each stage, and each transfer once, when it is complete (a
+    total known in advance may be passed: `docker save` adds tar headers to the
+    engine's size of the image)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.started: dict[str, float] = {}
+        self.told: set[str] = set()  # transfers whose line is printed
 
     def __call__(self, event: str | Transfer) -> None:
         if not isinstance(event, Transfer):
             self.console.print(f"slim: {event}", soft_wrap=True)
             return
+        if event.done == 0:  # a transfer (re)starts: a later round reuses the step's name
+            self.started[event.step] = time.monotonic()
+            self.told.discard(event.step)
         start = self.started.setdefault(event.step, time.monotonic())
-        if event.total is not None and event.done >= event.total:
+        if event.total is not None and event.done >= event.total and event.step not in self.told:
+            self.told.add(event.step)
             seconds = time.monotonic() - start
             self.console.print(
                 f"slim: {event.step}: {human_bytes(event.done)} in {seconds:.1f}s",

@@ -11,7 +11,7 @@ from rich.console import Console
 from slimmer.cli.params import SIZE
 from slimmer.cli.progress import stages
 from slimmer.plan.planner import UserRules
-from slimmer.report.common import dump_json
+from slimmer.report.common import dump_json, write_json
 from slimmer.trace.probes import DEFAULT_TIMEOUT, collect_probes
 from slimmer.trace.profiler import Limits
 
@@ -60,6 +60,37 @@ def probe_options(fn: Any) -> Any:
     ):
         fn = opt(fn)
     return fn
+
+
+def limit_options(fn: Any) -> Any:
+    """The resource limits `slim IMAGE` and `slim profile` share (see `limits_of`)."""
+    for opt in reversed(
+        [
+            click.option(
+                "--memory",
+                type=SIZE,
+                default="4GiB",
+                show_default=True,
+                metavar="SIZE",
+                help="Memory limit of the profiling and verifying containers (swap "
+                "included); an app over it stops with a clear error. 0: no limit.",
+            ),
+            click.option(
+                "--cpus",
+                type=click.FloatRange(min=0.01),
+                metavar="N",
+                help="CPU limit of the profiling and verifying containers, as with docker "
+                "run --cpus [default: no limit].",
+            ),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
+def limits_of(memory: int, cpus: float | None) -> Limits:
+    """The `Limits` of `--memory` (0: none) and `--cpus`."""
+    return Limits(memory=memory or None, cpus=cpus)
 
 
 @click.command("slim", hidden=True)
@@ -133,22 +164,7 @@ def probe_options(fn: Any) -> Any:
     envvar="SLIMMER_CACHE_DIR",
     help="Keep images read here, by image ID, for the next run [env SLIMMER_CACHE_DIR].",
 )
-@click.option(
-    "--memory",
-    type=SIZE,
-    default="4GiB",
-    show_default=True,
-    metavar="SIZE",
-    help="Memory limit of the profiling and verifying containers (swap included); "
-    "an app over it stops with a clear error. 0: no limit.",
-)
-@click.option(
-    "--cpus",
-    type=click.FloatRange(min=0.01),
-    metavar="N",
-    help="CPU limit of the profiling and verifying containers, as with docker run "
-    "--cpus [default: no limit].",
-)
+@limit_options
 def slim_command(
     image: str,
     output: str,
@@ -197,7 +213,7 @@ def slim_command(
         user=user,
         dockerfile=dockerfile,
         cache_dir=cache_dir,
-        limits=Limits(memory=memory or None, cpus=cpus),
+        limits=limits_of(memory, cpus),
     )
     err = Console(stderr=True, highlight=False)
     if no_verify:
@@ -228,7 +244,7 @@ def write_reports(doc: dict[str, Any], report_dir: Path) -> Path:
     (report_dir / "report.md").write_text(_utf8(slim_md.render(doc)))
     (report_dir / "report.html").write_text(_utf8(slim_html.render(doc)))
     path = report_dir / "report.json"
-    path.write_text(dump_json(doc))
+    write_json(doc, path)
     return path
 
 
@@ -264,6 +280,7 @@ def _utf8(text: str) -> str:
 @click.command("profile")
 @click.argument("image")
 @probe_options
+@limit_options
 @click.option("--json", "as_json", is_flag=True, help="Print the whole trace as JSON.")
 def profile_command(
     image: str,
@@ -273,9 +290,13 @@ def profile_command(
     probe_exec: tuple[str, ...],
     probe_cmd: tuple[str, ...],
     timeout: float | None,
+    memory: int,
+    cpus: float | None,
     as_json: bool,
 ) -> None:
-    """Run IMAGE under the tracer with probes; show what it touched."""
+    """Run IMAGE under the tracer with probes; show what it touched.
+
+    IMAGE is refused first (exit 6) when it cannot run, as `slim IMAGE` refuses it."""
     from slimmer import api
     from slimmer.report import profile_view
 
@@ -283,7 +304,7 @@ def profile_command(
         probe_file, probe_http, probe_tcp, probe_exec, probe_cmd, timeout
     )
     with stages(Console(stderr=True, highlight=False), "profile") as progress:
-        prof = api.profile_image(image, probes, limit, progress)
+        prof = api.profile_image(image, probes, limit, progress, limits=limits_of(memory, cpus))
     if as_json:
         click.echo(dump_json(profile_view.to_json(prof)), nl=False)
     else:

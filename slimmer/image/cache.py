@@ -24,7 +24,7 @@ from slimmer.image.store import ContentStore
 from slimmer.model import ImageConfig, ImageRef, Layer, Warning_
 
 ENV = "SLIMMER_CACHE_DIR"
-_FORMAT = 1
+_FORMAT = 2  # 2: FileEntry has slots
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class ReadCache:
         try:
             with open(path, "rb") as fh:
                 entry = pickle.load(fh)
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
             return None  # an entry of another slimmer version: read the image again
         if not isinstance(entry, _Entry) or entry.format != _FORMAT or entry.id != image_id:
             return None

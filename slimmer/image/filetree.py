@@ -22,7 +22,7 @@ from __future__ import annotations
 import posixpath
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO
 
 from slimmer.errors import ImageReadError
@@ -148,7 +148,7 @@ def _read_member(
         changes.warn(f"{info.name!r}: a non-directory at the root; skipped")
         return
     if path != "/":
-        changes.members.append(LayerMember(path[1:], info.size, info.isdir()))
+        changes.members.append(LayerMember(path, info.size, info.isdir()))
     base = posixpath.basename(path)
     if base == OPAQUE:
         changes.opaque.append(parent_of(path))
@@ -218,7 +218,7 @@ def _with_content(
         key, size = store.put_stream(fh, head)
         if size != info.size:
             raise EOFError("unexpected end of data")
-    return FileEntry(**{**entry.__dict__, "content": key, "is_elf": is_elf})
+    return replace(entry, content=key, is_elf=is_elf)
 
 
 class FileTree:
@@ -227,6 +227,8 @@ class FileTree:
     def __init__(self) -> None:
         root = FileEntry("/", EntryType.DIR, mode=0o755, implicit=True)
         self._entries: dict[str, FileEntry] = {"/": root}
+        # directory -> its children's full paths (the entries' own strings, not a
+        # second copy of each name), in insertion order
         self._children: dict[str, dict[str, None]] = {"/": {}}
         self.reclaimable_bytes = 0
         self.warnings: list[Warning_] = []
@@ -256,28 +258,26 @@ class FileTree:
             changes.warn(f"{entry.path!r}: hardlink to missing or non-file {target!r}; skipped")
             return None
         # A hardlink is the same inode: bytes and inode metadata come from its target.
-        return FileEntry(
-            **{
-                **found.__dict__,
-                "path": entry.path,
-                "type": EntryType.HARDLINK,
-                "link": found.link if found.type is EntryType.HARDLINK else target,
-                "layer": entry.layer,
-            }
+        return replace(
+            found,
+            path=entry.path,
+            type=EntryType.HARDLINK,
+            link=found.link if found.type is EntryType.HARDLINK else target,
+            layer=entry.layer,
         )
 
     def _hide_below(self, directory: str) -> None:
         for child in list(self._children.get(directory, {})):
-            self._remove(posixpath.join(directory, child))
+            self._remove(child)
 
     def _remove(self, path: str) -> None:
         for child in list(self._children.get(path, {})):
-            self._remove(posixpath.join(path, child))
+            self._remove(child)
         entry = self._entries.pop(path)
         if entry.type is EntryType.FILE:
             self.reclaimable_bytes += entry.size
         self._children.pop(path, None)
-        self._children[parent_of(path)].pop(posixpath.basename(path), None)
+        self._children[parent_of(path)].pop(path, None)
 
     def _add(self, entry: FileEntry, changes: LayerChanges) -> None:
         self._ensure_dir(parent_of(entry.path), changes.index)
@@ -290,7 +290,7 @@ class FileTree:
                 return
             self._remove(entry.path)
         self._entries[entry.path] = entry
-        self._children[parent_of(entry.path)][posixpath.basename(entry.path)] = None
+        self._children[parent_of(entry.path)][entry.path] = None
         if entry.is_dir:
             self._children.setdefault(entry.path, {})
 
@@ -304,7 +304,7 @@ class FileTree:
             self._remove(path)
         self._entries[path] = FileEntry(path, EntryType.DIR, mode=0o755, layer=layer, implicit=True)
         self._children[path] = {}
-        self._children[parent_of(path)][posixpath.basename(path)] = None
+        self._children[parent_of(path)][path] = None
 
     def attach_store(self, store: ContentStore | None) -> None:
         self._store = store
@@ -320,7 +320,7 @@ class FileTree:
         return len(self._entries)
 
     def listdir(self, path: str) -> list[str]:
-        return sorted(self._children.get(path, {}))
+        return sorted(posixpath.basename(c) for c in self._children.get(path, {}))
 
     def walk(self, path: str = "/") -> Iterator[FileEntry]:
         """Entries under `path` (itself included), parents before children, sorted."""
@@ -415,4 +415,6 @@ def resolve_in_root(
             return ResolvedPath(here, tuple(chain), None, "not a directory")
         cur.append(name)
     final = "/" + "/".join(cur)
-    return ResolvedPath(final, tuple(chain), get(final))
+    entry = get(final)
+    # the tree's own string for the path: callers keep resolved paths by the thousand
+    return ResolvedPath(entry.path if entry is not None else final, tuple(chain), entry)

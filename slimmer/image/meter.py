@@ -8,7 +8,7 @@ the wrapped stream. `model.metered` turns the counts into `Transfer` events.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from slimmer.model import EntryType, FileEntry
@@ -70,14 +70,3 @@ class MeteredWriter:
 def content_bytes(entries: Iterable[FileEntry]) -> int:
     """The file bytes a layer of `entries` carries (regular files' sizes)."""
     return sum(e.size for e in entries if e.type is EntryType.FILE)
-
-
-def metered_entries(entries: Iterable[FileEntry], add: Add) -> Iterator[FileEntry]:
-    """Yield `entries`; count each regular file's bytes once the writer has taken it
-    (that is, when it asks for the next entry, or at the end)."""
-    pending = 0
-    for entry in entries:
-        add(pending)
-        yield entry
-        pending = entry.size if entry.type is EntryType.FILE else 0
-    add(pending)

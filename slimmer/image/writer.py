@@ -14,7 +14,7 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -109,29 +109,40 @@ def kept_entries(
 
 
 def write_layer(
-    entries: Iterable[FileEntry], store: ContentStore, out: IO[bytes]
+    entries: Iterable[FileEntry],
+    store: ContentStore,
+    out: IO[bytes],
+    taken: Callable[[int], None] | None = None,
 ) -> tuple[int, int]:
-    """Write `entries` as one layer tar sorted by path; return (members, content bytes)."""
+    """Write `entries` as one layer tar sorted by path; return (members, content bytes).
+    `taken` is told each file's bytes once they are written (a progress meter)."""
     entries = sorted(entries, key=lambda e: e.path.encode("utf-8", "surrogateescape"))
-    written_at: dict[tuple[object, ...], str] = {}  # hardlink group -> member name written
+    # hardlink group -> member name written; only files some hardlink names need it
+    linked = {e.link for e in entries if e.type is EntryType.HARDLINK}
+    written_at: dict[tuple[object, ...], str] = {}
     count = content = 0
     with tarfile.open(
         fileobj=out, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape"
     ) as tf:
         for entry in entries:
-            info, data = _member(entry, written_at, store)
+            info, data = _member(entry, written_at, store, linked)
             if data is None:
                 tf.addfile(info)
             else:
                 with data:
                     tf.addfile(info, data)
+                if taken is not None:
+                    taken(info.size)
             count += 1
             content += info.size
     return count, content
 
 
 def _member(
-    entry: FileEntry, written_at: dict[tuple[object, ...], str], store: ContentStore
+    entry: FileEntry,
+    written_at: dict[tuple[object, ...], str],
+    store: ContentStore,
+    linked: set[str],
 ) -> tuple[tarfile.TarInfo, IO[bytes] | None]:
     name = entry.path.lstrip("/")
     info = tarfile.TarInfo(name)
@@ -151,7 +162,8 @@ def _member(
         if group in written_at:
             info.type, info.linkname = tarfile.LNKTYPE, written_at[group]
             return info, None
-        written_at[group] = name
+        if first in linked:
+            written_at[group] = name
         info.type, info.size = tarfile.REGTYPE, entry.size
         if entry.size:
             if entry.content is None:
@@ -221,12 +233,13 @@ def write_entries(
     source_id: str,
     workdir: Path,
     labels: Mapping[str, str] | None = None,
+    taken: Callable[[int], None] | None = None,
 ) -> WrittenImage:
     """Write `entries` as the one layer of an image with `source`'s runtime config, as a
-    `docker save` archive under `workdir`."""
+    `docker save` archive under `workdir` (`taken`: see `write_layer`)."""
     layer_path = workdir / "layer.tar"
     with open(layer_path, "wb") as out:
-        files, content = write_layer(entries, store, out)
+        files, content = write_layer(entries, store, out, taken)
     layer_digest = "sha256:" + sha256_file(layer_path)
     summary = f"slimmer {__version__}: {files} entries kept from {source_id[:19]}"
     config = slim_config(source, layer_digest, source_id, summary, labels)
@@ -257,13 +270,14 @@ def write_on_base(
     base: BaseLayers,
     workdir: Path,
     labels: Mapping[str, str] | None = None,
+    taken: Callable[[int], None] | None = None,
 ) -> WrittenImage:
     """Write `base`'s layers unchanged plus one layer of `entries` (the app layer) as a
     `docker save` archive under `workdir`. The config is the source's runtime config;
-    rootfs and history are the base's, then ours."""
+    rootfs and history are the base's, then ours. `taken`: see `write_layer`."""
     layer_path = workdir / "app-layer.tar"
     with open(layer_path, "wb") as out:
-        files, content = write_layer(entries, store, out)
+        files, content = write_layer(entries, store, out, taken)
     layer_digest = "sha256:" + sha256_file(layer_path)
     summary = (
         f"slimmer {__version__}: {files} entries of {source_id[:19]} on {base.ref} "

@@ -27,8 +27,9 @@ class CompressedSize:
     """The total gzip size of every layer of the archive at `path`, computed in a
     daemon thread started at once. `result()` waits for it; None when it failed."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, transport: str = "docker-archive") -> None:
         self.path = path  # the archive, kept on disk by the run until it ends
+        self._transport = transport
         self._stop = threading.Event()
         self._total: int | None = None
         self._thread = threading.Thread(
@@ -38,7 +39,7 @@ class CompressedSize:
 
     def _run(self, path: Path) -> None:
         try:
-            archive = open_archive("docker-archive", path)
+            archive = open_archive(self._transport, path)
             total = 0
             for layer in archive.layers:
                 with layer.open() as stream:

@@ -13,20 +13,31 @@ broken image is refused with one line before a container exists:
   carry an execute bit. The kernel then runs a script's `#!` interpreter
   (first word of the first line, up to four levels of scripts) and an ELF
   file's `PT_INTERP` (the dynamic loader); each of those must exist too.
+
+`slim IMAGE` checks the image it has read whole anyway. `slim profile` reads
+the image only to check it (`check_engine_image`): the platform first, from the
+engine's config, then the program, from a read that keeps only the bytes of the
+files in the directories programs are looked up in (`program_dirs`); when the
+program leads elsewhere, the saved archive is read again keeping every file's
+bytes.
 """
 
 from __future__ import annotations
 
 import platform
 import posixpath
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from slimmer.elf.parse import is_elf, parse_elf_at
 from slimmer.engine import Engine
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ImageUnrunnable
-from slimmer.image.reader import Image
-from slimmer.model import ImageConfig, TreeView
+from slimmer.image.filetree import WantContent, keep_all
+from slimmer.image.reader import EngineSaver, Image, open_image
+from slimmer.model import ImageConfig, ImageRef, Progress, TreeView
+from slimmer.pipeline.transfers import metered_saver
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_SCRIPT_DEPTH = 4  # the kernel's limit on nested #! interpreters (binfmt_script)
@@ -39,6 +50,62 @@ def check_runnable(image: Image, engine: ContainerEngine) -> None:
     name = str(image.ref)
     check_platform(name, image.config, engine_platform(engine))
     check_program(name, image.config, image.tree)
+
+
+def check_engine_image(
+    engine: ContainerEngine,
+    ref: ImageRef,
+    config: ImageConfig,
+    progress: Progress = lambda _: None,
+) -> None:
+    """`check_runnable` for the engine image `ref` (whose config the engine gave as
+    `config`), read here for it: cheaply first, whole when the program needs it."""
+    name = str(ref)
+    check_platform(name, config, engine_platform(engine))  # before any byte is saved
+    with tempfile.TemporaryDirectory(prefix="slimmer-preflight-") as tmp:
+        work = Path(tmp)
+        saved = work / "image.tar"  # for a second read, without a second save
+        progress("reading the image")
+        save = metered_saver(engine, progress, keep=saved)
+        try:
+            _read_and_check(name, ref, want_program_dirs(config), work, save, progress)
+        except _BytesNotKept:  # a link or a `#!` led out of `program_dirs`
+            again = ImageRef("docker-archive", str(saved))
+            _read_and_check(name, again, keep_all, work, None, progress)
+
+
+def _read_and_check(
+    name: str,
+    ref: ImageRef,
+    want: WantContent,
+    work: Path,
+    save: EngineSaver | None,
+    progress: Progress,
+) -> None:
+    with open_image(ref, save=save, want=want, workdir=work, progress=progress) as image:
+        check_program(name, image.config, image.tree)
+
+
+def program_dirs(config: ImageConfig) -> frozenset[str]:
+    """Where the entrypoint program and its `#!` interpreters usually are: every PATH
+    directory (the engine's default PATH when the image sets none) and the directory
+    of a program named with a `/`, relative ones taken from WorkingDir."""
+    workdir = config.working_dir or "/"
+    dirs = [d or "." for d in config.env.get("PATH", DEFAULT_PATH).split(":")]
+    argv = [*config.entrypoint, *config.cmd]
+    if argv and "/" in argv[0]:
+        dirs.append(posixpath.dirname(argv[0]) or ".")
+    return frozenset(posixpath.normpath(posixpath.join(workdir, d)) for d in dirs)
+
+
+def want_program_dirs(config: ImageConfig) -> WantContent:
+    """The reader keeps the bytes of the files directly in `program_dirs(config)`."""
+    dirs = program_dirs(config)
+    return lambda path: posixpath.dirname(path) in dirs
+
+
+class _BytesNotKept(Exception):
+    """Internal: the check needs the bytes of a file the reader did not keep."""
 
 
 def engine_platform(engine: ContainerEngine) -> tuple[str, str]:
@@ -106,6 +173,8 @@ def _check_executable(
         raise ImageUnrunnable(f"checking {name}: its {what} {path} {why} in the image")
     if not entry.mode & 0o111:
         raise ImageUnrunnable(f"checking {name}: its {what} {path} is not executable")
+    if entry.size and entry.content is None:
+        raise _BytesNotKept(resolved.path)
     head = tree.read_bytes(resolved.path, SHEBANG_BYTES)
     interpreter = shebang(head)
     if interpreter is not None:

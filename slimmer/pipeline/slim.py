@@ -20,8 +20,7 @@ from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ProfileError, SlimError, UsageError
 from slimmer.findings.compare import FindingsDelta
 from slimmer.image.cache import ReadCache
-from slimmer.image.filetree import keep_all
-from slimmer.image.reader import Image, open_image, parse_ref
+from slimmer.image.reader import Image, parse_ref
 from slimmer.image.writer import WrittenImage, kept_entries, write_entries, write_on_base
 from slimmer.model import (
     BASE_ID_LABEL,
@@ -44,8 +43,9 @@ from slimmer.pipeline.findings import findings_delta, opened_paths
 from slimmer.pipeline.inputs import Clock, ElfClosure, traced_paths
 from slimmer.pipeline.preflight import check_runnable
 from slimmer.pipeline.rebuild import DockerfileResult, Rebuild, build_dockerfile
+from slimmer.pipeline.source import Source, read_archive_image, read_engine_image
 from slimmer.pipeline.summary import Summary, facts_of_kept, facts_of_source, summarize
-from slimmer.pipeline.transfers import metered_load, metered_saver, metered_write
+from slimmer.pipeline.transfers import metered_load, write_meter
 from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare, denied, missing_paths
 from slimmer.plan.keep import KeepSet, ProfilesFn, Reason
 from slimmer.plan.onbase import AppLayer, app_layer
@@ -137,9 +137,10 @@ def slim_image(
     profiles: ProfilesFn | None = None,
     progress: Progress = lambda _: None,
 ) -> SlimResult:
-    if parse_ref(ref).transport != "engine":
+    if parse_ref(ref).transport != "engine" and opts.dockerfile is not None:
         raise UsageError(
-            f"slimming {ref}: the image must be on the engine to run it (docker load it first)"
+            f"slimming {ref} --dockerfile: the Dockerfile starts FROM the input image, "
+            "which must be on the engine (docker load it first)"
         )
     engine = Engine.connect()
     try:
@@ -165,6 +166,7 @@ class _Session:
         self.work = Path(tempfile.mkdtemp(prefix="slimmer-slim-"))
         self.temporary: set[str] = set()
         self.source: Image | None = None
+        self.source_bytes = 0  # the source's size, as the engine counts it
         self.closure = ElfClosure()
         self.base: PreparedBase | None = None
         self.on_base: OnBase | None = None
@@ -196,13 +198,15 @@ class _Session:
     def run(self) -> SlimResult:
         opts = self.opts
         with self.clock.phase("reading the image"):
-            self.source = src = self._read()
+            read = self._read()
+        self.source = src = read.image
+        self.source_bytes = read.size_bytes
         check_runnable(src, self.engine)  # preflight: refuse what cannot run
         self._refuse_overwrite(src)
         with self.clock.phase("profiling"):
             prof = profile(
                 self.engine,
-                src.id,
+                read.run_id,
                 src.config,
                 opts.probes,
                 opts.timeout,
@@ -239,7 +243,7 @@ class _Session:
             image_id=image_id,
             tagged=tagged,
             verified=verified,
-            before_bytes=self.engine.inspect_image(src.id).size,
+            before_bytes=self.source_bytes,
             after_bytes=after_bytes,
             before_files=summary.before.files,
             after_files=summary.after.files,
@@ -274,9 +278,8 @@ class _Session:
 
     def _summary(self, src: Image, keep: KeepSet, image_id: str, after_bytes: int) -> Summary:
         # sizes as the engine counts them, the same in every face of the report
-        before_bytes = self.engine.inspect_image(src.id).size
         gz_before = self._compressed_before(src.id)
-        before = replace(facts_of_source(analyze(src), gz_before), size_bytes=before_bytes)
+        before = replace(facts_of_source(analyze(src), gz_before), size_bytes=self.source_bytes)
         base_layers = len(self.base.layers.layer_files) if self.base else 0
         gz_after = self.gzip_after[image_id].result() if image_id in self.gzip_after else None
         after = facts_of_kept(src.tree, keep.paths(), after_bytes, base_layers + 1, gz_after)
@@ -376,29 +379,18 @@ class _Session:
             raise
         return prepared
 
-    def _read(self) -> Image:
-        cache = ReadCache.from_env(self.opts.cache_dir)
+    def _read(self) -> Source:
+        ref = parse_ref(self.ref)
         tell = self.clock.sub("reading the image")
-        kept = self.work / "source.tar"  # for its compressed size, beside the run
-        save = metered_saver(self.engine, tell, keep=kept)
-        if cache is None:
-            image = open_image(self.ref, save=save, want=keep_all, workdir=self.work, progress=tell)
+        if ref.transport == "engine":
+            cache = ReadCache.from_env(self.opts.cache_dir)
+            read = read_engine_image(self.engine, ref, cache, self.work, tell)
         else:
-            ref = parse_ref(self.ref)
-            image_id = self.engine.inspect_image(ref.name).id
-            cached = cache.load(ref, image_id)
-            # an entry of a run that ended before the source's gzip size was known is
-            # read again: the size needs the image's layer tars, which the cache lacks
-            if cached is not None and cache.compressed(image_id) is not None:
-                return cached
-            if cached is not None:
-                cached.close()
-            image = open_image(
-                ref, save=save, want=keep_all, workdir=self.work, store=cache.blobs, progress=tell
-            )
-            cache.save(image)
-        self.gzip_before = CompressedSize(kept)
-        return image
+            read = read_archive_image(self.engine, ref, self.work, tell)
+            if read.loaded is not None:
+                self.temporary.add(read.loaded)
+        self.gzip_before = read.gzip
+        return read
 
     def _refuse_overwrite(self, src: Image) -> None:
         if self.opts.force:
@@ -435,13 +427,11 @@ class _Session:
         # compressed size (pipeline.compression)
         out = Path(tempfile.mkdtemp(prefix="out-", dir=self.work))
         if self.base is None:
-            entries = metered_write(
-                with_owners(
-                    kept_entries(src.tree, keep.paths(), src.store, keep.generated), self.owners
-                ),
-                self.clock.sub("writing"),
+            entries = with_owners(
+                kept_entries(src.tree, keep.paths(), src.store, keep.generated), self.owners
             )
-            written = write_entries(entries, src.store, self.out_config, src.id, out)
+            taken = write_meter(entries, self.clock.sub("writing"))
+            written = write_entries(entries, src.store, self.out_config, src.id, out, taken=taken)
         else:
             written = self._write_on_base(src, keep, self.base, out)
         return written
@@ -460,15 +450,13 @@ class _Session:
         self, src: Image, keep: KeepSet, base: PreparedBase, out: Path
     ) -> WrittenImage:
         layer = app_layer(src.tree, keep, base.image.tree, base.libs, self.owners)
-        entries = metered_write(
-            [*layer.entries, *kept_entries(src.tree, (), src.store, layer.generated)],
-            self.clock.sub("writing"),
-        )
+        entries = [*layer.entries, *kept_entries(src.tree, (), src.store, layer.generated)]
+        taken = write_meter(entries, self.clock.sub("writing"))
         labels = {OCI_BASE_NAME: base.choice.ref, BASE_ID_LABEL: base.choice.image_id}
         if base.choice.digest:
             labels[OCI_BASE_DIGEST] = base.choice.digest.partition("@")[2]
         written = write_on_base(
-            entries, src.store, self.out_config, src.id, base.layers, out, labels
+            entries, src.store, self.out_config, src.id, base.layers, out, labels, taken
         )
         self.on_base = OnBase(
             base.choice,

@@ -10,7 +10,7 @@ from slimmer.image.paths import walk_below
 from slimmer.model import ImageConfig, TreeView
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reason:
     """Why one path is in the slim image.
 
@@ -25,7 +25,7 @@ class Reason:
     source: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Addition:
     """A path a profile (or another rule) wants kept.
 

@@ -38,7 +38,7 @@ ClosureFn = Callable[
 """ELF closure: (tree, ELF paths, env, workdir) -> (path to keep, why) pairs."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TracedPath:
     """One path the profiled run named and found, with what it did to it."""
 
@@ -57,7 +57,8 @@ class UserRules:
 @dataclass
 class _Keeper:
     tree: TreeView
-    reasons: dict[str, list[Reason]] = field(default_factory=dict)
+    # tuples, not lists: most paths have one reason, and a tuple is the smaller object
+    reasons: dict[str, tuple[Reason, ...]] = field(default_factory=dict)
     elf_done: set[str] = field(default_factory=set)
 
     def add(self, path: str, reason: Reason) -> str | None:
@@ -73,13 +74,13 @@ class _Keeper:
     def _put(self, path: str, reason: Reason) -> None:
         if path == "/":
             return
-        have = self.reasons.setdefault(path, [])
+        have = self.reasons.get(path, ())
         if reason not in have:
-            have.append(reason)
+            self.reasons[path] = (*have, reason)
         parent = posixpath.dirname(path)
         while parent != "/" and parent not in self.reasons:
             # `path` is a real path (resolved by `add`), so its parents are directories.
-            self.reasons[parent] = [Reason("parent", f"directory of {path}")]
+            self.reasons[parent] = (Reason("parent", f"directory of {path}"),)
             parent = posixpath.dirname(parent)
 
     def pending_elf(self) -> list[str]:
@@ -126,7 +127,7 @@ def plan(
         keeper.add(prog, Reason("user", f"--include-bin {prog}"))
     generated = _fixed_point(keeper, config, traced, closure, profiles)
     reasons = _exclude(keeper.reasons, rules.exclude)
-    return KeepSet({p: tuple(r) for p, r in sorted(reasons.items())}, tuple(generated))
+    return KeepSet({p: reasons[p] for p in sorted(reasons)}, tuple(generated))
 
 
 def _fixed_point(
@@ -162,8 +163,8 @@ def _fixed_point(
 
 
 def _exclude(
-    reasons: dict[str, list[Reason]], patterns: tuple[str, ...]
-) -> dict[str, list[Reason]]:
+    reasons: dict[str, tuple[Reason, ...]], patterns: tuple[str, ...]
+) -> dict[str, tuple[Reason, ...]]:
     if not patterns:
         return reasons
     rx = [_glob(p, "--exclude").regex for p in patterns]

@@ -48,8 +48,12 @@ class ModuleFinder:
     `__init__` is a regular package and wins; a directory without one is a
     namespace portion, remembered; else `name.<ext suffix>.so`, `name.so`,
     `name.py`, `name.pyc` is a module and wins. When no directory has a package
-    or module, the portions together are a namespace package. Compiled
-    `__pycache__/<name>.*.pyc` files are kept beside the sources found.
+    or module, the portions together are a namespace package.
+
+    A source's compiled `__pycache__/<name>.*.pyc` is not among the files: the
+    source imports without it (CPython compiles it, and writes the cache or, in
+    a directory it cannot write, keeps the code in memory), so only the caches
+    the trace saw read are worth their bytes.
     """
 
     tree: TreeView
@@ -92,20 +96,16 @@ class ModuleFinder:
 
     def _module_file(self, directory: str, name: str) -> tuple[str, ...]:
         """Extension modules (every ABI variant: the image's interpreter picks one),
-        else the source with its compiled caches, else a sourceless `.pyc`."""
+        else the source, else a sourceless `.pyc`."""
         entries = self._index(directory).get(name, [])
         ext = tuple(f"{directory}/{e}" for e in sorted(entries) if e.endswith(".so"))
         if ext:
             return ext
         if f"{name}.py" in entries:
-            return (f"{directory}/{name}.py", *self._pycache(directory, name))
+            return (f"{directory}/{name}.py",)
         if f"{name}.pyc" in entries:
             return (f"{directory}/{name}.pyc",)
         return ()
-
-    def _pycache(self, directory: str, name: str) -> list[str]:
-        cache = f"{directory}/__pycache__"
-        return [f"{cache}/{e}" for e in self._index(cache).get(name, []) if e.endswith(".pyc")]
 
     def _index(self, directory: str) -> dict[str, list[str]]:
         """Directory listing grouped by the part of each name before its first dot."""
@@ -133,3 +133,111 @@ def search_path(tree: TreeView, candidates: Iterable[str]) -> tuple[str, ...]:
         if res.entry is not None and res.entry.is_dir and res.path not in out:
             out.append(res.path)
     return tuple(out)
+
+
+# -- modules inside the interpreter ------------------------------------------------------
+
+# Frozen into every CPython 3 interpreter (importlib's bootstrap; zipimport since 3.8):
+# sys.meta_path's FrozenImporter serves them before any file is looked at, and
+# importlib/__init__.py installs the frozen pair as importlib._bootstrap(_external),
+# so those files are read only by an interpreter without them.
+BOOTSTRAP_FROZEN = frozenset(
+    {
+        "_frozen_importlib",
+        "_frozen_importlib_external",
+        "importlib._bootstrap",
+        "importlib._bootstrap_external",
+        "zipimport",
+    }
+)
+# The start-up modules CPython 3.11+ freezes (Python/frozen.c, `stdlib_modules`), used
+# unless `-X frozen_modules=off` (or PYTHON_FROZEN_MODULES=off, 3.13): their .py and
+# .pyc files are never read (os.py stays: getpath finds the prefix by it).
+STDLIB_FROZEN = frozenset(
+    {
+        "abc",
+        "codecs",
+        "io",
+        "_collections_abc",
+        "_sitebuiltins",
+        "genericpath",
+        "ntpath",
+        "posixpath",
+        "os",
+        "site",
+        "stat",
+        "importlib.util",
+        "importlib.machinery",
+        "runpy",
+    }
+)
+# Interpreters that freeze STDLIB_FROZEN are those with the option to turn it off.
+_FROZEN_OPTION = b"frozen_modules"
+
+
+def frozen_names(binary: bytes) -> frozenset[str]:
+    """The modules frozen into an interpreter (or libpython) whose bytes are `binary`:
+    the bootstrap set when its names are there, STDLIB_FROZEN too when the
+    `frozen_modules` option is."""
+    out: set[str] = set()
+    if b"\0_frozen_importlib_external\0" in binary:
+        out |= BOOTSTRAP_FROZEN
+    if _FROZEN_OPTION in binary:
+        out |= STDLIB_FROZEN
+    return frozenset(out)
+
+
+# Python modules the C code of CPython's extension modules imports (PyImport_Import*),
+# which no `.py` file shows. An extension module in a file is followed as a source
+# with these imports; a built-in one (`sys.builtin_module_names`) through
+# `builtin_c_imports`. Measured on Debian 12's CPython 3.11.2 (python3.11
+# 3.11.2-6+deb12u9, the fixture images), every lib-dynload module and every built-in
+# one imported alone in a fresh `python3 -I -S`, with builtins.__import__ hooked:
+# a call whose innermost Python frame is importlib's `_call_with_frames_removed`
+# comes from the C code of the module being created or executed there (the hook sees
+# modules start-up already imported too, which a sys.modules diff misses; the diff
+# against the start-up sys.modules found nothing the hook did not). Imports made when
+# a function is called were measured by calling it with the hook on (`call:` below).
+# Left out: imports of a name chosen at run time (_pickle's find_class, the
+# modules a pickle names), sys.modules look-ups that never import (_json's
+# json.decoder), and CPython's test modules (_testbuffer imports struct). Every other
+# module imports nothing.
+EXTENSION_IMPORTS: dict[str, tuple[str, ...]] = {
+    "_asyncio": (
+        "asyncio",
+        "asyncio.events",
+        "asyncio.base_futures",
+        "asyncio.exceptions",
+        "asyncio.base_tasks",
+        "asyncio.coroutines",
+        "traceback",
+        "weakref",
+    ),
+    "_curses": ("curses",),  # call: initscr, resizeterm (LINES, COLS)
+    "_curses_panel": ("_curses",),
+    "_datetime": ("time", "_strptime"),  # call: strftime, timetuple; strptime
+    "_decimal": ("collections", "collections.abc", "numbers"),
+    "_elementtree": ("copy", "pyexpat", "xml.etree.ElementPath"),
+    "_pickle": ("codecs", "copyreg", "_compat_pickle", "functools"),
+    "_sqlite3": ("functools", "sqlite3.dump"),  # call: Connection.iterdump
+    "_ssl": ("_socket",),
+    "_zoneinfo": ("datetime", "io", "weakref", "zoneinfo._common", "zoneinfo._tzpath"),
+    "array": ("collections.abc",),
+    # call: getcodec, which encodings/<codec>.py runs at import; the CJK codecs share maps
+    "_codecs_cn": ("_multibytecodec",),
+    "_codecs_hk": ("_codecs_tw", "_multibytecodec"),
+    "_codecs_iso2022": ("_codecs_cn", "_codecs_jp", "_codecs_kr", "_multibytecodec"),
+    "_codecs_jp": ("_multibytecodec",),
+    "_codecs_kr": ("_multibytecodec",),
+    "_codecs_tw": ("_multibytecodec",),
+}
+
+
+def builtin_c_imports(names: Iterable[str], builtins: frozenset[str]) -> dict[str, str]:
+    """What the C code of the built-in modules among `names` imports (EXTENSION_IMPORTS),
+    each mapped to the first built-in module, by name, that imports it."""
+    out: dict[str, str] = {}
+    for name in sorted(set(names) & builtins):
+        for imported in EXTENSION_IMPORTS.get(name, ()):
+            out.setdefault(imported, name)
+    return out

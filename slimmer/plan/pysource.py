@@ -193,33 +193,62 @@ def _imports_in(body: list[ast.stmt]) -> bool:
 
 
 def _without_main_only(body: list[ast.stmt]) -> list[ast.stmt]:
-    """`body` less its private or `test` functions that only `__main__` blocks name."""
+    """`body` less its private or `test` functions that only `__main__` blocks name,
+    directly or through other such functions (random's `_test` calls
+    `_test_generator`, which imports statistics)."""
     guards = [n for n in body if isinstance(n, ast.If) and is_main_guard(n.test)]
     if not guards:
         return body
-    in_guards = {
-        x.id for g in guards for s in g.body for x in ast.walk(s) if isinstance(x, ast.Name)
-    }
-    defs = [
-        n
+    defs = {
+        n.name: n
         for n in body
         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-        and n.name in in_guards
         and (n.name.startswith("_") or n.name == "test")
-    ]
-    if not defs:
-        return body
-    elsewhere: set[str] = set()
-    for node in body:
-        if node in guards or node in defs:
-            continue
-        for x in ast.walk(node):
-            if isinstance(x, ast.Name):
-                elsewhere.add(x.id)
-            elif isinstance(x, ast.Attribute):
-                elsewhere.add(x.attr)
-    dropped = {id(n) for n in defs if n.name not in elsewhere}
-    return [n for n in body if id(n) not in dropped]
+    }
+    refs = {id(n): _names_in(n) for n in body}
+    reached = set().union(*(refs[id(g)] for g in guards)) & defs.keys()
+    while True:
+        dropped = _unnamed_elsewhere(body, guards, defs, reached, refs)
+        more = set().union(*(refs[id(defs[d])] for d in dropped)) & defs.keys() - reached
+        if not more:
+            return [n for n in body if not _is_def_in(n, defs, dropped)]
+        reached |= more
+
+
+def _unnamed_elsewhere(
+    body: list[ast.stmt],
+    guards: list[ast.If],
+    defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef],
+    reached: set[str],
+    refs: dict[int, set[str]],
+) -> set[str]:
+    """The `reached` functions no statement names but the guards and each other."""
+    dropped = set(reached)
+    while True:
+        live = [n for n in body if n not in guards and not _is_def_in(n, defs, dropped)]
+        named = dropped & set().union(*(refs[id(n)] for n in live))
+        if not named:
+            return dropped
+        dropped -= named
+
+
+def _is_def_in(
+    node: ast.stmt, defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef], names: set[str]
+) -> bool:
+    return isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
+        node.name in names and defs.get(node.name) is node
+    )
+
+
+def _names_in(node: ast.AST) -> set[str]:
+    """Every name and attribute name `node` mentions."""
+    out = set()
+    for x in ast.walk(node):
+        if isinstance(x, ast.Name):
+            out.add(x.id)
+        elif isinstance(x, ast.Attribute):
+            out.add(x.attr)
+    return out
 
 
 _OTHER_PLATFORMS = frozenset({"win32", "cygwin", "darwin", "nt", "java", "emscripten", "wasi"})

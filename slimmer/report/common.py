@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -25,6 +26,14 @@ def count(n: int, noun: str, plural: str | None = None) -> str:
 def dump_json(doc: Any) -> str:
     """The one JSON encoding of machine output: sorted keys, two-space indent."""
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
+
+
+def write_json(doc: Any, path: Path) -> None:
+    """`dump_json(doc)` written to `path` as it is encoded, never whole in memory (a
+    report of 100k kept paths is tens of MB)."""
+    with open(path, "w", encoding="ascii") as out:
+        json.dump(doc, out, sort_keys=True, indent=2, ensure_ascii=True)
+        out.write("\n")
 
 
 Cell = str | tuple[str, ...]  # a value, or a list of names (shells, setuid files)

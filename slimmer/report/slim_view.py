@@ -12,7 +12,7 @@ from rich.text import Text
 from slimmer import __version__
 from slimmer.pipeline.slim import SlimResult
 from slimmer.pipeline.summary import ImageFacts
-from slimmer.plan.keep import KeepSet
+from slimmer.plan.keep import KeepSet, Reason
 from slimmer.report.common import human_bytes
 from slimmer.report.lint_view import delta_to_json
 from slimmer.trace.probes import ProbeResult
@@ -195,13 +195,20 @@ def _probe(a: ProbeResult, b: ProbeResult | None) -> dict[str, Any]:
 
 
 def keep_json(keep: KeepSet, sizes: Mapping[str, int]) -> list[dict[str, Any]]:
+    # one dict per distinct reason, shared by its paths: a profile that keeps a whole
+    # directory gives the same reason to every file below it
+    shared: dict[Reason, dict[str, str]] = {}
+
+    def said(x: Reason) -> dict[str, str]:
+        return shared.setdefault(x, {"kind": x.kind, "detail": x.detail, "source": x.source})
+
     return [
         {
             "path": p,
             "size_bytes": sizes.get(p, 0),
-            "reasons": [{"kind": x.kind, "detail": x.detail, "source": x.source} for x in rs],
+            "reasons": [said(x) for x in keep.reasons[p]],
         }
-        for p, rs in sorted(keep.reasons.items())
+        for p in sorted(keep.reasons)
     ] + [
         {
             "path": g.path,

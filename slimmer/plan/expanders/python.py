@@ -21,6 +21,7 @@ from slimmer.image.paths import (
 )
 from slimmer.model import TreeView
 from slimmer.plan.expanders._common import not_kept
+from slimmer.plan.expanders.pycodecs import codec_additions
 from slimmer.plan.keep import (
     Addition,
     ProfileContext,
@@ -30,7 +31,15 @@ from slimmer.plan.keep import (
     kept_named,
     subtree,
 )
-from slimmer.plan.pyimports import ModuleFinder, module_of, search_path
+from slimmer.plan.pyimports import (
+    BOOTSTRAP_FROZEN,
+    EXTENSION_IMPORTS,
+    STDLIB_FROZEN,
+    ModuleFinder,
+    frozen_names,
+    module_of,
+    search_path,
+)
 from slimmer.plan.pysource import Imports, parse_imports
 
 # -- Python ---------------------------------------------------------------------------
@@ -181,9 +190,12 @@ def _imports_of(
 ) -> tuple[Imports, tuple[str, ...]]:
     """What `path` imports, and where to look (a file outside sys.path is a script:
     its own directory comes first). `mains` are the files and module names run as
-    `__main__`, whose `if __name__ == "__main__":` blocks count."""
+    `__main__`, whose `if __name__ == "__main__":` blocks count. An extension
+    module imports what EXTENSION_IMPORTS says its C code does."""
     found = module_of(path, dirs)
     module, is_package = found if found is not None else ("__main__", False)
+    if path.endswith(".so"):  # an extension module: what its C code imports
+        return Imports(frozenset(EXTENSION_IMPORTS.get(module, ()))), dirs
     main = path in mains or module in mains
     search = dirs if found is not None else (posixpath.dirname(path), *dirs)
     key = f"pyimports:{path}\0{module}\0{is_package}\0{main}"
@@ -199,21 +211,41 @@ def builtin_modules(ctx: ProfileContext) -> frozenset[str]:
     """Modules built into the kept interpreters or a kept libpython: the names of
     the `PyInit_<name>` functions in their inittab (read as strings from the file;
     an extension module in lib-dynload has its own, the interpreter none for it)."""
+    return _interpreter_modules(ctx)[0]
+
+
+def frozen_modules(ctx: ProfileContext) -> frozenset[str]:
+    """Modules frozen into the kept interpreters or a kept libpython (see
+    `pyimports.frozen_names`), less the start-up set when a command line says
+    `-X frozen_modules=off` or the Env PYTHON_FROZEN_MODULES=off."""
+    frozen = _interpreter_modules(ctx)[1]
+    off = "frozen_modules=off" in argv_words(ctx)
+    if off or ctx.config.env.get("PYTHON_FROZEN_MODULES") == "off":
+        return frozen - STDLIB_FROZEN
+    return frozen
+
+
+def _interpreter_modules(ctx: ProfileContext) -> tuple[frozenset[str], frozenset[str]]:
     found = [*kept_named(ctx, _INTERPRETER), *kept_named(ctx, _LIBPYTHON)]
     binaries = sorted({ctx.tree.resolve(p).path for p in found if is_file(ctx.tree, p)})
-    key = "pybuiltins:" + "\0".join(binaries)
-    return tree_memo(ctx.tree, key, partial(_pyinit_names, ctx.tree, binaries))
+    key = "pyinterp:" + "\0".join(binaries)
+    return tree_memo(ctx.tree, key, partial(_scan_interpreters, ctx.tree, binaries))
 
 
-def _pyinit_names(tree: TreeView, binaries: Iterable[str]) -> frozenset[str]:
-    out: set[str] = set()
+def _scan_interpreters(
+    tree: TreeView, binaries: Iterable[str]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(built-in, frozen) module names of the interpreter binaries."""
+    builtin: set[str] = set()
+    frozen: set[str] = set()
     for path in binaries:
         try:
             data = tree.read_bytes(path)
         except (LookupError, FileNotFoundError, OSError):
             continue
-        out.update(m.group(1).decode("ascii", "replace") for m in _PYINIT.finditer(data))
-    return frozenset(out)
+        builtin.update(m.group(1).decode("ascii", "replace") for m in _PYINIT.finditer(data))
+        frozen |= frozen_names(data)
+    return frozenset(builtin), frozenset(frozen)
 
 
 def _needed(
@@ -286,11 +318,19 @@ def _reason(source: str, name: str, path: str, profile_name: str) -> Reason:
 
 def python_imports(ctx: ProfileContext, profile_name: str) -> Result:
     """Modules the kept Python code imports anywhere (in functions, in try/except),
-    resolved against the image's sys.path, followed to a fixed point.
+    and the codecs of `encodings` it may look up (see `pycodecs`), resolved against
+    the image's sys.path, followed to a fixed point.
 
     Left out: imports only in an imported module's `if __name__ == "__main__":`
-    block, TOOLING families no kept module belongs to, and `except ImportError`
-    fallbacks of modules that are there.
+    block, TOOLING families no kept module belongs to, `except ImportError`
+    fallbacks of modules that are there (built in, frozen or a file), and the
+    files of frozen modules. The imports of a frozen module are still followed,
+    but for importlib's bootstrap (BOOTSTRAP_FROZEN), whose imports in functions
+    serve the packages that call those functions (importlib.metadata imported by
+    `find_distributions`, which only importlib.metadata calls; importlib.readers
+    by `get_resource_reader`, which only importlib.resources calls). A source's
+    `__pycache__` is not added (see `ModuleFinder`): the trace keeps the caches
+    that were read.
     """
     dirs = python_path(ctx)
     if not dirs:
@@ -299,23 +339,50 @@ def python_imports(ctx: ProfileContext, profile_name: str) -> Result:
     sources = _python_sources(ctx)
     mains = main_programs(ctx, sources)
     tooling = _tooling_left_out(ctx, dirs)
-    builtins = builtin_modules(ctx)
-    queue = sources[::-1]
+    frozen = frozen_modules(ctx)
+    inside = builtin_modules(ctx) | frozen
+    out = codec_additions(ctx, dirs, sources, profile_name)
+    out += _startup(ctx, dirs, finder, frozen, profile_name)
+    queue = sorted({*sources, *(a.path for a in out)})[::-1]
     seen = set(queue)
-    out: list[Addition] = []
     while queue:
         source = queue.pop()
         imports, search = _imports_of(ctx.tree, source, dirs, mains)
-        names = _needed(imports, search, finder, builtins)
+        names = _needed(imports, search, finder, inside)
         for name in sorted(n for n in names if n.split(".")[0] not in tooling):
             for path in finder.find(name, search):
                 if path in seen:
                     continue
                 seen.add(path)
-                out.append(Addition(path, _reason(source, name, path, profile_name)))
-                if path.endswith(".py"):
-                    queue.append(path)
+                if not _is_frozen(path, dirs, frozen):
+                    out.append(Addition(path, _reason(source, name, path, profile_name)))
+                bootstrap = _is_frozen(path, dirs, frozen & BOOTSTRAP_FROZEN)
+                if path.endswith(".so") or (path.endswith(".py") and not bootstrap):
+                    queue.append(path)  # a frozen module's code imports the same
     return not_kept(out, ctx.kept), []
+
+
+def _startup(
+    ctx: ProfileContext,
+    dirs: tuple[str, ...],
+    finder: ModuleFinder,
+    frozen: frozenset[str],
+    profile_name: str,
+) -> list[Addition]:
+    """The modules CPython imports at every start (`site`, and `_sitebuiltins` it
+    imports), unless frozen into the interpreter (3.11+)."""
+    why = Reason(
+        "profile", "CPython imports it at start-up (a file in this interpreter)", profile_name
+    )
+    files = [p for name in ("site", "_sitebuiltins") for p in finder.find(name, dirs)]
+    return [Addition(p, why) for p in files if not _is_frozen(p, dirs, frozen)]
+
+
+def _is_frozen(path: str, dirs: tuple[str, ...], frozen: frozenset[str]) -> bool:
+    """Whether `path` is the file of a module the interpreter has frozen in (its
+    bytes are never read: FrozenImporter comes before the path finder)."""
+    found = module_of(path, dirs)
+    return found is not None and found[0] in frozen
 
 
 def _provides(tree: TreeView, site: str, name: str) -> frozenset[str]:
