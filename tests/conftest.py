@@ -16,6 +16,7 @@ import pytest
 from slimmer.engine import Engine
 from slimmer.errors import EngineError
 from slimmer.image.cache import ENV
+from tests.faultkit import compile_faultapp
 from tests.fixtures_build import build_fixtures
 
 
@@ -51,3 +52,9 @@ def read_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ.pop(ENV, None)
         else:
             os.environ[ENV] = old
+
+
+@pytest.fixture(scope="session")
+def faultapp(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The fault matrix's program (tests/faultkit.py), compiled once per session."""
+    return compile_faultapp(tmp_path_factory.mktemp("faultapp"))

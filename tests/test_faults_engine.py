@@ -14,35 +14,31 @@ exec root, socket and bridge), never the shared one.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import os
-import shutil
-import signal
 import subprocess
-import tarfile
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from slimmer.engine import Engine
-from slimmer.errors import SlimError
-from slimmer.model import SOURCE_LABEL
+from tests.faultkit import (
+    SHARED_IMAGES,
+    error_line,
+    left_by,
+    load_fault_image,
+    remove_images,
+)
 from tests.installed import popen_slim, run_slim
 from tests.needs import require, require_root
+from tests.private_engine import PrivateEngine, connect, env_var, teardown
 
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
 
-FAULTAPP = Path(__file__).resolve().parent / "data" / "faults" / "faultapp.c"
-TEST_LABEL = {"io.slimmer.test": "faults"}  # the test's own images, removed at the end
 OUT = "slimmer-faults-out"
-PORTS: dict[str, object] = {"ExposedPorts": {"8080/tcp": {}}}
 TCP_PROBE = """timeout = 10
 [[probes]]
 kind = "tcp"
@@ -52,109 +48,17 @@ expect_contains = ["ok"]
 """
 
 
-# -- images written by hand ----------------------------------------------------------------
-def _tar(files: Mapping[str, tuple[bytes, int]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name, (data, mode) in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), mode
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def image_archive(
-    tag: str, files: Mapping[str, tuple[bytes, int]], config: Mapping[str, object], arch: str
-) -> bytes:
-    """A one-layer `docker save` archive of `files` with this container config."""
-    layer = _tar(files)
-    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-    image_config = {
-        "architecture": arch,
-        "os": "linux",
-        "config": {**config, "Labels": TEST_LABEL},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created_by": "tests/test_faults_engine.py"}],
-    }
-    blob = json.dumps(image_config, sort_keys=True).encode()
-    name = hashlib.sha256(blob).hexdigest() + ".json"
-    manifest = [{"Config": name, "RepoTags": [tag], "Layers": ["layer.tar"]}]
-    return _tar(
-        {
-            "manifest.json": (json.dumps(manifest).encode(), 0o644),
-            name: (blob, 0o644),
-            "layer.tar": (layer, 0o644),
-        }
-    )
-
-
-@pytest.fixture(scope="module")
-def faultapp(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    require("gcc")
-    out = tmp_path_factory.mktemp("faultapp") / "faultapp"
-    subprocess.run(["gcc", "-static", "-Os", "-o", str(out), str(FAULTAPP)], check=True)
-    return out.read_bytes()
-
-
-Spec = tuple[list[str], Mapping[str, object], str]  # entrypoint, more config, architecture
-SHARED_IMAGES: dict[str, Spec] = {
-    "exit": (["/app", "exit", "3"], PORTS, "amd64"),
-    "crash": (["/app", "crash"], {}, "amd64"),
-    "daemon": (["/app", "daemon", "8080"], PORTS, "amd64"),
-    "stubborn": (["/app", "stubborn", "8080"], {**PORTS, "StopSignal": "SIGTERM"}, "amd64"),
-    "hog": (["/app", "hog", "8080"], PORTS, "amd64"),
-    "serve": (["/app", "serve", "8080"], PORTS, "amd64"),
-    "noentry": (["/app/missing"], PORTS, "amd64"),
-    "arm": (["/app", "serve", "8080"], PORTS, "arm64"),
-}
-
-
-def _load(engine: Engine, name: str, files: Mapping[str, tuple[bytes, int]], spec: Spec) -> str:
-    entrypoint, extra, arch = spec
-    tag = f"slimmer-faults/{name}:latest"
-    engine.load_image(image_archive(tag, files, {"Entrypoint": entrypoint, **extra}, arch))
-    return tag
-
-
-def _remove_images(engine: Engine, refs: list[str]) -> None:
-    for ref in refs:
-        with suppress(SlimError):
-            engine.remove_image(ref, force=True)
-
-
 @pytest.fixture(scope="module")
 def fault_images(engine: Engine, faultapp: bytes) -> Iterator[dict[str, str]]:
     files = {"app": (faultapp, 0o755)}
-    tags = {name: _load(engine, name, files, spec) for name, spec in SHARED_IMAGES.items()}
+    tags = {
+        name: load_fault_image(engine, name, files, spec) for name, spec in SHARED_IMAGES.items()
+    }
     ids = [engine.inspect_image(t).id for t in tags.values()]
     try:
         yield tags
     finally:
-        _remove_images(engine, ids)
-
-
-# -- the four assertions ---------------------------------------------------------------------
-def _error_line(stderr: str) -> str:
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.startswith("slim: error:")]
-    assert len(lines) == 1, stderr
-    return lines[0]
-
-
-def _left_by(engine: Engine, source_ids: set[str]) -> list[str]:
-    """slimmer's leftovers that came from these images (other runs share the engine)."""
-    out = []
-    for item in engine.leftovers():
-        try:
-            if item.kind == "container":
-                origin = str(engine.inspect_container(item.id).get("Image", ""))
-            else:
-                origin = engine.inspect_image(item.id).labels.get(SOURCE_LABEL, "")
-        except SlimError:  # removed meanwhile by its own run
-            continue
-        if origin in source_ids:
-            out.append(f"{item.kind} {item.id[:12]}")
-    return out
+        remove_images(engine, ids)
 
 
 @dataclass(frozen=True)
@@ -205,9 +109,9 @@ def test_fault(row: Row, fault_images: dict[str, str], engine: Engine, tmp_path:
         _check(row, res, took)
         assert engine.inspect_image(tag).id == before
         assert engine.image_exists(out) == (row.code == 0)
-        assert not _left_by(engine, {before})
+        assert not left_by(engine, {before})
     finally:
-        _remove_images(engine, [out])
+        remove_images(engine, [out])
 
 
 def _check(row: Row, res: subprocess.CompletedProcess[str], took: float) -> None:
@@ -216,7 +120,7 @@ def _check(row: Row, res: subprocess.CompletedProcess[str], took: float) -> None
     if row.code == 0:
         assert "Traceback" not in res.stderr and "slim: error" not in res.stderr
         return
-    line = _error_line(res.stderr)
+    line = error_line(res.stderr)
     missing = [w for w in row.words if w not in line]
     assert not missing, line
 
@@ -254,125 +158,14 @@ def test_disk_full_while_writing(
     try:
         res = run_slim(tag, "-o", out, "--probes", str(tmp_path / "probes.toml"), env=env)
         assert res.returncode == 1, res.stderr
-        line = _error_line(res.stderr)
+        line = error_line(res.stderr)
         assert "writing: no space left on the device" in line and "TMPDIR" in line, line
         assert engine.inspect_image(tag).id == before
         assert not engine.image_exists(out)
-        assert not _left_by(engine, {before})
+        assert not left_by(engine, {before})
         assert not os.listdir(full_tmp)  # the work directory went too
     finally:
-        _remove_images(engine, [out])
-
-
-# -- a private engine, killed mid-run ------------------------------------------------------
-class PrivateEngine:
-    """A second dockerd with its own data root, exec root, socket and bridge.
-
-    Never `--bridge=none`: dockerd then deletes the host's docker0, the shared
-    engine's bridge. Its own bridge, no iptables, no forwarding instead."""
-
-    BRIDGE = "slimfault0"
-    SUBNET = "10.213.77.1/24"
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.host = f"unix://{root}/docker.sock"
-
-    def start(self) -> None:
-        (self.root / "dockerd.pid").unlink(missing_ok=True)  # left by a killed dockerd
-        pidfile = self.root / "exec" / "containerd" / "containerd.pid"
-        if pidfile.exists() and not _alive(int(pidfile.read_text().strip() or 0)):
-            pidfile.unlink()  # its containerd died with it (or lingers as a zombie)
-        log = open(self.root / "dockerd.log", "ab")  # noqa: SIM115 (the daemon keeps it)
-        self.proc = subprocess.Popen(
-            [
-                "/usr/sbin/dockerd",
-                f"--data-root={self.root}/data",
-                f"--exec-root={self.root}/exec",
-                f"--pidfile={self.root}/dockerd.pid",
-                f"-H={self.host}",
-                f"--bridge={self.BRIDGE}",
-                "--iptables=false",
-                "--ip-forward=false",
-                "--ip-masq=false",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with suppress(SlimError):
-                connect(self.host).close()
-                return
-            time.sleep(0.2)
-        tail = (self.root / "dockerd.log").read_text(errors="replace").splitlines()[-3:]
-        pytest.fail(f"the private dockerd did not answer: {' | '.join(tail)}", pytrace=False)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def own_processes(self) -> list[int]:
-        """Pids of the processes started for this engine: its containerd and shims."""
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and entry.name != str(os.getpid()):
-                with suppress(OSError):
-                    if str(self.root).encode() in (entry / "cmdline").read_bytes():
-                        pids.append(int(entry.name))
-        return pids
-
-
-def _alive(pid: int) -> bool:
-    """A running process (not a zombie nobody reaped) has this pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return pid > 0 and stat.rpartition(")")[2].split()[0] != "Z"
-
-
-@contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
-
-
-def connect(host: str) -> Engine:
-    with _env("DOCKER_HOST", host):
-        return Engine.connect(timeout=60)
-
-
-def _teardown(private: PrivateEngine) -> None:
-    private.stop()
-    for pid in private.own_processes():
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    time.sleep(0.5)
-    mounts = Path("/proc/mounts").read_text().splitlines()
-    for where in sorted((m.split()[1] for m in mounts if str(private.root) in m), reverse=True):
-        subprocess.run(["umount", "-l", where], check=False)
-    subprocess.run(["ip", "link", "del", PrivateEngine.BRIDGE], check=False, capture_output=True)
-    shutil.rmtree(private.root, ignore_errors=True)
+        remove_images(engine, [out])
 
 
 @pytest.fixture(scope="module")
@@ -393,13 +186,15 @@ def private_engine(faultapp: bytes) -> Iterator[tuple[PrivateEngine, str, str]]:
         files = {"app": (faultapp, 0o755), "data/big": (os.urandom(1 << 20) * 16, 0o644)}
         eng = connect(private.host)
         try:
-            tag = _load(eng, "sleep", files, (["/app", "sleep", "1", "/data/big"], {}, "amd64"))
+            tag = load_fault_image(
+                eng, "sleep", files, (["/app", "sleep", "1", "/data/big"], {}, "amd64")
+            )
             image_id = eng.inspect_image(tag).id
         finally:
             eng.close()
         yield private, tag, image_id
     finally:
-        _teardown(private)
+        teardown(private)
 
 
 # (stage row, the stderr line that starts it, the stage the error must name)
@@ -414,7 +209,7 @@ ENGINE_DEATHS = [
 
 
 def _run_until(host: str, tag: str, out: str, trigger: str, cache: Path) -> subprocess.Popen[str]:
-    with _env("DOCKER_HOST", host), _env("SLIMMER_CACHE_DIR", str(cache)):
+    with env_var("DOCKER_HOST", host), env_var("SLIMMER_CACHE_DIR", str(cache)):
         proc = popen_slim(tag, "-o", out, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stderr is not None
     seen = []
@@ -442,7 +237,7 @@ def test_engine_killed_mid_run(
     _, rest = proc.communicate(timeout=120)
     private.start()
     assert proc.returncode == 1, rest
-    line = _error_line(rest)
+    line = error_line(rest)
     assert line.startswith(f"slim: error: the engine went away while {named}: "), line
     if stage == "loading":
         assert "loading image" in line, line
@@ -469,7 +264,7 @@ def test_engine_restarted_mid_run(
     private.start()
     _, rest = proc.communicate(timeout=120)
     assert proc.returncode == 1, rest
-    line = _error_line(rest)
+    line = error_line(rest)
     assert "profiling" in line or "probing" in line, line
     _cleaned_up(private, tag, image_id, out)
 

@@ -14,15 +14,14 @@ from collections.abc import Iterator
 import pytest
 
 from slimmer.engine import Engine
-from tests.installed import run_slim, slim_exe
-from tests.test_faults_engine import (
+from tests.faultkit import (
     SHARED_IMAGES,
-    _error_line,
-    _left_by,
-    _remove_images,
-    faultapp,  # noqa: F401 (the fixture, compiled once for this module)
+    error_line,
     image_archive,
+    left_by,
+    remove_images,
 )
+from tests.installed import run_slim, slim_exe
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +29,7 @@ ROWS = ("noentry", "arm", "hog")  # fault matrix rows whose images these tests r
 
 
 @pytest.fixture(scope="module")
-def images(engine: Engine, faultapp: bytes) -> Iterator[dict[str, str]]:  # noqa: F811
+def images(engine: Engine, faultapp: bytes) -> Iterator[dict[str, str]]:
     """Fault matrix row -> a tag of its image, loaded for this module, removed after."""
     tags = {}
     for name in ROWS:
@@ -43,7 +42,7 @@ def images(engine: Engine, faultapp: bytes) -> Iterator[dict[str, str]]:  # noqa
     try:
         yield tags
     finally:
-        _remove_images(engine, ids)
+        remove_images(engine, ids)
 
 
 REFUSED = [
@@ -64,12 +63,12 @@ def test_an_image_that_cannot_run_is_refused_before_profiling(
     res = run_slim("profile", tag, timeout=120)
     assert res.returncode == 6, res.stderr
     assert time.monotonic() - start < 20
-    line = _error_line(res.stderr)
+    line = error_line(res.stderr)
     assert all(w in line for w in words), line
     assert "slim: bundling" not in res.stderr  # refused before the tracer was built
     assert res.stdout == ""
     assert engine.inspect_image(tag).id == before
-    assert not _left_by(engine, {before})
+    assert not left_by(engine, {before})
 
 
 @pytest.mark.engine
@@ -80,9 +79,9 @@ def test_an_app_over_the_memory_limit_is_a_clear_error(
     before = engine.inspect_image(tag).id
     res = run_slim("profile", "--memory", "64MiB", "--cpus", "1", tag, timeout=120)
     assert res.returncode == 1, res.stderr
-    line = _error_line(res.stderr)
+    line = error_line(res.stderr)
     assert "memory limit" in line and "--memory 64 MiB" in line, line
-    assert not _left_by(engine, {before})
+    assert not left_by(engine, {before})
 
 
 def test_profile_takes_the_limits_of_slim() -> None:
