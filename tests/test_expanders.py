@@ -9,6 +9,7 @@ import pytest
 
 from slimmer.image.paths import is_system_dir
 from slimmer.plan.expanders import EXPANDERS
+from slimmer.plan.expanders.pycodecs import computed_codec_lines
 from slimmer.plan.expanders.system import locale_names, nss_services
 from slimmer.plan.keep import Addition, Generated, ProfileContext
 from slimmer.plan.nginxconf import directives, referenced_paths, tokens
@@ -581,6 +582,41 @@ def test_python_codecs_evidence_only_outside_the_standard_library(make: Maker) -
     members = [*_codec_members("import mailbox\n"), f(f"{LIB}/mailbox.py", ENCODE)]
     ctx = context(make(members), kept=["/usr/bin/python3.11", "/app/app.py", f"{LIB}/mailbox.py"])
     assert f"{LIB}/encodings/cp1252.py" not in added("python-imports", ctx, "python")
+
+
+def test_computed_codec_lines() -> None:
+    source = """\
+import codecs
+a = b"x".decode("utf-8")
+b = "x".encode(name)
+c = codecs.lookup(charset)
+d = open(path, encoding=enc)
+e = open(path, encoding="latin-1")
+f = registry.lookup(key)
+g = "x".encode()
+h = codecs.lookup("ascii")
+"""
+    assert computed_codec_lines(source) == (3, 4, 5)
+    assert computed_codec_lines("def (") == ()
+
+
+def test_python_c_imports_of_built_in_extension_modules(make: Maker) -> None:
+    # Debian's python3.11 has _pickle built in (its PyInit__pickle in the binary),
+    # python.org's has it in lib-dynload: either way its C code imports copyreg
+    members = [
+        *debian_base(),
+        f("/usr/bin/python3.11", ELF + b"\0PyInit__pickle\0", 0o755),
+        f("/app/app.py", "import _pickle\n"),
+        f(f"{LIB}/copyreg.py", ""),
+        f(f"{LIB}/_compat_pickle.py", ""),
+        f(f"{LIB}/unused.py", ""),
+    ]
+    ctx = context(make(members), kept=["/usr/bin/python3.11", "/app/app.py"])
+    adds, _ = expand("python-imports", ctx, "python")
+    why = {a.path: a.reason.detail for a in adds}
+    assert {f"{LIB}/copyreg.py", f"{LIB}/_compat_pickle.py"} <= set(why)
+    assert f"{LIB}/unused.py" not in why
+    assert "imports _pickle, built in, whose C code imports copyreg" in why[f"{LIB}/copyreg.py"]
 
 
 def _apply(make: Maker, members: list[M], traced: list[str], kept: list[str]) -> set[str]:

@@ -11,17 +11,12 @@ from slimmer.plan.pyimports import (
     BOOTSTRAP_FROZEN,
     STDLIB_FROZEN,
     ModuleFinder,
+    builtin_c_imports,
     frozen_names,
     module_of,
     search_path,
 )
-from slimmer.plan.pysource import (
-    Fallback,
-    absolute_name,
-    computed_codec_lines,
-    imported_names,
-    parse_imports,
-)
+from slimmer.plan.pysource import Fallback, absolute_name, imported_names, parse_imports
 from tests.profile_kit import ELF, Maker, d, f, factory, ln
 
 
@@ -295,24 +290,15 @@ def test_extension_modules_of_every_abi_are_kept(make: Maker) -> None:
     )
 
 
-def test_computed_codec_lines() -> None:
-    source = """\
-import codecs
-a = b"x".decode("utf-8")
-b = "x".encode(name)
-c = codecs.lookup(charset)
-d = open(path, encoding=enc)
-e = open(path, encoding="latin-1")
-f = registry.lookup(key)
-g = "x".encode()
-h = codecs.lookup("ascii")
-"""
-    assert computed_codec_lines(source) == (3, 4, 5)
-    assert computed_codec_lines("def (") == ()
-
-
 def test_frozen_names() -> None:
     assert frozen_names(b"\0nothing\0") == frozenset()
     assert frozen_names(b"\0_frozen_importlib_external\0") == BOOTSTRAP_FROZEN
     both = frozen_names(b"\0_frozen_importlib_external\0frozen_modules=on")
     assert both == BOOTSTRAP_FROZEN | STDLIB_FROZEN and "os" in both
+
+
+def test_builtin_c_imports() -> None:
+    # only the built-in ones among the names; an extension module in a file is
+    # followed as a source instead
+    got = builtin_c_imports({"_pickle", "_decimal", "os"}, frozenset({"_pickle", "posix"}))
+    assert got == {n: "_pickle" for n in ("codecs", "copyreg", "_compat_pickle", "functools")}

@@ -17,7 +17,7 @@ import tarfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 from slimmer import __version__
 from slimmer.errors import SlimError
@@ -238,9 +238,10 @@ def write_entries(
     """Write `entries` as the one layer of an image with `source`'s runtime config, as a
     `docker save` archive under `workdir` (`taken`: see `write_layer`)."""
     layer_path = workdir / "layer.tar"
-    with open(layer_path, "wb") as out:
-        files, content = write_layer(entries, store, out, taken)
-    layer_digest = "sha256:" + sha256_file(layer_path)
+    with open(layer_path, "wb") as raw:
+        out = _Hashing(raw)
+        files, content = write_layer(entries, store, cast(IO[bytes], out), taken)
+    layer_digest = "sha256:" + out.hexdigest()
     summary = f"slimmer {__version__}: {files} entries kept from {source_id[:19]}"
     config = slim_config(source, layer_digest, source_id, summary, labels)
     written = assemble_archive([layer_path], config, workdir / "image.tar")
@@ -276,9 +277,10 @@ def write_on_base(
     `docker save` archive under `workdir`. The config is the source's runtime config;
     rootfs and history are the base's, then ours. `taken`: see `write_layer`."""
     layer_path = workdir / "app-layer.tar"
-    with open(layer_path, "wb") as out:
-        files, content = write_layer(entries, store, out, taken)
-    layer_digest = "sha256:" + sha256_file(layer_path)
+    with open(layer_path, "wb") as raw:
+        out = _Hashing(raw)
+        files, content = write_layer(entries, store, cast(IO[bytes], out), taken)
+    layer_digest = "sha256:" + out.hexdigest()
     summary = (
         f"slimmer {__version__}: {files} entries of {source_id[:19]} on {base.ref} "
         f"({base.image_id[:19]})"
@@ -321,7 +323,15 @@ def assemble_archive(layers: Sequence[Path], config: Mapping[str, Any], archive:
     internal error."""
     data = canonical_json(config)
     config_hex = hashlib.sha256(data).hexdigest()
-    names = [f"{sha256_file(layer)}/layer.tar" for layer in layers]
+    # each layer is named by its diff ID, which the config already holds: no layer is
+    # read again for it (the validator below checks every one against its bytes)
+    diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+    if len(diff_ids) != len(layers):
+        raise SlimError(
+            f"internal error: writing {archive.name}: {len(layers)} layers, "
+            f"{len(diff_ids)} diff IDs"
+        )
+    names = [f"{str(d).removeprefix('sha256:')}/layer.tar" for d in diff_ids]
     manifest = [{"Config": f"{config_hex}.json", "RepoTags": None, "Layers": names}]
     with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tf:
         _add_bytes(tf, f"{config_hex}.json", data)
@@ -355,6 +365,28 @@ def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
     info.size = len(data)
     info.mode = 0o644
     tf.addfile(info, io.BytesIO(data))
+
+
+class _Hashing:
+    """A writable sink that also takes the SHA-256 of what goes through it (the layer's
+    diff ID, without reading the layer again)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._digest.update(data)
+        return self._out.write(data)
+
+    def tell(self) -> int:
+        return self._out.tell()
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def sha256_file(path: Path) -> str:

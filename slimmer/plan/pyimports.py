@@ -189,19 +189,21 @@ def frozen_names(binary: bytes) -> frozenset[str]:
 
 # Python modules the C code of CPython's extension modules imports (PyImport_Import*),
 # which no `.py` file shows. An extension module in a file is followed as a source
-# with these imports; a built-in one (`sys.builtin_module_names`) through
-# `builtin_c_imports`. Measured on Debian 12's CPython 3.11.2 (python3.11
-# 3.11.2-6+deb12u9, the fixture images), every lib-dynload module and every built-in
-# one imported alone in a fresh `python3 -I -S`, with builtins.__import__ hooked:
-# a call whose innermost Python frame is importlib's `_call_with_frames_removed`
-# comes from the C code of the module being created or executed there (the hook sees
-# modules start-up already imported too, which a sys.modules diff misses; the diff
-# against the start-up sys.modules found nothing the hook did not). Imports made when
-# a function is called were measured by calling it with the hook on (`call:` below).
-# Left out: imports of a name chosen at run time (_pickle's find_class, the
-# modules a pickle names), sys.modules look-ups that never import (_json's
-# json.decoder), and CPython's test modules (_testbuffer imports struct). Every other
-# module imports nothing.
+# with these imports; a built-in one through `builtin_c_imports` (Debian builds
+# _pickle, _datetime, _elementtree, array and pyexpat into the interpreter, python.org
+# builds have them in lib-dynload: the same C code).
+# Measured, not recalled: on Debian 12's CPython 3.11.2 (python3.11 3.11.2-6+deb12u9,
+# the fixture images), each lib-dynload module and each built-in one was imported
+# alone in a fresh `python3 -I -S` with builtins.__import__ hooked. A call whose
+# innermost Python frame is importlib's `_call_with_frames_removed` comes from the C
+# code of the module that frame creates or executes. The hook also sees modules
+# start-up had already imported (codecs, io), which a diff of sys.modules misses; the
+# diff against sys.modules at start found nothing the hook did not. Imports a function
+# makes when called (`call:` below) were measured by calling it with the hook on.
+# Left out: names chosen at run time (the modules a pickle names), sys.modules
+# look-ups that never import (_json's json.decoder) and CPython's test modules
+# (_testbuffer imports struct). No other module imported anything, at init or in the
+# calls tried.
 EXTENSION_IMPORTS: dict[str, tuple[str, ...]] = {
     "_asyncio": (
         "asyncio",

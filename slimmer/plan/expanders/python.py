@@ -36,6 +36,7 @@ from slimmer.plan.pyimports import (
     EXTENSION_IMPORTS,
     STDLIB_FROZEN,
     ModuleFinder,
+    builtin_c_imports,
     frozen_names,
     module_of,
     search_path,
@@ -318,6 +319,7 @@ def _reason(source: str, name: str, path: str, profile_name: str) -> Reason:
 
 def python_imports(ctx: ProfileContext, profile_name: str) -> Result:
     """Modules the kept Python code imports anywhere (in functions, in try/except),
+    those the C code of the extension modules it imports imports (EXTENSION_IMPORTS),
     and the codecs of `encodings` it may look up (see `pycodecs`), resolved against
     the image's sys.path, followed to a fixed point.
 
@@ -340,7 +342,7 @@ def python_imports(ctx: ProfileContext, profile_name: str) -> Result:
     mains = main_programs(ctx, sources)
     tooling = _tooling_left_out(ctx, dirs)
     frozen = frozen_modules(ctx)
-    inside = builtin_modules(ctx) | frozen
+    builtins = builtin_modules(ctx)
     out = codec_additions(ctx, dirs, sources, profile_name)
     out += _startup(ctx, dirs, finder, frozen, profile_name)
     queue = sorted({*sources, *(a.path for a in out)})[::-1]
@@ -348,18 +350,37 @@ def python_imports(ctx: ProfileContext, profile_name: str) -> Result:
     while queue:
         source = queue.pop()
         imports, search = _imports_of(ctx.tree, source, dirs, mains)
-        names = _needed(imports, search, finder, inside)
-        for name in sorted(n for n in names if n.split(".")[0] not in tooling):
+        for name, what in _wanted(imports, search, finder, builtins, frozen, tooling):
             for path in finder.find(name, search):
                 if path in seen:
                     continue
                 seen.add(path)
                 if not _is_frozen(path, dirs, frozen):
-                    out.append(Addition(path, _reason(source, name, path, profile_name)))
+                    out.append(Addition(path, _reason(source, what, path, profile_name)))
                 bootstrap = _is_frozen(path, dirs, frozen & BOOTSTRAP_FROZEN)
                 if path.endswith(".so") or (path.endswith(".py") and not bootstrap):
                     queue.append(path)  # a frozen module's code imports the same
     return not_kept(out, ctx.kept), []
+
+
+def _wanted(
+    imports: Imports,
+    search: tuple[str, ...],
+    finder: ModuleFinder,
+    builtins: frozenset[str],
+    frozen: frozenset[str],
+    tooling: frozenset[str],
+) -> list[tuple[str, str]]:
+    """The names to find for `imports` (see `_needed`), each with how the source
+    imports it: by name, or through the C code of a built-in module it imports
+    (`pyimports.builtin_c_imports`). Names of a TOOLING family left out are dropped."""
+    names = _needed(imports, search, finder, builtins | frozen)
+    via = builtin_c_imports(names, builtins)
+    out = {n: n for n in names if n.split(".")[0] not in tooling}
+    for name, builtin in via.items():
+        if name not in names and name.split(".")[0] not in tooling:
+            out[name] = f"{builtin}, built in, whose C code imports {name},"
+    return sorted(out.items())
 
 
 def _startup(
