@@ -3,7 +3,7 @@ images at three sizes, by file count (up to > 100k files and > 2 GB) and by laye
 count (up to 1,000 layers). Time should grow at most linearly; peak RSS should stay
 flat (goal: at most 250 MB).
 
-    python -m bench.scale [--only files|layers] [--keep]
+    python -m bench.scale [--only files|entries|layers] [--keep]
 
 Each image is written with slimmer's own writer (`assemble_archive`, which also
 validates it) and loaded through `slimmer.engine`; it carries the label
@@ -18,9 +18,14 @@ The engine (Docker 20.10, overlay2) refuses images deeper than 125 layers
 files at every size: inspect and check read the file, and `slim` reads it and
 runs a copy flattened to one layer (`slimmer.pipeline.source`).
 
+The entries series has the files series' file counts at 64 bytes a file, read as
+`docker-archive:` files: it shows the per-file costs (the tree, the plan, the
+report) without the byte moves, whose time grows with bytes and is mostly the
+engine's.
+
 Wall time moves with whatever else the machine runs; the CPU time of the `slim`
-process (user + system) does not, so both are recorded, and linearity is judged
-on the CPU time per file (or per layer) across the three sizes.
+process (user + system) moves much less, so both are recorded, and linearity is
+judged on the CPU time across the three sizes.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LABEL = "io.slimmer.bench"
 FILE_SIZES = (25_000, 50_000, 110_000)  # files, each FILE_BYTES long
 FILE_BYTES = 20_000
+ENTRY_BYTES = 64  # the entries series: per-file costs without the bytes
 LAYER_COUNTS = (10, 100, 1000)
 SLIM = str(Path(sys.executable).with_name("slim"))
 PROBES = ROOT / "fixtures" / "c-static" / "probe.toml"
@@ -121,10 +127,10 @@ def _app_entries(app: dict[str, bytes]) -> list[tuple[str, bytes | None, int]]:
     ]
 
 
-def files_layer(path: Path, count: int, app: dict[str, bytes]) -> None:
-    """One layer: the app and `count` files of FILE_BYTES each, 1,000 to a directory,
+def files_layer(path: Path, count: int, app: dict[str, bytes], size: int = FILE_BYTES) -> None:
+    """One layer: the app and `count` files of `size` bytes each, 1,000 to a directory,
     sorted by name as slimmer's writer requires of its own layers."""
-    block = hashlib.sha256(b"scale").digest() * (FILE_BYTES // 32 + 1)
+    block = hashlib.sha256(b"scale").digest() * (size // 32 + 1)
 
     def entries() -> Iterator[tuple[str, bytes | None, int]]:
         names: list[tuple[str, bytes | None, int]] = [("data", None, 0)]
@@ -134,7 +140,7 @@ def files_layer(path: Path, count: int, app: dict[str, bytes]) -> None:
         files = [(f"data/d{i // 1000:04}/f{i:06}", None, 1) for i in range(count)]
         for name, data, mode in sorted([*names, *files], key=lambda e: e[0].encode()):
             if mode == 1:  # a data file: bytes unique to its name
-                yield name, name.encode() + block[: FILE_BYTES - len(name)], 0o644
+                yield name, name.encode() + block[: max(size - len(name), 0)], 0o644
             else:
                 yield name, data, mode
 
@@ -261,6 +267,26 @@ def files_series(engine: Engine, app: dict[str, bytes], work: Path, made: list[s
     return rows
 
 
+def entries_series(app: dict[str, bytes], work: Path, made: list[str]) -> list[Row]:
+    """The per-file costs alone: the file counts of the files series, each file
+    ENTRY_BYTES long, read as `docker-archive:` files (no engine save or load, whose
+    time is the engine's and grows with bytes, not files)."""
+    rows = []
+    for count in FILE_SIZES:
+        name = f"entries-{count}"
+        print(f"{name}: building")
+        layer = work / "layer.tar"
+        files_layer(layer, count, app, ENTRY_BYTES)
+        archive = build_archive(name, [layer], work)
+        out = f"slimmer-bench/{name}:slim"
+        made.append(out)
+        measures = measure_image(f"docker-archive:{archive}", out, work)
+        size = archive.stat().st_size
+        archive.unlink()
+        rows.append(Row("entries", name, count + 2, 1, size, tuple(measures)))
+    return rows
+
+
 def layers_series(engine: Engine, app: dict[str, bytes], work: Path, made: list[str]) -> list[Row]:
     rows = []
     for count in LAYER_COUNTS:
@@ -278,7 +304,7 @@ def layers_series(engine: Engine, app: dict[str, bytes], work: Path, made: list[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=("files", "layers"))
+    parser.add_argument("--only", choices=("files", "layers", "entries"))
     parser.add_argument("--keep", action="store_true", help="keep the images built")
     args = parser.parse_args()
     engine = Engine.connect()
@@ -290,6 +316,8 @@ def main() -> None:
             app = app_files(engine, work)
             if args.only in (None, "layers"):
                 rows += layers_series(engine, app, work, made)
+            if args.only in (None, "entries"):
+                rows += entries_series(app, work, made)
             if args.only in (None, "files"):
                 rows += files_series(engine, app, work, made)
     finally:
@@ -306,7 +334,7 @@ def growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     on CPU time and on wall time (1.0 is linear; fixed costs push it below 1), and the
     peak RSS at each size."""
     out = []
-    for kind, unit in (("files", "files"), ("layers", "layers")):
+    for kind, unit in (("files", "files"), ("entries", "files"), ("layers", "layers")):
         series = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r[unit])
         commands = dict.fromkeys(m["command"] for r in series for m in r["measures"])
         for command in commands:

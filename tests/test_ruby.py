@@ -10,8 +10,11 @@ from typing import Any
 from slimmer.model import ImageConfig
 from slimmer.plan.expanders import EXPANDERS
 from slimmer.plan.expanders.ruby import (
+    SELF,
+    gemspec_dependencies,
     gemspec_require_paths,
     resolve_require,
+    ruby_code,
     ruby_load_path,
     ruby_specs,
 )
@@ -79,8 +82,10 @@ def run(context: ProfileContext) -> list[Addition]:
     return EXPANDERS["ruby-requires"](context, profile.name)[0]
 
 
-def test_specs_are_found_inside_methods_and_interpolation_is_skipped() -> None:
-    assert ruby_specs(ROUTER) == ["json", "digest/sha2"]
+def test_specs_are_found_inside_methods_and_computed_names_are_directories() -> None:
+    assert ruby_specs(ROUTER) == ["json", "digest/sha2", "plugins/*"]
+    assert ruby_specs('require "#{x}"\nrequire "a#{x}"\n') == []  # no literal directory
+    assert ruby_specs("def self.const_missing(n)\n  require lib\nend\n") == [SELF]
     assert ruby_specs("require_relative 'lib/x'\nautoload :Foo, 'foo/bar'\n") == [
         "./lib/x",
         "foo/bar",
@@ -144,12 +149,14 @@ def test_nothing_without_a_ruby() -> None:
 
 
 def test_a_native_extension_keeps_the_ruby_files_its_c_code_requires() -> None:
-    """psych.so calls rb_require("psych/syntax_error") from C: no Ruby scan sees it."""
+    """psych.so calls rb_require("psych/syntax_error") from C: no Ruby scan sees it,
+    but the name is in the binary. bigdecimal.so names none of bigdecimal/."""
     tree = ruby_tree(
         {
             f"{LIB}/yaml.rb": b"begin\n  require 'psych'\nrescue LoadError\nend\n",
             f"{LIB}/psych.rb": b"require 'psych.so'\n",
-            f"{ARCH}/psych.so": SO,
+            f"{ARCH}/psych.so": File(ELF + b"psych/syntax_error\0Psych::Nodes\0"),
+            f"{LIB}/psych/unused.rb": b"# not named by psych.so\n",
             f"{LIB}/psych/syntax_error.rb": b"require_relative 'exception'\n",
             f"{LIB}/psych/exception.rb": b"# exception\n",
             "/srv/app/lib/router.rb": b"def yaml\n  require 'yaml'\nend\n",
@@ -159,3 +166,138 @@ def test_a_native_extension_keeps_the_ruby_files_its_c_code_requires() -> None:
     assert {f"{ARCH}/psych.so", f"{LIB}/psych/syntax_error.rb", f"{LIB}/psych/exception.rb"} <= (
         paths
     )
+    assert f"{LIB}/psych/unused.rb" not in paths
+
+
+def test_requires_in_comments_are_not_code() -> None:
+    """json.rb documents `require 'json/add/core'`; specification.rb `require 'rake'`."""
+    source = (
+        "require 'json/common'\n"
+        "#   require 'json/add/set'\n"
+        "  # - Date: <tt>require 'json/add/date'</tt>\n"
+        "=begin\nrequire 'in_block'\n=end\n"
+        "x = 1 # trailing comments stay\n"
+        "__END__\nrequire 'data'\n"
+    )
+    assert ruby_specs(source) == ["json/common"]
+    assert "trailing comments stay" in ruby_code(source)
+
+
+def test_a_computed_require_keeps_its_directory() -> None:
+    """digest.rb's const_missing does `require lib` for Digest::MD5: all of digest/."""
+    tree = ruby_tree(
+        {
+            f"{LIB}/digest.rb": b"require 'digest.so'\ndef self.m(n)\n  require lib\nend\n",
+            f"{ARCH}/digest/md5.so": SO,
+            f"{LIB}/plugins/a.rb": b"",
+            "/srv/app/lib/router.rb": b'def x\n  require "digest"\n  require "plugins/#{n}"\nend\n',
+        }
+    )
+    path = (LIB, ARCH)
+    assert f"{ARCH}/digest/md5.so" in resolve_require(tree, path, SELF, f"{LIB}/digest.rb")
+    adds = run(ctx(tree, ["/usr/bin/ruby3.1", "/srv/app/server.rb"]))
+    by = {a.path: a for a in adds}
+    assert {f"{ARCH}/digest/md5.so", f"{ARCH}/digest/sha2/loader.so", f"{LIB}/plugins/a.rb"} <= (
+        set(by)
+    )
+    assert "a computed name" in by[f"{ARCH}/digest/md5.so"].reason.detail
+    assert "below 'plugins/'" in by[f"{LIB}/plugins/a.rb"].reason.detail
+
+
+def test_the_preludes_lazy_requires_are_followed_only_when_it_is_named() -> None:
+    """rubygems.rb is loaded at every start; `Gem.install` requires its installer."""
+    rubygems = "/usr/lib/ruby/vendor_ruby/rubygems.rb"
+    tree = ruby_tree(
+        {
+            rubygems: b"def self.install(n)\n  require 'zlib'\nend\n",
+            "/usr/lib/ruby/vendor_ruby/rubygems/util.rb": b"def x\n  require 'zlib'\nend\n",
+            "/srv/app/lib/router.rb": b"# plain\n",
+        }
+    )
+    kept = ["/usr/bin/ruby3.1", "/srv/app/server.rb", rubygems]
+    assert f"{ARCH}/zlib.so" not in {a.path for a in run(ctx(tree, kept))}
+    tree = ruby_tree(
+        {
+            **{rubygems: b"def i\n  require 'zlib'\nend\n"},
+            **{"/srv/app/lib/router.rb": b"require 'rubygems'\n"},
+        }
+    )
+    assert f"{ARCH}/zlib.so" in {a.path for a in run(ctx(tree, kept))}
+
+
+GEMSPEC = b"""Gem::Specification.new do |s|
+  s.name = "sinatra".freeze
+  s.require_paths = ["lib".freeze]
+  s.add_runtime_dependency(%q<rack>.freeze, ["~> 3.0"])
+end
+"""
+
+
+def test_gemspec_dependencies() -> None:
+    assert gemspec_dependencies(GEMSPEC.decode()) == ["rack"]
+    assert gemspec_dependencies("s.add_dependency 'tilt', '~> 2'") == ["tilt"]
+
+
+def test_only_the_specs_of_gems_in_use_and_their_dependencies_are_kept() -> None:
+    tree = ruby_tree(
+        {
+            f"{GEMS}/specifications/sinatra-4.0.0.gemspec": GEMSPEC,
+            f"{GEMS}/gems/sinatra-4.0.0/lib/sinatra.rb": b"# no requires\n",
+            f"{GEMS}/specifications/rake-13.0.6.gemspec": b"s.name = 'rake'\n",
+            f"{GEMS}/gems/rake-13.0.6/lib/rake.rb": b"",
+            f"{GEMS}/extensions/x86_64-linux/3.1.0/sinatra-4.0.0/gem.build_complete": b"",
+            "/srv/app/lib/router.rb": b"require 'sinatra'\n",
+        }
+    )
+    by = {a.path: a for a in run(ctx(tree, ["/usr/bin/ruby3.1", "/srv/app/server.rb"]))}
+    spec = f"{GEMS}/specifications/sinatra-4.0.0.gemspec"
+    assert {
+        spec,
+        f"{GEMS}/specifications/rack-3.0.0.gemspec",
+        f"{GEMS}/extensions/x86_64-linux/3.1.0/sinatra-4.0.0/gem.build_complete",
+    } <= set(by)
+    assert f"{GEMS}/specifications/rake-13.0.6.gemspec" not in by
+    assert "activates gem sinatra-4.0.0: its files are kept" in by[spec].reason.detail
+    rack = by[f"{GEMS}/specifications/rack-3.0.0.gemspec"].reason.detail
+    assert "sinatra-4.0.0 depends on it" in rack
+
+
+ENC = "/usr/lib/x86_64-linux-gnu/ruby/3.1.0/enc"
+ENCODINGS: dict[str, Spec] = {
+    f"{ENC}/{n}": SO
+    for n in ("encdb.so", "utf_16le.so", "shift_jis.so", "trans/transdb.so", "trans/japanese.so")
+}
+
+
+def _enc(tree: MemTree, traced: Iterable[str] = (), **config: Any) -> set[str]:
+    context = ctx(tree, ["/usr/bin/ruby3.1", "/srv/app/server.rb"], **config)
+    context = ProfileContext(
+        context.tree, context.config, frozenset(traced), context.executed, context.kept
+    )
+    return {a.path for a in run(context) if a.path.startswith(ENC) and a.path.endswith(".so")}
+
+
+def test_encodings_core_set_without_evidence() -> None:
+    core = {f"{ENC}/encdb.so", f"{ENC}/utf_16le.so", f"{ENC}/trans/transdb.so"}
+    assert _enc(ruby_tree(ENCODINGS)) == core
+    # Ruby's own library converting encodings is not evidence: the app chooses
+    lib = {f"{LIB}/json.rb": b"require 'json/common'\ndef c(s) = s.force_encoding(e)\n"}
+    assert _enc(ruby_tree({**ENCODINGS, **lib})) == core
+    assert _enc(ruby_tree(ENCODINGS), Env=["LANG=C.UTF-8", "LC_ALL=en_US.utf8"]) == core
+
+
+def test_encodings_whole_on_evidence() -> None:
+    every = set(ENCODINGS)
+    assert _enc(ruby_tree(ENCODINGS), traced=[f"{ENC}/shift_jis.so"]) == every
+    assert _enc(ruby_tree(ENCODINGS), Env=["LANG=ja_JP.eucJP"]) == every
+    assert _enc(ruby_tree(ENCODINGS), Env=["RUBYOPT=-Eiso-8859-1"]) == every
+    for code in (
+        b"def r(b, cs) = b.force_encoding(cs)\n",
+        b"File.read(p, encoding: 'cp932')\n",
+        b"x = Encoding::Shift_JIS\n",
+        b"# -*- coding: euc-jp -*-\nputs 1\n",
+    ):
+        tree = ruby_tree({**ENCODINGS, "/srv/app/lib/router.rb": code})
+        assert _enc(tree) == every, code
+    tree = ruby_tree({**ENCODINGS, "/srv/app/lib/router.rb": b"# force_encoding(x)\n"})
+    assert _enc(tree) != every  # a comment is not evidence

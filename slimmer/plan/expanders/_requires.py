@@ -21,6 +21,12 @@ SpecsOf = Callable[[str], Iterable[str]]
 """A source's text -> the literal names it requires (in the runtime's own notation)."""
 Resolve = Callable[[str, str], list[str]]
 """(name, requiring file) -> the image files that name loads (first match wins)."""
+Describe = Callable[[str], str]
+"""A name as a reason shows it (a runtime's computed names say what they stand for)."""
+
+
+def _quoted(spec: str) -> str:
+    return repr(spec)
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Runtime:
     sources: tuple[str, ...]  # suffixes of files scanned for requires
     specs_of: SpecsOf
     resolve: Resolve
+    describe: Describe = _quoted
 
 
 def _specs(tree: TreeView, path: str, specs_of: SpecsOf) -> tuple[str, ...]:
@@ -60,7 +67,7 @@ def require_closure(
             )
             reason = Reason(
                 "profile",
-                f"{source} {runtime.verb} {spec!r} (found statically: "
+                f"{source} {runtime.verb} {runtime.describe(spec)} (found statically: "
                 f"loads on paths the probes did not take)",
                 profile_name,
             )
