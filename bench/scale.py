@@ -46,7 +46,7 @@ from typing import Any
 from bench.results import load as load_results
 from bench.results import record
 from slimmer.engine import Engine
-from slimmer.image.writer import assemble_archive
+from slimmer.image.writer import assemble_archive, sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
 LABEL = "io.slimmer.bench"
@@ -163,7 +163,7 @@ def layer_tars(work: Path, count: int, app: dict[str, bytes]) -> list[Path]:
 
 
 def config(name: str, layers: list[Path]) -> dict[str, Any]:
-    diff_ids = ["sha256:" + _sha256(p) for p in layers]
+    diff_ids = ["sha256:" + sha256_file(p) for p in layers]
     return {
         "architecture": "amd64",
         "os": "linux",
@@ -178,14 +178,6 @@ def config(name: str, layers: list[Path]) -> dict[str, Any]:
         "history": [{"created_by": f"bench.scale layer {i}"} for i in range(len(layers))],
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_archive(name: str, layers: list[Path], work: Path) -> Path:
