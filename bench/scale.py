@@ -223,22 +223,31 @@ def measure(label: str, *args: str) -> Measure:
     return Measure(label, float(seconds), cpu, round(rss, 1), res.returncode, error)
 
 
-def measure_image(ref: str, out: str | None, work: Path) -> list[Measure]:
-    found = [
+def measure_image(ref: str, out: str, work: Path) -> list[Measure]:
+    report = work / f"report-{out.replace('/', '_').replace(':', '_')}"
+    return [
         measure("inspect", "inspect", ref, "--json"),
         measure(
             "check", "check", ref, "--max-size", "10GB", "--max-files", "1000000", "--no-config"
         ),
+        measure("slim", ref, "-o", out, "--probes", str(PROBES), "--report-dir", str(report)),
     ]
-    if out is not None:
-        report = work / f"report-{out.replace('/', '_').replace(':', '_')}"
-        found.append(
-            measure("slim", ref, "-o", out, "--probes", str(PROBES), "--report-dir", str(report))
-        )
-    return found
 
 
-# -- the two series -------------------------------------------------------------
+def archive_row(
+    kind: str, name: str, layers: list[Path], files: int, work: Path, made: list[str]
+) -> Row:
+    """The row of an image measured as a `docker-archive:` file of `layers`."""
+    archive = build_archive(name, layers, work)
+    out = f"slimmer-bench/{name}:slim"
+    made.append(out)
+    measures = measure_image(f"docker-archive:{archive}", out, work)
+    size = archive.stat().st_size
+    archive.unlink()
+    return Row(kind, name, files, len(layers), size, tuple(measures))
+
+
+# -- the three series -----------------------------------------------------------
 
 
 def files_series(engine: Engine, app: dict[str, bytes], work: Path, made: list[str]) -> list[Row]:
@@ -269,13 +278,7 @@ def entries_series(app: dict[str, bytes], work: Path, made: list[str]) -> list[R
         print(f"{name}: building")
         layer = work / "layer.tar"
         files_layer(layer, count, app, ENTRY_BYTES)
-        archive = build_archive(name, [layer], work)
-        out = f"slimmer-bench/{name}:slim"
-        made.append(out)
-        measures = measure_image(f"docker-archive:{archive}", out, work)
-        size = archive.stat().st_size
-        archive.unlink()
-        rows.append(Row("entries", name, count + 2, 1, size, tuple(measures)))
+        rows.append(archive_row("entries", name, [layer], count + 2, work, made))
     return rows
 
 
@@ -284,13 +287,8 @@ def layers_series(engine: Engine, app: dict[str, bytes], work: Path, made: list[
     for count in LAYER_COUNTS:
         name = f"layers-{count}"
         print(f"{name}: building")
-        archive = build_archive(name, layer_tars(work, count, app), work)
-        out = f"slimmer-bench/{name}:slim"
-        made.append(out)
-        measures = measure_image(f"docker-archive:{archive}", out, work)
-        size = archive.stat().st_size
-        archive.unlink()
-        rows.append(Row("layers", name, count + 2, count, size, tuple(measures)))
+        layers = layer_tars(work, count, app)
+        rows.append(archive_row("layers", name, layers, count + 2, work, made))
     return rows
 
 
