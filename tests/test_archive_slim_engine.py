@@ -5,16 +5,14 @@ its archive; the engine runs a one-layer copy of it that the run removes again."
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bench.scale import app_files, build_archive, layer_tars
 from slimmer.engine import Engine
-from slimmer.image.writer import assemble_archive
 from tests.installed import ROOT, run_slim
 
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
@@ -23,76 +21,21 @@ LAYERS = 200  # deeper than the engine stacks (125)
 PROBES = ROOT / "fixtures" / "c-static" / "probe.toml"
 
 
-def _layer(path: Path, members: list[tuple[str, bytes | None, int]]) -> Path:
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
-        for name, data, mode in members:
-            info = tarfile.TarInfo(name)
-            info.mode = mode
-            if data is None:
-                info.type = tarfile.DIRTYPE
-                tf.addfile(info)
-            else:
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-    return path
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _c_static_files(engine: Engine, image: str, work: Path) -> dict[str, bytes]:
-    """`server` and `www/index.txt` of the c-static fixture, from its saved layers."""
-    saved = work / "c-static.tar"
-    with open(saved, "wb") as out:
-        engine.save_image(image, out)
-    files: dict[str, bytes] = {}
-    with tarfile.open(saved) as outer:
-        for member in outer:
-            if member.name.endswith("layer.tar") and (fh := outer.extractfile(member)):
-                with tarfile.open(fileobj=io.BytesIO(fh.read())) as inner:
-                    for m in inner:
-                        if m.isfile() and (data := inner.extractfile(m)):
-                            files[m.name] = data.read()
-    saved.unlink()
-    return files
 
 
 @pytest.fixture(scope="module")
 def deep_archive(
     engine: Engine, fixture_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
-    """c-static's server in the first of LAYERS layers, one small file in each other."""
+    """c-static's server in the first of LAYERS layers, one small file in each other
+    (written as the scale benchmark writes its layer series, from the fixture that
+    `fixture_images` builds when it is missing)."""
+    assert "c-static" in fixture_images
     work = tmp_path_factory.mktemp("deep")
-    app = _c_static_files(engine, fixture_images["c-static"], work)
-    layers = [
-        _layer(
-            work / "l0000.tar",
-            [
-                ("server", app["server"], 0o755),
-                ("www", None, 0o755),
-                ("www/index.txt", app["www/index.txt"], 0o644),
-            ],
-        )  # fmt: skip
-    ]
-    for i in range(1, LAYERS):
-        layers.append(
-            _layer(
-                work / f"l{i:04}.tar", [("layers", None, 0o755), (f"layers/l{i}", b"%d" % i, 0o644)]
-            )
-        )
-    config = {
-        "architecture": "amd64",
-        "os": "linux",
-        "created": "1970-01-01T00:00:00Z",
-        "config": {"Entrypoint": ["/server"], "Cmd": ["8080"], "ExposedPorts": {"8080/tcp": {}}},
-        "history": [{"created_by": f"layer {i}"} for i in range(LAYERS)],
-        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + _sha256(p) for p in layers]},
-    }
-    archive = assemble_archive(layers, config, work / "deep.tar").archive
-    for layer in layers:
-        layer.unlink()
-    yield archive
+    app = app_files(engine, work)
+    yield build_archive("deep", layer_tars(work, LAYERS, app), work)
 
 
 def _ours(engine: Engine) -> set[str]:
