@@ -9,15 +9,9 @@ from typing import Any
 
 from slimmer.model import ImageConfig
 from slimmer.plan.expanders import EXPANDERS
-from slimmer.plan.expanders.ruby import (
-    SELF,
-    gemspec_dependencies,
-    gemspec_require_paths,
-    resolve_require,
-    ruby_code,
-    ruby_load_path,
-    ruby_specs,
-)
+from slimmer.plan.expanders.ruby import resolve_require, ruby_load_path
+from slimmer.plan.expanders.ruby_gems import gemspec_dependencies, gemspec_require_paths
+from slimmer.plan.expanders.ruby_source import SELF, ruby_code, ruby_specs
 from slimmer.plan.keep import Addition, ProfileContext
 from slimmer.plan.profiles import load_profiles
 from tests.memtree import File, Link, MemTree, Spec

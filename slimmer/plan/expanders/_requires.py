@@ -8,6 +8,9 @@ file found a reason naming the source and the statement that asked for it.
 
 from __future__ import annotations
 
+import hashlib
+import posixpath
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -15,7 +18,7 @@ from functools import partial
 from slimmer.image.paths import is_file, read_text, tree_memo
 from slimmer.model import TreeView
 from slimmer.plan.expanders._common import not_kept
-from slimmer.plan.keep import Addition, ProfileContext, Reason
+from slimmer.plan.keep import Addition, ProfileContext, Reason, argv_words, kept_named
 
 SpecsOf = Callable[[str], Iterable[str]]
 """A source's text -> the literal names it requires (in the runtime's own notation)."""
@@ -39,6 +42,27 @@ class Runtime:
     specs_of: SpecsOf
     resolve: Resolve
     describe: Describe = _quoted
+
+
+def interpreter_kept(ctx: ProfileContext, interpreter: re.Pattern[str]) -> bool:
+    """Whether a file named like the runtime's interpreter is kept (an expander of
+    a runtime adds nothing to an image that does not keep the runtime)."""
+    return any(is_file(ctx.tree, p) for p in kept_named(ctx, interpreter))
+
+
+def script_roots(
+    ctx: ProfileContext, suffixes: tuple[str, ...], follow: Callable[[str], bool] = bool
+) -> list[str]:
+    """Where a closure starts: the scripts the command line names (from the
+    WorkingDir), then the kept sources with one of `suffixes` that `follow` accepts."""
+    wd = ctx.config.working_dir or "/"
+    scripts = [posixpath.join(wd, w) for w in argv_words(ctx) if w.endswith(suffixes)]
+    return [*scripts, *(p for p in ctx.kept if p.endswith(suffixes) and follow(p))]
+
+
+def search_key(runtime: str, dirs: Iterable[str]) -> str:
+    """A memo key prefix for `runtime` with this search path (`Runtime.key`)."""
+    return f"{runtime}-" + hashlib.sha256("\0".join(dirs).encode()).hexdigest()[:12]
 
 
 def _specs(tree: TreeView, path: str, specs_of: SpecsOf) -> tuple[str, ...]:

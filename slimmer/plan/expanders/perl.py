@@ -9,7 +9,6 @@ files), is found the same way, as DynaLoader and AutoLoader do.
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 from collections.abc import Iterable
@@ -17,8 +16,14 @@ from functools import partial
 
 from slimmer.image.paths import compile_glob, expand, is_dir, is_file
 from slimmer.model import TreeView
-from slimmer.plan.expanders._requires import Runtime, require_closure
-from slimmer.plan.keep import ProfileContext, Result, argv_words, kept_named
+from slimmer.plan.expanders._requires import (
+    Runtime,
+    interpreter_kept,
+    require_closure,
+    script_roots,
+    search_key,
+)
+from slimmer.plan.keep import ProfileContext, Result, argv_words
 
 _INTERPRETER = re.compile(r"perl(5[\d.]*)?\Z")
 _MODULE = re.compile(r"(?m)(?:^|[;{}])\s*(?:use|no|require)\s+([A-Za-z_][\w:]*)")
@@ -92,17 +97,15 @@ def perl_inc(ctx: ProfileContext) -> tuple[str, ...]:
 def perl_modules(ctx: ProfileContext, profile_name: str) -> Result:
     """Modules the kept Perl code uses or requires (inside subs too), with their XS
     libraries, resolved against the image's `@INC`; to a fixed point."""
-    if not any(is_file(ctx.tree, p) for p in kept_named(ctx, _INTERPRETER)):
+    if not interpreter_kept(ctx, _INTERPRETER):
         return [], []
     inc = perl_inc(ctx)
-    wd = ctx.config.working_dir or "/"
-    scripts = [posixpath.join(wd, w) for w in argv_words(ctx) if w.endswith((".pl", ".pm"))]
-    roots = [*scripts, *(p for p in ctx.kept if p.endswith((".pl", ".pm")))]
     runtime = Runtime(
-        key="perl-" + hashlib.sha256("\0".join(inc).encode()).hexdigest()[:12],
+        key=search_key("perl", inc),
         verb="uses",
         sources=(".pm", ".pl"),
         specs_of=perl_specs,
         resolve=partial(resolve_module, ctx.tree, inc),
     )
+    roots = script_roots(ctx, (".pl", ".pm"))
     return require_closure(ctx, runtime, roots, profile_name), []

@@ -10,7 +10,6 @@ including file's directory, the WorkingDir and the default include_path.
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 from collections.abc import Iterable
@@ -19,8 +18,14 @@ from functools import partial
 from slimmer.image.paths import compile_glob, expand, is_file, read_text
 from slimmer.model import TreeView
 from slimmer.plan.expanders._common import not_kept
-from slimmer.plan.expanders._requires import Runtime, require_closure
-from slimmer.plan.keep import Addition, ProfileContext, Reason, Result, argv_words, kept_named
+from slimmer.plan.expanders._requires import (
+    Runtime,
+    interpreter_kept,
+    require_closure,
+    script_roots,
+    search_key,
+)
+from slimmer.plan.keep import Addition, ProfileContext, Reason, Result
 
 _INTERPRETER = re.compile(r"php(-fpm|-cgi)?(\d+(\.\d+)*)?\Z")
 _INCLUDE = re.compile(
@@ -107,18 +112,16 @@ def _extension_additions(ctx: ProfileContext, profile_name: str) -> list[Additio
 def php_modules(ctx: ProfileContext, profile_name: str) -> Result:
     """The extensions the image's PHP ini files load, and the files kept PHP code
     includes, to a fixed point."""
-    if not any(is_file(ctx.tree, p) for p in kept_named(ctx, _INTERPRETER)):
+    if not interpreter_kept(ctx, _INTERPRETER):
         return [], []
-    wd = ctx.config.working_dir or "/"
-    dirs = (wd, *INCLUDE_PATH)
-    scripts = [posixpath.join(wd, w) for w in argv_words(ctx) if w.endswith(".php")]
-    roots = [*scripts, *(p for p in ctx.kept if p.endswith(".php"))]
+    dirs = (ctx.config.working_dir or "/", *INCLUDE_PATH)
     runtime = Runtime(
-        key="php-" + hashlib.sha256("\0".join(dirs).encode()).hexdigest()[:12],
+        key=search_key("php", dirs),
         verb="includes",
         sources=(".php", ".inc"),
         specs_of=php_includes,
         resolve=partial(resolve_include, ctx.tree, dirs),
     )
+    roots = script_roots(ctx, (".php",))
     extensions = not_kept(_extension_additions(ctx, profile_name), ctx.kept)
     return [*extensions, *require_closure(ctx, runtime, roots, profile_name)], []
