@@ -41,7 +41,7 @@ class _Entry:
 class ReadCache:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.blobs = ContentStore(root / "blobs")
+        self.blobs = ContentStore(root / "blobs", shared=True)
         (root / "images").mkdir(parents=True, exist_ok=True)
 
     @classmethod

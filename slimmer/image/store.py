@@ -1,8 +1,14 @@
 """A content-addressed store of file bytes on disk, inside one work directory.
 
-The reader copies the bytes of the files it is asked to keep here, named by
-their SHA-256, so a layer is never held in memory and nothing taken from an
-archive ever chooses where a file is written.
+The reader copies the bytes of the files it is asked to keep here, keyed by their
+SHA-256, so a layer is never held in memory and nothing taken from an archive ever
+chooses where a file is written.
+
+A private store (one run's) appends every blob to one pack file and keeps each
+key's span in memory: an image of 10,000 files costs one file on disk, not
+10,000 creations, which on a busy ext4 cost more than reading the image. A shared
+store (the read cache, which other runs read and write at once) keeps a file per
+blob, each made by an atomic rename.
 """
 
 from __future__ import annotations
@@ -18,10 +24,36 @@ from typing import IO
 CHUNK = 1 << 20
 
 
+class _Span(io.RawIOBase):
+    """A read-only view of `size` bytes at `offset` of an open file descriptor."""
+
+    def __init__(self, fd: int, offset: int, size: int) -> None:
+        self._fd, self._pos, self._end = fd, offset, offset + size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        want = min(len(buf), self._end - self._pos)
+        if want <= 0:
+            return 0
+        data = os.pread(self._fd, want, self._pos)
+        buf[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
 class ContentStore:
-    def __init__(self, root: Path) -> None:
+    """Blobs by SHA-256. `shared`: a file per blob, for a store other processes use
+    at once; else one pack file (see the module)."""
+
+    def __init__(self, root: Path, shared: bool = False) -> None:
         self.root = root
+        self.shared = shared
         self.root.mkdir(parents=True, exist_ok=True)
+        self._dirs: set[str] = set()
+        self._pack: IO[bytes] | None = None
+        self._spans: dict[str, tuple[int, int]] = {}  # key -> (offset, size) in the pack
 
     @classmethod
     def temporary(cls) -> ContentStore:
@@ -33,42 +65,92 @@ class ContentStore:
         return self.root / key[:2] / key
 
     def put_stream(self, src: IO[bytes], head: bytes = b"") -> tuple[str, int]:
-        """Copy `head` + the rest of `src` into the store; return (key, size)."""
-        digest = hashlib.sha256()
+        """Copy `head` + the rest of `src` into the store; return (key, size). Bytes
+        already stored are not kept twice."""
+        if self.shared:
+            return self._put_file(src, head)
+        if self._pack is None:
+            self._pack = open(self.root / "pack", "w+b")
+        pack = self._pack
+        start = pack.seek(0, io.SEEK_END)
+        try:
+            digest, size = _copy(src, head, pack)
+        except BaseException:
+            pack.truncate(start)
+            raise
+        key = digest.hexdigest()
+        if key in self._spans:
+            pack.truncate(start)
+        else:
+            self._spans[key] = (start, size)
+        return key, size
+
+    def _put_file(self, src: IO[bytes], head: bytes) -> tuple[str, int]:
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".in-")
-        size = 0
         try:
             with os.fdopen(fd, "wb") as out:
-                chunk = head or src.read(CHUNK)
-                while chunk:
-                    digest.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                    chunk = src.read(CHUNK)
+                digest, size = _copy(src, head, out)
             key = digest.hexdigest()
             dest = self._path(key)
-            dest.parent.mkdir(exist_ok=True)
-            os.replace(tmp, dest)
+            if key[:2] not in self._dirs:
+                dest.parent.mkdir(exist_ok=True)
+                self._dirs.add(key[:2])
+            if dest.exists():  # the same bytes: renaming over them would flush for nothing
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, dest)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return key, size
 
+    def keys(self) -> set[str]:
+        """The keys of every blob stored."""
+        if not self.shared:
+            return set(self._spans)
+        return {p.name for p in self.root.glob("??/*") if p.is_file()}
+
     def put_bytes(self, data: bytes) -> str:
         return self.put_stream(io.BytesIO(data))[0]
 
     def open(self, key: str) -> IO[bytes]:
-        return open(self._path(key), "rb")
+        span = self._spans.get(key)
+        if span is None:
+            return open(self._path(key), "rb")
+        assert self._pack is not None
+        self._pack.flush()
+        return io.BufferedReader(_Span(self._pack.fileno(), *span), CHUNK)
 
     def read(self, key: str, size: int = -1, offset: int = 0) -> bytes:
-        with self.open(key) as fh:
-            if offset:
-                fh.seek(offset)
-            return fh.read(size)
-
-    def path(self, key: str) -> Path:
-        """The on-disk path of a stored blob (for handing to tar writers)."""
-        return self._path(key)
+        span = self._spans.get(key)
+        if span is None:
+            with open(self._path(key), "rb") as fh:
+                if offset:
+                    fh.seek(offset)
+                return fh.read(size)
+        assert self._pack is not None
+        self._pack.flush()
+        start, length = span
+        offset = min(offset, length)
+        want = length - offset if size < 0 else min(size, length - offset)
+        return os.pread(self._pack.fileno(), want, start + offset)
 
     def close(self) -> None:
+        if self._pack is not None:
+            self._pack.close()
+            self._pack = None
+        self._spans.clear()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _copy(src: IO[bytes], head: bytes, out: IO[bytes]) -> tuple[hashlib._Hash, int]:
+    """`head` + the rest of `src` written to `out`: (their SHA-256, their size)."""
+    digest = hashlib.sha256()
+    size = 0
+    chunk = head or src.read(CHUNK)
+    while chunk:
+        digest.update(chunk)
+        out.write(chunk)
+        size += len(chunk)
+        chunk = src.read(CHUNK)
+    return digest, size
