@@ -9,9 +9,14 @@ For each image (every fixture by default, plus any `--image REF`):
 - the ratio of the two times (goal: at most 1.5) and the per-phase times of
   the run (from its report.json) so the reader sees where the time goes.
 
+`--large` also builds an image over 1.5 GB of real files: java-http with the
+whole trees of the node-http, py-http, pg-db and ruby-http fixtures copied under
+`/opt/` (binaries, libraries, text: what real layers hold, so the gzip sizing and
+the parse do real work), probed with java-http's own probes; it is removed after.
+
 One measured run each; written to `bench/results.json` (section `speed`).
 
-    python -m bench.speed [NAMES...] [--image REF --probes FILE]
+    python -m bench.speed [NAMES...] [--large] [--image REF --probes FILE]
 """
 
 from __future__ import annotations
@@ -56,6 +61,23 @@ def floor_seconds(engine: Engine, ref: str, work: Path) -> tuple[float, float, i
     loaded = time.monotonic() - start
     archive.unlink()
     return saved, loaded, size
+
+
+LARGE_TAG = "slimmer-bench/large:latest"
+LARGE_BASE = "java-http"
+LARGE_EXTRA = ("node-http", "py-http", "pg-db", "ruby-http")
+
+
+def build_large(engine: Engine, images: dict[str, str], work: Path) -> str:
+    """The large image (see the module), built from the fixtures in `images`; its tag."""
+    context = work / "large"
+    context.mkdir()
+    lines = [f"FROM {images[LARGE_BASE]}"]
+    lines += [f"COPY --from={images[name]} / /opt/{name}/" for name in LARGE_EXTRA]
+    (context / "Dockerfile").write_text("\n".join(lines) + "\n")
+    with open(work / "large-build.log", "w") as log:
+        engine.build(context, LARGE_TAG, labels={"io.slimmer.bench": "speed"}, log=log)
+    return LARGE_TAG
 
 
 def slim_run(engine: Engine, ref: str, probes: Path | None, work: Path) -> dict[str, Any]:
@@ -110,6 +132,20 @@ def measure(engine: Engine, name: str, ref: str, probes: Path | None) -> dict[st
     }
 
 
+def large_row(engine: Engine) -> dict[str, Any]:
+    """The large image's row; the image is removed after."""
+    images = build_fixtures(engine, [LARGE_BASE, *LARGE_EXTRA])
+    with tempfile.TemporaryDirectory(prefix="slimmer-bench-large-", dir="/var/tmp") as tmp:
+        tag = build_large(engine, images, Path(tmp))
+    try:
+        probes = ROOT / "fixtures" / LARGE_BASE / "probe.toml"
+        row = measure(engine, f"large ({LARGE_BASE} + {', '.join(LARGE_EXTRA)})", tag, probes)
+    finally:
+        engine.remove_image(tag, force=True)
+    print(table([row]).splitlines()[-1], file=sys.stderr)
+    return row
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| image | size | save + load | slim | ratio | peak RSS | slowest phases |",
@@ -132,6 +168,7 @@ def main() -> None:
     parser.add_argument("--image", action="append", default=[], help="another image to time")
     parser.add_argument("--probes", type=Path, help="probe file for --image")
     parser.add_argument("--no-fixtures", action="store_true")
+    parser.add_argument("--large", action="store_true", help="also an image over 1.5 GB")
     args = parser.parse_args()
     engine = Engine.connect()
     rows = []
@@ -144,6 +181,8 @@ def main() -> None:
                 print(table(rows[-1:]).splitlines()[-1], file=sys.stderr)
     for ref in args.image:
         rows.append(measure(engine, ref, ref, args.probes))
+    if args.large:
+        rows.append(large_row(engine))
     print(table(rows))
     record("speed", {"goal_ratio": GOAL_RATIO, "goal_peak_rss_bytes": GOAL_RSS, "rows": rows})
 
