@@ -5,15 +5,19 @@ slim image that keeps the whole database reports packages whose files are
 gone, one that drops it reports nothing. So the database is rewritten to hold
 exactly the packages with at least one non-directory file kept. A package
 whose files cannot be told (no file list) is kept: over-reporting is the safe
-side for a scanner.
+side for a scanner. A surviving package's own records (dpkg's `info/<pkg>.list`,
+`.md5sums`, `.conffiles`) are trimmed the same way, to the files kept: a
+scanner that reads them for file ownership must not be told of files that are
+gone.
 
 Pure text functions; the caller decides what "kept" means.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 _BLANK = re.compile(r"\n[ \t]*\n")
@@ -98,6 +102,56 @@ def list_paths(text: str) -> tuple[str, ...]:
         for line in (x.strip() for x in text.splitlines())
         if line.startswith("/") and line != "/." and line != "/"
     )
+
+
+def trim_list(text: str, kept: Callable[[str], bool]) -> str:
+    """An `info/<pkg>.list` holding only the paths `kept` accepts and, as dpkg lists
+    them, the directories above those (`/.` included), in the list's own order.
+
+    `kept` is asked about every listed path but `/.`; it answers for the path as
+    listed (the caller maps merged-/usr names to real ones). A directory with no
+    kept path below it is dropped: it no longer holds anything of the package."""
+    lines = text.splitlines()  # as written: a name may end in a space
+    files = {p for p in lines if p.startswith("/") and p not in ("/", "/.") and kept(p)}
+    above = _ancestors(files) | ({"/."} if files else set())
+    return "".join(p + "\n" for p in lines if p in files or p in above)
+
+
+def _ancestors(paths: Iterable[str]) -> set[str]:
+    out: set[str] = set()
+    for path in paths:
+        parent = posixpath.dirname(path)
+        while parent not in out and parent != "/":
+            out.add(parent)
+            parent = posixpath.dirname(parent)
+    return out
+
+
+def trim_md5sums(text: str, kept: Callable[[str], bool]) -> str:
+    """A `<pkg>.md5sums` holding only the lines of files `kept` accepts (asked with
+    the absolute path, as `md5sums_paths` gives it)."""
+    out = []
+    for line in text.splitlines():
+        paths = md5sums_paths(line)
+        if paths and kept(paths[0]):
+            out.append(line + "\n")
+    return "".join(out)
+
+
+def trim_conffiles(text: str, kept: Callable[[str], bool]) -> str:
+    """An `info/<pkg>.conffiles` holding only the conffiles `kept` accepts. A line is
+    a path, or (dpkg >= 1.20.1) a flag such as `remove-on-upgrade` and a path."""
+    out = []
+    for line in text.splitlines():
+        path = _conffile_path(line)
+        if path and kept(path):
+            out.append(line + "\n")
+    return "".join(out)
+
+
+def _conffile_path(line: str) -> str:
+    line = line.strip()
+    return line if line.startswith("/") else line.partition(" ")[2].strip()
 
 
 @dataclass(frozen=True)

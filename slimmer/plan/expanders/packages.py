@@ -4,7 +4,7 @@ that scanners see what it holds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from slimmer.image.paths import exists, is_dir, read_text, real_file, tree_memo
 from slimmer.model import TreeView
@@ -16,7 +16,10 @@ from slimmer.plan.pkgtrim import (
     list_paths,
     md5sums_paths,
     trim_apk,
+    trim_conffiles,
     trim_dpkg,
+    trim_list,
+    trim_md5sums,
 )
 
 DPKG_INFO = "/var/lib/dpkg/info"
@@ -55,9 +58,10 @@ def _list_name(record: DpkgRecord, owners: dict[str, tuple[str, ...]]) -> str | 
 
 
 def dpkg_status(ctx: ProfileContext, profile_name: str) -> Result:
-    """A trimmed /var/lib/dpkg/status (generated), and the `info/` file lists, md5sums
-    and copyright files of the surviving packages; distroless `status.d/` records
-    of surviving packages as they are."""
+    """A trimmed /var/lib/dpkg/status (generated), and for each surviving package its
+    `info/` file list, md5sums and conffiles trimmed to the files kept (generated)
+    and its copyright file (kept whole: license scanners read it); distroless
+    `status.d/` records of surviving packages, their md5sums trimmed."""
     tree, owners = ctx.tree, _dpkg_owners(ctx.tree)
 
     def kept(record: DpkgRecord) -> bool:
@@ -79,35 +83,110 @@ def dpkg_status(ctx: ProfileContext, profile_name: str) -> Result:
         generated.append(
             Generated(DPKG_STATUS, trim_dpkg(text, kept).encode(), reason, entry.mode, entry.mtime)
         )
-        additions += _dpkg_extras(tree, records, owners, profile_name)
-    additions += _status_d(ctx, profile_name, owners)
-    return additions, generated
+        adds, gens = _dpkg_extras(ctx, records, owners, profile_name)
+        additions += adds
+        generated += gens
+    adds, gens = _status_d(ctx, profile_name, owners)
+    return additions + adds, generated + gens
+
+
+# What trims each `info/<name>.<ext>` of a surviving package to the files kept.
+_INFO_TRIMS: dict[str, Callable[[str, Callable[[str], bool]], str]] = {
+    "list": trim_list,
+    "md5sums": trim_md5sums,
+    "conffiles": trim_conffiles,
+}
 
 
 def _dpkg_extras(
-    tree: TreeView, records: list[DpkgRecord], owners: dict[str, tuple[str, ...]], profile_name: str
-) -> list[Addition]:
-    out = []
-    for record in records:
+    ctx: ProfileContext,
+    records: list[DpkgRecord],
+    owners: dict[str, tuple[str, ...]],
+    profile_name: str,
+) -> Result:
+    """Per surviving package: its copyright (an addition) and its `info/` files
+    trimmed to what is kept (generated; a package without a list keeps its
+    `info/` files whole, there is nothing to tell its files by)."""
+    tree, additions, generated = ctx.tree, [], []
+    copyrights = [f"/usr/share/doc/{r.package}/copyright" for r in records]
+    kept = _kept_as_listed(ctx, [p for p in copyrights if exists(tree, p)])
+    for record, copyright_path in zip(records, copyrights, strict=True):
         reason = Reason(
             "profile",
             f"package metadata of {record.package}, whose files are kept (read by scanners)",
             profile_name,
         )
-        name = _list_name(record, owners) or record.package
-        paths = [f"{DPKG_INFO}/{name}.{ext}" for ext in ("list", "md5sums", "conffiles")]
-        paths.append(f"/usr/share/doc/{record.package}/copyright")
-        out += [Addition(p, reason, False) for p in paths if exists(tree, p)]
-    return out
+        name = _list_name(record, owners)
+        for ext, trim in _INFO_TRIMS.items():
+            path = f"{DPKG_INFO}/{name or record.package}.{ext}"
+            gen = _trimmed(tree, path, trim, kept, reason) if name else None
+            if gen is not None:
+                generated.append(gen)
+            elif name is None and exists(tree, path):
+                additions.append(Addition(path, reason, False))
+        if exists(tree, copyright_path):
+            additions.append(Addition(copyright_path, reason, False))
+    if generated:  # the directory itself, with its own mode, for the generated files
+        reason = Reason("profile", "dpkg's info directory, for the trimmed records", profile_name)
+        additions.append(Addition(DPKG_INFO, reason, False))
+    return additions, generated
 
 
-def _status_d(
-    ctx: ProfileContext, profile_name: str, owners: dict[str, tuple[str, ...]]
-) -> list[Addition]:
-    """Distroless keeps one record per package in status.d/<name>, its files in
-    status.d/<name>.md5sums (or dpkg's info/ lists)."""
-    out: list[Addition] = []
+def _kept_as_listed(ctx: ProfileContext, also: Iterable[str]) -> Callable[[str], bool]:
+    """Whether a path as dpkg lists it is kept: its real path (merged-/usr: `/lib/...`
+    is `/usr/lib/...`) is in the keep set, or is one of `also` (kept in this pass)."""
     dirs: dict[str, str] = {}
+    extra = {r for p in also if (r := real_file(ctx.tree, p, dirs)) is not None}
+
+    def kept(path: str) -> bool:
+        real = real_file(ctx.tree, path, dirs)
+        return real is not None and (real in ctx.kept or real in extra)
+
+    return kept
+
+
+def _trimmed(
+    tree: TreeView,
+    path: str,
+    trim: Callable[[str, Callable[[str], bool]], str],
+    kept: Callable[[str], bool],
+    reason: Reason,
+) -> Generated | None:
+    """`path` rewritten by `trim` (None when the image has no such file, or nothing
+    of it is kept), with the source file's mode and mtime."""
+    entry = tree.get(path)
+    text = _read_exact(tree, path)
+    if entry is None or text is None:
+        return None
+    data = trim(text, kept)
+    if not data:
+        return None
+    detail = f"{reason.detail}; trimmed to the files kept"
+    return Generated(
+        path,
+        data.encode("utf-8", "surrogateescape"),
+        Reason(reason.kind, detail, reason.source),
+        entry.mode,
+        entry.mtime,
+    )
+
+
+def _read_exact(tree: TreeView, path: str) -> str | None:
+    """The file's text with undecodable bytes kept as they are (written back as read)."""
+    try:
+        return tree.read_bytes(path).decode("utf-8", "surrogateescape")
+    except (LookupError, FileNotFoundError, OSError):
+        return None
+
+
+def _status_d(ctx: ProfileContext, profile_name: str, owners: dict[str, tuple[str, ...]]) -> Result:
+    """Distroless keeps one record per package in status.d/<name>, its files in
+    status.d/<name>.md5sums (or dpkg's info/ lists). A surviving package keeps its
+    record; its md5sums are trimmed to the files kept."""
+    additions: list[Addition] = []
+    generated: list[Generated] = []
+    dirs: dict[str, str] = {}
+    kept = _kept_as_listed(ctx, ())
     for name in ctx.tree.listdir(DPKG_STATUS_D):
         path = f"{DPKG_STATUS_D}/{name}"
         text = None if name.endswith(".md5sums") else read_text(ctx.tree, path)
@@ -129,13 +208,12 @@ def _status_d(
                     f"package record of {record.package}, whose files are kept (read by scanners)",
                     profile_name,
                 )
-                out += [
-                    Addition(p, reason, False)
-                    for p in (path, f"{path}.md5sums")
-                    if exists(ctx.tree, p)
-                ]
+                additions.append(Addition(path, reason, False))
+                gen = _trimmed(ctx.tree, f"{path}.md5sums", trim_md5sums, kept, reason)
+                if gen is not None:
+                    generated.append(gen)
                 break
-    return out
+    return additions, generated
 
 
 def apk_installed(ctx: ProfileContext, profile_name: str) -> Result:
