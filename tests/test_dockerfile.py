@@ -83,3 +83,13 @@ def test_a_directory_holding_a_differing_base_file_is_never_copied_whole() -> No
     plan = _plan(MemTree(files), sorted(files), base=base)
     assert not any(c.whole_dir and c.sources[0] == "/etc" for c in plan.copies)
     assert json.dumps(["/etc/passwd", "/etc/"]) in plan.text
+
+
+def test_generated_files_take_one_copy_per_directory() -> None:
+    info = [f"/var/lib/dpkg/info/p{i}.{ext}" for i in range(40) for ext in ("list", "md5sums")]
+    lines = dockerfile._generated_lines(["/etc/passwd", "/var/lib/dpkg/status", *info])
+    copies = [line for line in lines if line.startswith("COPY")]
+    assert len(copies) == 3  # not 82: the classic builder commits a layer per COPY
+    assert copies[0] == 'COPY ["slimmer-files/etc/passwd", "/etc/passwd"]'
+    assert copies[2].endswith('"slimmer-files/var/lib/dpkg/info/p9.md5sums", "/var/lib/dpkg/info/"]')
+    assert copies[2].count("slimmer-files/") == 80
