@@ -65,6 +65,27 @@ def test_imports_in_functions_try_blocks_and_conditions() -> None:
     } <= names
 
 
+def test_imports_in_functions_are_lazy_by_innermost_function() -> None:
+    source = (
+        "import os\n"
+        "def popen():\n    import subprocess, os\n"
+        "class Help:\n    import re\n"
+        "    def wrap(self):\n        def inner():\n            import textwrap\n"
+        "        return inner\n"
+        "shutil_wrap = Help().wrap\n"
+        "if __name__ == '__main__':\n    popen()\n"
+    )
+    got = parse_imports(source, "lib", False)
+    assert got.eager() == {"os", "re"}
+    assert got.lazy == (("inner", frozenset({"textwrap"})), ("popen", frozenset({"subprocess"})))
+    assert got.names == {"os", "re", "subprocess", "textwrap"}
+    assert "wrap" in got.mentions and {"Help", "shutil_wrap"} <= got.own - got.mentions
+    assert "popen" not in got.own  # a def is not a mention, nor a library's main block
+    assert "popen" in parse_imports(source, "lib", False, main=True).own
+    star = parse_imports("from os import *\nfrom sys import argv\npopen()\n", "app", False)
+    assert {"popen", "argv"} <= star.mentions
+
+
 def test_relative_imports_resolve_from_the_package() -> None:
     mod = imported_names(
         "from . import sib\nfrom .. import up\nfrom .x.y import z\n", "pkg.sub.mod", False

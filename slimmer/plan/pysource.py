@@ -74,13 +74,29 @@ class Fallback:
 @dataclass(frozen=True)
 class Imports:
     """What a source may import: `names` on any path but a fallback handler's,
-    and the `fallbacks`, kept only when their `tried` modules cannot be found."""
+    and the `fallbacks`, kept only when their `tried` modules cannot be found.
+
+    `lazy` are the imports made inside a function, by the name of the innermost
+    function (`def popen(...): import subprocess` is ("popen", {"subprocess"})),
+    which run only when that function is called. How the source names functions,
+    but in an `if __name__ == "__main__":` block of a module not run as the
+    program: `mentions`, the names any module's function may go by (attribute
+    names, names imported `from` a module, and every name of a source that imports
+    `*`), and `own`, its bare names (its own functions, or built-ins). `names`
+    includes the lazy imports: a caller may tell them apart or not."""
 
     names: frozenset[str]
     fallbacks: tuple[Fallback, ...] = ()
+    lazy: tuple[tuple[str, frozenset[str]], ...] = ()
+    mentions: frozenset[str] = frozenset()
+    own: frozenset[str] = frozenset()
 
     def every(self) -> frozenset[str]:
         return self.names.union(*(f.instead for f in self.fallbacks))
+
+    def eager(self) -> frozenset[str]:
+        """`names` less those imported only inside functions."""
+        return self.names - frozenset().union(*(n for _f, n in self.lazy))
 
 
 def imported_names(
@@ -110,13 +126,54 @@ def parse_imports(
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return Imports(_scan(raw, package))
     body = tree.body if main else _without_main_only(tree.body)
-    out: set[str] = set()
+    owner = _innermost_functions(body)
+    top: set[str] = set()
+    lazy: dict[str, set[str]] = {}
     fallbacks = []
     for node in _statements(body, main, skip_fallbacks=True):
-        _add_import(node, package, out)
+        _add_import(
+            node, package, lazy.setdefault(owner[id(node)], set()) if id(node) in owner else top
+        )
         if isinstance(node, (ast.Try, ast.TryStar)):
             fallbacks += _fallbacks(node, main, package)
-    return Imports(_valid(out, raw), tuple(fallbacks))
+    eager = _valid(top, raw)
+    functions = [(f, _valid(n, b"") - eager) for f, n in sorted(lazy.items())]
+    functions = [(f, n) for f, n in functions if n]
+    live = [n for n in body if main or not (isinstance(n, ast.If) and is_main_guard(n.test))]
+    attrs, bare = _mentions(live)
+    names = eager.union(*(n for _f, n in functions))
+    return Imports(names, tuple(fallbacks), tuple(functions), attrs, bare)
+
+
+def _mentions(body: list[ast.stmt]) -> tuple[frozenset[str], frozenset[str]]:
+    """(attribute and `from`-imported names, bare names) `body` mentions; with a
+    `from x import *`, the bare names count as the former too."""
+    attrs: set[str] = set()
+    bare: set[str] = set()
+    star = False
+    for node in (x for top in body for x in ast.walk(top)):
+        if isinstance(node, ast.Name):
+            bare.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            attrs.add(node.attr)
+        elif isinstance(node, ast.ImportFrom):
+            attrs.update(a.name for a in node.names)
+            star = star or any(a.name == "*" for a in node.names)
+    return frozenset(attrs | bare if star else attrs), frozenset(bare)
+
+
+def _innermost_functions(body: list[ast.stmt]) -> dict[int, str]:
+    """id() of each import statement inside a function -> the innermost function's
+    name (outer functions are walked first, so inner ones overwrite them)."""
+    out: dict[int, str] = {}
+    defs = (ast.FunctionDef, ast.AsyncFunctionDef)
+    for top in body:
+        for node in ast.walk(top):
+            if isinstance(node, defs):
+                for stmt in _statements(node.body, True):
+                    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                        out[id(stmt)] = node.name
+    return out
 
 
 def _add_import(node: ast.stmt, package: str, out: set[str]) -> None:

@@ -17,6 +17,7 @@ from functools import partial
 
 from slimmer.image.paths import is_file, read_text, tree_memo
 from slimmer.model import TreeView
+from slimmer.plan.expanders.pyinterp import in_stdlib
 from slimmer.plan.keep import Addition, ProfileContext, Reason
 
 # The codecs CPython and the standard library name by literal: the defaults of
@@ -83,10 +84,8 @@ def _computed_codec_evidence(
 ) -> str | None:
     """`file:line` of the first kept source outside the standard library (the app and
     its packages) that looks a codec up by a computed name, or None."""
-    stdlib = [d for d in dirs if re.search(r"/lib/python3\.\d+\Z", d)]
     for path in sources:
-        in_stdlib = any(path.startswith(d + "/") for d in stdlib)
-        if in_stdlib and "-packages/" not in path:
+        if in_stdlib(path, dirs):
             continue
         lines = tree_memo(ctx.tree, "pycodecs:" + path, partial(_codec_lines, ctx.tree, path))
         if lines:
