@@ -10,7 +10,7 @@ import pytest
 from slimmer.image.paths import is_system_dir
 from slimmer.plan.expanders import EXPANDERS
 from slimmer.plan.expanders.pycodecs import computed_codec_lines
-from slimmer.plan.expanders.system import locale_names, nss_services
+from slimmer.plan.expanders.system import locale_names, nss_services, runs_as_program
 from slimmer.plan.keep import Addition, Generated, ProfileContext
 from slimmer.plan.nginxconf import directives, referenced_paths, tokens
 from slimmer.plan.pkgtrim import apk_records, dpkg_records, md5sums_paths, trim_dpkg
@@ -231,6 +231,42 @@ def test_app_dirs_leave_out_build_context_junk(make: Maker) -> None:
 
 
 # -- jvm -----------------------------------------------------------------------------------
+
+
+# -- shell-commands -----------------------------------------------------------------------
+
+
+def test_shell_commands_leave_out_builtins_the_shell_runs_itself(make: Maker) -> None:
+    script = "#!/bin/sh\nset -eu\necho start\nprintf '%s' x | sort\ntrue\n"
+    image = make(
+        [
+            *debian_base(),
+            *(f(f"/usr/bin/{n}", ELF, 0o755) for n in ("echo", "printf", "true", "sort")),
+            f("/app/run.sh", script, 0o755),
+            f("/app/each.sh", "#!/bin/bash\nls | xargs -n1 echo\n", 0o755),
+            f("/usr/bin/ls", ELF, 0o755),
+        ]
+    )
+    ctx = context(image, kept=["/app/run.sh"])
+    assert added("shell-commands", ctx, "shell") == {"/usr/bin/sort"}
+    wrapped = added("shell-commands", context(image, kept=["/app/each.sh"]), "shell")
+    assert wrapped == {"/usr/bin/ls", "/usr/bin/echo"}
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "program"),
+    [
+        ("echo hi\n", "echo", False),
+        ("env echo hi\n", "echo", True),
+        ("find . -exec echo {} +\n", "echo", True),
+        ("nice -n 5 printf x\n", "printf", True),
+        ("env FOO=1; echo hi\n", "echo", False),
+        ("xargs echo_all\n", "echo", False),
+        ("time echo x\n", "echo", False),
+    ],
+)
+def test_runs_as_program(text: str, word: str, program: bool) -> None:
+    assert runs_as_program(text, word) is program
 
 
 def test_jvm_home_from_the_real_java(make: Maker) -> None:
@@ -480,7 +516,7 @@ def _frozen_members(interpreter: bytes) -> list[M]:
     return [
         *debian_base(),
         f("/usr/bin/python3.11", interpreter, 0o755),
-        f("/app/app.py", "import codecs\nimport importlib._bootstrap_external\n"),
+        f("/app/app.py", "import codecs\nimport importlib._bootstrap_external\ncodecs.open(1)\n"),
         f(f"{LIB}/codecs.py", "def open(f):\n    import builtins_helper\n"),
         f(f"{LIB}/builtins_helper.py", ""),
         f(f"{LIB}/importlib/__init__.py", IMPORTLIB),
@@ -508,6 +544,43 @@ def test_python_frozen_modules_are_followed_not_kept(make: Maker) -> None:
     assert {f"{LIB}/codecs.py", f"{LIB}/site.py", f"{LIB}/_sitebuiltins.py"} <= added(
         "python-imports", ctx, "python"
     )
+
+
+def _lazy_members(app: str) -> list[M]:
+    shutil = (
+        "import os\ndef unpack(f):\n    import zipfile\ndef __repr__(self):\n    import reprlib\n"
+    )
+    return [
+        *debian_base(),
+        f("/usr/bin/python3.11", ELF, 0o755),
+        f("/app/app.py", app),
+        f(f"{LIB}/os.py", ""),
+        f(f"{LIB}/shutil.py", shutil),
+        f(f"{LIB}/zipfile.py", "import struct\n"),
+        f(f"{LIB}/struct.py", ""),
+        f(f"{LIB}/reprlib.py", ""),
+        f(f"{SITE}/lib.py", "def later():\n    import struct\n"),
+    ]
+
+
+def test_python_stdlib_function_imports_only_when_the_function_is_named(make: Maker) -> None:
+    kept = ["/usr/bin/python3.11", "/app/app.py"]
+    image = make(_lazy_members("import shutil\nshutil.copy(1)\n"), Cmd=["python3", "/app/app.py"])
+    got = added("python-imports", context(image, kept=kept), "python")
+    # shutil's unpack() is never named: its zipfile is left out; a dunder always counts
+    assert got == {f"{LIB}/shutil.py", f"{LIB}/os.py", f"{LIB}/reprlib.py"}
+    image = make(_lazy_members("import shutil\nshutil.unpack(1)\n"), Cmd=["python3", "/app/app.py"])
+    adds, _ = expand("python-imports", context(image, kept=kept), "python")
+    why = {a.path: a.reason.detail for a in adds}
+    assert {f"{LIB}/zipfile.py", f"{LIB}/struct.py"} <= set(why)
+    assert "imports zipfile in unpack(), a function kept code names," in why[f"{LIB}/zipfile.py"]
+    # a bare name is the module's own: the app's unpack() is not shutil's
+    app = "import shutil\ndef unpack():\n    pass\nunpack()\n"
+    image = make(_lazy_members(app), Cmd=["python3", "/app/app.py"])
+    assert f"{LIB}/zipfile.py" not in added("python-imports", context(image, kept=kept), "python")
+    # outside the standard library, imports in functions are followed as before
+    image = make(_lazy_members("import lib\n"), Cmd=["python3", "/app/app.py"])
+    assert f"{LIB}/struct.py" in added("python-imports", context(image, kept=kept), "python")
 
 
 def test_python_startup_modules_of_an_unfrozen_interpreter(make: Maker) -> None:
@@ -826,17 +899,36 @@ Architecture: all
 """
 
 
+LIBC6_LIST = """\
+/.
+/lib
+/lib/x86_64-linux-gnu
+/lib/x86_64-linux-gnu/libc.so.6
+/lib/x86_64-linux-gnu/libm.so.6
+/etc
+/etc/ld.so.conf.d
+/etc/ld.so.conf.d/x86_64-linux-gnu.conf
+/usr
+/usr/share
+/usr/share/doc
+/usr/share/doc/libc6
+/usr/share/doc/libc6/copyright
+"""
+
+
 def _dpkg_image(make: Maker) -> ProfileContext:
     info = "/var/lib/dpkg/info"
     image = make(
         [
             *debian_base(),
             f("/var/lib/dpkg/status", STATUS),
+            f(f"{info}/libc6:amd64.list", LIBC6_LIST),
             f(
-                f"{info}/libc6:amd64.list",
-                "/.\n/lib\n/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu/libc.so.6\n",
+                f"{info}/libc6:amd64.md5sums",
+                "abc  lib/x86_64-linux-gnu/libc.so.6\ndef  lib/x86_64-linux-gnu/libm.so.6\n",
             ),
-            f(f"{info}/libc6:amd64.md5sums", "abc  lib/x86_64-linux-gnu/libc.so.6\n"),
+            f(f"{info}/libc6:amd64.conffiles", "/etc/ld.so.conf.d/x86_64-linux-gnu.conf\n"),
+            f(f"{TRIPLET}/libm.so.6", ELF),
             f(f"{info}/curl.list", "/usr/bin/curl\n"),
             f("/usr/bin/curl", ELF, 0o755),
             f(f"{info}/emptydirs.list", "/.\n/usr\n/usr/lib\n"),
@@ -849,16 +941,27 @@ def _dpkg_image(make: Maker) -> ProfileContext:
 def test_dpkg_status_trimmed_to_packages_with_kept_files(make: Maker) -> None:
     ctx = _dpkg_image(make)
     adds, gens = expand("dpkg-status", ctx, "dpkg")
-    assert len(gens) == 1 and gens[0].path == "/var/lib/dpkg/status"
+    assert gens[0].path == "/var/lib/dpkg/status"
     text = gens[0].data.decode()
     assert [r.package for r in dpkg_records(text)] == ["libc6", "nolist"]
     assert " continuation line\n" in text
     assert "2 packages" in gens[0].reason.detail
-    assert {a.path for a in adds} == {
-        "/var/lib/dpkg/info/libc6:amd64.list",
-        "/var/lib/dpkg/info/libc6:amd64.md5sums",
-        "/usr/share/doc/libc6/copyright",
-    }
+    assert {a.path for a in adds} == {"/var/lib/dpkg/info", "/usr/share/doc/libc6/copyright"}
+
+
+def test_dpkg_info_files_trimmed_to_the_files_kept(make: Maker) -> None:
+    """merged-/usr: the list names /lib/..., the kept path is /usr/lib/...; the
+    copyright the expander keeps is listed, libm and the conffile (not kept) are not."""
+    _, gens = expand("dpkg-status", _dpkg_image(make), "dpkg")
+    data = {g.path: g.data.decode() for g in gens}
+    info = "/var/lib/dpkg/info/libc6:amd64"
+    assert data[f"{info}.list"] == (
+        "/.\n/lib\n/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu/libc.so.6\n"
+        "/usr\n/usr/share\n/usr/share/doc\n/usr/share/doc/libc6\n/usr/share/doc/libc6/copyright\n"
+    )
+    assert data[f"{info}.md5sums"] == "abc  lib/x86_64-linux-gnu/libc.so.6\n"
+    assert f"{info}.conffiles" not in data  # nothing of it kept: no file at all
+    assert set(data) == {"/var/lib/dpkg/status", f"{info}.list", f"{info}.md5sums"}
 
 
 def test_dpkg_status_d_distroless(make: Maker) -> None:
@@ -874,8 +977,10 @@ def test_dpkg_status_d_distroless(make: Maker) -> None:
         ]
     )
     adds, gens = expand("dpkg-status", context(image, kept=[f"{TRIPLET}/libc.so.6"]), "dpkg")
-    assert gens == []
-    assert {a.path for a in adds} == {f"{sd}/libc6", f"{sd}/libc6.md5sums", f"{sd}/mystery"}
+    assert [(g.path, g.data.decode()) for g in gens] == [
+        (f"{sd}/libc6.md5sums", "abc  usr/lib/x86_64-linux-gnu/libc.so.6\n")
+    ]
+    assert {a.path for a in adds} == {f"{sd}/libc6", f"{sd}/mystery"}
 
 
 def test_pkgtrim_text_helpers() -> None:

@@ -25,6 +25,7 @@ from slimmer.plan.profiles import (
 from slimmer.resources import builtin_profiles
 from tests.profile_kit import ELF, TRIPLET, Maker, context, d, debian_base, f, factory, ln
 from tests.synth import M
+from tests.test_elf_imports import elf_with_dynsym
 
 PROFILES = load_profiles()
 NAMES = {p.name for p in PROFILES}
@@ -133,6 +134,17 @@ GOOD = 'name = "p"\ndescription = "d"\n[when]\nalways = true\n'
             'name = "p"\ndescription = "d"\n[when]\ntraced = [1]\n[keep]\nexpand = ["nss"]\n',
             "when.traced",
             "[1]",
+        ),
+        (
+            GOOD + '[[rule]]\nwhen.imports = ["iconv_open@GLIBC_2.2.5"]\nkeep.expand = ["nss"]\n',
+            "rule[0].when.imports",
+            "'iconv_open@GLIBC_2.2.5'",
+        ),
+        (
+            GOOD + '[[rule]]\nwhen.kept = ["/x"]\nwhen.imports_except = ["/y"]\n'
+            'keep.expand = ["nss"]\n',
+            "rule[0].when.imports_except",
+            "['/y']",
         ),
         (
             GOOD + '[[rule]]\nwhen.kept = []\nkeep.expand = ["nss"]\n',
@@ -252,13 +264,9 @@ def test_glibc(make: Maker) -> None:
     )
     kept = [f"{TRIPLET}/libc.so.6"]
     added = paths(context(image, kept=kept), "glibc")
-    assert {
-        "/etc/nsswitch.conf",
-        "/etc/services",
-        "/etc/passwd",
-        "/etc/ld.so.cache",
-        "/lib/x86_64-linux-gnu/libgcc_s.so.1",
-    } <= added
+    assert {"/etc/nsswitch.conf", "/etc/services", "/etc/passwd", "/etc/ld.so.cache"} <= added
+    # libgcc_s.so.1 only for a program that calls what makes glibc dlopen it
+    assert "/lib/x86_64-linux-gnu/libgcc_s.so.1" not in added
     assert f"{TRIPLET}/gconv/gconv-modules" not in added
     # the index read by locale set-up alone keeps the index, not the converters
     index_only = paths(
@@ -274,6 +282,41 @@ def test_glibc(make: Maker) -> None:
             ctx, "glibc"
         )
     assert paths(context(image), "glibc") == set()
+
+
+def test_glibc_keeps_what_kept_elf_imports_ask_for(make: Maker) -> None:
+    """libgcc_s.so.1 for a caller of pthread_exit; the converters for a caller of
+    iconv_open (the reason names it), but not for one that only converts to the
+    locale's charset (bash, libstdc++: the profile's imports_except)."""
+
+    def importing(*names: str) -> bytes:
+        return elf_with_dynsym(True, "<", [(n, 0) for n in names])
+
+    image = make(
+        [
+            *debian_base(),
+            d(f"{TRIPLET}/gconv"),
+            f(f"{TRIPLET}/gconv/ISO8859-1.so", ELF),
+            f("/usr/local/bin/worker", importing("pthread_exit", "printf"), 0o755),
+            f("/usr/local/bin/convert", importing("iconv_open", "iconv"), 0o755),
+            f("/usr/bin/bash", importing("iconv_open"), 0o755),
+            f(f"{TRIPLET}/libstdc++.so.6.0.30", importing("iconv_open")),
+            f("/usr/local/bin/plain", importing("printf"), 0o755),
+        ]
+    )
+    libc, gcc_s = f"{TRIPLET}/libc.so.6", "/lib/x86_64-linux-gnu/libgcc_s.so.1"
+    converter = f"{TRIPLET}/gconv/ISO8859-1.so"
+    plain = paths(context(image, kept=[libc, "/usr/local/bin/plain"]), "glibc")
+    assert gcc_s not in plain and converter not in plain
+    assert gcc_s in paths(context(image, kept=[libc, "/usr/local/bin/worker"]), "glibc")
+    locale_only = [libc, "/usr/bin/bash", f"{TRIPLET}/libstdc++.so.6.0.30"]
+    assert converter not in paths(context(image, kept=locale_only), "glibc")
+    added, _ = run(context(image, kept=[*locale_only, "/usr/local/bin/convert"]), "glibc")
+    why = {a.reason.detail for a in added if a.path == converter}
+    assert why == {
+        "iconv_open() loads the converter of whichever charset it is asked for "
+        "(gconv-modules); applies because /usr/local/bin/convert imports iconv_open"
+    }
 
 
 def test_musl(make: Maker) -> None:

@@ -27,8 +27,10 @@ import struct
 from dataclasses import dataclass
 
 from slimmer.elf.parse import ELF_MAGIC, ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFDATA2MSB, ReadAt
+from slimmer.image.paths import tree_memo
+from slimmer.model import TreeView
 
-__all__ = ["DynamicImports", "read_imports", "imports_of_bytes"]
+__all__ = ["DynamicImports", "read_imports", "imports_of_bytes", "imports_in_tree"]
 
 SHT_DYNSYM = 11
 SHN_UNDEF = 0
@@ -67,6 +69,19 @@ class _Layout:
 def imports_of_bytes(data: bytes) -> DynamicImports:
     """`read_imports` of a file held in memory."""
     return read_imports(lambda offset, size: data[offset : offset + size])
+
+
+def imports_in_tree(tree: TreeView, path: str) -> DynamicImports:
+    """`read_imports` of the file `path` of an image tree, remembered for as long as
+    the tree lives; a file the reader cannot give gives `error`, never an exception."""
+
+    def make() -> DynamicImports:
+        try:
+            return read_imports(lambda offset, size: tree.read_bytes(path, size, offset))
+        except (LookupError, OSError) as exc:  # bytes not kept by the reader
+            return DynamicImports(error=f"reading {path}: {exc}")
+
+    return tree_memo(tree, f"elf-imports:{path}", make)
 
 
 def read_imports(read_at: ReadAt) -> DynamicImports:

@@ -1,7 +1,8 @@
 """Profiles: what a runtime loads on paths no probe took, read from `profiles/*.toml`.
 
 A profile says *when* it applies (any-of conditions over the traced, executed
-and kept paths, the image's files and its Env) and what it then *keeps*
+and kept paths, the image's files, its Env and the functions kept ELF files
+import) and what it then *keeps*
 (globs of image paths, and code expanders for what data cannot say). The
 format is documented in `profiles/README.md`; `load_profiles` validates it and
 a bad file is a `UsageError` naming the file, the key and the value.
@@ -23,6 +24,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from slimmer.elf.imports import imports_in_tree
 from slimmer.errors import UsageError
 from slimmer.image.paths import Glob, PathIndex, compile_glob, expand
 from slimmer.plan.expanders import EXPANDERS
@@ -32,7 +34,8 @@ from slimmer.resources import builtin_profiles
 ENV_DIR = "SLIMMER_PROFILES"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _WHEN_GLOBS = ("traced", "executed", "kept", "present")
-_WHEN_KEYS = frozenset({"always", "env", *_WHEN_GLOBS})
+_WHEN_KEYS = frozenset({"always", "env", "imports", "imports_except", *_WHEN_GLOBS})
+_SYMBOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_.$]*$")
 _KEEP_KEYS = frozenset({"paths", "closure", "expand", "reason"})
 _TOP_KEYS = frozenset({"name", "description", "when", "keep", "rule"})
 
@@ -47,11 +50,21 @@ class When:
     kept: tuple[Glob, ...] = ()
     present: tuple[Glob, ...] = ()
     env: tuple[str, ...] = ()
+    # dynamic symbols a kept ELF file imports; files matching `imports_except` are
+    # no evidence (they call the function for reasons of their own)
+    imports: tuple[str, ...] = ()
+    imports_except: tuple[Glob, ...] = ()
 
     @property
     def empty(self) -> bool:
         return not (
-            self.always or self.traced or self.executed or self.kept or self.present or self.env
+            self.always
+            or self.traced
+            or self.executed
+            or self.kept
+            or self.present
+            or self.env
+            or self.imports
         )
 
 
@@ -198,7 +211,14 @@ class _Parser:
         for name in env:
             if not name or "=" in name or "/" in name:
                 raise self.fail(f"{key}.env", name, "must be an environment variable name glob")
-        return When(always=always, env=env, **globs)
+        imports = self.strings(table, "imports", key)
+        for name in imports:
+            if not _SYMBOL.match(name):
+                raise self.fail(f"{key}.imports", name, "must be a bare symbol name (no @version)")
+        imports_except = self.globs(table, "imports_except", key)
+        if imports_except and not imports:
+            raise self.fail(f"{key}.imports_except", table["imports_except"], "needs imports")
+        return When(always=always, env=env, imports=imports, imports_except=imports_except, **globs)
 
     def keep(self, raw: object, key: str) -> Keep:
         table = self.table(raw, key)
@@ -291,6 +311,23 @@ class Facts:
             found = expand(self.ctx.tree, glob)
             if found:
                 return f"{found[0]} is in the image"
+        return self.importer(when.imports, when.imports_except)
+
+    def importer(self, names: Sequence[str], unless: Sequence[Glob]) -> str | None:
+        """ "<file> imports <name>" for the first kept regular ELF file (not matching
+        `unless`) whose dynamic symbol table imports one of `names`, or None."""
+        if not names:
+            return None
+        wanted = frozenset(names)
+        for path in sorted(self.kept.paths):
+            entry = self.ctx.tree.get(path)
+            if entry is None or not entry.is_regular or not entry.is_elf:
+                continue
+            if any(glob.match(path) for glob in unless):
+                continue
+            found = sorted(imports_in_tree(self.ctx.tree, path).names & wanted)
+            if found:
+                return f"{path} imports {', '.join(found)}"
         return None
 
 

@@ -255,6 +255,19 @@ def jvm_home(ctx: ProfileContext, profile_name: str) -> Result:
 # -- shell scripts ------------------------------------------------------------------------
 
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "busybox", "zsh", "ksh", "mksh"})
+# Built into every shell of _SHELLS (dash, bash, busybox ash, zsh, ksh, mksh): a script
+# runs the builtin, never /usr/bin/echo, unless a program runs the word (`env echo`,
+# `xargs printf`, `find -exec echo`, `exec echo`: _RUNNERS). `[` and `test` are left
+# out by the scanner already.
+_BUILTINS = frozenset({"echo", "printf", "true", "false", "pwd"})
+_RUNNERS = r"\b(?:exec|env|xargs|nohup|nice|timeout|sudo|su-exec|gosu|chroot|setsid|stdbuf|ionice)"
+
+
+def runs_as_program(text: str, word: str) -> bool:
+    """Whether `word`, a shell builtin, may still run as a program in the script
+    `text`: a program that runs others names it later on the same line."""
+    pattern = _RUNNERS + r"\s[^\n;|&]*?(?<![\w./-])" + re.escape(word) + r"(?![\w.-])"
+    return re.search(pattern, text) is not None
 
 
 def _shell_script(tree: TreeView, path: str) -> str | None:
@@ -292,6 +305,8 @@ def _script_needs(tree: TreeView, path: str, env_path: str) -> tuple[tuple[str, 
         return ()
     out = []
     for word in command_words(text):
+        if word in _BUILTINS and not runs_as_program(text, word):
+            continue
         program = which(tree, word, env_path)
         if program is not None:
             out.append((program, f"{path} can run `{word}` on a branch the probes did not take"))

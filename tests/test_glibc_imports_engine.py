@@ -1,0 +1,59 @@
+"""The glibc profile's `when.imports` rules on the real files of a Debian fixture image.
+
+A stock Debian base holds programs and libraries that import `iconv_open` only to
+convert between UTF-8 and the locale's charset (bash, tar, diff, libstdc++…): the
+profile lists them in `imports_except`, so keeping them must not keep the 8 MB of
+gconv converters. `/usr/bin/iconv` itself converts any charset it is given (the
+`when.kept` rule). Nothing in the base calls `pthread_cancel`, `pthread_exit` or
+`backtrace`, so `libgcc_s.so.1` is kept only when the app does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slimmer.elf.imports import imports_in_tree
+from slimmer.engine import Engine, saver
+from slimmer.image.filetree import keep_all
+from slimmer.image.reader import open_image
+from slimmer.model import ImageConfig, TreeView
+from slimmer.plan.keep import ProfileContext
+from slimmer.plan.profiles import apply_profiles, load_profiles
+
+pytestmark = pytest.mark.engine
+
+GLIBC = [p for p in load_profiles() if p.name == "glibc"]
+TRIPLET = "/usr/lib/x86_64-linux-gnu"
+CONVERTER = f"{TRIPLET}/gconv/ISO8859-1.so"
+
+
+def _elf_files(tree: TreeView) -> list[str]:
+    return sorted(e.path for e in tree if e.is_regular and e.is_elf)
+
+
+def _glibc_adds(tree: TreeView, kept: list[str]) -> dict[str, str]:
+    ctx = ProfileContext(tree, ImageConfig({}), frozenset(), frozenset(), frozenset(kept))
+    adds, _ = apply_profiles(GLIBC, ctx)
+    return {a.path: a.reason.detail for a in adds}
+
+
+def test_base_importers_are_no_evidence(
+    engine: Engine, fixture_images: dict[str, str], tmp_path: Path
+) -> None:
+    tag = fixture_images["root-batch"]
+    with open_image(tag, save=saver(engine), want=keep_all, workdir=tmp_path) as image:
+        tree = image.tree
+        importers = [p for p in _elf_files(tree) if "iconv_open" in imports_in_tree(tree, p).names]
+        assert {"/usr/bin/bash", "/usr/bin/iconv", "/usr/bin/tar"} <= set(importers)
+        rule = next(r for r in GLIBC[0].rules if r.when is not None and r.when.imports_except)
+        assert rule.when is not None
+        unexcepted = [p for p in importers if not any(g.match(p) for g in rule.when.imports_except)]
+        assert unexcepted == ["/usr/bin/iconv"]
+        base = [f"{TRIPLET}/libc.so.6", *importers]
+        base.remove("/usr/bin/iconv")
+        added = _glibc_adds(tree, base)
+        assert CONVERTER not in added and f"{TRIPLET}/libgcc_s.so.1" not in added
+        with_iconv = _glibc_adds(tree, [*base, "/usr/bin/iconv"])
+        assert with_iconv[CONVERTER].endswith("applies because /usr/bin/iconv is kept")
