@@ -150,6 +150,10 @@ class DigestStore(ContentStore):
         self._keep_next = self._keep(path)
         return True
 
+    @property
+    def takes_spans(self) -> bool:
+        return False  # every file goes through `put_stream`, which picks what to keep
+
     def put_stream(self, src: IO[bytes], head: bytes = b"") -> tuple[str, int]:
         keep, self._keep_next = self._keep_next, False
         if keep:

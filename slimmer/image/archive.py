@@ -40,6 +40,9 @@ class LayerSource:
     opener: Callable[[], IO[bytes]]
     stored_bytes: int
     blob: str = ""  # OCI: the manifest's digest of the stored (maybe compressed) blob
+    # the file and offset where the layer's tar is stored as it is (uncompressed, in
+    # one piece), so its members' bytes can be read from there and need no copy
+    origin: tuple[Path, int] | None = None
 
     @contextmanager
     def open(self) -> Iterator[IO[bytes]]:
@@ -94,6 +97,18 @@ class _TarIndex:
 
     def has(self, name: str) -> bool:
         return _clean(name) in self._members
+
+    def plain_offset(self, name: str) -> int | None:
+        """Where the bytes of member `name` start in the archive file, when they are a
+        plain (not sparse, not compressed) tar; else None."""
+        member = self._members.get(_clean(name))
+        if member is None or not member.isfile() or member.issparse():
+            return None
+        with self.open(name) as fh:
+            head = fh.read(4)
+        if head[:2] == b"\x1f\x8b" or head == b"\x28\xb5\x2f\xfd":
+            return None
+        return int(member.offset_data)
 
     def open(self, name: str) -> IO[bytes]:
         member = self._members.get(_clean(name))
@@ -152,7 +167,9 @@ def open_docker_archive(path: Path) -> ArchiveImage:
         if not idx.has(name):
             raise ImageReadError(f"reading docker-archive {path}: missing layer {name!r}")
         digest = diff_ids[i] if i < len(diff_ids) else f"layer:{name}"
-        layers.append(LayerSource(i, digest, _bind(idx.open, name), idx.size(name)))
+        offset = idx.plain_offset(name)
+        origin = (path, offset) if offset is not None else None
+        layers.append(LayerSource(i, digest, _bind(idx.open, name), idx.size(name), origin=origin))
     _check_layer_count(layers, diff_ids, str(path))
     digest = "sha256:" + Path(config_name).stem.rsplit("/", 1)[-1]
     tags = tuple(entry.get("RepoTags") or ())

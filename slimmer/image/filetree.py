@@ -23,6 +23,7 @@ import posixpath
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import IO
 
 from slimmer.errors import ImageReadError
@@ -101,15 +102,22 @@ class LayerChanges:
 
 
 def read_layer(
-    stream: IO[bytes], index: int, digest: str, store: ContentStore | None, want: WantContent
+    stream: IO[bytes],
+    index: int,
+    digest: str,
+    store: ContentStore | None,
+    want: WantContent,
+    origin: tuple[Path, int] | None = None,
 ) -> LayerChanges:
-    """Parse one layer tar stream into `LayerChanges`, keeping wanted bytes in `store`."""
+    """Parse one layer tar stream into `LayerChanges`, keeping wanted bytes in `store`.
+    `origin`: the file and offset where this very tar is stored plain, for a store
+    that can keep a member's bytes as a span of that file instead of a copy."""
     changes = LayerChanges(index, digest)
     where = f"reading layer {index + 1} ({digest[:19]})"
     try:
         with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tf:
             for info in stream_members(tf):
-                _read_member(tf, info, changes, store, want)
+                _read_member(tf, info, changes, store, want, origin)
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise ImageReadError(f"{where}: {_tar_error(exc)}") from exc
     return changes
@@ -137,6 +145,7 @@ def _read_member(
     changes: LayerChanges,
     store: ContentStore | None,
     want: WantContent,
+    origin: tuple[Path, int] | None = None,
 ) -> None:
     path, note = clean_name(info.name)
     if path is None:
@@ -166,7 +175,7 @@ def _read_member(
         changes.warn(f"{path!r}: device node kept as metadata only")
     entry = entry_from_tar(info, path, etype, changes.index)
     if etype is EntryType.FILE:
-        entry = _with_content(tf, info, entry, store, want)
+        entry = _with_content(tf, info, entry, store, want, origin)
     if etype is EntryType.HARDLINK:
         target, why = clean_name(info.linkname)
         if target is None:
@@ -207,6 +216,7 @@ def _with_content(
     entry: FileEntry,
     store: ContentStore | None,
     want: WantContent,
+    origin: tuple[Path, int] | None = None,
 ) -> FileEntry:
     fh = tf.extractfile(info)
     if fh is None:
@@ -215,7 +225,11 @@ def _with_content(
     is_elf = head == ELF_MAGIC
     key = None
     if store is not None and want(entry.path):
-        key, size = store.put_stream(fh, head)
+        if origin is not None and store.takes_spans and not info.sparse:
+            where = (origin[0], origin[1] + info.offset_data)
+            key, size = store.put_span(fh, head, *where)
+        else:
+            key, size = store.put_stream(fh, head)
         if size != info.size:
             raise EOFError("unexpected end of data")
     return replace(entry, content=key, is_elf=is_elf)
@@ -363,7 +377,7 @@ def apply_layers(
     layers = []
     for src in sources:
         with src.open() as stream:
-            changes = read_layer(stream, src.index, src.digest, store, want)
+            changes = read_layer(stream, src.index, src.digest, store, want, src.origin)
         tree.apply(changes)
         hist = history[src.index] if src.index < len(history) else None
         layers.append(

@@ -6,9 +6,12 @@ chooses where a file is written.
 
 A private store (one run's) appends every blob to one pack file and keeps each
 key's span in memory: an image of 10,000 files costs one file on disk, not
-10,000 creations, which on a busy ext4 cost more than reading the image. A shared
-store (the read cache, which other runs read and write at once) keeps a file per
-blob, each made by an atomic rename.
+10,000 creations, which on a busy ext4 cost more than reading the image. Bytes
+that already lie in a file in one piece (a member of a plain layer tar in a saved
+archive) are not copied at all: the store hashes them and keeps their span of
+that file, which it holds open until it closes (so the file may be unlinked).
+A shared store (the read cache, which other runs read and write at once) keeps a
+file per blob, each made by an atomic rename.
 """
 
 from __future__ import annotations
@@ -53,7 +56,13 @@ class ContentStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._dirs: set[str] = set()
         self._pack: IO[bytes] | None = None
-        self._spans: dict[str, tuple[int, int]] = {}  # key -> (offset, size) in the pack
+        self._spans: dict[str, tuple[int, int, int]] = {}  # key -> (fd, offset, size)
+        self._files: dict[Path, int] = {}  # files spans lie in -> their open descriptor
+
+    @property
+    def takes_spans(self) -> bool:
+        """Whether `put_span` keeps a span (else it copies, like `put_stream`)."""
+        return not self.shared
 
     @classmethod
     def temporary(cls) -> ContentStore:
@@ -82,7 +91,20 @@ class ContentStore:
         if key in self._spans:
             pack.truncate(start)
         else:
-            self._spans[key] = (start, size)
+            self._spans[key] = (pack.fileno(), start, size)
+        return key, size
+
+    def put_span(self, src: IO[bytes], head: bytes, path: Path, offset: int) -> tuple[str, int]:
+        """Like `put_stream` for bytes that also lie in `path` from `offset` on, in one
+        piece: they are hashed as they are read from `src`, and kept as that span."""
+        if not self.takes_spans:
+            return self.put_stream(src, head)
+        fd = self._files.get(path)
+        if fd is None:
+            fd = self._files[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        digest, size = _copy(src, head, None)
+        key = digest.hexdigest()
+        self._spans.setdefault(key, (fd, offset, size))
         return key, size
 
     def _put_file(self, src: IO[bytes], head: bytes) -> tuple[str, int]:
@@ -114,43 +136,50 @@ class ContentStore:
         return self.put_stream(io.BytesIO(data))[0]
 
     def open(self, key: str) -> IO[bytes]:
-        span = self._spans.get(key)
+        span = self._span(key)
         if span is None:
             return open(self._path(key), "rb")
-        assert self._pack is not None
-        self._pack.flush()
-        return io.BufferedReader(_Span(self._pack.fileno(), *span), CHUNK)
+        return io.BufferedReader(_Span(*span), CHUNK)
 
     def read(self, key: str, size: int = -1, offset: int = 0) -> bytes:
-        span = self._spans.get(key)
+        span = self._span(key)
         if span is None:
             with open(self._path(key), "rb") as fh:
                 if offset:
                     fh.seek(offset)
                 return fh.read(size)
-        assert self._pack is not None
-        self._pack.flush()
-        start, length = span
+        fd, start, length = span
         offset = min(offset, length)
         want = length - offset if size < 0 else min(size, length - offset)
-        return os.pread(self._pack.fileno(), want, start + offset)
+        return os.pread(fd, want, start + offset)
+
+    def _span(self, key: str) -> tuple[int, int, int] | None:
+        span = self._spans.get(key)
+        if span is not None and self._pack is not None:
+            self._pack.flush()  # what was appended is read through the descriptor
+        return span
 
     def close(self) -> None:
         if self._pack is not None:
             self._pack.close()
             self._pack = None
+        for fd in self._files.values():
+            os.close(fd)
+        self._files.clear()
         self._spans.clear()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _copy(src: IO[bytes], head: bytes, out: IO[bytes]) -> tuple[hashlib._Hash, int]:
-    """`head` + the rest of `src` written to `out`: (their SHA-256, their size)."""
+def _copy(src: IO[bytes], head: bytes, out: IO[bytes] | None) -> tuple[hashlib._Hash, int]:
+    """`head` + the rest of `src` written to `out` (None: only read): their SHA-256
+    and their size."""
     digest = hashlib.sha256()
     size = 0
     chunk = head or src.read(CHUNK)
     while chunk:
         digest.update(chunk)
-        out.write(chunk)
+        if out is not None:
+            out.write(chunk)
         size += len(chunk)
         chunk = src.read(CHUNK)
     return digest, size
