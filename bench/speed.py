@@ -11,8 +11,10 @@ For each image (every fixture by default, plus any `--image REF`):
 
 `--large` also builds an image over 1.5 GB of real files: java-http with the
 whole trees of the node-http, py-http, pg-db and ruby-http fixtures copied under
-`/opt/` (binaries, libraries, text: what real layers hold, so the gzip sizing and
-the parse do real work), probed with java-http's own probes; it is removed after.
+`/usr/local/share/` (binaries, libraries, text: what real layers hold, so the gzip
+sizing and the parse do real work; in the system tree, like the unused packages of
+a fat image, where no profile keeps a tree whole), probed with java-http's own
+probes; it is removed after.
 
 One measured run each; written to `bench/results.json` (section `speed`).
 
@@ -73,7 +75,7 @@ def build_large(engine: Engine, images: dict[str, str], work: Path) -> str:
     context = work / "large"
     context.mkdir()
     lines = [f"FROM {images[LARGE_BASE]}"]
-    lines += [f"COPY --from={images[name]} / /opt/{name}/" for name in LARGE_EXTRA]
+    lines += [f"COPY --from={images[name]} / /usr/local/share/{name}/" for name in LARGE_EXTRA]
     (context / "Dockerfile").write_text("\n".join(lines) + "\n")
     with open(work / "large-build.log", "w") as log:
         engine.build(context, LARGE_TAG, labels={"io.slimmer.bench": "speed"}, log=log)

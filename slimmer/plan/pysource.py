@@ -126,7 +126,9 @@ def parse_imports(
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return Imports(_scan(raw, package))
     body = tree.body if main else _without_main_only(tree.body)
-    owner = _innermost_functions(body)
+    live = {id(n) for n in body if main or not (isinstance(n, ast.If) and is_main_guard(n.test))}
+    attrs, bare, functions_in = _survey(body, live)
+    owner = _innermost_functions(functions_in)
     top: set[str] = set()
     lazy: dict[str, set[str]] = {}
     fallbacks = []
@@ -139,40 +141,51 @@ def parse_imports(
     eager = _valid(top, raw)
     functions = [(f, _valid(n, b"") - eager) for f, n in sorted(lazy.items())]
     functions = [(f, n) for f, n in functions if n]
-    live = [n for n in body if main or not (isinstance(n, ast.If) and is_main_guard(n.test))]
-    attrs, bare = _mentions(live)
     names = eager.union(*(n for _f, n in functions))
     return Imports(names, tuple(fallbacks), tuple(functions), attrs, bare)
 
 
-def _mentions(body: list[ast.stmt]) -> tuple[frozenset[str], frozenset[str]]:
-    """(attribute and `from`-imported names, bare names) `body` mentions; with a
-    `from x import *`, the bare names count as the former too."""
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _survey(
+    body: list[ast.stmt], live: set[int]
+) -> tuple[frozenset[str], frozenset[str], list[ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """One walk of `body`: (attribute and `from`-imported names, bare names) that
+    the statements whose id() is in `live` mention (with a `from x import *`, the
+    bare names count as the former too), and every function definition, outer ones
+    before the ones inside them."""
     attrs: set[str] = set()
     bare: set[str] = set()
     star = False
-    for node in (x for top in body for x in ast.walk(top)):
-        if isinstance(node, ast.Name):
-            bare.add(node.id)
-        elif isinstance(node, ast.Attribute):
-            attrs.add(node.attr)
-        elif isinstance(node, ast.ImportFrom):
-            attrs.update(a.name for a in node.names)
-            star = star or any(a.name == "*" for a in node.names)
-    return frozenset(attrs | bare if star else attrs), frozenset(bare)
-
-
-def _innermost_functions(body: list[ast.stmt]) -> dict[int, str]:
-    """id() of each import statement inside a function -> the innermost function's
-    name (outer functions are walked first, so inner ones overwrite them)."""
-    out: dict[int, str] = {}
-    defs = (ast.FunctionDef, ast.AsyncFunctionDef)
+    functions: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
     for top in body:
+        counts = id(top) in live
         for node in ast.walk(top):
-            if isinstance(node, defs):
-                for stmt in _statements(node.body, True):
-                    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-                        out[id(stmt)] = node.name
+            if isinstance(node, _DEFS):
+                functions.append(node)
+            if not counts:
+                continue
+            if isinstance(node, ast.Name):
+                bare.add(node.id)
+            elif isinstance(node, ast.Attribute):
+                attrs.add(node.attr)
+            elif isinstance(node, ast.ImportFrom):
+                attrs.update(a.name for a in node.names)
+                star = star or any(a.name == "*" for a in node.names)
+    return frozenset(attrs | bare if star else attrs), frozenset(bare), functions
+
+
+def _innermost_functions(
+    functions: list[ast.FunctionDef | ast.AsyncFunctionDef],
+) -> dict[int, str]:
+    """id() of each import statement inside one of `functions` (outer ones first) ->
+    the innermost function's name (inner ones overwrite their outer ones)."""
+    out: dict[int, str] = {}
+    for node in functions:
+        for stmt in _statements(node.body, True):
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                out[id(stmt)] = node.name
     return out
 
 
