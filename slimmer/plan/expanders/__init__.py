@@ -12,9 +12,13 @@ The families, one module each:
   files of shell scripts (`shell-commands`);
 - `packages`: trimmed package databases (`dpkg-status`, `apk-installed`);
 - `python`: Python imports and distribution metadata (`python-imports`,
-  `python-dist-info`);
+  `python-dist-info`), with `pyinterp` (the interpreters' sys.path, built-in and
+  frozen modules), `pyclosure` (the import closure) and `pycodecs` (codecs);
 - `node`: Node.js requires and imports (`node-requires`);
 - `nginx`: nginx document roots and the files its configuration names (`nginx-roots`);
+- `ruby`: Ruby requires, gems and encodings (`ruby-requires`), with
+  `ruby_source`, `ruby_gems` and `ruby_encodings`; `php` and `perl`: their
+  extensions, includes and `use`s (`php-modules`, `perl-modules`), sharing `_requires`;
 - `helpers`: programs runtimes and libraries run by name (`helper-programs`).
 
 Shared helpers live in `_common`.
