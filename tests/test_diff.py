@@ -487,4 +487,3 @@ def test_markdown_folds_and_cuts_long_lists(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", diff_view.FORMATS)
 def test_every_format_renders_deterministically(pair: ImageDiff, fmt: str) -> None:
     assert diff_view.render(pair, fmt) == diff_view.render(pair, fmt)
-
