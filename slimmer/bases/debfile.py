@@ -34,7 +34,7 @@ from typing import IO
 from slimmer.bases.control import Paragraph, parse_paragraphs
 from slimmer.bases.errors import DebianError
 from slimmer.image.filetree import entry_from_tar
-from slimmer.image.store import ContentStore
+from slimmer.image.store import ContentStore, FileSpan
 from slimmer.model import EntryType, FileEntry
 
 AR_MAGIC = b"!<arch>\n"
@@ -95,26 +95,6 @@ def ar_members(fh: IO[bytes], where: str) -> list[ArMember]:
         fh.seek(offset)
 
 
-class _Slice(io.RawIOBase):
-    """`size` bytes of `fh` from `offset`, read as a stream (no copy in memory)."""
-
-    def __init__(self, fh: IO[bytes], offset: int, size: int) -> None:
-        self._fh, self._pos, self._end = fh, offset, offset + size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        want = min(len(buffer), self._end - self._pos)
-        if want <= 0:
-            return 0
-        self._fh.seek(self._pos)
-        data = self._fh.read(want)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-
 def _decompressor(name: str, raw: IO[bytes], where: str) -> IO[bytes]:
     """The decompressed stream of an ar member, chosen by its name's suffix."""
     suffix = name.rsplit(".", 1)[-1] if name.count(".") > 1 else ""
@@ -166,7 +146,7 @@ def read_deb(path: Path, store: ContentStore, keep: Keep) -> DebContents:
 
 
 def _tar(fh: IO[bytes], member: ArMember, where: str) -> tarfile.TarFile:
-    raw = io.BufferedReader(_Slice(fh, member.offset, member.size))
+    raw = io.BufferedReader(FileSpan(fh.fileno(), member.offset, member.size))
     stream = _decompressor(member.name, raw, where)
     return tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape")
 

@@ -27,8 +27,9 @@ from typing import IO
 CHUNK = 1 << 20
 
 
-class _Span(io.RawIOBase):
-    """A read-only view of `size` bytes at `offset` of an open file descriptor."""
+class FileSpan(io.RawIOBase):
+    """A read-only stream of `size` bytes at `offset` of an open file descriptor (read
+    with pread, so the descriptor's own position is never moved)."""
 
     def __init__(self, fd: int, offset: int, size: int) -> None:
         self._fd, self._pos, self._end = fd, offset, offset + size
@@ -139,7 +140,7 @@ class ContentStore:
         span = self._span(key)
         if span is None:
             return open(self._path(key), "rb")
-        return io.BufferedReader(_Span(*span), CHUNK)
+        return io.BufferedReader(FileSpan(*span), CHUNK)
 
     def read(self, key: str, size: int = -1, offset: int = 0) -> bytes:
         span = self._span(key)
