@@ -7,6 +7,8 @@ import io
 import os
 from pathlib import Path
 
+import pytest
+
 from slimmer.image.archive import open_archive
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import open_image
@@ -65,3 +67,14 @@ def test_members_of_a_plain_saved_layer_are_kept_as_spans_of_the_archive(tmp_pat
 def _key(entry: FileEntry | None) -> str:
     assert entry is not None and entry.content is not None
     return entry.content
+
+
+def test_closing_the_image_closes_the_archive_its_spans_hold(tmp_path: Path) -> None:
+    path = docker_archive(tmp_path / "d.tar", [layer(M("a", data=b"bytes"))])
+    img = open_image(f"docker-archive:{path}", want=keep_all)
+    descriptors = [fd for fd, _start, _size in img.store._spans.values()]
+    assert descriptors and all(os.fstat(fd) for fd in descriptors)
+    img.close()
+    for fd in descriptors:
+        with pytest.raises(OSError):
+            os.fstat(fd)

@@ -60,6 +60,8 @@ class Image:
 
     def close(self) -> None:
         if self._workdir is not None:
+            if self.store.root.is_relative_to(self._workdir):  # this image's own store:
+                self.store.close()  # its open files too (a span holds the saved archive)
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
 
