@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass
 from functools import partial
 
-from slimmer.elf.imports import DynamicImports, read_imports
+from slimmer.elf.imports import imports_in_tree
 from slimmer.elf.ldcache import CacheEntry, parse_ld_so_cache
 from slimmer.image.paths import is_file, read_text, tree_memo, which
 from slimmer.model import TreeView
@@ -208,7 +208,7 @@ def _elf_shell_users(ctx: ProfileContext, profile_name: str) -> list[Addition]:
         name = path.rpartition("/")[2]
         if RUNTIME.match(name) or RUNTIME_HOME.search(path) or _SHARED_LIBRARY.search(name):
             continue
-        calls = sorted(_elf_imports(ctx.tree, path).names & SHELL_FUNCTIONS)
+        calls = sorted(imports_in_tree(ctx.tree, path).names & SHELL_FUNCTIONS)
         if calls:
             detail = f"{path} imports {', '.join(calls)} from libc, which runs `{SHELL} -c`"
             out.append(Addition(SHELL, Reason("profile", detail, profile_name)))
@@ -236,13 +236,3 @@ def _shell_line(tree: TreeView, path: str) -> tuple[int, str] | None:
         if m is not None:
             return number, m.group(0).rstrip("( ")
     return None
-
-
-def _elf_imports(tree: TreeView, path: str) -> DynamicImports:
-    def make() -> DynamicImports:
-        try:
-            return read_imports(lambda offset, size: tree.read_bytes(path, size, offset))
-        except (LookupError, FileNotFoundError, OSError) as exc:  # bytes not kept by the reader
-            return DynamicImports(error=f"reading {path}: {exc}")
-
-    return tree_memo(tree, f"elf-imports:{path}", make)
