@@ -15,6 +15,7 @@ of a small machine compress, and the size is known sooner.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,19 +47,28 @@ class CompressedSize:
     def _run(self, path: Path) -> None:
         try:
             layers = open_archive(self._transport, path).layers
-            order = sorted(range(len(layers)), key=lambda i: -layers[i].stored_bytes)
+            todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+            for index in sorted(range(len(layers)), key=lambda i: -layers[i].stored_bytes):
+                todo.put(index)
             workers = max(1, min(os.cpu_count() or 1, len(layers)))
             with ThreadPoolExecutor(workers, thread_name_prefix="slimmer-gzip") as pool:
-                self._total = sum(pool.map(self._layer_size, order))
+                self._total = sum(pool.map(self._worker, [todo] * workers))
         except (_Stopped, SlimError, OSError, EOFError):
             self._total = None
 
-    def _layer_size(self, index: int) -> int:
-        """One layer's gzip size, read through a handle of this thread's own (a tar
-        member's reads seek the archive's one file object)."""
-        layer = open_archive(self._transport, self.path).layers[index]
-        with layer.open() as stream:
-            return gzip_size(self._chunks(stream.read), LEVEL)
+    def _worker(self, todo: queue.SimpleQueue[int]) -> int:
+        """The gzip size of the layers this thread takes from `todo`, read through a
+        handle on the archive of its own (a tar member's reads seek the archive's one
+        file object), opened once for all of them."""
+        layers = open_archive(self._transport, self.path).layers
+        total = 0
+        while True:
+            try:
+                index = todo.get_nowait()
+            except queue.Empty:
+                return total
+            with layers[index].open() as stream:
+                total += gzip_size(self._chunks(stream.read), LEVEL)
 
     def _chunks(self, read: Callable[[int], bytes]) -> Iterable[bytes]:
         while chunk := read(CHUNK):
