@@ -62,11 +62,20 @@ class ArchiveImage:
     config_bytes: bytes = b""  # the config file as stored (its sha256 is the image ID)
 
 
-def _decompress(raw: IO[bytes], layer: LayerSource) -> IO[bytes]:
-    head = _peek(raw, 4)
+def _compression(head: bytes) -> str | None:
+    """The compression a layer blob starting with `head` (4 bytes) is stored in."""
     if head[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return "gzip"
     if head == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    return None
+
+
+def _decompress(raw: IO[bytes], layer: LayerSource) -> IO[bytes]:
+    kind = _compression(_peek(raw, 4))
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if kind == "zstd":
         raise ImageReadError(
             f"reading layer {layer.index + 1} ({layer.digest[:19]}): "
             "zstd-compressed layers are not supported"
@@ -105,9 +114,8 @@ class _TarIndex:
         if member is None or not member.isfile() or member.issparse():
             return None
         with self.open(name) as fh:
-            head = fh.read(4)
-        if head[:2] == b"\x1f\x8b" or head == b"\x28\xb5\x2f\xfd":
-            return None
+            if _compression(fh.read(4)) is not None:
+                return None
         return int(member.offset_data)
 
     def open(self, name: str) -> IO[bytes]:
