@@ -225,7 +225,7 @@ def _with_content(
     is_elf = head == ELF_MAGIC
     key = None
     if store is not None and want(entry.path):
-        if origin is not None and store.takes_spans and not info.sparse:
+        if origin is not None and not info.sparse:  # the store copies if it must
             where = (origin[0], origin[1] + info.offset_data)
             key, size = store.put_span(fh, head, *where)
         else:
