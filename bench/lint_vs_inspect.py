@@ -74,16 +74,12 @@ def main(argv: list[str]) -> None:
     init_s = _secrets_init()
     names = argv or sorted(p.name for p in FIXTURES.iterdir() if (p / "Dockerfile").exists())
     rows = []
-    engine = Engine.connect()
-    try:
-        with tempfile.TemporaryDirectory(prefix="slimmer-bench-") as tmp:
-            for name in names:
-                archive = _save(engine, name, Path(tmp))
-                if archive is not None:
-                    rows.append(measure(name, archive))
-                    archive.unlink()
-    finally:
-        engine.close()
+    with Engine.connect() as engine, tempfile.TemporaryDirectory(prefix="slimmer-bench-") as tmp:
+        for name in names:
+            archive = _save(engine, name, Path(tmp))
+            if archive is not None:
+                rows.append(measure(name, archive))
+                archive.unlink()
     print("| fixture | size | files | inspect | lint | lint / inspect | findings |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:

@@ -44,7 +44,7 @@ from slimmer.image.reader import Image, open_image, parse_ref
 from slimmer.image.validate import Validation, validate_archive
 from slimmer.model import ImageConfig, ImageRef, Progress
 from slimmer.pipeline.preflight import check_engine_image
-from slimmer.pipeline.slim import SlimOptions, SlimResult, slim_image
+from slimmer.pipeline.slim import SlimOptions, SlimResult, check_options, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
 from slimmer.trace.events import Trace
 from slimmer.trace.probes import ProbeSpec
@@ -56,11 +56,8 @@ def read_image(ref: str, want: WantContent) -> Image:
     parsed = parse_ref(ref)
     if parsed.transport != "engine":
         return open_image(parsed, want=want)
-    engine = Engine.connect()
-    try:
+    with Engine.connect() as engine:
         return open_image(parsed, save=saver(engine), want=want)
-    finally:
-        engine.close()
 
 
 def inspect_image(ref: str) -> Inspection:
@@ -85,13 +82,10 @@ def lint_image(
         if parsed.transport != "engine":
             with open_image(parsed, want=want_for_lint) as image:
                 return lint(image, ignore=ignore, opened=opened, large_bytes=large_bytes)
-        engine = Engine.connect()
-        try:
+        with Engine.connect() as engine:
             tags = engine.inspect_image(parsed.name).tags
             with open_image(parsed, save=saver(engine), want=want_for_lint) as image:
                 return lint(image, tags=tags, ignore=ignore, opened=opened, large_bytes=large_bytes)
-        finally:
-            engine.close()
     except ValueError as exc:
         raise UsageError(f"linting {ref}: {exc}") from exc
 
@@ -114,23 +108,18 @@ def version_info() -> tuple[str, str]:
         engine = Engine.connect(timeout=10)
     except SlimError as exc:
         return __version__, f"engine: {exc.message}"
-    try:
+    with engine:
         server, api_version = engine.versions()
         return __version__, f"engine: Docker {server}, API {api_version}"
-    finally:
-        engine.close()
 
 
 def cleanup(dry_run: bool = False) -> list[Leftover]:
-    engine = Engine.connect()
-    try:
+    with Engine.connect() as engine:
         items = engine.leftovers()
         if not dry_run:
             for item in items:
                 engine.remove_leftover(item)
         return items
-    finally:
-        engine.close()
 
 
 def check_image(
@@ -172,11 +161,8 @@ def _check_archive(parsed: ImageRef) -> Iterator[tuple[ImageRef, str]]:
         return
     with tempfile.TemporaryDirectory(prefix="slimmer-check-") as tmp:
         spool = Path(tmp) / "image.tar"
-        engine = Engine.connect()
-        try:
+        with Engine.connect() as engine:
             image_id = saver(engine)(parsed.name, spool)
-        finally:
-            engine.close()
         yield ImageRef("docker-archive", str(spool)), image_id
 
 
@@ -204,8 +190,7 @@ def profile_image(
     parsed = parse_ref(ref)
     if parsed.transport != "engine":
         raise UsageError(f"profiling {ref}: only engine images can be run (load it first)")
-    engine = Engine.connect()
-    try:
+    with Engine.connect() as engine:
         info = engine.inspect_image(parsed.name)
         config = ImageConfig(
             {"config": dict(info.config), "os": info.os, "architecture": info.architecture}
@@ -213,8 +198,6 @@ def profile_image(
         check_engine_image(engine, parsed, config, progress)
         limits = limits or Limits()
         return profile(engine, info.id, config, probes, timeout, progress=progress, limits=limits)
-    finally:
-        engine.close()
 
 
 def slim(ref: str, opts: SlimOptions, progress: Progress = lambda _: None) -> SlimResult:
@@ -224,7 +207,9 @@ def slim(ref: str, opts: SlimOptions, progress: Progress = lambda _: None) -> Sl
         forced=opts.profiles_forced,
         disabled=opts.profiles_disabled,
     )
-    return slim_image(ref, opts, profiles, progress)
+    check_options(ref, opts)  # a usage error comes before any engine is needed
+    with Engine.connect() as engine:
+        return slim_image(engine, ref, opts, profiles, progress)
 
 
 def deps(ref: str, paths: Sequence[str]) -> DepsReport:
@@ -239,24 +224,18 @@ def build_bases(flavours: Sequence[str], progress: Progress = lambda _: None) ->
     names = list(flavours) or list(FLAVOURS)
     for name in names:
         flavour(name)  # a bad name fails before anything is built
-    engine = Engine.connect()
-    try:
+    with Engine.connect() as engine:
         out = []
         for name in names:
             progress(f"building {name}")
             out.append(build_base(engine, name))
         return out
-    finally:
-        engine.close()
 
 
 def list_bases() -> list[tuple[str, str, str | None]]:
     """`slim bases list`: (flavour, what it holds, the engine's image of it or None)."""
-    engine = Engine.connect()
-    try:
+    with Engine.connect() as engine:
         return [(f.name, f.summary, find_base(engine, f.name)) for f in FLAVOURS.values()]
-    finally:
-        engine.close()
 
 
 def diff(
@@ -271,11 +250,8 @@ def diff(
     reasons = load_slim_reasons(report) if report is not None else None
     if all(parse_ref(ref).transport != "engine" for ref in (a, b)):
         return diff_images(a, b, None, reasons, progress)
-    engine = Engine.connect()
-    try:
+    with Engine.connect() as engine:
         return diff_images(a, b, saver(engine), reasons, progress)
-    finally:
-        engine.close()
 
 
 def load_slim_report(path: Path) -> dict[str, Any]:

@@ -85,7 +85,8 @@ def _explain(exc: Exception) -> str:
 
 
 class Engine:
-    """A connection to one Docker engine."""
+    """A connection to one Docker engine; a context manager that closes it:
+    `with Engine.connect() as engine: ...`."""
 
     def __init__(self, client: docker.DockerClient) -> None:
         self._client = client
@@ -106,6 +107,12 @@ class Engine:
 
     def close(self) -> None:
         self._client.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def versions(self) -> tuple[str, str]:
         """(engine version, API version in use) as the engine reports them."""

@@ -26,10 +26,8 @@ def engine() -> Iterator[Engine]:
         eng = Engine.connect()
     except EngineError as exc:
         pytest.fail(f"{exc} (run `bash scripts/ensure-engine.sh`)", pytrace=False)
-    try:
+    with eng:
         yield eng
-    finally:
-        eng.close()
 
 
 @pytest.fixture(scope="session")

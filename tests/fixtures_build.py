@@ -329,15 +329,13 @@ def _row(img: FixtureImage) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     names = list(sys.argv[1:] if argv is None else argv)
-    engine = Engine.connect()
     try:
-        for img in iter_fixtures(engine, names, log=lambda msg: print(msg, file=sys.stderr)):
-            print(_row(img), flush=True)
+        with Engine.connect() as engine:
+            for img in iter_fixtures(engine, names, log=lambda msg: print(msg, file=sys.stderr)):
+                print(_row(img), flush=True)
     except SlimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
-    finally:
-        engine.close()
     return 0
 
 

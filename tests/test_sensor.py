@@ -214,8 +214,8 @@ def engine() -> Iterator[Engine]:
         eng = Engine.connect(timeout=120)
     except EngineError as exc:
         pytest.fail(f"{exc} (run `bash scripts/ensure-engine.sh`)", pytrace=False)
-    yield eng
-    eng.close()
+    with eng:
+        yield eng
 
 
 @pytest.fixture(scope="module")
