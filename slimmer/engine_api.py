@@ -35,6 +35,11 @@ class ContainerEngine(Protocol):
     """Images and containers, as slimmer's stages use them. Every method raises
     `EngineError` (or `ImageNotFound`) for a failure of the engine or its transport."""
 
+    # the engine
+    def platform(self) -> tuple[str, str]:
+        """(OS, architecture) the engine runs containers for, in its names (`linux`, `amd64`)."""
+        ...
+
     # images
     def inspect_image(self, ref: str) -> ImageInfo: ...
     def image_exists(self, ref: str) -> bool: ...

@@ -17,6 +17,9 @@ def _unused(name: str) -> NoReturn:
 class UnusedEngine(ContainerEngine):
     """Implements the protocol; each method says it was not expected."""
 
+    def platform(self) -> tuple[str, str]:
+        _unused("platform")
+
     def inspect_image(self, ref: str) -> ImageInfo:
         _unused("inspect_image")
 

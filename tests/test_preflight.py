@@ -15,7 +15,6 @@ from slimmer.pipeline.preflight import (
     check_engine_image,
     check_platform,
     check_program,
-    engine_platform,
     find_program,
     program_dirs,
     shebang,
@@ -133,11 +132,6 @@ def test_an_image_without_a_platform_passes() -> None:
     check_platform("app:1", ImageConfig({"config": {}}), ("linux", "amd64"))
 
 
-def test_a_fake_engine_is_this_host() -> None:
-    os_name, arch = engine_platform(UnusedEngine())
-    assert os_name == "linux" and arch
-
-
 # -- an engine image, read for the check alone (`slim profile`) ------------------------------
 def test_program_dirs_are_path_and_the_named_programs_directory() -> None:
     config = _config(Entrypoint=["bin/run"], WorkingDir="/srv", Env=["PATH=/usr/bin::sbin"])
@@ -151,9 +145,13 @@ def test_program_dirs_are_path_and_the_named_programs_directory() -> None:
 class SavingEngine(UnusedEngine):
     """An engine holding one image, a synthetic `docker save` archive; counts saves."""
 
-    def __init__(self, archive: Path) -> None:
+    def __init__(self, archive: Path, platform: tuple[str, str] = ("linux", "amd64")) -> None:
         self.archive = archive
         self.saves = 0
+        self.engine_platform = platform
+
+    def platform(self) -> tuple[str, str]:
+        return self.engine_platform
 
     def inspect_image(self, ref: str) -> ImageInfo:
         return ImageInfo("sha256:" + "ab" * 32, (ref,), {}, {}, 1, "amd64", "linux")
@@ -213,4 +211,12 @@ def test_another_platform_is_refused_before_the_image_is_saved(tmp_path: Path) -
     other = ImageConfig({**config.raw, "architecture": "s390x"})
     with pytest.raises(ImageUnrunnable, match="linux/s390x"):
         check_engine_image(engine, ImageRef("engine", "app:1"), other)
+    assert engine.saves == 0
+
+
+def test_the_platform_is_the_engines_not_this_hosts(tmp_path: Path) -> None:
+    engine, config = _engine_image(tmp_path, ["app"], *SHELL)
+    engine.engine_platform = ("linux", "arm64")  # an engine elsewhere (DOCKER_HOST)
+    with pytest.raises(ImageUnrunnable, match="the engine runs linux/arm64"):
+        check_engine_image(engine, ImageRef("engine", "app:1"), config)
     assert engine.saves == 0

@@ -24,14 +24,12 @@ bytes.
 
 from __future__ import annotations
 
-import platform
 import posixpath
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from slimmer.elf.parse import is_elf, parse_elf_at
-from slimmer.engine import Engine
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ImageUnrunnable
 from slimmer.image.filetree import WantContent, keep_all
@@ -42,13 +40,12 @@ from slimmer.pipeline.transfers import metered_saver
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_SCRIPT_DEPTH = 4  # the kernel's limit on nested #! interpreters (binfmt_script)
 SHEBANG_BYTES = 256  # the kernel reads this much of a script for its #! line
-_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "i386": "386"}
 
 
 def check_runnable(image: Image, engine: ContainerEngine) -> None:
     """Refuse (`ImageUnrunnable`, exit 6) an image the engine cannot run as configured."""
     name = str(image.ref)
-    check_platform(name, image.config, engine_platform(engine))
+    check_platform(name, image.config, engine.platform())
     check_program(name, image.config, image.tree)
 
 
@@ -61,7 +58,7 @@ def check_engine_image(
     """`check_runnable` for the engine image `ref` (whose config the engine gave as
     `config`), read here for it: cheaply first, whole when the program needs it."""
     name = str(ref)
-    check_platform(name, config, engine_platform(engine))  # before any byte is saved
+    check_platform(name, config, engine.platform())  # before any byte is saved
     with tempfile.TemporaryDirectory(prefix="slimmer-preflight-") as tmp:
         work = Path(tmp)
         saved = work / "image.tar"  # for a second read, without a second save
@@ -106,16 +103,6 @@ def want_program_dirs(config: ImageConfig) -> WantContent:
 
 class _BytesNotKept(Exception):
     """Internal: the check needs the bytes of a file the reader did not keep."""
-
-
-def engine_platform(engine: ContainerEngine) -> tuple[str, str]:
-    """(os, architecture) of the engine, in the engine's names (`linux`, `amd64`).
-
-    An engine other than the Docker one (a test's fake) is taken to be this host."""
-    if isinstance(engine, Engine):
-        return engine.platform()
-    machine = platform.machine().lower()
-    return "linux", _GOARCH.get(machine, machine)
 
 
 def check_platform(name: str, config: ImageConfig, engine: tuple[str, str]) -> None:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from slimmer.analyse.inspect import analyze
-from slimmer.engine import Engine
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ProfileError, SlimError, UsageError
 from slimmer.findings.compare import FindingsDelta
@@ -131,23 +130,26 @@ class SlimResult:
         return self.rounds[-1].diffs if self.rounds else ()
 
 
-def slim_image(
-    ref: str,
-    opts: SlimOptions,
-    profiles: ProfilesFn | None = None,
-    progress: Progress = lambda _: None,
-) -> SlimResult:
+def check_options(ref: str, opts: SlimOptions) -> None:
+    """Refuse, before any engine is asked, options that cannot go with `ref`."""
     if parse_ref(ref).transport != "engine" and opts.dockerfile is not None:
         raise UsageError(
             f"slimming {ref} --dockerfile: the Dockerfile starts FROM the input image, "
             "which must be on the engine (docker load it first)"
         )
-    engine = Engine.connect()
-    try:
-        with _Session(engine, ref, opts, profiles, progress) as session:
-            return session.run()
-    finally:
-        engine.close()
+
+
+def slim_image(
+    engine: ContainerEngine,
+    ref: str,
+    opts: SlimOptions,
+    profiles: ProfilesFn | None = None,
+    progress: Progress = lambda _: None,
+) -> SlimResult:
+    """The whole job on `engine` (the caller connects and closes it)."""
+    check_options(ref, opts)
+    with _Session(engine, ref, opts, profiles, progress) as session:
+        return session.run()
 
 
 class _Session:
