@@ -5,65 +5,68 @@ TYPE_CHECKING count too), and each outside library behind its one boundary."""
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "slimmer"
+DOC = PKG.parent / "docs" / "architecture.md"
 BASE = {"slimmer", "errors", "model"}  # `slimmer` itself: only __version__
-# Room -> the rooms it may import (besides itself and BASE). Mirrors docs/architecture.md.
-ALLOWED: dict[str, set[str]] = {
-    "errors": set(),
-    "model": set(),
-    "resources": set(),
-    "globs": set(),
-    "engine_api": set(),
-    "engine": {"engine_api"},
-    "image": {"globs"},
-    "elf": {"image"},
-    "trace": {"engine_api", "image", "elf"},
-    "plan": {"globs", "resources", "image", "elf"},
-    "analyse": {"globs", "image"},
-    "findings": {"globs", "image", "analyse"},
-    "bases": {"engine_api", "image", "elf"},
-    "pipeline": {
-        "engine",
-        "engine_api",
-        "image",
-        "elf",
-        "trace",
-        "plan",
-        "bases",
-        "analyse",
-        "findings",
-    },
-    "report": {"analyse", "elf", "findings", "image", "pipeline", "plan", "trace", "bases"},
-    "api": {
-        "engine",
-        "engine_api",
-        "image",
-        "elf",
-        "trace",
-        "plan",
-        "analyse",
-        "pipeline",
-        "bases",
-        "findings",
-    },
-    "cli": {"api", "analyse", "findings", "report", "pipeline", "plan", "trace", "bases"},
-    "__main__": {"cli"},
-}
-# Outside library -> the one module (or room) that may import it.
-BOUNDARIES = {
-    "docker": {"slimmer.engine"},
-    "requests": {"slimmer.engine"},
-    "click": {"slimmer.cli"},
-    "rich": {"slimmer.cli", "slimmer.report"},
-    "lief": set(),
-    "elftools": {"slimmer.elf.versions"},
-    "detect_secrets": {"slimmer.findings.secrets"},
-}
+
+
+def _table(heading: str) -> list[list[str]]:
+    """The rows (cells split, header and rule dropped) of the doc's table whose header
+    row starts with `heading`."""
+    lines = DOC.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(f"| {heading} |"))
+    rows = []
+    for line in lines[first + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    return rows
+
+
+def _names(cell: str) -> list[str]:
+    """The `code` names of a cell, `a/` and `a.py` as the room or module `a`."""
+    return [n.removesuffix("/").removesuffix(".py") for n in re.findall(r"`([^`]+)`", cell)]
+
+
+def _allowed() -> dict[str, set[str]]:
+    """Room -> the rooms it may import (besides itself and BASE), from the doc's
+    "The rooms" table: the first column names the rooms, the last what they may import."""
+    out: dict[str, set[str]] = {}
+    for row in _table("room"):
+        for room in _names(row[0]):
+            out[room] = set(_names(row[-1]))
+    return out
+
+
+def _boundaries() -> dict[str, set[str]]:
+    """Outside library -> the modules (or rooms) that may import it, from the doc."""
+    return {
+        _names(library)[0]: {"slimmer." + n.replace("/", ".") for n in _names(where)}
+        for library, where in _table("library")
+    }
+
+
+ALLOWED = _allowed()
+BOUNDARIES = _boundaries()
+
+
+def test_the_doc_tables_are_read() -> None:
+    """The parse found the rules (a renamed heading would otherwise allow everything)."""
+    assert ALLOWED["engine"] == {"engine_api"} and ALLOWED["errors"] == set()
+    assert ALLOWED["cli"] >= {"api", "report"} and "cli" not in ALLOWED["api"]
+    assert ALLOWED["__main__"] == {"cli"}
+    assert BOUNDARIES["docker"] == {"slimmer.engine"}
+    assert BOUNDARIES["rich"] == {"slimmer.cli", "slimmer.report"}
+    assert BOUNDARIES["squarify"] == {"slimmer.report.slim_html"}
+    assert BOUNDARIES["lief"] == set()
+    rooms = {_room(m) for m in MODULES} - {"slimmer"}
+    assert rooms <= set(ALLOWED), f"rooms missing from the doc: {sorted(rooms - set(ALLOWED))}"
 
 
 def _modules() -> dict[str, Path]:
