@@ -69,27 +69,24 @@ class Row:
     words: tuple[str, ...]  # what the one error line must say
     args: tuple[str, ...] = ()
     probes: str = ""  # a probe file's text
-    within: float = 120.0  # seconds the run may take
     env: dict[str, str] = field(default_factory=dict)
 
 
 ROWS = [
-    Row("app exits at once", "exit", 1, ("stopped before answering", "code 3", "dying"), within=30),
+    Row("app exits at once", "exit", 1, ("stopped before answering", "code 3", "dying")),
     Row("app crashes under the tracer", "crash", 1, ("exit code 139", "SIGSEGV")),
     Row("app double-forks a daemon", "daemon", 1, ("background process",), probes=TCP_PROBE),
     Row("app ignores SIGTERM (its STOPSIGNAL)", "stubborn", 0, (), probes=TCP_PROBE),
     Row("app exceeds the memory limit", "hog", 1, ("memory limit", "--memory 64 MiB"),
-        args=("--memory", "64MiB"), within=60),
+        args=("--memory", "64MiB")),
     Row("a probe that hangs", "serve", 1, ("timed out after 3s",),
-        probes='timeout = 3\n[[probes]]\nkind = "cmd"\ncmd = "sleep 60"\n', within=60),
+        probes='timeout = 3\n[[probes]]\nkind = "cmd"\ncmd = "sleep 60"\n'),
     Row("a probe command missing on the host", "serve", 1, ("host command not found",),
-        probes='timeout = 20\n[[probes]]\nkind = "cmd"\ncmd = "slimmer-no-such-tool {port}"\n',
-        within=30),
-    Row("an entrypoint that does not exist", "noentry", 6, ("'/app/missing'", "does not exist"),
-        within=30),
-    Row("an image for another architecture", "arm", 6, ("linux/arm64", "linux/amd64"), within=30),
+        probes='timeout = 20\n[[probes]]\nkind = "cmd"\ncmd = "slimmer-no-such-tool {port}"\n'),
+    Row("an entrypoint that does not exist", "noentry", 6, ("'/app/missing'", "does not exist")),
+    Row("an image for another architecture", "arm", 6, ("linux/arm64", "linux/amd64")),
     Row("the engine unreachable at start", "serve", 1, ("not reachable",),
-        env={"DOCKER_HOST": "unix:///nonexistent/slimmer-faults.sock"}, within=30),
+        env={"DOCKER_HOST": "unix:///nonexistent/slimmer-faults.sock"}),
 ]  # fmt: skip
 
 
@@ -102,11 +99,9 @@ def test_fault(row: Row, fault_images: dict[str, str], engine: Engine, tmp_path:
     if row.probes:
         (tmp_path / "probes.toml").write_text(row.probes)
         args += ["--probes", str(tmp_path / "probes.toml")]
-    start = time.monotonic()
     try:
         res = run_slim(tag, "-o", out, *args, env=row.env, timeout=300)
-        took = time.monotonic() - start
-        _check(row, res, took)
+        _check(row, res)
         assert engine.inspect_image(tag).id == before
         assert engine.image_exists(out) == (row.code == 0)
         assert not left_by(engine, {before})
@@ -114,9 +109,8 @@ def test_fault(row: Row, fault_images: dict[str, str], engine: Engine, tmp_path:
         remove_images(engine, [out])
 
 
-def _check(row: Row, res: subprocess.CompletedProcess[str], took: float) -> None:
+def _check(row: Row, res: subprocess.CompletedProcess[str]) -> None:
     assert res.returncode == row.code, res.stderr
-    assert took < row.within, f"{row.name}: {took:.1f}s"
     if row.code == 0:
         assert "Traceback" not in res.stderr and "slim: error" not in res.stderr
         return

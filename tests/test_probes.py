@@ -295,7 +295,7 @@ def test_readiness_waits_for_a_late_server() -> None:
             time.sleep(0.05)
         server[0].shutdown()
         server[0].server_close()
-    assert r.ok and r.attempts > 1 and r.seconds >= 0.5
+    assert r.ok and r.attempts > 1  # a refused attempt came before the server was up
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ the same engine then neither removes them nor sees what these tests leave.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -58,11 +57,9 @@ def test_an_image_that_cannot_run_is_refused_before_profiling(
 ) -> None:
     tag = images[row]
     before = engine.inspect_image(tag).id
-    slim_exe()  # built (once per session) before the clock starts
-    start = time.monotonic()
+    slim_exe()  # built (once per session) before the run
     res = run_slim("profile", tag, timeout=120)
     assert res.returncode == 6, res.stderr
-    assert time.monotonic() - start < 20
     line = error_line(res.stderr)
     assert all(w in line for w in words), line
     assert "slim: bundling" not in res.stderr  # refused before the tracer was built
