@@ -32,11 +32,17 @@ from slimmer.bases.recipe import FLAVOURS, flavour
 from slimmer.elf.deps import DepsReport, deps_report
 from slimmer.engine import Engine, saver
 from slimmer.engine_api import Leftover
-from slimmer.errors import BudgetExceeded, SlimError, UsageError, VerificationFailed
+from slimmer.errors import (
+    BudgetExceeded,
+    ImageInvalid,
+    SlimError,
+    UsageError,
+    VerificationFailed,
+)
 from slimmer.findings.checks import LARGE_BYTES
 from slimmer.findings.lint import finding_facts, want_for_lint
 from slimmer.findings.lint import lint_image as lint
-from slimmer.findings.model import FindingsReport
+from slimmer.findings.model import FindingsReport, Severity
 from slimmer.image.archive import open_archive
 from slimmer.image.compressed import compressed_sizes
 from slimmer.image.filetree import WantContent, keep_all
@@ -269,6 +275,8 @@ def load_slim_report(path: Path) -> dict[str, Any]:
 
 
 # -- verdicts: which outcomes are failures, and their exit codes -------------------------
+# Every command's verdict is here: the command renders its value first, then asks
+# its verdict, and the error's class carries the exit code (slimmer.errors).
 
 
 def raise_for_budget(ref: str, result: CheckResult) -> None:
@@ -292,4 +300,24 @@ def raise_for_verdict(result: SlimResult, report: Path | None = None) -> None:
         raise VerificationFailed(
             f"verifying {result.output}: {len(result.diffs)} probe(s) answered differently"
             f"{refused}; not tagged{where}"
+        )
+
+
+def raise_for_findings(report: FindingsReport, severity: Severity) -> None:
+    """`BudgetExceeded` (exit 3, as `slim check`) when a finding is at or above `severity`."""
+    failing = report.at_or_above(severity)
+    if failing:
+        ids = ", ".join(sorted({f.id for f in failing}))
+        raise BudgetExceeded(
+            f"linting {report.ref}: {len(failing)} finding(s) at or above {severity.label}: {ids}"
+        )
+
+
+def raise_for_validation(result: Validation) -> None:
+    """`ImageInvalid` (exit 7) when an invariant is broken; warnings pass."""
+    if not result.valid:
+        noun = "violation" if len(result.violations) == 1 else "violations"
+        raise ImageInvalid(
+            f"validating {result.source}: {len(result.violations)} {noun}; "
+            f"first: {result.violations[0]}"
         )

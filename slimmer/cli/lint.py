@@ -8,7 +8,6 @@ import click
 
 from slimmer.cli.params import SIZE, format_option
 from slimmer.findings.checks import LARGE_BYTES
-from slimmer.findings.lint import raise_for_findings
 from slimmer.findings.model import RULE_IDS, Severity
 from slimmer.report.lint_view import FORMATS
 
@@ -76,4 +75,4 @@ def lint_command(
         output.write_text(text)
     else:
         click.echo(text, nl=False)
-    raise_for_findings(report, Severity.parse(severity))
+    api.raise_for_findings(report, Severity.parse(severity))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from slimmer.cli.params import format_option
-from slimmer.errors import ImageInvalid
 from slimmer.report.validate_view import FORMATS
 
 
@@ -25,9 +24,4 @@ def validate_command(image: str, fmt: str) -> None:
 
     result = api.validate_image(image)
     click.echo(validate_view.render(result, fmt), nl=False)
-    if not result.valid:
-        noun = "violation" if len(result.violations) == 1 else "violations"
-        raise ImageInvalid(
-            f"validating {result.source}: {len(result.violations)} {noun}; "
-            f"first: {result.violations[0]}"
-        )
+    api.raise_for_validation(result)

@@ -11,10 +11,9 @@ from collections.abc import Collection
 
 from slimmer.analyse.check import FindingFact
 from slimmer.analyse.packages import is_metadata_file
-from slimmer.errors import BudgetExceeded
 from slimmer.findings import secrets
 from slimmer.findings.checks import CHECKS, CONTENT_PATHS, LARGE_BYTES, Check, LintInput
-from slimmer.findings.model import RULE_IDS, FindingsReport, Severity, sort_findings
+from slimmer.findings.model import RULE_IDS, FindingsReport, sort_findings
 from slimmer.image.reader import Image
 from slimmer.model import ImageConfig, TreeView
 
@@ -79,16 +78,6 @@ def lint_image(
         ignore=ignore,
         large_bytes=large_bytes,
     )
-
-
-def raise_for_findings(report: FindingsReport, severity: Severity) -> None:
-    """`BudgetExceeded` (exit 3, as `slim check`) when a finding is at or above `severity`."""
-    failing = report.at_or_above(severity)
-    if failing:
-        ids = ", ".join(sorted({f.id for f in failing}))
-        raise BudgetExceeded(
-            f"linting {report.ref}: {len(failing)} finding(s) at or above {severity.label}: {ids}"
-        )
 
 
 def finding_facts(report: FindingsReport) -> tuple[FindingFact, ...]:
