@@ -24,7 +24,7 @@ from slimmer.errors import ExitStatus, ImageNotFound, SlimError
 from slimmer.image.filetree import keep_all, stream_members
 from slimmer.image.reader import open_image
 from slimmer.image.validate import Validation, validate_archive
-from slimmer.image.writer import assemble_archive, write_image
+from slimmer.image.writer import WriteRequest, assemble_archive, kept_entries, write_image
 from slimmer.report import validate_view
 from tests.synth import M, config_for, docker_archive, layer, oci_archive, oci_layout
 
@@ -249,7 +249,9 @@ def test_the_writers_output_validates(tmp_path: Path) -> None:
     src = docker_archive(tmp_path / "src.tar", GOOD)
     with open_image(f"docker-archive:{src}", want=keep_all) as image:
         keep = ["/bin", "/bin/sh", "/bin/sh2", "/etc", "/etc/hosts"]
-        written = write_image(image.tree, keep, image.store, image.config, image.id, tmp_path)
+        entries = tuple(kept_entries(image.tree, keep, image.store))
+        request = WriteRequest(entries, image.store, image.config, image.id, tmp_path)
+        written = write_image(request)
     found = _check(written.archive, sorted_from=0)
     assert found.valid and not found.warnings
     assert (found.image_id, found.entries) == (written.image_id, 5)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from slimmer.image.filetree import keep_all
-from slimmer.image.reader import open_image
-from slimmer.image.writer import write_image
-from slimmer.model import SOURCE_LABEL, EntryType
+from slimmer.image.reader import Image, open_image
+from slimmer.image.writer import BaseLayers, WriteRequest, WrittenImage, kept_entries, write_image
+from slimmer.model import (
+    BASE_ID_LABEL,
+    OCI_BASE_DIGEST,
+    OCI_BASE_NAME,
+    SOURCE_LABEL,
+    EntryType,
+    TreeView,
+)
 from tests.synth import M, docker_archive, layer
 
 BAD = b"bad\xffname".decode("utf-8", "surrogateescape")
@@ -49,13 +60,20 @@ KEEP = [
 ]
 
 
+def _write(
+    src: Image, keep: Iterable[str], work: Path, base: BaseLayers | None = None
+) -> WrittenImage:
+    entries = tuple(kept_entries(src.tree, keep, src.store))
+    return write_image(WriteRequest(entries, src.store, src.config, src.id, work, base=base))
+
+
 def test_round_trip_and_determinism(tmp_path: Path) -> None:
     ids = []
     with open_image(f"docker-archive:{source(tmp_path)}", want=keep_all) as src:
         for i in range(2):
             work = tmp_path / f"w{i}"
             work.mkdir()
-            written = write_image(src.tree, KEEP, src.store, src.config, src.id, work)
+            written = _write(src, KEEP, work)
             ids.append(written.image_id)
             out = open_image(f"docker-archive:{written.archive}", want=keep_all)
         assert out.id == ids[-1]
@@ -87,8 +105,43 @@ def test_hardlinks_within_the_kept_set_stay_links(tmp_path: Path) -> None:
         tmp_path / "h.tar", [layer(M("a", data=b"same", mode=0o755), M("b", "hardlink", link="a"))]
     )
     with open_image(f"docker-archive:{arch}", want=keep_all) as src:
-        written = write_image(src.tree, ["/a", "/b"], src.store, src.config, src.id, tmp_path)
+        written = _write(src, ["/a", "/b"], tmp_path)
     with open_image(f"docker-archive:{written.archive}", want=keep_all) as out:
         b = out.tree.get("/b")
         assert b is not None and b.type is EntryType.HARDLINK and b.link == "/a"
         assert written.content_bytes == 4
+
+
+def _base(tmp_path: Path) -> BaseLayers:
+    """A one-layer base as `pipeline.base` prepares it: its layer tar and config."""
+    data = layer(M("etc/", "dir"), M("etc/base-release", data=b"base 1"))
+    tar = tmp_path / "base-layer.tar"
+    tar.write_bytes(data)
+    diff_id = "sha256:" + hashlib.sha256(data).hexdigest()
+    config = {"rootfs": {"type": "layers", "diff_ids": [diff_id]}, "history": [{"created_by": "b"}]}
+    return BaseLayers("base:1", "sha256:" + "c" * 64, "base@sha256:" + "d" * 64, config, (tar,))
+
+
+def _paths(tree: TreeView) -> set[str]:
+    return {e.path for e in tree}
+
+
+def test_on_a_base_the_base_layers_come_first_unchanged(tmp_path: Path) -> None:
+    base = _base(tmp_path)
+    work = tmp_path / "w"
+    work.mkdir()
+    with open_image(f"docker-archive:{source(tmp_path)}", want=keep_all) as src:
+        written = _write(src, ["/bin", "/bin/tool"], work, base)
+    with open_image(f"docker-archive:{written.archive}", want=keep_all) as out:
+        assert len(out.layers) == 2
+        assert _paths(out.tree) == {"/", "/etc", "/etc/base-release", "/bin", "/bin/tool"}
+        assert out.tree.read_bytes("/etc/base-release") == b"base 1"
+        labels = out.config.container["Labels"]
+        history = out.config.raw["history"]
+    assert labels[OCI_BASE_NAME] == "base:1" and labels[BASE_ID_LABEL] == "sha256:" + "c" * 64
+    assert labels[OCI_BASE_DIGEST] == "sha256:" + "d" * 64
+    assert [h.get("created_by") for h in history][0] == "b" and len(history) == 2
+    with tarfile.open(written.archive) as tf:  # the app layer's bytes, not the base's
+        manifest = json.load(tf.extractfile("manifest.json"))  # type: ignore[arg-type]
+        app_member = tf.getmember(manifest[0]["Layers"][-1])
+    assert written.layer_bytes == app_member.size

@@ -15,7 +15,7 @@ import io
 import json
 import tarfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
@@ -24,6 +24,7 @@ from slimmer.errors import SlimError
 from slimmer.image.store import ContentStore
 from slimmer.image.validate import validate_archive
 from slimmer.model import (
+    BASE_ID_LABEL,
     OCI_BASE_DIGEST,
     OCI_BASE_NAME,
     SOURCE_LABEL,
@@ -211,46 +212,6 @@ def canonical_json(doc: Any) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
-def write_image(
-    tree: TreeView,
-    keep: Iterable[str],
-    store: ContentStore,
-    source: ImageConfig,
-    source_id: str,
-    workdir: Path,
-    labels: Mapping[str, str] | None = None,
-    generated: Iterable[Generated] = (),
-) -> WrittenImage:
-    """Write the slim image of `tree`'s kept paths as a `docker save` archive."""
-    entries = kept_entries(tree, keep, store, generated)
-    return write_entries(entries, store, source, source_id, workdir, labels)
-
-
-def write_entries(
-    entries: Iterable[FileEntry],
-    store: ContentStore,
-    source: ImageConfig,
-    source_id: str,
-    workdir: Path,
-    labels: Mapping[str, str] | None = None,
-    taken: Callable[[int], None] | None = None,
-) -> WrittenImage:
-    """Write `entries` as the one layer of an image with `source`'s runtime config, as a
-    `docker save` archive under `workdir` (`taken`: see `write_layer`)."""
-    layer_path = workdir / "layer.tar"
-    with open(layer_path, "wb") as raw:
-        out = _Hashing(raw)
-        files, content = write_layer(entries, store, cast(IO[bytes], out), taken)
-    layer_digest = "sha256:" + out.hexdigest()
-    summary = f"slimmer {__version__}: {files} entries kept from {source_id[:19]}"
-    config = slim_config(source, layer_digest, source_id, summary, labels)
-    written = assemble_archive([layer_path], config, workdir / "image.tar")
-    layer_path.unlink()
-    return WrittenImage(
-        written.archive, written.image_id, layer_digest, written.layer_bytes, files, content
-    )
-
-
 @dataclass(frozen=True)
 class BaseLayers:
     """A base image to write on: its config, and its layer tars byte for byte (so the
@@ -263,47 +224,74 @@ class BaseLayers:
     layer_files: tuple[Path, ...]
 
 
-def write_on_base(
-    entries: Iterable[FileEntry],
-    store: ContentStore,
-    source: ImageConfig,
-    source_id: str,
-    base: BaseLayers,
-    workdir: Path,
-    labels: Mapping[str, str] | None = None,
-    taken: Callable[[int], None] | None = None,
-) -> WrittenImage:
-    """Write `base`'s layers unchanged plus one layer of `entries` (the app layer) as a
-    `docker save` archive under `workdir`. The config is the source's runtime config;
-    rootfs and history are the base's, then ours. `taken`: see `write_layer`."""
-    layer_path = workdir / "app-layer.tar"
+@dataclass(frozen=True)
+class WriteRequest:
+    """Everything one written image needs: `entries` (their bytes in `store`) as one
+    layer, on `base`'s layers when given (else on nothing), with `source`'s runtime
+    config and `labels`, as a `docker save` archive under `workdir`. `taken` is told
+    each file's bytes once written (a progress meter)."""
+
+    entries: tuple[FileEntry, ...]
+    store: ContentStore
+    source: ImageConfig
+    source_id: str
+    workdir: Path
+    labels: Mapping[str, str] = field(default_factory=dict)
+    base: BaseLayers | None = None
+    taken: Callable[[int], None] | None = None
+
+
+def write_image(request: WriteRequest) -> WrittenImage:
+    """Write the image `request` describes: the one write step of every image slimmer
+    makes (the slim image on scratch or on a base, an archive flattened to run).
+
+    On a base, the base's layers are copied unchanged and the app layer comes last;
+    rootfs and history are the base's, then ours, and the config names the base
+    (`org.opencontainers.image.base.name`/`.digest`, `io.slimmer.base.id`)."""
+    layer_path = request.workdir / "layer.tar"
     with open(layer_path, "wb") as raw:
         out = _Hashing(raw)
-        files, content = write_layer(entries, store, cast(IO[bytes], out), taken)
+        files, content = write_layer(
+            request.entries, request.store, cast(IO[bytes], out), request.taken
+        )
     layer_digest = "sha256:" + out.hexdigest()
-    summary = (
-        f"slimmer {__version__}: {files} entries of {source_id[:19]} on {base.ref} "
-        f"({base.image_id[:19]})"
-    )
-    config = slim_config(source, layer_digest, source_id, summary, labels)
-    base_rootfs = list((base.config.get("rootfs") or {}).get("diff_ids") or [])
-    config["rootfs"]["diff_ids"] = [*base_rootfs, layer_digest]
-    config["history"] = [*(base.config.get("history") or []), *config["history"]]
-    written = assemble_archive([*base.layer_files, layer_path], config, workdir / "image.tar")
-    layer_path.unlink()
-    return WrittenImage(
-        written.archive,
-        written.image_id,
+    config = slim_config(
+        request.source,
         layer_digest,
-        layer_path_size(written, base),
-        files,
-        content,
+        request.source_id,
+        _history_line(request, files),
+        {**request.labels, **_base_labels(request.base)},
+    )
+    base = request.base
+    base_files = base.layer_files if base is not None else ()
+    if base is not None:
+        base_rootfs = list((base.config.get("rootfs") or {}).get("diff_ids") or [])
+        config["rootfs"]["diff_ids"] = [*base_rootfs, layer_digest]
+        config["history"] = [*(base.config.get("history") or []), *config["history"]]
+    written = assemble_archive([*base_files, layer_path], config, request.workdir / "image.tar")
+    layer_path.unlink()
+    layer_bytes = written.layer_bytes - sum(f.stat().st_size for f in base_files)
+    return WrittenImage(
+        written.archive, written.image_id, layer_digest, layer_bytes, files, content
     )
 
 
-def layer_path_size(written: Archive, base: BaseLayers) -> int:
-    """The app layer's bytes: everything written less the base's layers."""
-    return written.layer_bytes - sum(f.stat().st_size for f in base.layer_files)
+def _history_line(request: WriteRequest, files: int) -> str:
+    short = request.source_id[:19]
+    if request.base is None:
+        return f"slimmer {__version__}: {files} entries kept from {short}"
+    base = request.base
+    return f"slimmer {__version__}: {files} entries of {short} on {base.ref} ({base.image_id[:19]})"
+
+
+def _base_labels(base: BaseLayers | None) -> dict[str, str]:
+    """The labels naming the base an image is written on (none on scratch)."""
+    if base is None:
+        return {}
+    labels = {OCI_BASE_NAME: base.ref, BASE_ID_LABEL: base.image_id}
+    if base.digest:
+        labels[OCI_BASE_DIGEST] = base.digest.partition("@")[2]
+    return labels
 
 
 @dataclass(frozen=True)

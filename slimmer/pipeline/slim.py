@@ -20,14 +20,8 @@ from slimmer.errors import ProfileError, SlimError, UsageError
 from slimmer.findings.compare import FindingsDelta
 from slimmer.image.cache import ReadCache
 from slimmer.image.reader import Image, parse_ref
-from slimmer.image.writer import WrittenImage, kept_entries, write_entries, write_on_base
-from slimmer.model import (
-    BASE_ID_LABEL,
-    OCI_BASE_DIGEST,
-    OCI_BASE_NAME,
-    ImageConfig,
-    Progress,
-)
+from slimmer.image.writer import WriteRequest, WrittenImage, kept_entries, write_image
+from slimmer.model import ImageConfig, Progress
 from slimmer.pipeline.base import (
     SCRATCH,
     BaseChoice,
@@ -425,17 +419,30 @@ class _Session:
         return KeepSet(reasons, keep.generated)
 
     def _write(self, src: Image, keep: KeepSet) -> WrittenImage:
+        """Write this round's image: the kept files on scratch, or the app layer on
+        the base (noted in `on_base`)."""
+        layer = None
+        if self.base is None:
+            kept = kept_entries(src.tree, keep.paths(), src.store, keep.generated)
+            entries = with_owners(kept, self.owners)
+        else:
+            layer = app_layer(src.tree, keep, self.base.image.tree, self.base.libs, self.owners)
+            entries = [*layer.entries, *kept_entries(src.tree, (), src.store, layer.generated)]
         # a directory per round: an earlier round's archive may still be read for its
         # compressed size (pipeline.compression)
         out = Path(tempfile.mkdtemp(prefix="out-", dir=self.work))
-        if self.base is None:
-            entries = with_owners(
-                kept_entries(src.tree, keep.paths(), src.store, keep.generated), self.owners
-            )
-            taken = write_meter(entries, self.clock.sub("writing"))
-            written = write_entries(entries, src.store, self.out_config, src.id, out, taken=taken)
-        else:
-            written = self._write_on_base(src, keep, self.base, out)
+        request = WriteRequest(
+            tuple(entries),
+            src.store,
+            self.out_config,
+            src.id,
+            out,
+            base=self.base.layers if self.base is not None else None,
+            taken=write_meter(entries, self.clock.sub("writing")),
+        )
+        written = write_image(request)
+        if self.base is not None and layer is not None:
+            self.on_base = OnBase(self.base.choice, layer, written.layer_bytes, written.files)
         return written
 
     def load(self, written: WrittenImage) -> str:
@@ -447,23 +454,3 @@ class _Session:
         if not existed:
             self.temporary.add(written.image_id)
         return written.image_id
-
-    def _write_on_base(
-        self, src: Image, keep: KeepSet, base: PreparedBase, out: Path
-    ) -> WrittenImage:
-        layer = app_layer(src.tree, keep, base.image.tree, base.libs, self.owners)
-        entries = [*layer.entries, *kept_entries(src.tree, (), src.store, layer.generated)]
-        taken = write_meter(entries, self.clock.sub("writing"))
-        labels = {OCI_BASE_NAME: base.choice.ref, BASE_ID_LABEL: base.choice.image_id}
-        if base.choice.digest:
-            labels[OCI_BASE_DIGEST] = base.choice.digest.partition("@")[2]
-        written = write_on_base(
-            entries, src.store, self.out_config, src.id, base.layers, out, labels, taken
-        )
-        self.on_base = OnBase(
-            base.choice,
-            layer,
-            written.layer_bytes,
-            written.files,
-        )
-        return written

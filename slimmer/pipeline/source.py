@@ -20,7 +20,7 @@ from slimmer.engine_api import ContainerEngine
 from slimmer.image.cache import ReadCache
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import Image, open_image
-from slimmer.image.writer import kept_entries, write_entries
+from slimmer.image.writer import WriteRequest, kept_entries, write_image
 from slimmer.model import MANAGED_LABEL, ImageRef, Progress
 from slimmer.pipeline.compression import CompressedSize
 from slimmer.pipeline.transfers import metered_load, metered_saver, write_meter
@@ -82,15 +82,12 @@ def read_archive_image(
     try:
         out = Path(tempfile.mkdtemp(prefix="flat-", dir=work))
         entries = kept_entries(image.tree, (e.path for e in image.tree.walk()), image.store)
-        written = write_entries(
-            entries,
-            image.store,
-            image.config,
-            image.id,
-            out,
-            {MANAGED_LABEL: "temporary"},
-            write_meter(entries, progress),
+        labels = {MANAGED_LABEL: "temporary"}
+        taken = write_meter(entries, progress)
+        request = WriteRequest(
+            tuple(entries), image.store, image.config, image.id, out, labels, taken=taken
         )
+        written = write_image(request)
         existed = engine.image_exists(written.image_id)  # a run beside this one loaded it
         if not existed:
             metered_load(engine, written.archive, progress)
