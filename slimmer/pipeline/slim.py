@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from slimmer.analyse.inspect import analyze
 from slimmer.engine_api import ContainerEngine
@@ -146,8 +148,26 @@ def slim_image(
         return session.run()
 
 
+class Tracer(Protocol):
+    """What runs an image with probes (`slimmer.trace.profiler.profile`)."""
+
+    def __call__(
+        self,
+        engine: ContainerEngine,
+        image: str,
+        config: ImageConfig,
+        probes: Sequence[ProbeSpec],
+        timeout: float = ...,
+        *,
+        traced: bool = ...,
+        progress: Progress = ...,
+        limits: Limits = ...,
+    ) -> TracedRun: ...
+
+
 class _Session:
-    """One slimming run: owns the source image read, the work dir and the temporary images."""
+    """One slimming run: owns the source image read, the work dir and the temporary images.
+    It receives the engine and the tracer that runs images on it (tests pass fakes)."""
 
     def __init__(
         self,
@@ -156,8 +176,10 @@ class _Session:
         opts: SlimOptions,
         profiles: ProfilesFn | None,
         progress: Progress,
+        tracer: Tracer = profile,
     ) -> None:
         self.engine, self.ref, self.opts, self.profiles = engine, ref, opts, profiles
+        self.trace = tracer
         self.clock = Clock(progress)
         self.work = Path(tempfile.mkdtemp(prefix="slimmer-slim-"))
         self.temporary: set[str] = set()
@@ -200,7 +222,7 @@ class _Session:
         check_runnable(src, self.engine)  # preflight: refuse what cannot run
         self._refuse_overwrite(src)
         with self.clock.phase("profiling"):
-            prof = profile(
+            prof = self.trace(
                 self.engine,
                 read.run_id,
                 src.config,
@@ -324,7 +346,7 @@ class _Session:
 
     def _run(self, image_id: str, prof: TracedRun, traced: bool, phase: str) -> TracedRun:
         """Run an image written here with the original run's probes, as the output runs."""
-        return profile(
+        return self.trace(
             self.engine,
             image_id,
             self.out_config,
