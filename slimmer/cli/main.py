@@ -85,8 +85,8 @@ cli.add_command(validate_command)
 
 @cli.command()
 @click.argument("image")
-@click.option("--json", "as_json", is_flag=True, help="Print versioned JSON.")
-def inspect(image: str, as_json: bool) -> None:
+@format_option(("text", "json"), "text, or json (slimmer.inspect/v1).", json_alias=True)
+def inspect(image: str, fmt: str) -> None:
     """Layers, waste and contents of IMAGE.
 
     IMAGE is an engine reference (app:1), or docker-archive:PATH,
@@ -97,7 +97,7 @@ def inspect(image: str, as_json: bool) -> None:
     from slimmer.report.common import dump_json
 
     ins = api.inspect_image(image)
-    if as_json:
+    if fmt == "json":
         click.echo(dump_json(inspect_view.to_json(ins)), nl=False)
     else:
         inspect_view.print_inspection(ins, _console())

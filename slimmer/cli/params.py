@@ -3,8 +3,9 @@ while the option is converted, before any command runs."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -85,9 +86,25 @@ PATTERN = PatternParam()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def format_option(choices: Sequence[str], help: str) -> Callable[[F], F]:
+def format_option(
+    choices: Sequence[str], help: str, *, json_alias: bool = False
+) -> Callable[[F], F]:
     """`--format` of a command that renders one value several ways (into `fmt`);
-    `text` by default."""
-    return click.option(
+    `text` by default. The one way to ask for a format on every command; with
+    `json_alias`, `--json` is kept as another spelling of `--format json` (the
+    commands that had it first: inspect, profile, deps)."""
+    choose = click.option(
         "--format", "fmt", type=click.Choice(choices), default="text", show_default=True, help=help
     )
+    if not json_alias:
+        return choose
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def merged(*args: Any, fmt: str, as_json: bool, **kwargs: Any) -> Any:
+            return command(*args, fmt="json" if as_json else fmt, **kwargs)
+
+        alias = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+        return cast(F, choose(alias(merged)))
+
+    return decorate

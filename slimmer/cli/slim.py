@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from slimmer.cli.params import SIZE
+from slimmer.cli.params import SIZE, format_option
 from slimmer.cli.progress import stages
 from slimmer.plan.planner import UserRules
 from slimmer.report.common import dump_json, write_json
@@ -250,14 +250,7 @@ def write_reports(doc: dict[str, Any], report_dir: Path) -> Path:
 
 @click.command("report")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(("text", "json", "md", "html")),
-    default="text",
-    show_default=True,
-    help="What to render the saved report as.",
-)
+@format_option(("text", "json", "md", "html"), "What to render the saved report as.")
 def report_command(file: Path, fmt: str) -> None:
     """Render a saved report.json again: text, json, md or html."""
     from slimmer import api
@@ -281,7 +274,9 @@ def _utf8(text: str) -> str:
 @click.argument("image")
 @probe_options
 @limit_options
-@click.option("--json", "as_json", is_flag=True, help="Print the whole trace as JSON.")
+@format_option(
+    ("text", "json"), "text, or json (slimmer.profile/v1, the whole trace).", json_alias=True
+)
 def profile_command(
     image: str,
     probe_file: Path | None,
@@ -292,7 +287,7 @@ def profile_command(
     timeout: float | None,
     memory: int,
     cpus: float | None,
-    as_json: bool,
+    fmt: str,
 ) -> None:
     """Run IMAGE under the tracer with probes; show what it touched.
 
@@ -305,7 +300,7 @@ def profile_command(
     )
     with stages(Console(stderr=True, highlight=False), "profile") as progress:
         prof = api.profile_image(image, probes, limit, progress, limits=limits_of(memory, cpus))
-    if as_json:
+    if fmt == "json":
         click.echo(dump_json(profile_view.to_json(prof)), nl=False)
     else:
         Console(highlight=False).print(profile_view.render(prof))
@@ -314,14 +309,14 @@ def profile_command(
 @click.command("deps")
 @click.argument("image")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print versioned JSON.")
-def deps_command(image: str, paths: tuple[str, ...], as_json: bool) -> None:
+@format_option(("text", "json"), "text, or json (slimmer.deps/v1).", json_alias=True)
+def deps_command(image: str, paths: tuple[str, ...], fmt: str) -> None:
     """The ELF closure of PATHS inside IMAGE: what the dynamic loader opens, and why."""
     from slimmer import api
     from slimmer.report.deps_view import render_text, to_json
 
     report = api.deps(image, paths)
-    if as_json:
+    if fmt == "json":
         click.echo(dump_json(to_json(report)), nl=False)
     else:
         click.echo(render_text(report), nl=False)
