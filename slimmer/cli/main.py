@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from slimmer.analyse.checkconfig import RULE_NAMES, with_flags
+from slimmer.cli.console import console
 from slimmer.cli.lint import lint_command
 from slimmer.cli.params import AMOUNT, PATTERN, RATIO, SIZE, format_option
 from slimmer.cli.slim import deps_command, profile_command, report_command, slim_command
@@ -100,7 +100,7 @@ def inspect(image: str, fmt: str) -> None:
     if fmt == "json":
         click.echo(dump_json(inspect_view.to_json(ins)), nl=False)
     else:
-        inspect_view.print_inspection(ins, _console())
+        inspect_view.print_inspection(ins, console())
 
 
 @cli.command()
@@ -124,7 +124,7 @@ def diff(a: str, b: str, fmt: str, report: Path | None) -> None:
     from slimmer.cli.progress import stages
     from slimmer.report import diff_view
 
-    with stages(_console_err(), "diff") as progress:
+    with stages(console(stderr=True), "diff") as progress:
         result = api.diff(a, b, report, progress)
     click.echo(diff_view.render(result, fmt), nl=False)
 
@@ -142,7 +142,7 @@ def bases_build(flavours: tuple[str, ...]) -> None:
     from slimmer import api
     from slimmer.cli.progress import stages
 
-    with stages(_console_err(), "bases") as progress:
+    with stages(console(stderr=True), "bases") as progress:
         built = api.build_bases(flavours, progress)
     for b in built:
         click.echo(f"{b.tag}  {b.image_id[:19]}  {b.size / 1e6:.1f} MB  {len(b.packages)} packages")
@@ -314,14 +314,6 @@ def check(
     if fmt == "github":
         check_view.write_step_summary(result, os.environ)
     api.raise_for_budget(image, result)
-
-
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
-
-
-def _console_err() -> Console:
-    return Console(stderr=True, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
+from slimmer.cli.console import console
 from slimmer.cli.params import SIZE, format_option
 from slimmer.cli.progress import stages
 from slimmer.plan.planner import UserRules
@@ -215,7 +215,7 @@ def slim_command(
         cache_dir=cache_dir,
         limits=limits_of(memory, cpus),
     )
-    err = Console(stderr=True, highlight=False)
+    err = console(stderr=True)
     if no_verify:
         err.print(
             "[bold yellow]warning:[/] --no-verify: the slim image is tagged "
@@ -225,7 +225,7 @@ def slim_command(
         result = api.slim(image, opts, progress=progress)
     doc = slim_view.to_json(result)
     written = write_reports(doc, report_dir) if report_dir is not None else None
-    out = Console(highlight=False)
+    out = console()
     out.print(slim_view.render(doc, str(written) if written else None))
     for path in explain:
         out.print(slim_view.explain(result.keep, path))
@@ -258,7 +258,7 @@ def report_command(file: Path, fmt: str) -> None:
 
     doc = api.load_slim_report(file)
     if fmt == "text":
-        Console(highlight=False).print(slim_view.render(doc, str(file)))
+        console().print(slim_view.render(doc, str(file)))
     else:
         render = {"json": dump_json, "md": slim_md.render, "html": slim_html.render}[fmt]
         click.echo(_utf8(render(doc)), nl=False)
@@ -298,12 +298,12 @@ def profile_command(
     probes, limit = collect_probes(
         probe_file, probe_http, probe_tcp, probe_exec, probe_cmd, timeout
     )
-    with stages(Console(stderr=True, highlight=False), "profile") as progress:
+    with stages(console(stderr=True), "profile") as progress:
         prof = api.profile_image(image, probes, limit, progress, limits=limits_of(memory, cpus))
     if fmt == "json":
         click.echo(dump_json(profile_view.to_json(prof)), nl=False)
     else:
-        Console(highlight=False).print(profile_view.render(prof))
+        console().print(profile_view.render(prof))
 
 
 @click.command("deps")
