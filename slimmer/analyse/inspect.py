@@ -1,7 +1,14 @@
 """`slim inspect`: what a user asks about an image before slimming it.
 
 `analyze(image)` returns an `Inspection` value; renderers in `slimmer.report`
-turn it into terminal tables or versioned JSON.
+turn it into terminal tables or versioned JSON. The slim report counts both its
+images with it (`pipeline.summary`).
+
+Counting: names are counted, bytes are counted once. `files` and `elf_files`
+count every path of a regular file, a hardlink included (it is a name a program
+can open or run: perl and perl5.36.0, git's libexec programs); `tree_bytes` and
+`elf_bytes` count each file's bytes once, at the file a hardlink group is first
+written as, as the layer holds them.
 """
 
 from __future__ import annotations
@@ -133,7 +140,7 @@ def analyze(image: Image) -> Inspection:
         user_wasted_percent=eff.user_wasted_percent,
         reclaimable_bytes=tree.reclaimable_bytes,
         inefficient_files=eff.inefficient,
-        elf_files=sum(1 for e in files if e.is_elf and e.type is EntryType.FILE),
+        elf_files=sum(1 for e in files if e.is_elf),
         elf_bytes=sum(e.size for e in files if e.is_elf and e.type is EntryType.FILE),
         shells=named_binaries(tree, SHELLS),
         setuid=tuple(sorted(e.path for e in files if e.is_setuid)),
