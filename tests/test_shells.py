@@ -10,7 +10,6 @@ from slimmer.analyse import inspect
 from slimmer.findings import checks
 from slimmer.image import paths
 from slimmer.model import ImageConfig
-from slimmer.pipeline import summary
 from slimmer.plan import planner
 from slimmer.plan.expanders import system
 from tests.memtree import File, Link, MemTree
@@ -19,7 +18,7 @@ ELF = b"\x7fELF" + b"\x00" * 12
 
 
 def test_every_user_of_the_list_has_the_same_one() -> None:
-    for module in (inspect, checks, summary, planner, system):
+    for module in (inspect, checks, planner, system):
         assert vars(module)["SHELLS"] is paths.SHELLS, module.__name__
     assert {"sh", "bash", "dash", "busybox", "fish", "csh", "tcsh"} <= set(paths.SHELLS)
 
