@@ -253,6 +253,25 @@ def test_shell_commands_leave_out_builtins_the_shell_runs_itself(make: Maker) ->
     assert wrapped == {"/usr/bin/ls", "/usr/bin/echo"}
 
 
+def test_csh_and_fish_scripts_are_scanned_and_csh_runs_true_as_a_program(make: Maker) -> None:
+    """`paths.SHELLS` is one list: the planner scans a csh or fish script as it scans
+    sh (its old list lacked them: nothing was scanned). csh has only `echo` built in,
+    so its `true` and `printf` are programs; fish has them all built in, as sh does."""
+    body = "echo start\ntrue\nprintf x\nsort\n"
+    image = make(
+        [
+            *debian_base(),
+            *(f(f"/usr/bin/{n}", ELF, 0o755) for n in ("echo", "printf", "true", "sort")),
+            f("/app/run.csh", "#!/bin/csh -f\n" + body, 0o755),
+            f("/app/run.fish", "#!/usr/bin/env fish\n" + body, 0o755),
+        ]
+    )
+    csh = added("shell-commands", context(image, kept=["/app/run.csh"]), "shell")
+    assert csh == {"/usr/bin/true", "/usr/bin/printf", "/usr/bin/sort"}
+    fish = added("shell-commands", context(image, kept=["/app/run.fish"]), "shell")
+    assert fish == {"/usr/bin/sort"}
+
+
 @pytest.mark.parametrize(
     ("text", "word", "program"),
     [

@@ -10,12 +10,12 @@ import pytest
 
 from slimmer.engine_api import ImageInfo
 from slimmer.errors import ExitStatus, ImageUnrunnable
+from slimmer.image.paths import which
 from slimmer.model import ImageConfig, ImageRef
 from slimmer.pipeline.preflight import (
     check_engine_image,
     check_platform,
     check_program,
-    find_program,
     program_dirs,
     shebang,
     want_program_dirs,
@@ -42,7 +42,7 @@ def _refused(config: ImageConfig, tree: MemTree) -> str:
 def test_a_program_on_path_through_symlinks_is_found() -> None:
     tree = MemTree({"/bin": Link("usr/bin"), "/usr/bin/app": File(b"\x00" * 8)})
     env = {"PATH": "/nowhere:/bin"}
-    assert find_program("app", env, "/", tree) == "/bin/app"
+    assert which(tree, "app", env["PATH"]) == "/bin/app"
     check_program("app:1", _config(Entrypoint=["app"], Env=["PATH=/nowhere:/bin"]), tree)
 
 
@@ -53,7 +53,7 @@ def test_the_default_path_serves_an_image_without_one() -> None:
 
 def test_a_file_without_an_execute_bit_is_skipped_on_path() -> None:
     tree = MemTree({"/usr/bin/app": File(b"", mode=0o644), "/bin/app": File(b"\x00")})
-    assert find_program("app", {}, "/", tree) == "/bin/app"
+    assert which(tree, "app") == "/bin/app"
 
 
 def test_a_relative_program_is_taken_from_the_working_dir() -> None:

@@ -131,6 +131,12 @@ def test_fixture_slims_verifies_and_survives_heldout(
         assert _heldout_failures(engine, name, item.output) == []
     with open_image(item.output, save=saver(engine), want=want_for_inspect) as img:
         facts = analyze(img)
+    # the report's "after" is `slim inspect OUT`: the image as written, not the keep set
+    after = report["after"]
+    seen = (facts.files, facts.elf_files, facts.symlinks, len(facts.layers), facts.size_bytes)
+    said = ("files", "elf_files", "symlinks", "layers", "size_bytes")
+    assert tuple(after[k] for k in said) == seen, name
+    assert (after["shells"], after["setuid"]) == (list(facts.shells), list(facts.setuid))
     if name == "c-static":
         assert report["result"]["size_bytes"] <= report["source"]["size_bytes"]
     else:

@@ -1,25 +1,33 @@
 """`slim inspect`: what a user asks about an image before slimming it.
 
 `analyze(image)` returns an `Inspection` value; renderers in `slimmer.report`
-turn it into terminal tables or versioned JSON.
+turn it into terminal tables or versioned JSON. The slim report counts both its
+images with it (`pipeline.summary`).
+
+Counting: names are counted, bytes are counted once. `files` and `elf_files`
+count every path of a regular file, a hardlink included (it is a name a program
+can open or run: perl and perl5.36.0, git's libexec programs); `tree_bytes` and
+`elf_bytes` count each file's bytes once, at the file a hardlink group is first
+written as, as the layer holds them.
 """
 
 from __future__ import annotations
 
 import posixpath
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from slimmer.analyse.efficiency import efficiency
 from slimmer.analyse.packages import Package, inventory, is_metadata_file
 from slimmer.image.filetree import FileTree
+from slimmer.image.paths import SHELLS as SHELLS
 from slimmer.image.reader import Image
-from slimmer.model import EntryType, FileEntry
+from slimmer.model import EntryType, FileEntry, TreeView
 
 SCHEMA = "slimmer.inspect/v1"
 TOP = 10
 
-SHELLS = ("sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox", "fish", "tcsh", "csh")
 PACKAGE_MANAGERS = (
     "apt",
     "apt-get",
@@ -132,12 +140,12 @@ def analyze(image: Image) -> Inspection:
         user_wasted_percent=eff.user_wasted_percent,
         reclaimable_bytes=tree.reclaimable_bytes,
         inefficient_files=eff.inefficient,
-        elf_files=sum(1 for e in files if e.is_elf and e.type is EntryType.FILE),
+        elf_files=sum(1 for e in files if e.is_elf),
         elf_bytes=sum(e.size for e in files if e.is_elf and e.type is EntryType.FILE),
-        shells=_named_binaries(tree, SHELLS),
+        shells=named_binaries(tree, SHELLS),
         setuid=tuple(sorted(e.path for e in files if e.is_setuid)),
         setgid=tuple(sorted(e.path for e in files if e.is_setgid)),
-        package_managers=_named_binaries(tree, PACKAGE_MANAGERS),
+        package_managers=named_binaries(tree, PACKAGE_MANAGERS),
         caches=_caches(tree),
         packages=inventory(tree),
         warnings=tuple(str(w) for w in image.warnings),
@@ -165,8 +173,11 @@ def _largest_dirs(entries: list[FileEntry], max_depth: int = 3) -> tuple[SizedPa
     return tuple(SizedPath(p, s) for p, s in top)
 
 
-def _named_binaries(tree: FileTree, names: tuple[str, ...]) -> tuple[str, ...]:
-    """Paths in the usual bin directories whose name is one of `names` and that resolve."""
+def named_binaries(tree: TreeView, names: Iterable[str]) -> tuple[str, ...]:
+    """The programs called one of `names` in the usual bin directories (`BIN_DIRS`),
+    each reported once, where it resolves: `/bin/sh -> dash` on a merged-/usr
+    image is `/usr/bin/dash`. What `@shells`, `@package-managers`, `slim lint` and
+    the slim report's before and after all list."""
     found = set()
     for d in BIN_DIRS:
         for name in names:

@@ -40,6 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from slimmer.errors import UsageError
+from slimmer.image.paths import DEFAULT_PATH
 
 DEBIAN_VERSION = "12"
 CODENAME = "bookworm"
@@ -87,7 +88,7 @@ IGNORED_DEPENDS: Mapping[str, str] = {
 }
 
 ENV = (
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    f"PATH={DEFAULT_PATH}",
     # distroless sets it so OpenSSL finds the bundle without update-ca-certificates.
     "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
 )

@@ -12,14 +12,14 @@ import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from slimmer.analyse.inspect import BIN_DIRS, PACKAGE_MANAGERS, SHELLS
+from slimmer.analyse.inspect import PACKAGE_MANAGERS, SHELLS, named_binaries
 from slimmer.findings import model as m
 from slimmer.findings import secrets
 from slimmer.findings.model import Finding
+from slimmer.image.paths import search_path, which
 from slimmer.model import EntryType, FileEntry, ImageConfig, TreeView
 
 OCI_LABELS = ("created", "revision", "source", "version")
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LARGE_BYTES = 5_000_000  # SLM-UNUSED-LARGE: files at least this big
 
 # SLM-BUILD-JUNK: directory names that are junk wherever they are.
@@ -59,23 +59,9 @@ def healthcheck(inp: LintInput) -> Iterator[Finding]:
         yield Finding(m.HEALTHCHECK_MISSING, "config.Healthcheck", "no HEALTHCHECK")
         return
     program = test[1] if test[0] == "CMD" and len(test) > 1 else "/bin/sh"
-    if not _program_exists(inp, program):
+    workdir = inp.config.working_dir or "/"
+    if which(inp.tree, program, search_path(inp.config.env), workdir) is None:
         yield Finding(m.HEALTHCHECK_PROGRAM, "config.Healthcheck", f"{program} is not in the image")
-
-
-def _program_exists(inp: LintInput, program: str) -> bool:
-    """Found as the kernel's execve would (absolute) or by a PATH search, as the
-    runtime does for a bare name, with the image's own PATH."""
-    if program.startswith("/"):
-        candidates = [program]
-    else:
-        path = inp.config.env.get("PATH") or DEFAULT_PATH
-        candidates = [posixpath.join(d or "/", program) for d in path.split(":")]
-    for candidate in candidates:
-        entry = inp.tree.resolve(candidate).entry
-        if entry is not None and entry.is_regular:
-            return True
-    return False
 
 
 def secret_env(inp: LintInput) -> Iterator[Finding]:
@@ -132,25 +118,13 @@ def _holds_files(tree: TreeView, path: str, ignore: tuple[str, ...] = ()) -> boo
 
 
 def shells(inp: LintInput) -> Iterator[Finding]:
-    for path in _named_binaries(inp.tree, SHELLS):
+    for path in named_binaries(inp.tree, SHELLS):
         yield Finding(m.SHELL, path, "shell (@shells)")
 
 
 def package_managers(inp: LintInput) -> Iterator[Finding]:
-    for path in _named_binaries(inp.tree, PACKAGE_MANAGERS):
+    for path in named_binaries(inp.tree, PACKAGE_MANAGERS):
         yield Finding(m.PKG_MANAGER, path, "package manager (@package-managers)")
-
-
-def _named_binaries(tree: TreeView, names: tuple[str, ...]) -> list[str]:
-    """The same set as `slim check --forbid @shells/@package-managers`: names in the
-    usual bin directories that resolve to a regular file, reported where they resolve."""
-    found = set()
-    for d in BIN_DIRS:
-        for name in names:
-            res = tree.resolve(f"{d}/{name}")
-            if res.entry is not None and res.entry.is_regular:
-                found.add(res.path)
-    return sorted(found)
 
 
 def setuid(inp: LintInput) -> Iterator[Finding]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar, cast
 
 from slimmer.globs import Glob as Glob
@@ -286,14 +286,53 @@ def real_file(tree: TreeView, path: str, dirs: dict[str, str]) -> str | None:
     return real if entry is not None and not entry.is_dir else None
 
 
-def which(tree: TreeView, name: str, env_path: str) -> str | None:
-    """The program `name` as the shell finds it on `env_path` (a name with a slash
-    as given), when the image holds it as a regular file."""
+# -- programs -------------------------------------------------------------------------
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""The PATH the engine gives a container whose image sets none (moby's DefaultPathEnv)."""
+
+SHELLS = ("sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox", "fish", "tcsh", "csh")
+"""Program names that are shells: what `@shells` and `slim lint` report, and the
+interpreters whose `-c` strings and `#!` scripts the planner scans for commands. One
+list for both: a shell that can run a command is attack surface and a program runner
+alike (scanning a csh or fish script with the POSIX scanner only ever adds programs)."""
+
+
+def search_path(env: Mapping[str, str]) -> str:
+    """The PATH programs are looked up on: the image's own, or `DEFAULT_PATH` when it
+    sets none. A PATH set empty stays empty (the engine replaces the default with it)."""
+    return env.get("PATH", DEFAULT_PATH)
+
+
+def which(
+    tree: TreeView, name: str, env_path: str = DEFAULT_PATH, workdir: str = "/"
+) -> str | None:
+    """Where execvp(3) finds the program `name` in the image, or None; the path is
+    normalized but not resolved (`/bin/sh`, not `/usr/bin/dash`).
+
+    A name with a `/` is taken as it is, relative to `workdir`; a bare name is looked
+    for in each directory of `env_path` in turn, an empty entry meaning the current
+    directory (POSIX), a relative one taken from `workdir`. The first candidate that
+    is a regular file with an execute bit wins, its symlinks followed inside the image
+    root; a directory, a dangling link or a file without an execute bit is passed
+    over, as execvp passes over what execve refuses (EACCES, ENOENT).
+
+    runc itself (Go's exec.LookPath) differs in two places that only make it refuse
+    more: a PATH set empty finds nothing, and since Go 1.19 a hit through an empty or
+    relative entry is refused ("cannot run executable found relative to current
+    directory"). A shell script's commands follow execvp; the planner keeps both.
+    """
     if "/" in name:
-        return name if name.startswith("/") and tree.resolve(name).exists else None
-    for d in env_path.split(":"):
-        candidate = posixpath.join(d or ".", name)
-        entry = tree.resolve(candidate).entry
-        if entry is not None and entry.is_regular:
-            return candidate
+        path = posixpath.normpath(posixpath.join(workdir, name))
+        return path if is_executable(tree, path) else None
+    for directory in env_path.split(":"):
+        path = posixpath.normpath(posixpath.join(workdir, directory or ".", name))
+        if is_executable(tree, path):
+            return path
     return None
+
+
+def is_executable(tree: TreeView, path: str) -> bool:
+    """Whether `path` (symlinks followed) is a regular file with an execute bit."""
+    entry = tree.resolve(path).entry
+    return entry is not None and entry.is_regular and bool(entry.mode & 0o111)

@@ -26,18 +26,18 @@ from __future__ import annotations
 
 import posixpath
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from slimmer.elf.parse import is_elf, parse_elf_at
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ImageUnrunnable
 from slimmer.image.filetree import WantContent, keep_all
+from slimmer.image.paths import search_path, which
 from slimmer.image.reader import EngineSaver, Image, open_image
 from slimmer.model import ImageConfig, ImageRef, Progress, TreeView
 from slimmer.pipeline.transfers import metered_saver
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_SCRIPT_DEPTH = 4  # the kernel's limit on nested #! interpreters (binfmt_script)
 SHEBANG_BYTES = 256  # the kernel reads this much of a script for its #! line
 
@@ -88,7 +88,7 @@ def program_dirs(config: ImageConfig) -> frozenset[str]:
     directory (the engine's default PATH when the image sets none) and the directory
     of a program named with a `/`, relative ones taken from WorkingDir."""
     workdir = config.working_dir or "/"
-    dirs = [d or "." for d in config.env.get("PATH", DEFAULT_PATH).split(":")]
+    dirs = [d or "." for d in search_path(config.env).split(":")]
     argv = [*config.entrypoint, *config.cmd]
     if argv and "/" in argv[0]:
         dirs.append(posixpath.dirname(argv[0]) or ".")
@@ -120,33 +120,18 @@ def check_program(name: str, config: ImageConfig, tree: TreeView) -> None:
     argv = [*config.entrypoint, *config.cmd]
     if not argv:
         raise ImageUnrunnable(f"checking {name}: it has no entrypoint or command to run")
-    workdir = config.working_dir or "/"
-    path = find_program(argv[0], config.env, workdir, tree)
+    workdir, search = config.working_dir or "/", search_path(config.env)
+    if "/" in argv[0]:  # no lookup: execve's own refusal, below, says more
+        named = posixpath.normpath(posixpath.join(workdir, argv[0]))
+        path = named if tree.resolve(named).exists else None
+    else:
+        path = which(tree, argv[0], search, workdir)
     if path is None:
-        search = config.env.get("PATH", DEFAULT_PATH)
         where = f"not found in PATH {search}" if "/" not in argv[0] else "does not exist"
         raise ImageUnrunnable(
             f"checking {name}: its entrypoint program {argv[0]!r} {where} in the image"
         )
     _check_executable(name, path, tree, workdir, "entrypoint program", 0)
-
-
-def find_program(program: str, env: Mapping[str, str], workdir: str, tree: TreeView) -> str | None:
-    """Where the engine finds `program`: the path as named (a `/` in it) or the
-    first executable regular file of that name along PATH; None when none is."""
-    if "/" in program:
-        path = posixpath.normpath(posixpath.join(workdir, program))
-        return path if tree.resolve(path).exists else None
-    for directory in env.get("PATH", DEFAULT_PATH).split(":"):
-        path = posixpath.join(posixpath.join(workdir, directory or "."), program)
-        if _is_executable(tree, path):
-            return posixpath.normpath(path)
-    return None
-
-
-def _is_executable(tree: TreeView, path: str) -> bool:
-    entry = tree.resolve(path).entry
-    return entry is not None and entry.is_regular and bool(entry.mode & 0o111)
 
 
 def _check_executable(

@@ -39,7 +39,7 @@ from slimmer.pipeline.inputs import Clock, ElfClosure, traced_paths
 from slimmer.pipeline.preflight import check_runnable
 from slimmer.pipeline.rebuild import DockerfileResult, Rebuild, build_dockerfile
 from slimmer.pipeline.source import Source, read_archive_image, read_engine_image
-from slimmer.pipeline.summary import Summary, facts_of_kept, facts_of_source, summarize
+from slimmer.pipeline.summary import Summary, facts_of_source, facts_of_written, summarize
 from slimmer.pipeline.transfers import metered_load, write_meter
 from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare, denied, missing_paths
 from slimmer.plan.keep import KeepSet, ProfilesFn, Reason
@@ -298,9 +298,8 @@ class _Session:
         # sizes as the engine counts them, the same in every face of the report
         gz_before = self._compressed_before(src.id)
         before = replace(facts_of_source(analyze(src), gz_before), size_bytes=self.source_bytes)
-        base_layers = len(self.base.layers.layer_files) if self.base else 0
-        gz_after = self.gzip_after[image_id].result() if image_id in self.gzip_after else None
-        after = facts_of_kept(src.tree, keep.paths(), after_bytes, base_layers + 1, gz_after)
+        written = self.gzip_after[image_id]  # the archive loaded, and its gzip size
+        after = facts_of_written(written.path, after_bytes, written.result(), self.work)
         return summarize(src.tree, keep, before, after)
 
     def _rounds(

@@ -1,21 +1,23 @@
 """The before/after facts of a slimming run, for the reports: what each image holds,
 what was kept and why (with sizes), what was removed, which packages survived.
 
-Counting is the same everywhere (and the same as `slim inspect` and `slim check`):
-`files` are regular files (hardlinks included), directories and symlinks are
-counted apart, sizes are the bytes of regular files.
+Both images are counted by `slim inspect`'s own code (`analyse.inspect.analyze`):
+the source as read, the slim image as written (its archive read back), so the
+report and `slim inspect OUT` cannot disagree.
 """
 
 from __future__ import annotations
 
 import posixpath
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from slimmer.analyse.inspect import BIN_DIRS, PACKAGE_MANAGERS, SHELLS, Inspection
+from slimmer.analyse.inspect import Inspection, analyze, want_for_inspect
 from slimmer.analyse.packages import Package, inventory
-from slimmer.model import FileEntry, TreeView
+from slimmer.image.reader import open_image
+from slimmer.model import FileEntry, ImageRef, TreeView
 from slimmer.plan.keep import KeepSet
 
 TOP = 15
@@ -93,38 +95,17 @@ def facts_of_source(ins: Inspection, compressed: int | None = None) -> ImageFact
     )
 
 
-def facts_of_kept(
-    tree: TreeView, kept: Iterable[str], size_bytes: int, layers: int,
-    compressed: int | None = None,
-) -> ImageFacts:  # fmt: skip
-    """The facts of the slim image, read off the keep set over the source tree."""
-    paths = set(kept)
-    entries = [e for p in sorted(paths) if (e := tree.get(p)) is not None]
-    files = [e for e in entries if e.is_regular]
-    return ImageFacts(
-        size_bytes=size_bytes,
-        layers=layers,
-        files=len(files),
-        symlinks=sum(1 for e in entries if e.link and not e.is_regular),
-        elf_files=sum(1 for e in files if e.is_elf),
-        packages=0,  # set by `summarize` from the package fates
-        shells=_named(paths, tree, SHELLS),
-        package_managers=_named(paths, tree, PACKAGE_MANAGERS),
-        setuid=tuple(sorted(e.path for e in files if e.is_setuid)),
-        compressed_bytes=compressed,
-    )
-
-
-def _named(paths: set[str], tree: TreeView, names: tuple[str, ...]) -> tuple[str, ...]:
-    """Programs called `names` in the bin directories whose file is kept (one name each)."""
-    found: dict[str, str] = {}
-    for d in BIN_DIRS:
-        for name in names:
-            path = posixpath.join(d, name)
-            res = tree.resolve(path)
-            if res.entry is not None and res.entry.is_regular and res.path in paths:
-                found.setdefault(res.path, path)
-    return tuple(sorted(found.values()))
+def facts_of_written(
+    archive: Path, size_bytes: int, compressed: int | None = None, workdir: Path | None = None
+) -> ImageFacts:
+    """The facts of the slim image as it was written: its docker-save `archive` read
+    back (file metadata, and the bytes of package metadata only) and counted by `slim
+    inspect`'s own `analyze`, so `slim inspect OUT` says the same. The keep set alone
+    would miss the files the run generates (Python's lazy imports, the trimmed dpkg
+    status) and a base's own files."""
+    ref = ImageRef("docker-archive", str(archive))
+    with open_image(ref, want=want_for_inspect, workdir=workdir) as written:
+        return replace(facts_of_source(analyze(written), compressed), size_bytes=size_bytes)
 
 
 def summarize(tree: TreeView, keep: KeepSet, before: ImageFacts, after: ImageFacts) -> Summary:

@@ -22,14 +22,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from slimmer.errors import UsageError
-from slimmer.image.paths import Glob, compile_glob, expand, which
+from slimmer.image.paths import SHELLS, Glob, compile_glob, expand, search_path, which
 from slimmer.model import EntryType, ImageConfig, TreeView
 from slimmer.plan.keep import Generated, KeepSet, ProfileContext, ProfilesFn, Reason
 from slimmer.plan.shellscan import command_words
 from slimmer.plan.state import state_paths
 
 VIRTUAL = ("/proc", "/sys", "/dev")
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_ROUNDS = 50
 
 ClosureFn = Callable[
@@ -108,13 +107,14 @@ def plan(
 ) -> KeepSet:
     keeper = _Keeper(tree)
     traced = list(traced)
-    env_path = config.env.get("PATH", DEFAULT_PATH)
+    env_path = search_path(config.env)
+    workdir = config.working_dir or "/"
     for t in traced:
         if not t.path.startswith(VIRTUAL) or t.path in ("/dev", "/proc", "/sys"):
             keeper.add(t.path, Reason("traced", f"{t.kind} by {t.by}" if t.by else t.kind))
         if t.kind == "exec":
             # The kernel loads a script's interpreter itself: no syscall names it.
-            for interp in interpreters(tree, t.path, env_path):
+            for interp in interpreters(tree, t.path, env_path, workdir):
                 keeper.add(interp, Reason("traced", f"#! interpreter of {t.path}, executed"))
     for path, reason in state_paths(tree, ((t.path, t.kind, t.by) for t in traced)):
         keeper.add(path, reason)
@@ -177,15 +177,15 @@ def _exclude(
 def config_paths(tree: TreeView, config: ImageConfig) -> list[tuple[str, Reason]]:
     """Paths the image config needs whatever the probes did."""
     out: list[tuple[str, Reason]] = []
-    env_path = config.env.get("PATH", DEFAULT_PATH)
+    env_path, workdir = search_path(config.env), config.working_dir or "/"
     argv = [*config.entrypoint, *config.cmd]
     if argv:
-        out += program_paths(tree, argv, env_path, "entrypoint/cmd")
+        out += program_paths(tree, argv, env_path, "entrypoint/cmd", workdir)
     hc = config.healthcheck
     if hc and hc[0] == "CMD" and len(hc) > 1:
-        out += program_paths(tree, list(hc[1:]), env_path, "HEALTHCHECK")
+        out += program_paths(tree, list(hc[1:]), env_path, "HEALTHCHECK", workdir)
     elif hc and hc[0] == "CMD-SHELL" and len(hc) > 1:
-        out += program_paths(tree, ["/bin/sh", "-c", hc[1]], env_path, "HEALTHCHECK")
+        out += program_paths(tree, ["/bin/sh", "-c", hc[1]], env_path, "HEALTHCHECK", workdir)
     if config.working_dir:
         out.append((config.working_dir, Reason("config", "WorkingDir")))
     for vol in sorted((config.container.get("Volumes") or {}).keys()):
@@ -197,36 +197,35 @@ def config_paths(tree: TreeView, config: ImageConfig) -> list[tuple[str, Reason]
 
 
 def program_paths(
-    tree: TreeView, argv: Sequence[str], env_path: str, what: str
+    tree: TreeView, argv: Sequence[str], env_path: str, what: str, workdir: str = "/"
 ) -> list[tuple[str, Reason]]:
     """The program of `argv`, the interpreter of a script, and the programs a
-    `sh -c` string runs."""
+    `sh -c` string runs (looked up as `paths.which` does, from `workdir`)."""
     out: list[tuple[str, Reason]] = []
-    prog = which(tree, argv[0], env_path)
+    prog = which(tree, argv[0], env_path, workdir)
     if prog is None:
         return out
     out.append((prog, Reason("config", f"{what} program {argv[0]}")))
     out += [
         (p, Reason("config", f"interpreter of {prog} ({what})"))
-        for p in interpreters(tree, prog, env_path)
+        for p in interpreters(tree, prog, env_path, workdir)
     ]
     if posixpath.basename(tree.resolve(prog).path) in SHELLS and "-c" in argv[1:-1]:
         script = argv[list(argv).index("-c") + 1]
         for word in command_words(script):
-            found = which(tree, word, env_path)
+            found = which(tree, word, env_path, workdir)
             if found:
                 out.append((found, Reason("config", f"run by the {what} shell command")))
                 out += [
                     (p, Reason("config", f"interpreter of {found} ({what})"))
-                    for p in interpreters(tree, found, env_path)
+                    for p in interpreters(tree, found, env_path, workdir)
                 ]
     return out
 
 
-SHELLS = frozenset({"sh", "bash", "dash", "ash", "busybox", "zsh", "ksh", "mksh"})
-
-
-def interpreters(tree: TreeView, prog: str, env_path: str, depth: int = 0) -> list[str]:
+def interpreters(
+    tree: TreeView, prog: str, env_path: str, workdir: str = "/", depth: int = 0
+) -> list[str]:
     """The `#!` interpreter of a script (and of `env NAME`), recursively."""
     res = tree.resolve(prog)
     if res.entry is None or not res.entry.is_regular or res.entry.is_elf or depth > 4:
@@ -244,10 +243,10 @@ def interpreters(tree: TreeView, prog: str, env_path: str, depth: int = 0) -> li
     if posixpath.basename(words[0]) == "env":
         args = [w for w in words[1:] if not w.startswith("-")]
         if args:
-            found = which(tree, args[0], env_path)
+            found = which(tree, args[0], env_path, workdir)
             if found:
                 out.append(found)
-    return out + [p for w in out for p in interpreters(tree, w, env_path, depth + 1)]
+    return out + [p for w in out for p in interpreters(tree, w, env_path, workdir, depth + 1)]
 
 
 # -- globs ------------------------------------------------------------------------

@@ -40,13 +40,12 @@ from functools import partial
 
 from slimmer.elf.imports import imports_in_tree
 from slimmer.elf.ldcache import CacheEntry, parse_ld_so_cache
-from slimmer.image.paths import is_file, read_text, tree_memo, which
+from slimmer.image.paths import is_file, read_text, search_path, tree_memo, which
 from slimmer.model import TreeView
 from slimmer.plan.expanders._common import not_kept
 from slimmer.plan.keep import Addition, ProfileContext, Reason, Result
 from slimmer.plan.pysource import imported_names
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SHELL = "/bin/sh"  # glibc's and musl's _PATH_BSHELL
 SHELL_FUNCTIONS = frozenset({"system", "popen", "wordexp"})
 # Interpreters and their libraries (by file name): no evidence of their own.
@@ -118,7 +117,7 @@ def helper_programs(ctx: ProfileContext, profile_name: str) -> Result:
 
 
 def _python_helpers(ctx: ProfileContext, profile_name: str) -> list[Addition]:
-    env_path = ctx.config.env.get("PATH", DEFAULT_PATH)
+    env_path, workdir = search_path(ctx.config.env), ctx.config.working_dir or "/"
     out: list[Addition] = []
     for helper in PYTHON_HELPERS:
         modules = sorted(p for p in ctx.kept if helper.pattern.search(p))
@@ -126,7 +125,7 @@ def _python_helpers(ctx: ProfileContext, profile_name: str) -> list[Addition]:
             evidence = _python_evidence(ctx, helper.module, module_file)
             reason = Reason("profile", f"{helper.why} ({evidence})", profile_name)
             for program in helper.programs:
-                found = which(ctx.tree, program, env_path)
+                found = which(ctx.tree, program, env_path, workdir)
                 if found is not None:
                     out.append(Addition(found, reason))
             out += [Addition(f, reason, False) for f in helper.files if is_file(ctx.tree, f)]

@@ -10,11 +10,13 @@ import re
 from collections.abc import Iterable
 
 from slimmer.image.paths import (
+    SHELLS,
     exists,
     is_dir,
     is_file,
     is_system_dir,
     read_text,
+    search_path,
     tree_memo,
     which,
 )
@@ -31,7 +33,6 @@ from slimmer.plan.keep import (
 from slimmer.plan.shellscan import command_words, sourced_files
 
 LIB_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 # -- glibc: NSS modules -------------------------------------------------------------------
@@ -254,12 +255,14 @@ def jvm_home(ctx: ProfileContext, profile_name: str) -> Result:
 
 # -- shell scripts ------------------------------------------------------------------------
 
-_SHELLS = frozenset({"sh", "bash", "dash", "ash", "busybox", "zsh", "ksh", "mksh"})
-# Built into every shell of _SHELLS (dash, bash, busybox ash, zsh, ksh, mksh): a script
-# runs the builtin, never /usr/bin/echo, unless a program runs the word (`env echo`,
-# `xargs printf`, `find -exec echo`, `exec echo`: _RUNNERS). `[` and `test` are left
-# out by the scanner already.
+# Built into the Bourne-family shells (dash, bash, busybox ash, zsh, ksh, mksh) and fish:
+# a script runs the builtin, never /usr/bin/echo, unless a program runs the word (`env
+# echo`, `xargs printf`, `find -exec echo`, `exec echo`: _RUNNERS). `[` and `test` are
+# left out by the scanner already. csh and tcsh have only `echo` built in: their
+# scripts run /bin/true, /bin/pwd and printf as programs.
 _BUILTINS = frozenset({"echo", "printf", "true", "false", "pwd"})
+_CSH = frozenset({"csh", "tcsh"})
+_CSH_BUILTINS = frozenset({"echo"})
 _RUNNERS = r"\b(?:exec|env|xargs|nohup|nice|timeout|sudo|su-exec|gosu|chroot|setsid|stdbuf|ionice)"
 
 
@@ -270,8 +273,9 @@ def runs_as_program(text: str, word: str) -> bool:
     return re.search(pattern, text) is not None
 
 
-def _shell_script(tree: TreeView, path: str) -> str | None:
-    """The text of `path` when it is a `#!` shell script, else None."""
+def _shell_script(tree: TreeView, path: str) -> tuple[str, str] | None:
+    """(the text, the shell's name) of `path` when it is a `#!` script of one of
+    `paths.SHELLS` (directly or through `env`), else None."""
     entry = tree.get(path)
     if entry is None or not entry.is_regular or entry.is_elf or entry.size > 1 << 20:
         return None
@@ -279,35 +283,39 @@ def _shell_script(tree: TreeView, path: str) -> str | None:
     if text is None or not text.startswith("#!"):
         return None
     words = text[2:].split("\n", 1)[0].split()
-    names = [posixpath.basename(w) for w in words[:2]]
-    return text if any(n in _SHELLS for n in names) else None
+    shell = next((n for w in words[:2] if (n := posixpath.basename(w)) in SHELLS), None)
+    return (text, shell) if shell is not None else None
 
 
 def shell_commands(ctx: ProfileContext, profile_name: str) -> Result:
     """Every program a kept shell script names in command position, and the files it
     sources: the branches a probe did not take run them too (see slimmer.plan.shellscan)."""
-    env_path = ctx.config.env.get("PATH", DEFAULT_PATH)
+    env_path, workdir = search_path(ctx.config.env), ctx.config.working_dir or "/"
     out: list[Addition] = []
     for path in sorted(ctx.kept):
         found = tree_memo(
             ctx.tree,
-            f"shell-commands:{env_path}:{path}",
-            functools.partial(_script_needs, ctx.tree, path, env_path),
+            f"shell-commands:{env_path}:{workdir}:{path}",
+            functools.partial(_script_needs, ctx.tree, path, env_path, workdir),
         )
         for program, why in found:
             out.append(Addition(program, Reason("profile", why, profile_name)))
     return out, []
 
 
-def _script_needs(tree: TreeView, path: str, env_path: str) -> tuple[tuple[str, str], ...]:
-    text = _shell_script(tree, path)
-    if text is None:
+def _script_needs(
+    tree: TreeView, path: str, env_path: str, workdir: str
+) -> tuple[tuple[str, str], ...]:
+    script = _shell_script(tree, path)
+    if script is None:
         return ()
+    text, shell = script
+    builtins = _CSH_BUILTINS if shell in _CSH else _BUILTINS
     out = []
     for word in command_words(text):
-        if word in _BUILTINS and not runs_as_program(text, word):
+        if word in builtins and not runs_as_program(text, word):
             continue
-        program = which(tree, word, env_path)
+        program = which(tree, word, env_path, workdir)
         if program is not None:
             out.append((program, f"{path} can run `{word}` on a branch the probes did not take"))
     for name in sourced_files(text):
