@@ -229,18 +229,35 @@ class Engine:
 
     # -- containers ---------------------------------------------------------
     def create_container(self, image: str, **kwargs: Any) -> str:
+        """Create a labelled container. `networks`, a sequence of (name, aliases), joins
+        those networks before it starts: the first at create (the caller's host config
+        names it as `network_mode`), the others connected next, each with its aliases
+        (engine API 1.41 takes one network at create)."""
         labels = dict(kwargs.pop("labels", None) or {})
         labels[LABEL] = "true"
+        networks = [(str(n), list(a)) for n, a in kwargs.pop("networks", None) or ()]
+        if networks:
+            first, aliases = networks[0]
+            endpoint = self._api.create_endpoint_config(aliases=aliases or None)
+            kwargs["networking_config"] = self._api.create_networking_config({first: endpoint})
         # named here, so a container whose ID never came back (Ctrl-C while the engine
         # was creating it) can still be found and removed
         name = kwargs.pop("name", None) or f"slimmer-{secrets.token_hex(6)}"
         try:
             with _calling(f"creating a container of {image!r}"):
                 res = self._api.create_container(image, labels=labels, name=name, **kwargs)
+            ctr = str(res["Id"])
+            try:
+                for network, more in networks[1:]:
+                    with _calling(f"connecting container {ctr[:12]} to network {network!r}"):
+                        self._api.connect_container_to_network(ctr, network, aliases=more or None)
+            except BaseException:
+                self.remove_container(ctr)
+                raise
         except (KeyboardInterrupt, SystemExit):  # the engine's answer was not awaited
             self._remove_late(name)
             raise
-        return str(res["Id"])
+        return ctr
 
     def _remove_late(self, name: str) -> None:
         """Remove the container `name` if the engine made it after all: its create call

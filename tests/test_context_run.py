@@ -5,6 +5,7 @@ the delivered files' archive, and what a report may say about the context."""
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from pathlib import Path
 
@@ -289,3 +290,49 @@ def test_covers_mount_targets_and_files() -> None:
     assert ctx.covers("/var/lib/apple") is None
     assert ctx.covers("/run/secrets/k") == "/run/secrets/k"
     assert ctx.covers("/run/secrets") is None
+
+
+def test_report_faces_show_the_context_and_no_value() -> None:
+    from dataclasses import replace
+
+    import jsonschema
+
+    from slimmer.pipeline.slim import SlimOptions
+    from slimmer.report import slim_html, slim_md, slim_view
+    from slimmer.report.common import dump_json
+    from tests.test_slim_report import ROOT, result
+
+    ctx = RunContext(
+        env=(("DATABASE_URL", "postgres://u:pw-4711@db/app"),),
+        files=(FileDelivery("/run/secrets/api_key", b"key-0815-zz\n"),),
+        mounts=(Mount("volume", "/etc/app", "conf", True), Mount("tmpfs", "/run/app")),
+        networks=(NetworkAttach("backend", ("web",)),),
+        extra_hosts=(("db", "10.1.2.3"),),
+        run_user="1000",
+    )
+    plain = slim_view.to_json(result(True))
+    assert "context" not in plain  # optional: absent when no context was given
+    r = replace(
+        result(True), options=SlimOptions(output="x", context=ctx), mounted=("/etc/app/a.ini",)
+    )
+    doc = json.loads(dump_json(slim_view.to_json(r)))
+    jsonschema.validate(doc, json.loads((ROOT / "docs/schemas/slim-v3.json").read_text()))
+    assert doc["context"]["env"] == {"DATABASE_URL": MASK}
+    assert doc["context"]["mounted_paths"] == ["/etc/app/a.ini"]
+    from io import StringIO
+
+    from rich.console import Console
+
+    buf = StringIO()
+    Console(file=buf, width=200).print(slim_view.render(doc))
+    faces = {
+        "json": dump_json(doc),
+        "md": slim_md.render(doc),
+        "html": slim_html.render(doc),
+        "text": buf.getvalue(),
+    }
+    for name, text in faces.items():
+        assert "DATABASE_URL" in text and "/run/secrets/api_key" in text, name
+        assert "backend" in text and "/etc/app" in text, name
+        for value in ctx.secret_values():
+            assert value not in text, (name, value)

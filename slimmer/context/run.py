@@ -160,6 +160,13 @@ class RunContext:
                 text = text.replace(value, MASK)
         return text
 
+    def redact_bytes(self, data: bytes) -> bytes:
+        """`redact` of raw output (a probe's body or stdout)."""
+        for value in sorted(self.secret_values(), key=len, reverse=True):
+            if len(value) >= REDACT_MIN:
+                data = data.replace(value.encode("utf-8", "surrogateescape"), MASK.encode())
+        return data
+
     def describe(self) -> dict[str, Any]:
         """The context for a report: env keys with masked values, mounts, files by target,
         networks and overrides; never a value of the environment or a file."""
@@ -181,6 +188,9 @@ class RunContext:
         if self.ports:
             out["ports"] = list(self.ports)
         return out
+
+
+NO_CONTEXT = RunContext()
 
 
 def run_config(config: ImageConfig, ctx: RunContext) -> ImageConfig:
