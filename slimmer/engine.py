@@ -351,6 +351,17 @@ class Engine:
         with _calling(f"removing container {container[:12]}"), suppress(docker.errors.NotFound):
             self._api.remove_container(container, force=True, v=True)
 
+    # -- networks -------------------------------------------------------------
+    def create_network(self, name: str) -> str:
+        """Create a labelled bridge network `name` (for a run's context); its ID."""
+        with _calling(f"creating network {name!r}"):
+            res = self._api.create_network(name, driver="bridge", labels={LABEL: "true"})
+        return str(res["Id"])
+
+    def remove_network(self, name: str) -> None:
+        with _calling(f"removing network {name!r}"), suppress(docker.errors.NotFound):
+            self._api.remove_network(name)
+
     # -- hygiene --------------------------------------------------------------
     def leftovers(self) -> list[Leftover]:
         """Everything on the engine that carries slimmer's label."""
@@ -361,6 +372,8 @@ class Engine:
                 out.append(Leftover("container", c["Id"], ",".join(c.get("Names") or ())))
             for v in (self._api.volumes(filters=flt) or {}).get("Volumes") or ():
                 out.append(Leftover("volume", v["Name"], v["Name"]))
+            for n in self._api.networks(filters=flt):
+                out.append(Leftover("network", n["Id"], str(n.get("Name") or "")))
             for i in self._api.images(filters=flt):
                 tags = [t for t in i.get("RepoTags") or () if t != "<none>:<none>"]
                 if (i.get("Labels") or {}).get(LABEL) == "temporary":
@@ -373,6 +386,8 @@ class Engine:
     def remove_leftover(self, item: Leftover) -> None:
         if item.kind == "container":
             self.remove_container(item.id)
+        elif item.kind == "network":
+            self.remove_network(item.id)
         elif item.kind == "volume":
             with _calling(f"removing volume {item.id}"), suppress(docker.errors.NotFound):
                 self._api.remove_volume(item.id, force=True)

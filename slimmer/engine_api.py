@@ -26,7 +26,7 @@ class ImageInfo:
 
 @dataclass(frozen=True)
 class Leftover:
-    kind: str  # "container", "image", "volume"
+    kind: str  # "container", "image", "volume", "network"
     id: str
     name: str
 

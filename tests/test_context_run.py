@@ -336,3 +336,19 @@ def test_report_faces_show_the_context_and_no_value() -> None:
         assert "backend" in text and "/etc/app" in text, name
         for value in ctx.secret_values():
             assert value not in text, (name, value)
+
+
+def test_secret_is_read_here_and_delivered_by_target(tmp_path: Path) -> None:
+    from slimmer.context.run import parse_secret
+
+    key = tmp_path / "api_key.txt"
+    key.write_bytes(b"k-1\n")
+    assert parse_secret(str(key)) == FileDelivery("/run/secrets/api_key.txt", b"k-1\n")
+    assert parse_secret(f"{key}:api_key").target == "/run/secrets/api_key"
+    assert parse_secret(f"{key}:/etc/app/key").target == "/etc/app/key"
+    for bad in (":x", str(tmp_path / "missing"), f"{key}:/"):
+        with pytest.raises(UsageError) as err:
+            parse_secret(bad)
+        assert f"--secret {bad!r}" in err.value.message
+    with pytest.raises(UsageError, match="two mounts"):
+        context_of(ContextArgs(secrets=(f"{key}:/x",), tmpfs=("/x",)), {})

@@ -108,6 +108,12 @@ def context_options(fn: Any) -> Any:
                 help="Read K=V lines for the runs, in docker's env-file format (repeatable).",
             ),
             click.option(
+                "--secret", "secrets", **many, metavar="FILE[:TARGET]",
+                help="Deliver FILE (on this machine) into the runs' containers at TARGET "
+                "[default: /run/secrets/NAME] through the engine API, as a compose secret "
+                "(works with a remote engine). Never kept, never shown (repeatable).",
+            ),
+            click.option(
                 "--volume", "-v", "volumes", **many, metavar="SRC:DST[:ro]",
                 help="Mount a volume for the runs: SRC is a named volume, or an absolute "
                 "path on the engine's host (not necessarily this machine), as with docker "
@@ -165,6 +171,7 @@ def run_context(run: dict[str, Any]) -> RunContext:
     args = ContextArgs(
         env=run.pop("env"),
         env_files=run.pop("env_files"),
+        secrets=run.pop("secrets"),
         volumes=run.pop("volumes"),
         mounts=run.pop("mounts"),
         tmpfs=run.pop("tmpfs"),

@@ -426,6 +426,27 @@ def parse_run_user(spec: str) -> str:
     return spec
 
 
+SECRETS_DIR = "/run/secrets"
+
+
+def parse_secret(spec: str) -> FileDelivery:
+    """`--secret FILE[:TARGET]`: FILE (on this machine) delivered into the container
+    through the engine API, as a compose secret is: at TARGET, by default
+    /run/secrets/NAME (a relative TARGET is under /run/secrets), mode 0444."""
+    source, _, target = spec.partition(":")
+    if not source:
+        raise UsageError(f"--secret {spec!r}: not FILE[:TARGET]")
+    path = Path(source)
+    target = target or path.name
+    if not target.startswith("/"):
+        target = f"{SECRETS_DIR}/{target}"
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--secret {spec!r}: {exc.strerror or exc}") from exc
+    return FileDelivery(_target("--secret", spec, target), content)
+
+
 def parse_port(spec: str) -> int:
     try:
         port = int(spec.split("/")[0])
@@ -442,6 +463,7 @@ class ContextArgs:
 
     env: tuple[str, ...] = ()
     env_files: tuple[Path, ...] = ()
+    secrets: tuple[str, ...] = ()
     volumes: tuple[str, ...] = ()
     mounts: tuple[str, ...] = ()
     tmpfs: tuple[str, ...] = ()
@@ -464,10 +486,12 @@ def context_of(args: ContextArgs, environ: Mapping[str, str]) -> RunContext:
     mounts = [parse_volume(s) for s in args.volumes]
     mounts += [parse_mount(s) for s in args.mounts]
     mounts += [parse_tmpfs(s) for s in args.tmpfs]
-    _refuse_duplicate_targets(mounts)
+    files = [parse_secret(s) for s in args.secrets]
+    _refuse_duplicate_targets([*mounts, *files])
     return RunContext(
         env=tuple(env.items()),
         mounts=tuple(mounts),
+        files=tuple(files),
         networks=tuple(dict.fromkeys(parse_network(n) for n in args.networks)),
         extra_hosts=tuple(parse_add_host(h) for h in args.add_hosts),
         entrypoint=None if args.entrypoint is None else parse_argv("--entrypoint", args.entrypoint),
@@ -478,7 +502,7 @@ def context_of(args: ContextArgs, environ: Mapping[str, str]) -> RunContext:
     )
 
 
-def _refuse_duplicate_targets(mounts: Iterable[Mount]) -> None:
+def _refuse_duplicate_targets(mounts: Iterable[Mount | FileDelivery]) -> None:
     seen: set[str] = set()
     for m in mounts:
         if m.target in seen:
