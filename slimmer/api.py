@@ -29,6 +29,7 @@ from slimmer.analyse.inspect import Inspection, analyze, want_for_inspect
 from slimmer.analyse.slimreasons import load_slim_reasons
 from slimmer.bases.build import BaseImage, build_base, find_base
 from slimmer.bases.recipe import FLAVOURS, flavour
+from slimmer.context.run import NO_CONTEXT, RunContext
 from slimmer.elf.deps import DepsReport, deps_report
 from slimmer.engine import Engine, saver
 from slimmer.engine_api import Leftover
@@ -188,9 +189,11 @@ def profile_image(
     progress: Progress = lambda _: None,
     *,
     limits: Limits | None = None,
+    context: RunContext = NO_CONTEXT,
 ) -> TracedRun:
     """`slim profile`: run an engine image under the tracer with `probes` (the defaults
-    when empty), each container under `limits` (the defaults when None). The preflight
+    when empty), each container under `limits` (the defaults when None), in `context`
+    (env, mounts, networks...: for the run only). The preflight
     of `slim IMAGE` runs first: an image that cannot run raises `ImageUnrunnable`
     (exit 6) before any container exists (see slimmer.pipeline.preflight)."""
     parsed = parse_ref(ref)
@@ -203,7 +206,16 @@ def profile_image(
         )
         check_engine_image(engine, parsed, config, progress)
         limits = limits or Limits()
-        return profile(engine, info.id, config, probes, timeout, progress=progress, limits=limits)
+        return profile(
+            engine,
+            info.id,
+            config,
+            probes,
+            timeout,
+            progress=progress,
+            limits=limits,
+            context=context,
+        )
 
 
 def slim(ref: str, opts: SlimOptions, progress: Progress = lambda _: None) -> SlimResult:

@@ -236,18 +236,35 @@ class Engine:
 
     # -- containers ---------------------------------------------------------
     def create_container(self, image: str, **kwargs: Any) -> str:
+        """Create a labelled container. `networks`, a sequence of (name, aliases), joins
+        those networks before it starts: the first at create (the caller's host config
+        names it as `network_mode`), the others connected next, each with its aliases
+        (engine API 1.41 takes one network at create)."""
         labels = dict(kwargs.pop("labels", None) or {})
         labels[LABEL] = "true"
+        networks = [(str(n), list(a)) for n, a in kwargs.pop("networks", None) or ()]
+        if networks:
+            first, aliases = networks[0]
+            endpoint = self._api.create_endpoint_config(aliases=aliases or None)
+            kwargs["networking_config"] = self._api.create_networking_config({first: endpoint})
         # named here, so a container whose ID never came back (Ctrl-C while the engine
         # was creating it) can still be found and removed
         name = kwargs.pop("name", None) or f"slimmer-{secrets.token_hex(6)}"
         try:
             with _calling(f"creating a container of {image!r}"):
                 res = self._api.create_container(image, labels=labels, name=name, **kwargs)
+            ctr = str(res["Id"])
+            try:
+                for network, more in networks[1:]:
+                    with _calling(f"connecting container {ctr[:12]} to network {network!r}"):
+                        self._api.connect_container_to_network(ctr, network, aliases=more or None)
+            except BaseException:
+                self.remove_container(ctr)
+                raise
         except (KeyboardInterrupt, SystemExit):  # the engine's answer was not awaited
             self._remove_late(name)
             raise
-        return str(res["Id"])
+        return ctr
 
     def _remove_late(self, name: str) -> None:
         """Remove the container `name` if the engine made it after all: its create call
@@ -341,6 +358,17 @@ class Engine:
         with _calling(f"removing container {container[:12]}"), suppress(docker.errors.NotFound):
             self._api.remove_container(container, force=True, v=True)
 
+    # -- networks -------------------------------------------------------------
+    def create_network(self, name: str) -> str:
+        """Create a labelled bridge network `name` (for a run's context); its ID."""
+        with _calling(f"creating network {name!r}"):
+            res = self._api.create_network(name, driver="bridge", labels={LABEL: "true"})
+        return str(res["Id"])
+
+    def remove_network(self, name: str) -> None:
+        with _calling(f"removing network {name!r}"), suppress(docker.errors.NotFound):
+            self._api.remove_network(name)
+
     # -- hygiene --------------------------------------------------------------
     def leftovers(self) -> list[Leftover]:
         """Everything on the engine that carries slimmer's label."""
@@ -351,6 +379,8 @@ class Engine:
                 out.append(Leftover("container", c["Id"], ",".join(c.get("Names") or ())))
             for v in (self._api.volumes(filters=flt) or {}).get("Volumes") or ():
                 out.append(Leftover("volume", v["Name"], v["Name"]))
+            for n in self._api.networks(filters=flt):
+                out.append(Leftover("network", n["Id"], str(n.get("Name") or "")))
             for i in self._api.images(filters=flt):
                 tags = [t for t in i.get("RepoTags") or () if t != "<none>:<none>"]
                 if (i.get("Labels") or {}).get(LABEL) == "temporary":
@@ -363,6 +393,8 @@ class Engine:
     def remove_leftover(self, item: Leftover) -> None:
         if item.kind == "container":
             self.remove_container(item.id)
+        elif item.kind == "network":
+            self.remove_network(item.id)
         elif item.kind == "volume":
             with _calling(f"removing volume {item.id}"), suppress(docker.errors.NotFound):
                 self._api.remove_volume(item.id, force=True)

@@ -26,7 +26,7 @@ class ImageInfo:
 
 @dataclass(frozen=True)
 class Leftover:
-    kind: str  # "container", "image", "volume"
+    kind: str  # "container", "image", "volume", "network"
     id: str
     name: str
 
@@ -58,6 +58,8 @@ class ContainerEngine(Protocol):
     ) -> str: ...
 
     # containers
+    # `create_container` takes the SDK's keywords, plus `networks`: (name, aliases) pairs
+    # the container joins before it starts (the host config's `network_mode` names the first)
     def create_container(self, image: str, **kwargs: Any) -> str: ...
     def host_config(self, **kwargs: Any) -> Any: ...
     def put_archive(self, container: str, path: str, data: bytes) -> None: ...

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -47,6 +48,14 @@ HASH_LABEL = "io.slimmer.fixture.hash"
 NOT_CONTEXT = frozenset({"probe.toml", "README.md"})
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 HOST_CA_NAME = "host-ca.crt"
+
+# The compose project of the context fixtures (ctx-redis, ctx-web, ctx-worker): not a
+# fixture image itself (no Dockerfile), the project `slim --compose`/`slim compose` run.
+CONTEXT_PROJECT = FIXTURES_DIR / "ctx-project"
+CONTEXT_BASE_ENV = "SLIMMER_FIXTURE_BASE"  # its compose.yml builds on this base tag
+# Fixtures that exit at start without their context (env, secret, volume, database):
+# their probes run only inside CONTEXT_PROJECT (service name -> fixture name).
+CONTEXT_FIXTURES = {"web": "ctx-web", "worker": "ctx-worker"}
 
 SUITE = "bookworm"  # the default; a Dockerfile line `# suite: NAME` picks another
 SUITES = ("bookworm", "trixie")
@@ -100,6 +109,11 @@ def _quiet(_: str) -> None:
 def fixture_names() -> list[str]:
     """Every folder under `fixtures/` that holds a Dockerfile, sorted."""
     return sorted(p.parent.name for p in FIXTURES_DIR.glob("*/Dockerfile"))
+
+
+def standalone_fixture_names() -> list[str]:
+    """The fixtures whose probes pass on the image run alone (all but CONTEXT_FIXTURES)."""
+    return [n for n in fixture_names() if n not in CONTEXT_FIXTURES.values()]
 
 
 def fixture_dir(name: str) -> Path:
@@ -320,6 +334,14 @@ def build_fixtures(
 ) -> dict[str, str]:
     """Ensure the fixture images; return fixture name -> hashed image tag."""
     return {img.name: img.tag for img in iter_fixtures(engine, names, log) if img.name != "base"}
+
+
+def context_project_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment for running Compose on `CONTEXT_PROJECT`: `environ` (default: this
+    process's) with `SLIMMER_FIXTURE_BASE` set to the base tag its `build:` sections use."""
+    env = dict(os.environ if environ is None else environ)
+    env[CONTEXT_BASE_ENV] = base_tag()
+    return env
 
 
 def _row(img: FixtureImage) -> str:

@@ -19,6 +19,7 @@ from typing import IO, Any
 import pytest
 
 from slimmer import api
+from slimmer.context.run import NO_CONTEXT, RunContext
 from slimmer.engine_api import ContainerEngine, ImageInfo
 from slimmer.errors import ImageNotFound, ProfileError, UsageError, VerificationFailed
 from slimmer.model import ImageConfig, Progress
@@ -129,6 +130,7 @@ class ScriptedTracer:
         traced: bool = True,
         progress: Progress = lambda _: None,
         limits: Limits = NO_LIMITS,
+        context: RunContext = NO_CONTEXT,
     ) -> TracedRun:
         first = not self.runs
         self.runs.append((image, traced))

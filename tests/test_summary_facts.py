@@ -16,8 +16,8 @@ from pathlib import Path
 
 from slimmer.analyse.inspect import analyze, want_for_inspect
 from slimmer.image.filetree import keep_all
-from slimmer.image.reader import open_image
-from slimmer.image.writer import write_image
+from slimmer.image.reader import Image, open_image
+from slimmer.image.writer import WriteRequest, WrittenImage, kept_entries, write_image
 from slimmer.pipeline.summary import facts_of_source, facts_of_written
 from slimmer.plan.keep import Generated, Reason
 from tests.synth import M, docker_archive, layer
@@ -71,6 +71,13 @@ def test_a_hardlinked_elf_file_is_counted_at_each_name(tmp_path: Path) -> None:
     assert (ins.files, ins.elf_files, ins.elf_bytes) == (5, 3, len(PERL) + len(TOOL))
 
 
+def _write(
+    img: Image, paths: list[str], workdir: Path, generated: list[Generated] | None = None
+) -> WrittenImage:
+    entries = kept_entries(img.tree, paths, img.store, generated or [])
+    return write_image(WriteRequest(tuple(entries), img.store, img.config, img.id, workdir))
+
+
 def test_after_facts_are_the_written_archive_counted_as_before(tmp_path: Path) -> None:
     src = _source(tmp_path)
     generated = Generated("/usr/bin/made", b"\x7fELF made", Reason("profile", "test"), 0o755)
@@ -79,17 +86,9 @@ def test_after_facts_are_the_written_archive_counted_as_before(tmp_path: Path) -
     with open_image(f"docker-archive:{src}", want=keep_all) as img:
         before = facts_of_source(analyze(img))
         paths = [e.path for e in img.tree]
-        whole = write_image(img.tree, paths, img.store, img.config, img.id, tmp_path / "a")
+        whole = _write(img, paths, tmp_path / "a")
         # only the hardlink's name kept: the writer writes it as the file itself
-        one = write_image(
-            img.tree,
-            ["/usr", "/usr/bin", "/usr/bin/perl5.36.0"],
-            img.store,
-            img.config,
-            img.id,
-            tmp_path / "b",
-            generated=[generated],
-        )
+        one = _write(img, ["/usr", "/usr/bin", "/usr/bin/perl5.36.0"], tmp_path / "b", [generated])
     after = facts_of_written(whole.archive, 123)
     assert (after.files, after.elf_files) == (before.files, before.elf_files) == (5, 3)
     assert after.size_bytes == 123  # the engine's size, as given

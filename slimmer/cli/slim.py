@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import click
 from slimmer.cli.console import console
 from slimmer.cli.params import SIZE, format_option
 from slimmer.cli.progress import stages
+from slimmer.context.run import ContextArgs, RunContext, context_of
 from slimmer.plan.planner import UserRules
 from slimmer.report.common import dump_json, write_json
 from slimmer.trace.probes import DEFAULT_TIMEOUT, collect_probes
@@ -86,6 +88,102 @@ def limit_options(fn: Any) -> Any:
     ):
         fn = opt(fn)
     return fn
+
+
+def context_options(fn: Any) -> Any:
+    """The run context `slim IMAGE` and `slim profile` share (see `run_context`): it
+    configures every container slimmer runs, never the output image."""
+    many: dict[str, Any] = {"multiple": True}
+    for opt in reversed(
+        [
+            click.option(
+                "--env", "-e", "env", **many, metavar="K=V|K",
+                help="Set K in the app's environment for the runs (K alone: slimmer's "
+                "own value of K). The output's Env stays the input's; reports show the "
+                "key, never the value (repeatable).",
+            ),
+            click.option(
+                "--env-file", "env_files", **many, metavar="FILE",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Read K=V lines for the runs, in docker's env-file format (repeatable).",
+            ),
+            click.option(
+                "--secret", "secrets", **many, metavar="FILE[:TARGET]",
+                help="Deliver FILE (on this machine) into the runs' containers at TARGET "
+                "[default: /run/secrets/NAME] through the engine API, as a compose secret "
+                "(works with a remote engine). Never kept, never shown (repeatable).",
+            ),
+            click.option(
+                "--volume", "-v", "volumes", **many, metavar="SRC:DST[:ro]",
+                help="Mount a volume for the runs: SRC is a named volume, or an absolute "
+                "path on the engine's host (not necessarily this machine), as with docker "
+                "run. What the app opens there is never kept (repeatable).",
+            ),
+            click.option(
+                "--mount", "mounts", **many, metavar="SPEC",
+                help="Mount for the runs in the engine's syntax: "
+                "type=bind|volume|tmpfs,source=S,target=T[,readonly] (repeatable).",
+            ),
+            click.option(
+                "--tmpfs", **many, metavar="DST[:OPTS]",
+                help="Mount a tmpfs at DST for the runs (repeatable).",
+            ),
+            click.option(
+                "--network", "networks", **many, metavar="NAME",
+                help="Join this engine network for the runs (repeatable).",
+            ),
+            click.option(
+                "--add-host", "add_hosts", **many, metavar="NAME:IP",
+                help="Add NAME to the runs' /etc/hosts (repeatable).",
+            ),
+            click.option(
+                "--entrypoint", metavar="CMD",
+                help="Run this entrypoint instead of the image's (the output keeps the "
+                "image's); a JSON array or shell words.",
+            ),
+            click.option(
+                "--cmd", metavar="CMD",
+                help="Run this command instead of the image's (the output keeps the "
+                "image's); a JSON array or shell words.",
+            ),
+            click.option(
+                "--workdir", metavar="DIR", help="Run in DIR instead of the image's WorkingDir."
+            ),
+            click.option(
+                "--run-user", metavar="USER[:GROUP]",
+                help="Run as this user instead of the image's User (the output's user is "
+                "--user's).",
+            ),
+            click.option(
+                "--port", "ports", **many, metavar="PORT",
+                help="Also publish this container TCP port (on 127.0.0.1) and, without "
+                "probes, probe it (repeatable).",
+            ),
+        ]
+    ):  # fmt: skip
+        fn = opt(fn)
+    return fn
+
+
+def run_context(run: dict[str, Any]) -> RunContext:
+    """The `RunContext` of the `context_options` among a command's keyword arguments
+    (taken out of `run`); a malformed value is a usage error (exit 2) naming it."""
+    args = ContextArgs(
+        env=run.pop("env"),
+        env_files=run.pop("env_files"),
+        secrets=run.pop("secrets"),
+        volumes=run.pop("volumes"),
+        mounts=run.pop("mounts"),
+        tmpfs=run.pop("tmpfs"),
+        networks=run.pop("networks"),
+        add_hosts=run.pop("add_hosts"),
+        entrypoint=run.pop("entrypoint"),
+        cmd=run.pop("cmd"),
+        workdir=run.pop("workdir"),
+        run_user=run.pop("run_user"),
+        ports=run.pop("ports"),
+    )
+    return context_of(args, os.environ)
 
 
 def limits_of(memory: int, cpus: float | None) -> Limits:
@@ -165,6 +263,7 @@ def limits_of(memory: int, cpus: float | None) -> Limits:
     help="Keep images read here, by image ID, for the next run [env SLIMMER_CACHE_DIR].",
 )
 @limit_options
+@context_options
 def slim_command(
     image: str,
     output: str,
@@ -190,8 +289,13 @@ def slim_command(
     cache_dir: Path | None,
     memory: int,
     cpus: float | None,
+    **run: Any,
 ) -> None:
-    """Make IMAGE small: profile, resolve, rewrite, verify, tag OUTPUT."""
+    """Make IMAGE small: profile, resolve, rewrite, verify, tag OUTPUT.
+
+    The run options (--env, --env-file, --volume, --network, ...) give the app the
+    context it needs to start, for every run; the output image's config stays the
+    input's, and no value given for the run is written into it or its reports."""
     from slimmer import api
     from slimmer.pipeline.slim import SlimOptions
     from slimmer.report import slim_view
@@ -214,6 +318,7 @@ def slim_command(
         dockerfile=dockerfile,
         cache_dir=cache_dir,
         limits=limits_of(memory, cpus),
+        context=run_context(run),
     )
     err = console(stderr=True)
     if no_verify:
@@ -274,6 +379,7 @@ def _utf8(text: str) -> str:
 @click.argument("image")
 @probe_options
 @limit_options
+@context_options
 @format_option(
     ("text", "json"), "text, or json (slimmer.profile/v1, the whole trace).", json_alias=True
 )
@@ -288,6 +394,7 @@ def profile_command(
     memory: int,
     cpus: float | None,
     fmt: str,
+    **run: Any,
 ) -> None:
     """Run IMAGE under the tracer with probes; show what it touched.
 
@@ -298,8 +405,11 @@ def profile_command(
     probes, limit = collect_probes(
         probe_file, probe_http, probe_tcp, probe_exec, probe_cmd, timeout
     )
+    context = run_context(run)
     with stages(console(stderr=True), "profile") as progress:
-        prof = api.profile_image(image, probes, limit, progress, limits=limits_of(memory, cpus))
+        prof = api.profile_image(
+            image, probes, limit, progress, limits=limits_of(memory, cpus), context=context
+        )
     if fmt == "json":
         click.echo(dump_json(profile_view.to_json(prof)), nl=False)
     else:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
+from slimmer.context.run import RunContext
 from slimmer.elf import loader
 from slimmer.errors import DiskFull, EngineGone
 from slimmer.model import Progress, Transfer, TreeView
@@ -103,6 +104,22 @@ def traced_paths(prof: TracedRun) -> list[TracedPath]:
                 if name.startswith("/"):
                     out.append(TracedPath(name, e.kind, exe))
     return out
+
+
+def outside_context(
+    paths: Sequence[TracedPath], ctx: RunContext
+) -> tuple[list[TracedPath], tuple[str, ...]]:
+    """`paths` without those the run's context provides (under a mount target, or a
+    delivered file): what was mounted is the context's, never a file to keep from the
+    image. Also the sorted paths so left out, for the report."""
+    kept: list[TracedPath] = []
+    mounted: set[str] = set()
+    for p in paths:
+        if ctx.covers(p.path) is None:
+            kept.append(p)
+        else:
+            mounted.add(p.path)
+    return kept, tuple(sorted(mounted))
 
 
 def _creates(kind: str, flags: str) -> bool:

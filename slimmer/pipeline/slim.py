@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from slimmer.analyse.inspect import analyze
+from slimmer.context.run import NO_CONTEXT, RunContext
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ProfileError, SlimError, UsageError
 from slimmer.findings.compare import FindingsDelta
@@ -35,7 +36,7 @@ from slimmer.pipeline.base import (
 )
 from slimmer.pipeline.compression import CompressedSize
 from slimmer.pipeline.findings import findings_delta, opened_paths
-from slimmer.pipeline.inputs import Clock, ElfClosure, traced_paths
+from slimmer.pipeline.inputs import Clock, ElfClosure, outside_context, traced_paths
 from slimmer.pipeline.preflight import check_runnable
 from slimmer.pipeline.rebuild import DockerfileResult, Rebuild, build_dockerfile
 from slimmer.pipeline.source import Source, read_archive_image, read_engine_image
@@ -47,7 +48,7 @@ from slimmer.plan.onbase import AppLayer, app_layer
 from slimmer.plan.owners import owners_for, parse_user, user_field, with_owners, written_paths
 from slimmer.plan.planner import TracedPath, UserRules, kept_bytes, plan
 from slimmer.trace.probes import ProbeResult, ProbeSpec
-from slimmer.trace.profiler import Limits, TracedRun, profile
+from slimmer.trace.profiler import CONTEXT_HINT, Limits, TracedRun, died_at_start, profile
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class SlimOptions:
     user: str | None = None  # --user: nonroot, UID[:GID] or a name (plan.owners)
     dockerfile: Path | None = None  # --dockerfile: also write, build and verify one
     limits: Limits = Limits()  # --memory/--cpus of the profiling and verifying containers
+    # --env, --volume, --network...: the context of every run (profiling, verifying,
+    # diagnosing, the Dockerfile check); never the output's config
+    context: RunContext = NO_CONTEXT
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,9 @@ class SlimResult:
     peaks: tuple[tuple[str, int], ...] = ()  # phase -> peak RSS bytes when it ended
     options: SlimOptions | None = None
     findings: FindingsDelta | None = None  # `slim lint` of the input and of the result
+    # paths the traced app opened that its context provides (a mount, a delivered
+    # file): left out of the plan, never kept from the image
+    mounted: tuple[str, ...] = ()
 
     @property
     def reduction(self) -> float:
@@ -162,6 +169,7 @@ class Tracer(Protocol):
         traced: bool = ...,
         progress: Progress = ...,
         limits: Limits = ...,
+        context: RunContext = ...,
     ) -> TracedRun: ...
 
 
@@ -230,14 +238,18 @@ class _Session:
                 opts.timeout,
                 progress=self.clock.sub("profiling"),
                 limits=opts.limits,
+                context=opts.context,
             )
         failed = [r for r in prof.results if not r.ok]
         if failed:
+            hint = f"; {CONTEXT_HINT}" if died_at_start(failed[0].error) else ""
             raise ProfileError(
-                f"probing the original image: {failed[0].probe.label} failed ({failed[0].error})"
+                f"probing the original image: {failed[0].probe.label} failed "
+                f"({failed[0].error}){hint}"
             )
         self.owners = self._owners(src, prof)
-        keep, rounds, slim_results, refused = self._rounds(src, prof)
+        traced, mounted = outside_context(traced_paths(prof), opts.context)
+        keep, rounds, slim_results, refused = self._rounds(src, prof, traced)
         image_id, verified = rounds[-1].image_id, None
         if opts.verify:
             verified = not rounds[-1].diffs
@@ -281,6 +293,7 @@ class _Session:
             peaks=tuple(self.clock.peaks),
             options=opts,
             findings=findings,
+            mounted=mounted,
         )
 
     def _compressed_before(self, image_id: str) -> int | None:
@@ -303,12 +316,11 @@ class _Session:
         return summarize(src.tree, keep, before, after)
 
     def _rounds(
-        self, src: Image, prof: TracedRun
+        self, src: Image, prof: TracedRun, traced: list[TracedPath]
     ) -> tuple[KeepSet, list[Round], tuple[ProbeResult, ...], tuple[str, ...]]:
         """Plan, write and verify until the probes agree or nothing more can be added:
         (the last keep set, the rounds, the last probe results, what the kernel refused)."""
         opts = self.opts
-        traced = traced_paths(prof)
         extra: list[MissingPath] = []
         rounds: list[Round] = []
         slim_results: tuple[ProbeResult, ...] = ()
@@ -335,7 +347,8 @@ class _Session:
             if diffs and number < opts.max_rounds:
                 with self.clock.phase("diagnosing"):
                     diag = self._run(image_id, prof, traced=True, phase="diagnosing")
-                    added = missing_paths(diag.traces, src.tree, keep.paths())
+                    found = missing_paths(diag.traces, src.tree, keep.paths())
+                    added = tuple(m for m in found if opts.context.covers(m.path) is None)
                     refused = denied(diag.traces) if opts.user else ()
             rounds.append(Round(number, image_id, files, diffs, added))
             if not diffs or not added:
@@ -354,6 +367,7 @@ class _Session:
             traced=traced,
             progress=self.clock.sub(phase),
             limits=self.opts.limits,
+            context=self.opts.context,
         )
 
     def _rebuild(self, prof: TracedRun) -> Rebuild:
@@ -383,7 +397,8 @@ class _Session:
         events = (
             (e.kind, e.path, e.flags, e.existed) for trace in prof.traces for e in trace.events
         )
-        return owners_for(src.tree, written_paths(events), ids)
+        written = [p for p in written_paths(events) if self.opts.context.covers(p) is None]
+        return owners_for(src.tree, written, ids)
 
     def _prepare_base(self, src: Image, keep: KeepSet) -> PreparedBase:
         app = elf_versions(src.tree, (src.tree.resolve(p).path for p in keep.paths()))

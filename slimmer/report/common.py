@@ -62,3 +62,39 @@ def facts_rows(doc: Mapping[str, Any]) -> list[tuple[str, Cell, Cell]]:
         ("package managers", tuple(b["package_managers"]), tuple(a["package_managers"])),
         ("setuid files", tuple(b["setuid"]), tuple(a["setuid"])),
     ]
+
+
+def context_rows(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The `context` of a slim report as (what, detail) rows for every face: env keys
+    (their values masked in the document itself), mounts, delivered files, networks,
+    overrides, and the paths the app opened there (left out of the image)."""
+    ctx = doc.get("context")
+    if not ctx:
+        return []
+    rows: list[tuple[str, str]] = []
+    if ctx["env"]:
+        rows.append(("env", ", ".join(f"{k}={v}" for k, v in sorted(ctx["env"].items()))))
+    for m in ctx["mounts"]:
+        source = f"{m['source']} -> " if m.get("source") else ""
+        ro = " (read-only)" if m.get("read_only") else ""
+        rows.append((f"{m['kind']} mount", f"{source}{m['target']}{ro}"))
+    for f in ctx["files"]:
+        rows.append(("file", f"{f['target']} ({f['bytes']} bytes, mode {f['mode']}, delivered)"))
+    for n in ctx["networks"]:
+        aliases = f" as {', '.join(n['aliases'])}" if n["aliases"] else ""
+        rows.append(("network", f"{n['name']}{aliases}"))
+    if ctx["extra_hosts"]:
+        rows.append(("extra hosts", ", ".join(ctx["extra_hosts"])))
+    for key in ("entrypoint", "cmd"):
+        if key in ctx:
+            rows.append((key, json.dumps(ctx[key])))
+    for key, label in (("workdir", "workdir"), ("run_user", "run as"), ("ports", "ports")):
+        if key in ctx:
+            rows.append((label, str(ctx[key])))
+    mounted = ctx.get("mounted_paths") or []
+    if mounted:
+        shown = ", ".join(mounted[:5]) + (
+            f" and {len(mounted) - 5} more" if len(mounted) > 5 else ""
+        )
+        rows.append(("not kept", f"{len(mounted)} opened path(s) the context provides: {shown}"))
+    return rows

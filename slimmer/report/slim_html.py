@@ -16,7 +16,7 @@ from typing import Any
 
 import squarify
 
-from slimmer.report.common import Cell, facts_rows, human_bytes
+from slimmer.report.common import Cell, context_rows, facts_rows, human_bytes
 
 W, H = 560, 360
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
@@ -45,6 +45,7 @@ def render(doc: Mapping[str, Any]) -> str:
             ),  # fmt: skip
             "</section>",
             _legend(colours, doc["bytes_by_reason"]),
+            _context(doc),
             "<h2>Probes</h2>",
             _probes(doc),
             _findings(doc),
@@ -174,6 +175,13 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[tuple[str, object]]], ti
     )
     head_row = f"<thead><tr>{th}</tr></thead>"
     return f'<table class="sortable" id="{tid}">{head_row}<tbody>{trs}</tbody></table>'
+
+
+def _context(doc: Mapping[str, Any]) -> str:
+    rows = [[(what, what), (detail, detail)] for what, detail in context_rows(doc)]
+    if not rows:
+        return ""
+    return "<h2>Run context</h2>" + _table(("what", "detail"), rows, "context")
 
 
 def _probes(doc: Mapping[str, Any]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from slimmer.report.common import facts_rows, human_bytes
+from slimmer.report.common import context_rows, facts_rows, human_bytes
 
 LIMIT = 50  # rows per list: the whole report stays far below GitHub's 1 MiB
 
@@ -18,6 +18,7 @@ def render(doc: Mapping[str, Any]) -> str:
         _verdict(doc),
         _before_after(doc),
         _base(doc),
+        _context(doc),
         _probes(doc),
         _findings(doc),
         _reasons(doc),
@@ -39,6 +40,15 @@ def _verdict(doc: Mapping[str, Any]) -> str:
         f"### {icon} slim `{src['ref']}` → `{res['ref']}`: verification {status}\n\n"
         f"{human_bytes(src['size_bytes'])} → **{human_bytes(res['size_bytes'])}** "
         f"({res['reduction']}x smaller), {tagged}; slimmer {doc['slimmer_version']}."
+    )
+
+
+def _context(doc: Mapping[str, Any]) -> str:
+    rows = context_rows(doc)
+    if not rows:
+        return ""
+    return "#### Run context (for the runs only; values never shown)\n\n" + _table(
+        ("what", "detail"), rows
     )
 
 

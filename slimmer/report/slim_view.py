@@ -13,7 +13,7 @@ from slimmer import __version__
 from slimmer.pipeline.slim import SlimResult
 from slimmer.pipeline.summary import ImageFacts
 from slimmer.plan.keep import KeepSet, Reason
-from slimmer.report.common import human_bytes
+from slimmer.report.common import context_rows, human_bytes
 from slimmer.report.lint_view import delta_to_json
 from slimmer.trace.probes import ProbeResult
 
@@ -66,7 +66,17 @@ def to_json(r: SlimResult) -> dict[str, Any]:
         **_summary_json(r),
         "options": _options_json(r),
         "findings": delta_to_json(r.findings) if r.findings is not None else None,
+        **_context_json(r),
     }
+
+
+def _context_json(r: SlimResult) -> dict[str, Any]:
+    """`context`, only when the run was given one: keys, targets and names, never a
+    value (`RunContext.describe`), and the opened paths it provided."""
+    o = r.options
+    if o is None or o.context.empty:
+        return {}
+    return {"context": {**o.context.describe(), "mounted_paths": list(r.mounted)}}
 
 
 def _phases(r: SlimResult) -> list[dict[str, Any]]:
@@ -259,6 +269,8 @@ def render(doc: Mapping[str, Any], report: str | None = None) -> RenderableType:
         t.add_row("Compressed", f"{human_bytes(gz_before)} -> {human_bytes(gz_after)} (gzip)")
     t.add_row("Files", f"{src['files']:,} -> {res['files']:,} regular files")
     _rows_base(t, doc)
+    for what, detail in context_rows(doc):
+        t.add_row(f"Context: {what}", Text(detail))
     rounds = f" after {len(v['rounds'])} rounds" if len(v["rounds"]) > 1 else ""
     t.add_row("Verification", f"{status}{rounds}")
     t.add_row("Time", ", ".join(f"{n} {s:.1f}s" for n, s in _merged(doc["phases"])))

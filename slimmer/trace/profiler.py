@@ -3,6 +3,11 @@
 One container per run: the image's own entrypoint and cmd become the argv of
 the bundled strace (the sensor), with the image's Env, User and WorkingDir
 left as the engine sets them. Exposed ports are published on 127.0.0.1 only.
+The run context (`slimmer.context`) is applied to every container: its env
+merged over the image's by the engine, its mounts, tmpfs, networks (with
+aliases) and extra hosts, its entrypoint/cmd/workdir/user overrides, and its
+files put into the container through the engine API before it starts. An error
+that quotes the app's output has the context's values masked.
 `exec` probes and the HEALTHCHECK are run under the sensor too, each with a
 trace file of its own. After the probes the app itself gets the image's
 StopSignal (strace, as PID 1, would ignore it), a grace period, then SIGKILL,
@@ -20,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from slimmer.context.run import NO_CONTEXT, RunContext, files_archive, run_config
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ProfileError, SlimError
 from slimmer.model import ImageConfig, Progress
@@ -107,19 +113,29 @@ def profile(
     traced: bool = True,
     progress: Progress = lambda _: None,
     limits: Limits = Limits(),
+    context: RunContext = NO_CONTEXT,
 ) -> TracedRun:
     """Run `image` with `probes` (the defaults when empty); traced unless told not to,
-    each container under `limits`.
+    each container under `limits`, in `context` (its overrides applied to `config`
+    for the run only).
 
     `progress` is told each stage as it starts: "bundling", "creating",
     "starting", "probing", "stopping", "reading the trace".
     """
+    config = run_config(config, context)
     bundle = None
     if traced:
         progress("bundling")
         bundle = build_bundle()
         check_image(bundle, config)
-    return _Runner(engine, image, config, bundle, timeout, progress, limits).run(tuple(probes))
+    runner = _Runner(engine, image, config, bundle, timeout, progress, limits, context)
+    try:
+        return runner.run(tuple(probes))
+    except ProfileError as exc:  # the app's last output may print what it was given
+        masked = context.redact(exc.message)
+        if masked == exc.message:
+            raise
+        raise ProfileError(masked) from None
 
 
 @dataclass
@@ -131,6 +147,7 @@ class _Runner:
     timeout: float
     progress: Progress
     limits: Limits
+    context: RunContext = NO_CONTEXT
 
     def run(self, probes: tuple[pr.ProbeSpec, ...]) -> TracedRun:
         runs: list[Run] = []
@@ -145,13 +162,16 @@ class _Runner:
                 run, res = self._override_run(p)
                 runs.append(run)
                 results.append(res)
-        return TracedRun(self.image, tuple(runs), tuple(results), tuple(r.probe for r in results))
+        masked = tuple(_masked(r, self.context) for r in results)
+        return TracedRun(self.image, tuple(runs), masked, tuple(r.probe for r in results))
 
     def _main_run(self, probes: list[pr.ProbeSpec]) -> tuple[list[Run], list[pr.ProbeResult]]:
         exposed = sorted(
-            int(k.split("/")[0])
-            for k in self.config.exposed_ports
-            if k.endswith("/tcp") or "/" not in k
+            {
+                int(k.split("/")[0])
+                for k in self.config.exposed_ports
+                if k.endswith("/tcp") or "/" not in k
+            }.union(self.context.ports)
         )
         ports = set(exposed).union(*(p.ports_used() for p in probes))
         start = time.monotonic()
@@ -201,7 +221,8 @@ class _Runner:
         cmd = p.cmd if (p.cmd or p.entrypoint is not None) else self.config.cmd
         kwargs = self._argv(entrypoint, cmd)
         if p.env:
-            kwargs["environment"] = [f"{k}={v}" for k, v in p.env]
+            env = dict(self.context.env) | dict(p.env)  # the probe's own env wins
+            kwargs["environment"] = [f"{k}={v}" for k, v in env.items()]
         start = time.monotonic()
         with self._container(set(), **kwargs) as (ctr, _):
             self.progress("probing")
@@ -240,13 +261,17 @@ class _Runner:
             ports=wanted,
             healthcheck={"test": ["NONE"]},
             host_config=engine.host_config(
-                port_bindings={p: (pr.HOST,) for p in wanted}, **self.limits.host_settings()
+                port_bindings={p: (pr.HOST,) for p in wanted},
+                **self.limits.host_settings(),
+                **context_host_settings(self.context),
             ),
-            **kwargs,
+            **{**context_create_settings(self.context), **kwargs},
         )
         try:
             if self.bundle is not None:
                 engine.put_archive(ctr, "/", self.bundle.data)
+            if self.context.files:
+                engine.put_archive(ctr, "/", files_archive(self.context.files))
             self.progress("starting")
             engine.start(ctr)
             yield ctr, engine.published_ports(ctr, wanted)
@@ -287,6 +312,59 @@ class _Runner:
         return _read_trace(self.engine, ctr, path, self.config)
 
 
+CONTEXT_HINT = (
+    "if it needs its environment, secrets or services to start, give them "
+    "(--env, --env-file, --volume, --network or --compose)"
+)
+
+
+def died_at_start(error: str) -> bool:
+    """Whether a probe's error says the container ended (see `proberun.ended`)."""
+    return "container exited with code" in error or "container was killed" in error
+
+
+def _masked(r: pr.ProbeResult, ctx: RunContext) -> pr.ProbeResult:
+    """`r` with the context's values masked in its error and output, alike in every
+    run (so comparing the original's results with the slim image's still holds)."""
+    if ctx.empty:
+        return r
+    return replace(r, error=ctx.redact(r.error), output=ctx.redact_bytes(r.output))
+
+
+def context_host_settings(ctx: RunContext) -> dict[str, Any]:
+    """The host settings of `ctx`: mounts, tmpfs, extra hosts and the first network."""
+    out: dict[str, Any] = {}
+    mounts = [
+        {"Type": m.kind, "Target": m.target, "Source": m.source or None, "ReadOnly": m.read_only}
+        for m in ctx.mounts
+        if m.kind != "tmpfs"
+    ]
+    if mounts:
+        out["mounts"] = mounts
+    tmpfs = {m.target: m.options for m in ctx.mounts if m.kind == "tmpfs"}
+    if tmpfs:
+        out["tmpfs"] = tmpfs
+    if ctx.extra_hosts:
+        out["extra_hosts"] = [f"{name}:{ip}" for name, ip in ctx.extra_hosts]
+    if ctx.networks:
+        out["network_mode"] = ctx.networks[0].name
+    return out
+
+
+def context_create_settings(ctx: RunContext) -> dict[str, Any]:
+    """The create settings of `ctx`: env, networks, working directory and user."""
+    out: dict[str, Any] = {}
+    if ctx.env:
+        out["environment"] = ctx.environment()
+    if ctx.networks:
+        out["networks"] = [(n.name, n.aliases) for n in ctx.networks]
+    if ctx.workdir is not None:
+        out["working_dir"] = ctx.workdir
+    if ctx.run_user is not None:
+        out["user"] = ctx.run_user
+    return out
+
+
 def _default_probes(
     engine: ContainerEngine, ctr: str, published: pr.Ports, exposed: list[int], timeout: float
 ) -> list[pr.ProbeSpec]:
@@ -301,7 +379,9 @@ def _default_probes(
         if not ready.ok:
             gone = prun.container_gone(engine, ctr)
             if gone:
-                raise ProfileError(f"probing port {port}: the app stopped before answering: {gone}")
+                raise ProfileError(
+                    f"probing port {port}: the app stopped before answering: {gone}; {CONTEXT_HINT}"
+                )
             raise ProfileError(
                 f"probing port {port}: never answered within {timeout:.0f}s ({ready.error})"
             )
