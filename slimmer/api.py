@@ -116,7 +116,7 @@ def version_info() -> tuple[str, str]:
         return __version__, f"engine: {exc.message}"
     try:
         server, api_version = engine.versions()
-        return __version__, f"engine: Docker {server}, API {api_version}"
+        return __version__, f"engine: {server}, API {api_version}"
     finally:
         engine.close()
 
