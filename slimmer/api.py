@@ -117,7 +117,7 @@ def version_info() -> tuple[str, str]:
         return __version__, f"engine: {exc.message}"
     with engine:
         server, api_version = engine.versions()
-        return __version__, f"engine: Docker {server}, API {api_version}"
+        return __version__, f"engine: {server}, API {api_version}"
 
 
 def cleanup(dry_run: bool = False) -> list[Leftover]:

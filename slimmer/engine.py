@@ -15,6 +15,8 @@ import tarfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,11 +25,14 @@ import docker.errors
 import requests.exceptions
 
 from slimmer.engine_api import ContainerEngine, ImageInfo, Leftover
-from slimmer.errors import DiskFull, EngineError, EngineGone, ImageNotFound
+from slimmer.errors import DiskFull, EngineError, EngineGone, ImageNotFound, SlimError
 from slimmer.model import MANAGED_LABEL, SOURCE_LABEL
 
 LABEL = MANAGED_LABEL
 CHUNK = 1 << 20
+# On every image one `build` makes, its own value: what the build left behind (a
+# builder's intermediate stage images) is found by it and removed.
+BUILD_LABEL = "io.slimmer.build"
 
 
 # What the engine, the SDK or the transport raise when the engine fails. Anything
@@ -114,11 +119,16 @@ class Engine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def versions(self) -> tuple[str, str]:
-        """(engine version, API version in use) as the engine reports them."""
+    @cached_property
+    def dialect(self) -> Dialect:
+        """Which engine serves the Docker API here, and its naming rule."""
         with _calling("asking the engine for its version"):
-            info = self._api.version()
-        return str(info.get("Version", "?")), str(self._api.api_version)
+            return dialect_of(self._api.version())
+
+    def versions(self) -> tuple[str, str]:
+        """(engine name and version, e.g. "Podman 4.3.1"; API version in use)."""
+        d = self.dialect
+        return f"{d.name} {d.version}", str(self._api.api_version)
 
     def platform(self) -> tuple[str, str]:
         """(OS, architecture) the engine runs containers for (`linux`, `amd64`)."""
@@ -181,7 +191,10 @@ class Engine:
             return out
 
     def tag_image(self, image_id: str, ref: str) -> None:
-        repo, tag = split_tag(ref)
+        """Tag `image_id` as `ref`, a short name qualified as the engine's own CLI
+        qualifies it (`qualify`): Podman's `podman tag` stores `team/api:slim` as
+        `localhost/team/api:slim`, which `podman run team/api:slim` finds first."""
+        repo, tag = split_tag(qualify(ref, self.dialect.local_domain))
         with _calling(f"tagging {image_id[:19]} as {ref!r}"):
             self._api.tag(image_id, repo, tag or "latest")
 
@@ -191,7 +204,7 @@ class Engine:
 
     def import_rootfs(self, tar_path: Path, tag: str, changes: list[str] | None = None) -> str:
         """Import a root filesystem tarball as a one-layer image (`docker import`)."""
-        repo, t = split_tag(tag)
+        repo, t = split_tag(qualify(tag, self.dialect.local_domain))
         with _calling(f"importing {tar_path} as {tag!r}"):
             with open(tar_path, "rb") as fh:
                 self._api.import_image_from_data(
@@ -208,13 +221,38 @@ class Engine:
         buildargs: Mapping[str, str] | None = None,
         log: IO[str] | None = None,
     ) -> str:
-        """Build `context/Dockerfile` as `tag`; stream the build log into `log`."""
+        """Build `context/Dockerfile` as `tag`; stream the build log into `log`.
+
+        Every image the build makes carries `BUILD_LABEL` with this build's own token.
+        A builder that keeps intermediate stages as untagged images (Podman's buildah
+        keeps the `FROM ... AS app` stage, labelled like the result) leaves them found
+        by it; they are removed here, and so is everything a build that failed or was
+        interrupted made. The built image itself is the caller's."""
+        token = secrets.token_hex(8)
+        all_labels = {**(labels or {}), BUILD_LABEL: token}
+        try:
+            built = self._build(context, tag, all_labels, buildargs or {}, log)
+        except BaseException:
+            with suppress(SlimError):  # the build's own failure is the one to report
+                self._remove_built(token, keep="")
+            raise
+        self._remove_built(token, keep=built)
+        return built
+
+    def _build(
+        self,
+        context: Path,
+        tag: str,
+        labels: Mapping[str, str],
+        buildargs: Mapping[str, str],
+        log: IO[str] | None,
+    ) -> str:
         with _calling(f"building {tag!r} from {context}"):
             stream = self._api.build(
                 path=str(context),
                 tag=tag,
-                labels=dict(labels or {}),
-                buildargs=dict(buildargs or {}),
+                labels=dict(labels),
+                buildargs=dict(buildargs),
                 rm=True,
                 forcerm=True,
                 decode=True,
@@ -233,6 +271,16 @@ class Engine:
                     if log is not None:
                         log.write(text)
         return self.inspect_image(tag).id
+
+    def _remove_built(self, token: str, keep: str) -> None:
+        """Remove every image the build `token` made except `keep` (its result)."""
+        with _calling("listing the images a build made"):
+            made = self._api.images(
+                all=True, quiet=True, filters={"label": f"{BUILD_LABEL}={token}"}
+            )
+        for image_id in made:
+            if _bare_id(str(image_id)) != _bare_id(keep):
+                self.remove_image(str(image_id), force=True)
 
     # -- containers ---------------------------------------------------------
     def create_container(self, image: str, **kwargs: Any) -> str:
@@ -400,6 +448,50 @@ class Engine:
                 self._api.remove_volume(item.id, force=True)
         else:
             self.remove_image(item.id, force=True)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Which engine serves the Docker API, and where its differences lie.
+
+    `local_domain` is the registry part the engine's own CLI puts before a short
+    name given to a local image: none for Docker (`docker tag` keeps `team/api`,
+    shown as given), `localhost` for Podman (`podman tag`, `podman build` and
+    `podman load` store `team/api` as `localhost/team/api`, while Podman's
+    Docker-compatible API alone would store it as `docker.io/team/api`)."""
+
+    name: str  # "Docker", "Podman"
+    version: str
+    local_domain: str = ""
+
+
+def dialect_of(version: Mapping[str, Any]) -> Dialect:
+    """The dialect of an engine from its `GET /version` answer. Its `Components`
+    name the engine: dockerd's is `Engine`, Podman's `Podman Engine`."""
+    for comp in version.get("Components") or ():
+        name = str(comp.get("Name", ""))
+        if name == "Engine" or name.endswith(" Engine"):
+            product = name.removesuffix("Engine").strip() or "Docker"
+            number = str(comp.get("Version") or version.get("Version") or "?")
+            return Dialect(product, number, "localhost" if product == "Podman" else "")
+    return Dialect("Docker", str(version.get("Version", "?")))
+
+
+def qualify(ref: str, local_domain: str) -> str:
+    """`ref` with `local_domain` before it when it names no registry. The first part
+    of a reference is a registry when it holds a `.` or a `:` or is `localhost`
+    (the rule of docker/distribution's `reference` package)."""
+    if not local_domain or ("/" in ref and _is_domain(ref.split("/", 1)[0])):
+        return ref
+    return f"{local_domain}/{ref}"
+
+
+def _is_domain(part: str) -> bool:
+    return "." in part or ":" in part or part == "localhost"
+
+
+def _bare_id(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")
 
 
 def split_tag(ref: str) -> tuple[str, str]:
