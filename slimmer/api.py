@@ -15,8 +15,8 @@ from typing import Any
 
 from slimmer import __version__
 from slimmer.analyse.check import (
+    BudgetFacts,
     CheckResult,
-    Facts,
     Status,
     evaluate,
     needs_compressed,
@@ -25,7 +25,7 @@ from slimmer.analyse.check import (
 )
 from slimmer.analyse.checkconfig import CheckSettings, build_rules, load_baseline, resolve
 from slimmer.analyse.diff import ImageDiff, diff_images
-from slimmer.analyse.inspect import Inspection, analyze, want_for_inspect
+from slimmer.analyse.inspect import Inspection, analyse, want_for_inspect
 from slimmer.analyse.slimreasons import load_slim_reasons
 from slimmer.bases.build import BaseImage, build_base, find_base
 from slimmer.bases.recipe import FLAVOURS, flavour
@@ -43,7 +43,7 @@ from slimmer.errors import (
 from slimmer.findings.checks import LARGE_BYTES
 from slimmer.findings.lint import finding_facts, want_for_lint
 from slimmer.findings.lint import lint_image as lint
-from slimmer.findings.model import FindingsReport, Severity
+from slimmer.findings.rules import FindingsReport, Severity
 from slimmer.image.archive import open_archive
 from slimmer.image.compressed import compressed_sizes
 from slimmer.image.filetree import WantContent, keep_all
@@ -55,7 +55,7 @@ from slimmer.pipeline.slim import SlimOptions, SlimResult, check_options, slim_i
 from slimmer.plan.profiles import profile_dirs, profiles_fn
 from slimmer.trace.events import Trace
 from slimmer.trace.probes import ProbeSpec
-from slimmer.trace.profiler import Limits, TracedRun, profile
+from slimmer.trace.tracer import Limits, TracedRun, run_traced
 
 
 def read_image(ref: str, want: WantContent) -> Image:
@@ -69,7 +69,7 @@ def read_image(ref: str, want: WantContent) -> Image:
 
 def inspect_image(ref: str) -> Inspection:
     with read_image(ref, want_for_inspect) as image:
-        return analyze(image)
+        return analyse(image)
 
 
 def lint_image(
@@ -149,14 +149,14 @@ def check_image(
     with _check_archive(parsed) as (archive_ref, image_id):
         linting = needs_findings(rules)
         with open_image(archive_ref, want=want_for_lint if linting else want_for_inspect) as image:
-            ins = replace(analyze(image), ref=str(parsed), id=image_id or image.id)
+            ins = replace(analyse(image), ref=str(parsed), id=image_id or image.id)
             paths = tuple(e.path for e in image.tree) if needs_paths(rules) else ()
             findings = finding_facts(lint(image)) if linting else None
         compressed = None
         if needs_compressed(rules):
             archive = open_archive(archive_ref.transport, Path(archive_ref.name))
             compressed = sum(compressed_sizes(archive))
-    return evaluate(rules, Facts(ins, compressed, baseline, paths, findings))
+    return evaluate(rules, BudgetFacts(ins, compressed, baseline, paths, findings))
 
 
 @contextmanager
@@ -182,7 +182,7 @@ def validate_image(ref: str) -> Validation:
     return replace(found, source=str(parsed))
 
 
-def profile_image(
+def trace_image(
     ref: str,
     probes: Sequence[ProbeSpec],
     timeout: float,
@@ -198,7 +198,7 @@ def profile_image(
     (exit 6) before any container exists (see slimmer.pipeline.preflight)."""
     parsed = parse_ref(ref)
     if parsed.transport != "engine":
-        raise UsageError(f"profiling {ref}: only engine images can be run (load it first)")
+        raise UsageError(f"tracing {ref}: only engine images can be run (load it first)")
     with Engine.connect() as engine:
         info = engine.inspect_image(parsed.name)
         config = ImageConfig(
@@ -206,7 +206,7 @@ def profile_image(
         )
         check_engine_image(engine, parsed, config, progress)
         limits = limits or Limits()
-        return profile(
+        return run_traced(
             engine,
             info.id,
             config,

@@ -100,7 +100,7 @@ class ElfError(SlimError):
     """An ELF file could not be parsed."""
 
 
-class ProfileError(SlimError):
+class TraceError(SlimError):
     """Running or probing the image under the tracer failed."""
 
 

@@ -19,8 +19,9 @@ import pytest
 from slimmer.analyse import check
 from slimmer.analyse.check import (
     Baseline,
+    BudgetFacts,
+    BudgetRule,
     CheckResult,
-    Facts,
     Forbid,
     MaxCompressedSize,
     MaxFiles,
@@ -30,7 +31,6 @@ from slimmer.analyse.check import (
     MaxSize,
     MaxWasted,
     MinEfficiency,
-    Rule,
     Status,
     Unit,
     evaluate,
@@ -95,8 +95,8 @@ PATHS = (
 )
 
 
-def facts(**changes: Any) -> Facts:
-    return Facts(
+def facts(**changes: Any) -> BudgetFacts:
+    return BudgetFacts(
         inspection(**changes),
         compressed_bytes=40_000_000,
         baseline=Baseline("base.json", "slimmer.inspect/v1", "app:0", 95_000_000),
@@ -107,7 +107,7 @@ def facts(**changes: Any) -> Facts:
 # Each case: a rule factory (threshold, warn) and thresholds that pass and that fail
 # on `facts()`; the first passing threshold equals the measured value (limits are
 # inclusive, as dive's).
-CASES: list[tuple[str, Callable[[Any, bool], Rule], list[Any], list[Any]]] = [
+CASES: list[tuple[str, Callable[[Any, bool], BudgetRule], list[Any], list[Any]]] = [
     ("max-size", MaxSize, [100_000_000, 200_000_000], [99_999_999, 0]),
     ("max-compressed-size", MaxCompressedSize, [40_000_000], [39_999_999]),
     ("max-layers", MaxLayers, [4, 10], [3, 0]),
@@ -151,7 +151,7 @@ CASES: list[tuple[str, Callable[[Any, bool], Rule], list[Any], list[Any]]] = [
 
 @pytest.mark.parametrize(("name", "make", "passing", "failing"), CASES, ids=[c[0] for c in CASES])
 def test_each_rule_passes_fails_and_warns(
-    name: str, make: Callable[[Any, bool], Rule], passing: list[Any], failing: list[Any]
+    name: str, make: Callable[[Any, bool], BudgetRule], passing: list[Any], failing: list[Any]
 ) -> None:
     for threshold in passing:
         for warn in (False, True):
@@ -247,7 +247,7 @@ def test_pattern_validation() -> None:
 
 
 def test_verdict() -> None:
-    rules: list[Rule] = [MaxSize(200_000_000), MaxLayers(2, warn=True)]
+    rules: list[BudgetRule] = [MaxSize(200_000_000), MaxLayers(2, warn=True)]
     warned = evaluate(rules, facts())
     assert warned.verdict is Status.WARN
     assert [r.status for r in warned.results] == [Status.PASS, Status.WARN]
@@ -280,9 +280,9 @@ def test_rules_that_need_more_facts() -> None:
     assert check.needs_paths([Forbid("*.pyc")])
     assert not check.needs_paths([Forbid("@shells"), MaxSize(1)])
     with pytest.raises(ValueError):
-        MaxCompressedSize(1).evaluate(Facts(inspection()))
+        MaxCompressedSize(1).evaluate(BudgetFacts(inspection()))
     with pytest.raises(ValueError):
-        MaxGrowth(Amount(bytes=1)).evaluate(Facts(inspection()))
+        MaxGrowth(Amount(bytes=1)).evaluate(BudgetFacts(inspection()))
 
 
 # -- the compressed size ------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from slimmer import api
-from slimmer.analyse.check import Facts, evaluate
+from slimmer.analyse.check import BudgetFacts, evaluate
 from slimmer.analyse.checkconfig import build_rules, with_flags
 from slimmer.analyse.inspect import Inspection
 from slimmer.analyse.sizes import Amount, parse_amount, parse_ratio
@@ -110,7 +110,7 @@ def slim_verdicts(ins: Inspection, t: Thresholds) -> dict[str, str]:
     ]
     for dive_rule, flags in runs:
         if dive_rule in t.dive():
-            (result,) = evaluate(build_rules(flags), Facts(ins)).results
+            (result,) = evaluate(build_rules(flags), BudgetFacts(ins)).results
             out[dive_rule] = str(result.status)
     return out
 

@@ -13,6 +13,7 @@ import pytest
 import xmlschema
 
 from slimmer.analyse.check import (
+    BudgetRule,
     CheckResult,
     Forbid,
     MaxCompressedSize,
@@ -23,7 +24,6 @@ from slimmer.analyse.check import (
     MaxSize,
     MaxWasted,
     MinEfficiency,
-    Rule,
     Status,
     evaluate,
 )
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 JSON_SCHEMA = json.loads((ROOT / "docs/schemas/check-v1.json").read_text())
 JUNIT = xmlschema.XMLSchema(str(ROOT / "tests/data/junit.xsd"))
 
-ALL_RULES: list[Rule] = [
+ALL_RULES: list[BudgetRule] = [
     MaxSize(80_000_000),
     MaxCompressedSize(50_000_000),
     MaxLayers(3, warn=True),
@@ -49,7 +49,7 @@ ALL_RULES: list[Rule] = [
 ]
 
 
-def result(rules: list[Rule] | None = None, **changes: object) -> CheckResult:
+def result(rules: list[BudgetRule] | None = None, **changes: object) -> CheckResult:
     return evaluate(ALL_RULES if rules is None else rules, facts(**changes))
 
 

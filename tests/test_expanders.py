@@ -9,10 +9,10 @@ import pytest
 
 from slimmer.image.paths import is_system_dir
 from slimmer.plan.expanders import EXPANDERS
-from slimmer.plan.expanders.pycodecs import computed_codec_lines
+from slimmer.plan.expanders.nginx_conf import directives, referenced_paths, tokens
+from slimmer.plan.expanders.python_codecs import computed_codec_lines
 from slimmer.plan.expanders.system import locale_names, nss_services, runs_as_program
-from slimmer.plan.keep import Addition, Generated, ProfileContext
-from slimmer.plan.nginxconf import directives, referenced_paths, tokens
+from slimmer.plan.keep import Addition, GeneratedFile, ProfileContext
 from slimmer.plan.pkgtrim import apk_records, dpkg_records, md5sums_paths, trim_dpkg
 from slimmer.plan.profiles import apply_profiles, load_profiles
 from tests.profile_kit import ELF, TRIPLET, Maker, context, d, debian_base, f, factory, ln
@@ -28,7 +28,7 @@ def make(tmp_path: Path) -> Iterator[Maker]:
 
 def expand(
     name: str, ctx: ProfileContext, profile: str = "glibc"
-) -> tuple[list[Addition], list[Generated]]:
+) -> tuple[list[Addition], list[GeneratedFile]]:
     return EXPANDERS[name](ctx, PROFILES[profile].name)
 
 

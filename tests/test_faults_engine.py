@@ -194,7 +194,7 @@ def private_engine(faultapp: bytes) -> Iterator[tuple[PrivateEngine, str, str]]:
 # (stage row, the stderr line that starts it, the stage the error must name)
 ENGINE_DEATHS = [
     ("reading", "slim: reading the image", "reading the image"),
-    ("profiling", "slim: profiling: probing", "profiling"),
+    ("tracing", "slim: tracing: probing", "tracing"),
     # writing talks to no engine: its death is noticed when the archive is loaded
     ("writing", "slim: writing", "loading"),
     ("loading", "slim: loading", "loading"),  # then: once the engine receives it
@@ -253,13 +253,13 @@ def test_engine_restarted_mid_run(
 ) -> None:
     private, tag, image_id = private_engine
     out = f"{OUT}/engine-restart:slim"
-    proc = _run_until(private.host, tag, out, "slim: profiling: probing", tmp_path / "cache")
+    proc = _run_until(private.host, tag, out, "slim: tracing: probing", tmp_path / "cache")
     private.kill()
     private.start()
     _, rest = proc.communicate(timeout=120)
     assert proc.returncode == 1, rest
     line = error_line(rest)
-    assert "profiling" in line or "probing" in line, line
+    assert "tracing" in line or "probing" in line, line
     _cleaned_up(private, tag, image_id, out)
 
 

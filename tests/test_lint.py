@@ -20,14 +20,14 @@ from slimmer.analyse.check import SEVERITIES, MaxFindings, Status, needs_finding
 from slimmer.analyse.checkconfig import CheckSettings, build_rules, resolve, with_flags
 from slimmer.errors import UsageError
 from slimmer.findings import checks, secrets
-from slimmer.findings.compare import compare
+from slimmer.findings.delta import compare_findings
 from slimmer.findings.lint import (
     check_ignores,
     finding_facts,
     lint_tree,
     want_for_lint,
 )
-from slimmer.findings.model import RULE_IDS, RULES, FindingsReport, Severity
+from slimmer.findings.rules import RULE_IDS, RULES, FindingsReport, Severity
 from slimmer.model import ImageConfig
 from slimmer.report import lint_view
 from slimmer.report.check_view import describe
@@ -266,7 +266,7 @@ def test_severities_parse_by_name() -> None:
 def test_compare_sorts_findings_into_fixed_still_and_new() -> None:
     before = _lint({"/bin/sh": File(b"sh", 0o755)}, {"User": "", "Env": [f"K={AWS_ID}"]})
     after = _lint({"/app/drop": Dir(0o777)}, {"User": "", "Env": [f"K={AWS_ID}"]})
-    delta = compare(before, after)
+    delta = compare_findings(before, after)
     assert {f.id for f in delta.fixed} == {"SLM-SHELL"}
     assert {f.id for f in delta.still} == {"SLM-USER-ROOT", "SLM-SECRET-ENV"}
     assert {f.id for f in delta.new} == {"SLM-WORLD-WRITABLE"}

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from slimmer.engine import Engine
-from slimmer.findings.model import RULE_IDS
+from slimmer.findings.rules import RULE_IDS
 from slimmer.trace.events import Event, Trace
 from tests.installed import run_slim
 from tests.test_lint import LINT_SCHEMA, load_sarif_schema

@@ -159,7 +159,7 @@ class Comparison:
         return self.ldd == self.ours and self.ldd_missing == self.our_missing
 
 
-def compare(
+def compare_with_ldd(
     tree: TreeView, result: Closure, path: str, ldd: LddResult, rtld: set[str]
 ) -> Comparison:
     """Real paths on both sides; a library given to ldd is run as a program,
@@ -249,7 +249,9 @@ def test_closure_matches_ldd(
         ldd = run_ldd(engine, tag, programs, workdir)
         rtld = {tree.resolve(p).path for p in ("/lib64/ld-linux-x86-64.so.2",)}
         failed = sorted(p for p in programs if ldd[p].failed)
-        compared = [compare(tree, result, p, ldd[p], rtld) for p in programs if not ldd[p].failed]
+        compared = [
+            compare_with_ldd(tree, result, p, ldd[p], rtld) for p in programs if not ldd[p].failed
+        ]
         wrong = [c for c in compared if not c.agrees and (name, c.path) not in LDD_IS_WRONG]
         record_property("compared", len(compared))
         print(

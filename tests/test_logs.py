@@ -16,7 +16,7 @@ from tests.synth import M, docker_archive, layer
 from tests.test_slim_report import result
 
 ROOT = Path(__file__).resolve().parent.parent
-PHASES = ("reading the image", "profiling", "planning", "writing", "loading", "verifying")
+PHASES = ("reading the image", "tracing", "planning", "writing", "loading", "verifying")
 
 
 def _slim(*args: str, columns: str | None = None) -> list[str]:

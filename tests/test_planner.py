@@ -8,7 +8,7 @@ from pathlib import Path
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import Image, open_image
 from slimmer.model import TreeView
-from slimmer.plan.keep import Addition, Generated, ProfileContext, Reason
+from slimmer.plan.keep import Addition, GeneratedFile, ProfileContext, Reason
 from slimmer.plan.planner import TracedPath, UserRules, plan
 from slimmer.plan.shellscan import command_words as shell_commands
 from tests.synth import M, docker_archive, layer
@@ -99,12 +99,12 @@ def test_traced_config_closure_and_reasons(tmp_path: Path) -> None:
 def test_profiles_iterate_and_user_rules(tmp_path: Path) -> None:
     calls = []
 
-    def profiles(ctx: ProfileContext) -> tuple[list[Addition], list[Generated]]:
+    def profiles(ctx: ProfileContext) -> tuple[list[Addition], list[GeneratedFile]]:
         calls.append(len(ctx.kept))
         adds = [Addition("/etc/app.conf", Reason("profile", "app config", "demo"))]
         if "/etc/app.conf" in ctx.kept:
             adds.append(Addition("/usr/bin/curl", Reason("profile", "needs curl", "demo")))
-        return adds, [Generated("/etc/generated", b"x", Reason("profile", "gen", "demo"))]
+        return adds, [GeneratedFile("/etc/generated", b"x", Reason("profile", "gen", "demo"))]
 
     with image(tmp_path) as img:
         keep = plan(

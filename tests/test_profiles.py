@@ -12,7 +12,7 @@ from slimmer.errors import UsageError
 from slimmer.image.filetree import FileTree, LayerChanges
 from slimmer.image.paths import PathIndex, compile_glob, expand
 from slimmer.model import EntryType, FileEntry, ImageConfig
-from slimmer.plan.keep import Addition, Generated, ProfileContext
+from slimmer.plan.keep import Addition, GeneratedFile, ProfileContext
 from slimmer.plan.profiles import (
     apply_profiles,
     detect,
@@ -36,7 +36,7 @@ def make(tmp_path: Path) -> Iterator[Maker]:
     yield from factory(tmp_path)
 
 
-def run(ctx: ProfileContext, name: str) -> tuple[list[Addition], list[Generated]]:
+def run(ctx: ProfileContext, name: str) -> tuple[list[Addition], list[GeneratedFile]]:
     return apply_profiles(PROFILES, ctx, only={name})
 
 

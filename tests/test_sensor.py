@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from slimmer.engine import LABEL, Engine
-from slimmer.errors import EngineError, ProfileError
+from slimmer.errors import EngineError, TraceError
 from slimmer.model import ImageConfig
 from slimmer.trace import sensor
 from slimmer.trace.events import STRACE_OPTIONS, parse
@@ -25,8 +25,8 @@ from slimmer.trace.sensor import (
     TRACE_PATH,
     Bundle,
     build_bundle,
-    check_image,
     make_bundle,
+    require_traceable,
     wrap_command,
 )
 from tests.needs import needs, require
@@ -56,7 +56,7 @@ def test_host_closure_is_what_ldd_finds() -> None:
 
 def test_no_strace_on_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    with pytest.raises(ProfileError, match="strace is not installed"):
+    with pytest.raises(TraceError, match="strace is not installed"):
         sensor.find_strace()
 
 
@@ -140,17 +140,17 @@ def test_wrap_command() -> None:
         "-v",
         "serve",
     ]
-    with pytest.raises(ProfileError, match="no entrypoint or command"):
+    with pytest.raises(TraceError, match="no entrypoint or command"):
         wrap_command(fake, [], [])
 
 
-def test_check_image() -> None:
+def test_require_traceable() -> None:
     fake = Bundle(b"", (), "amd64", "6.1", (STRACE,))
-    check_image(fake, ImageConfig({"architecture": "amd64", "os": "linux"}))
-    with pytest.raises(ProfileError, match="built for arm64"):
-        check_image(fake, ImageConfig({"architecture": "arm64", "os": "linux"}))
-    with pytest.raises(ProfileError, match="windows"):
-        check_image(fake, ImageConfig({"architecture": "amd64", "os": "windows"}))
+    require_traceable(fake, ImageConfig({"architecture": "amd64", "os": "linux"}))
+    with pytest.raises(TraceError, match="built for arm64"):
+        require_traceable(fake, ImageConfig({"architecture": "arm64", "os": "linux"}))
+    with pytest.raises(TraceError, match="windows"):
+        require_traceable(fake, ImageConfig({"architecture": "amd64", "os": "windows"}))
 
 
 # -- integration: a FROM-scratch image with one static program ---------------------
@@ -246,7 +246,7 @@ def test_traces_a_static_program_in_a_scratch_image(
 ) -> None:
     info = engine.inspect_image(static_image)
     config = ImageConfig({"config": info.config, "architecture": info.architecture, "os": info.os})
-    check_image(bundle, config)
+    require_traceable(bundle, config)
     argv = wrap_command(bundle, config.entrypoint, config.cmd)
     container = engine.create_container(
         static_image,

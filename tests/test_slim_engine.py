@@ -21,7 +21,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from slimmer.analyse.inspect import analyze, want_for_inspect
+from slimmer.analyse.inspect import analyse, want_for_inspect
 from slimmer.engine import Engine, saver
 from slimmer.image.reader import open_image
 from slimmer.report.common import human_bytes
@@ -130,7 +130,7 @@ def test_fixture_slims_verifies_and_survives_heldout(
     if name not in NOT_AN_APP:
         assert _heldout_failures(engine, name, item.output) == []
     with open_image(item.output, save=saver(engine), want=want_for_inspect) as img:
-        facts = analyze(img)
+        facts = analyse(img)
     # the report's "after" is `slim inspect OUT`: the image as written, not the keep set
     after = report["after"]
     seen = (facts.files, facts.elf_files, facts.symlinks, len(facts.layers), facts.size_bytes)

@@ -11,11 +11,11 @@ import pytest
 
 from slimmer import api
 from slimmer.errors import UsageError
-from slimmer.findings.compare import compare
-from slimmer.findings.model import RULES, Finding, FindingsReport
+from slimmer.findings.delta import compare_findings
+from slimmer.findings.rules import RULES, Finding, FindingsReport
 from slimmer.pipeline.slim import Round, SlimResult
 from slimmer.pipeline.verify import MissingPath, ProbeDiff
-from slimmer.plan.keep import Generated, KeepSet, Reason
+from slimmer.plan.keep import GeneratedFile, KeepSet, Reason
 from slimmer.report import slim_html, slim_md, slim_view
 from slimmer.report.common import dump_json
 from slimmer.trace.probes import Observation, ProbeResult, ProbeSpec
@@ -35,7 +35,7 @@ def result(verified: bool | None) -> SlimResult:
                 Reason("profile", "app dir", "app-dirs"),
             ),
         },
-        (Generated("/var/lib/dpkg/status", b"", Reason("profile", "trimmed", "dpkg")),),
+        (GeneratedFile("/var/lib/dpkg/status", b"", Reason("profile", "trimmed", "dpkg")),),
     )
     diff = ProbeDiff(
         "http GET /",
@@ -53,7 +53,7 @@ def result(verified: bool | None) -> SlimResult:
         after_bytes=100,
         before_files=10,
         after_files=2,
-        phases=(("profiling", 1.5), ("verifying", 0.5)),
+        phases=(("tracing", 1.5), ("verifying", 0.5)),
         rounds=(
             Round(
                 1,
@@ -121,7 +121,7 @@ def _with_findings() -> SlimResult:
     env = Finding(rules["SLM-SECRET-ENV"], "config.Env.API_TOKEN", "<masked, 40 characters>")
     before = FindingsReport("app:1", "sha256:a", (root, env))
     after = FindingsReport("app:1-slim", "sha256:b", (env,))
-    return replace(result(True), findings=compare(before, after))
+    return replace(result(True), findings=compare_findings(before, after))
 
 
 def test_findings_of_input_and_result_side_by_side() -> None:

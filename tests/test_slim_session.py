@@ -21,12 +21,12 @@ import pytest
 from slimmer import api
 from slimmer.context.run import NO_CONTEXT, RunContext
 from slimmer.engine_api import ContainerEngine, ImageInfo
-from slimmer.errors import ImageNotFound, ProfileError, UsageError, VerificationFailed
+from slimmer.errors import ImageNotFound, TraceError, UsageError, VerificationFailed
 from slimmer.model import ImageConfig, Progress
 from slimmer.pipeline.slim import SlimOptions, SlimResult, _Session, slim_image
 from slimmer.trace.events import Event, Trace
 from slimmer.trace.probes import ProbeResult, ProbeSpec
-from slimmer.trace.profiler import Limits, Run, TracedRun
+from slimmer.trace.tracer import Limits, Run, TracedRun
 from tests.fake_engine import UnusedEngine
 from tests.synth import M, docker_archive, layer
 
@@ -212,7 +212,7 @@ def test_a_probe_the_original_fails_stops_the_run(tmp_path: Path, work: Path) ->
     engine = RecordingEngine(_source(tmp_path))
     tracer = ScriptedTracer()
     tracer.original = ProbeResult(PROBE, False, error="connection refused")
-    with pytest.raises(ProfileError, match="probing the original image: .*connection refused"):
+    with pytest.raises(TraceError, match="probing the original image: .*connection refused"):
         _slim(engine, tracer, cache_dir=tmp_path / "cache")
     assert engine.calls == []  # nothing written, loaded or tagged
     assert list(work.iterdir()) == []

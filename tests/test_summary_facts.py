@@ -1,7 +1,7 @@
 """The slim report's before and after facts, counted one way: by `slim inspect`'s
-`analyze`, the after side on the archive as written.
+`analyse`, the after side on the archive as written.
 
-Two copies used to disagree. `analyze` (before, and `slim inspect OUT`) counted an
+Two copies used to disagree. `analyse` (before, and `slim inspect OUT`) counted an
 ELF file only at its first name, `summary.facts_of_kept` (after) at every name;
 and the after side was read off the keep set, which misses the files the run
 generates (py-http: 991 files in the report, 1,033 in the image). The rule now:
@@ -14,12 +14,12 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-from slimmer.analyse.inspect import analyze, want_for_inspect
+from slimmer.analyse.inspect import analyse, want_for_inspect
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import Image, open_image
 from slimmer.image.writer import WriteRequest, WrittenImage, kept_entries, write_image
 from slimmer.pipeline.summary import facts_of_source, facts_of_written
-from slimmer.plan.keep import Generated, Reason
+from slimmer.plan.keep import GeneratedFile, Reason
 from tests.synth import M, docker_archive, layer
 
 PERL = b"\x7fELF" + b"perl" * 10
@@ -66,13 +66,13 @@ def _tar_counts(archive: Path) -> tuple[int, int, int]:
 def test_a_hardlinked_elf_file_is_counted_at_each_name(tmp_path: Path) -> None:
     src = _source(tmp_path)
     with open_image(f"docker-archive:{src}", want=want_for_inspect) as img:
-        ins = analyze(img)
+        ins = analyse(img)
     assert (ins.files, ins.elf_files, ins.elf_bytes) == _tar_counts(src)
     assert (ins.files, ins.elf_files, ins.elf_bytes) == (5, 3, len(PERL) + len(TOOL))
 
 
 def _write(
-    img: Image, paths: list[str], workdir: Path, generated: list[Generated] | None = None
+    img: Image, paths: list[str], workdir: Path, generated: list[GeneratedFile] | None = None
 ) -> WrittenImage:
     entries = kept_entries(img.tree, paths, img.store, generated or [])
     return write_image(WriteRequest(tuple(entries), img.store, img.config, img.id, workdir))
@@ -80,11 +80,11 @@ def _write(
 
 def test_after_facts_are_the_written_archive_counted_as_before(tmp_path: Path) -> None:
     src = _source(tmp_path)
-    generated = Generated("/usr/bin/made", b"\x7fELF made", Reason("profile", "test"), 0o755)
+    generated = GeneratedFile("/usr/bin/made", b"\x7fELF made", Reason("profile", "test"), 0o755)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     with open_image(f"docker-archive:{src}", want=keep_all) as img:
-        before = facts_of_source(analyze(img))
+        before = facts_of_source(analyse(img))
         paths = [e.path for e in img.tree]
         whole = _write(img, paths, tmp_path / "a")
         # only the hardlink's name kept: the writer writes it as the file itself

@@ -16,7 +16,7 @@ from slimmer.trace.events import (
     Event,
     Trace,
     join,
-    normalize,
+    normalise,
     parse,
 )
 from slimmer.trace.stracetext import unescape
@@ -257,8 +257,8 @@ def test_unescape_forms() -> None:
     ("path", "want"),
     [("/a/./b/../c", "/a/c"), ("//a//b/", "/a/b"), ("/..", "/"), ("/a/../../b", "/b"), ("/", "/")],
 )
-def test_normalize(path: str, want: str) -> None:
-    assert normalize(path) == want
+def test_normalise(path: str, want: str) -> None:
+    assert normalise(path) == want
 
 
 def test_join_keeps_the_name_as_given() -> None:

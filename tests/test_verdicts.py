@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 
 from slimmer import api
-from slimmer.analyse.check import CheckResult, Measurements, RuleResult, Status, Unit
+from slimmer.analyse.check import BudgetResult, CheckResult, Measurements, Status, Unit
 from slimmer.errors import ExitStatus, SlimError
-from slimmer.findings.model import RULES, Finding, FindingsReport, Severity
+from slimmer.findings.rules import RULES, Finding, FindingsReport, Severity
 from slimmer.image.validate import Validation, Violation
 from slimmer.pipeline.slim import SlimResult
 from slimmer.plan.keep import KeepSet
@@ -19,8 +19,8 @@ from slimmer.plan.keep import KeepSet
 MEASURED = Measurements(1, None, 1, 1, 1.0, 0, 0.0, 0, None, None)
 
 
-def _rule(id: str, status: Status) -> RuleResult:
-    return RuleResult(id, id, status, status is Status.WARN, Unit.BYTES, "max", 2.0, 1.0)
+def _rule(id: str, status: Status) -> BudgetResult:
+    return BudgetResult(id, id, status, status is Status.WARN, Unit.BYTES, "max", 2.0, 1.0)
 
 
 def _check(*statuses: Status) -> CheckResult:

@@ -1,8 +1,8 @@
 """`slim check`: size budgets as small rule objects, evaluated into a verdict.
 
-Pure: rules take `Facts` (an `Inspection`, plus the compressed size, the
+Pure: rules take `BudgetFacts` (an `Inspection`, plus the compressed size, the
 image's paths and a baseline when a rule needs them) and return frozen
-`RuleResult`s; `evaluate` gathers them into a `CheckResult`. Nothing here reads
+`BudgetResult`s; `evaluate` gathers them into a `CheckResult`. Nothing here reads
 files or prints; `slimmer.analyse.checkconfig` builds the rules, `slimmer.report.check_view`
 renders the result.
 
@@ -55,7 +55,7 @@ class Baseline:
 
 
 @dataclass(frozen=True)
-class Facts:
+class BudgetFacts:
     """Everything the rules look at. `paths` lists every path of the merged tree."""
 
     inspection: Inspection
@@ -75,7 +75,7 @@ class FindingFact:
 
 
 @dataclass(frozen=True)
-class RuleResult:
+class BudgetResult:
     """One rule's outcome.
 
     `value` is what was measured and `limit` the threshold, both in `unit`;
@@ -120,7 +120,7 @@ class Measurements:
 class CheckResult:
     image: str
     id: str
-    results: tuple[RuleResult, ...]
+    results: tuple[BudgetResult, ...]
     measurements: Measurements
 
     @property
@@ -136,7 +136,7 @@ class CheckResult:
         return sum(1 for r in self.results if r.status is status)
 
 
-class Rule(Protocol):
+class BudgetRule(Protocol):
     name: ClassVar[str]
 
     @property
@@ -145,7 +145,7 @@ class Rule(Protocol):
     @property
     def id(self) -> str: ...
 
-    def evaluate(self, facts: Facts) -> RuleResult: ...
+    def evaluate(self, facts: BudgetFacts) -> BudgetResult: ...
 
 
 def _status(ok: bool, warn: bool) -> Status:
@@ -154,8 +154,10 @@ def _status(ok: bool, warn: bool) -> Status:
     return Status.WARN if warn else Status.FAIL
 
 
-def _at_most(rule: Rule, value: float, limit: float, unit: Unit, note: str = "") -> RuleResult:
-    return RuleResult(
+def _at_most(
+    rule: BudgetRule, value: float, limit: float, unit: Unit, note: str = ""
+) -> BudgetResult:
+    return BudgetResult(
         rule.id,
         rule.name,
         _status(value <= limit, rule.warn),
@@ -168,13 +170,15 @@ def _at_most(rule: Rule, value: float, limit: float, unit: Unit, note: str = "")
     )
 
 
-def _at_least(rule: Rule, value: float, limit: float, unit: Unit) -> RuleResult:
-    return RuleResult(
+def _at_least(rule: BudgetRule, value: float, limit: float, unit: Unit) -> BudgetResult:
+    return BudgetResult(
         rule.id, rule.name, _status(value >= limit, rule.warn), rule.warn, unit, "min", value, limit
     )
 
 
-def _amount(rule: Rule, limit: Amount, value_bytes: int, whole: int, note: str = "") -> RuleResult:
+def _amount(
+    rule: BudgetRule, limit: Amount, value_bytes: int, whole: int, note: str = ""
+) -> BudgetResult:
     """An `Amount` limit: bytes against bytes, or a ratio of `whole` against a ratio."""
     if limit.ratio is not None:
         ratio = value_bytes / whole if whole else 0.0
@@ -203,7 +207,7 @@ class MaxSize(_Named):
     threshold: int
     warn: bool = False
 
-    def evaluate(self, facts: Facts) -> RuleResult:
+    def evaluate(self, facts: BudgetFacts) -> BudgetResult:
         return _at_most(self, facts.inspection.size_bytes, self.threshold, Unit.BYTES)
 
 
@@ -215,9 +219,9 @@ class MaxCompressedSize(_Named):
     threshold: int
     warn: bool = False
 
-    def evaluate(self, facts: Facts) -> RuleResult:
+    def evaluate(self, facts: BudgetFacts) -> BudgetResult:
         if facts.compressed_bytes is None:
-            raise ValueError("max-compressed-size needs the compressed size in Facts")
+            raise ValueError("max-compressed-size needs the compressed size in BudgetFacts")
         return _at_most(self, facts.compressed_bytes, self.threshold, Unit.BYTES)
 
 
@@ -227,7 +231,7 @@ class MaxLayers(_Named):
     threshold: int
     warn: bool = False
 
-    def evaluate(self, facts: Facts) -> RuleResult:
+    def evaluate(self, facts: BudgetFacts) -> BudgetResult:
         return _at_most(self, len(facts.inspection.layers), self.threshold, Unit.COUNT)
 
 
@@ -239,7 +243,7 @@ class MaxFiles(_Named):
     threshold: int
     warn: bool = False
 
-    def evaluate(self, facts: Facts) -> RuleResult:
+    def evaluate(self, facts: BudgetFacts) -> BudgetResult:
         return _at_most(self, facts.inspection.files, self.threshold, Unit.COUNT)
 
 
@@ -251,7 +255,7 @@ class MinEfficiency(_Named):
     threshold: float
     warn: bool = False
 
-    def evaluate(self, facts: Facts) -> RuleResult:
+    def evaluate(self, facts: BudgetFacts) -> BudgetResult:
         return _at_least(self, facts.inspection.efficiency, self.threshold, Unit.RATIO)
 
 
@@ -265,7 +269,7 @@ class MaxWasted(_Named):
     threshold: Amount
     warn: bool = False
 
-    def evaluate(self, facts: Facts) -> RuleResult:
+    def evaluate(self, facts: BudgetFacts) -> BudgetResult:
         ins = facts.inspection
         if self.threshold.ratio is not None:
             return _at_most(self, ins.user_wasted_percent, self.threshold.ratio, Unit.RATIO)
@@ -281,7 +285,7 @@ class MaxReclaimable(_Named):
     threshold: Amount
     warn: bool = False
 
-    def evaluate(self, facts: Facts) -> RuleResult:
+    def evaluate(self, facts: BudgetFacts) -> BudgetResult:
         ins = facts.inspection
         return _amount(self, self.threshold, ins.reclaimable_bytes, ins.size_bytes)
 
@@ -294,9 +298,9 @@ class MaxGrowth(_Named):
     threshold: Amount
     warn: bool = False
 
-    def evaluate(self, facts: Facts) -> RuleResult:
+    def evaluate(self, facts: BudgetFacts) -> BudgetResult:
         if facts.baseline is None:
-            raise ValueError("max-growth needs a baseline in Facts")
+            raise ValueError("max-growth needs a baseline in BudgetFacts")
         base = facts.baseline.size_bytes
         growth = facts.inspection.size_bytes - base
         return _amount(self, self.threshold, growth, base, note=facts.baseline.source)
@@ -325,9 +329,9 @@ class Forbid:
     def id(self) -> str:
         return f"forbid:{self.pattern}"
 
-    def evaluate(self, facts: Facts) -> RuleResult:
+    def evaluate(self, facts: BudgetFacts) -> BudgetResult:
         found = forbidden(self.pattern, facts)
-        return RuleResult(
+        return BudgetResult(
             self.id,
             self.name,
             _status(not found, self.warn),
@@ -340,7 +344,7 @@ class Forbid:
         )
 
 
-# slimmer.findings.model.Severity, lowest first (a test keeps the two in step).
+# slimmer.findings.rules.Severity, lowest first (a test keeps the two in step).
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
@@ -353,12 +357,12 @@ class MaxFindings(_Named):
     threshold: str
     warn: bool = False
 
-    def evaluate(self, facts: Facts) -> RuleResult:
+    def evaluate(self, facts: BudgetFacts) -> BudgetResult:
         if facts.findings is None:
-            raise ValueError("max-findings needs the findings in Facts")
+            raise ValueError("max-findings needs the findings in BudgetFacts")
         floor = SEVERITIES.index(self.threshold)
         found = tuple(f.label for f in facts.findings if SEVERITIES.index(f.severity) >= floor)
-        return RuleResult(
+        return BudgetResult(
             self.id,
             self.name,
             _status(not found, self.warn),
@@ -380,7 +384,7 @@ CLASSES: dict[str, Callable[[Inspection], tuple[str, ...]]] = {
 }
 
 
-def forbidden(pattern: str, facts: Facts) -> tuple[str, ...]:
+def forbidden(pattern: str, facts: BudgetFacts) -> tuple[str, ...]:
     """The image's paths that `pattern` (a class or a glob, see `Forbid`) matches, sorted."""
     if pattern in CLASSES:
         return tuple(sorted(CLASSES[pattern](facts.inspection)))
@@ -403,7 +407,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 # -- evaluation -------------------------------------------------------------------
 
 
-def evaluate(rules: Sequence[Rule], facts: Facts) -> CheckResult:
+def evaluate(rules: Sequence[BudgetRule], facts: BudgetFacts) -> CheckResult:
     """Run every rule against `facts`; the result keeps the rules' order."""
     ins = facts.inspection
     measurements = Measurements(
@@ -421,13 +425,13 @@ def evaluate(rules: Sequence[Rule], facts: Facts) -> CheckResult:
     return CheckResult(ins.ref, ins.id, tuple(r.evaluate(facts) for r in rules), measurements)
 
 
-def needs_compressed(rules: Sequence[Rule]) -> bool:
+def needs_compressed(rules: Sequence[BudgetRule]) -> bool:
     return any(isinstance(r, MaxCompressedSize) for r in rules)
 
 
-def needs_paths(rules: Sequence[Rule]) -> bool:
+def needs_paths(rules: Sequence[BudgetRule]) -> bool:
     return any(isinstance(r, Forbid) and r.pattern not in CLASSES for r in rules)
 
 
-def needs_findings(rules: Sequence[Rule]) -> bool:
+def needs_findings(rules: Sequence[BudgetRule]) -> bool:
     return any(isinstance(r, MaxFindings) for r in rules)

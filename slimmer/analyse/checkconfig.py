@@ -75,7 +75,7 @@ CONFIG_FILES = (".slim.toml", "pyproject.toml")
 
 @dataclass(frozen=True)
 class CheckSettings:
-    """Rule settings from one level (file, image section or flags); None: not set.
+    """Budget rule settings from one level (file, image section or flags); None: not set.
 
     `warn` maps rule names to whether they only warn (later pairs win); `skip`
     names rules this level turns off, whatever lower levels said.
@@ -345,7 +345,7 @@ def resolve(
 
 # -- settings -> rules ------------------------------------------------------------------
 
-_BUILDERS: dict[str, Callable[[Any, bool], check.Rule]] = {
+_BUILDERS: dict[str, Callable[[Any, bool], check.BudgetRule]] = {
     "max-size": lambda v, w: check.MaxSize(v, w),
     "max-compressed-size": lambda v, w: check.MaxCompressedSize(v, w),
     "max-layers": lambda v, w: check.MaxLayers(v, w),
@@ -358,12 +358,12 @@ _BUILDERS: dict[str, Callable[[Any, bool], check.Rule]] = {
 }
 
 
-def build_rules(settings: CheckSettings) -> tuple[check.Rule, ...]:
+def build_rules(settings: CheckSettings) -> tuple[check.BudgetRule, ...]:
     """The rules `settings` asks for, in `RULE_NAMES` order; UsageError when they
     don't add up (no rule at all, a baseline without `max-growth` or the reverse)."""
     if (settings.baseline is None) != (settings.max_growth is None):
         raise UsageError("--baseline and --max-growth go together: give both or neither")
-    rules: list[check.Rule] = []
+    rules: list[check.BudgetRule] = []
     for name in RULE_NAMES:
         value = getattr(settings, _RULE_FIELDS[name])
         if value is None:

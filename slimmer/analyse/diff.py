@@ -3,7 +3,7 @@
 Each image is read once, layer by layer, through the reader. Every regular file's
 bytes are hashed while they stream past (the SHA-256 `ContentStore` would name
 them by) and then dropped; only the package metadata files are kept, so reading
-two 2 GB images holds two trees of metadata and never their bytes. `compare` is
+two 2 GB images holds two trees of metadata and never their bytes. `compare_snapshots` is
 pure: two `Snapshot`s (and a slim run's report) in, an `ImageDiff` out.
 """
 
@@ -120,7 +120,7 @@ class ImageDiff:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What `compare` needs of one image: its merged tree (metadata and digests only)."""
+    """What `compare_snapshots` needs of one image: its merged tree (metadata and digests only)."""
 
     side: Side
     config: ImageConfig
@@ -208,13 +208,13 @@ def diff_images(
     progress(f"reading {b}")
     second = read_snapshot(b, save)
     progress("comparing")
-    return compare(first, second, report)
+    return compare_snapshots(first, second, report)
 
 
 # -- comparing ----------------------------------------------------------------------
 
 
-def compare(a: Snapshot, b: Snapshot, report: SlimRunReasons | None = None) -> ImageDiff:
+def compare_snapshots(a: Snapshot, b: Snapshot, report: SlimRunReasons | None = None) -> ImageDiff:
     changed = [c for c in _changes(a.entries, b.entries) if c.fields]
     common = sum(1 for p in a.entries if p in b.entries)
     kept = kept_files(b.entries, a.side.id, b.side.id, report) if report is not None else None

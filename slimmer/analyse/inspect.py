@@ -1,6 +1,6 @@
 """`slim inspect`: what a user asks about an image before slimming it.
 
-`analyze(image)` returns an `Inspection` value; renderers in `slimmer.report`
+`analyse(image)` returns an `Inspection` value; renderers in `slimmer.report`
 turn it into terminal tables or versioned JSON. The slim report counts both its
 images with it (`pipeline.summary`).
 
@@ -107,7 +107,7 @@ class Inspection:
     warnings: tuple[str, ...]
 
 
-def analyze(image: Image) -> Inspection:
+def analyse(image: Image) -> Inspection:
     tree = image.tree
     entries = list(tree)
     files = [e for e in entries if e.is_regular]

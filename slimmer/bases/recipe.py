@@ -176,7 +176,7 @@ def ca_bundle(certs: Iterable[tuple[str, bytes]]) -> bytes:
 
 
 @dataclass(frozen=True)
-class Generated:
+class RecipeEntry:
     """A file (`data` set) or directory (`data` None) the recipe writes itself."""
 
     path: str
@@ -224,15 +224,15 @@ OS_RELEASE = (
 )
 
 
-def generated() -> tuple[Generated, ...]:
+def generated() -> tuple[RecipeEntry, ...]:
     """The files and directories every flavour gets on top of its packages."""
     return (
-        Generated("/etc/passwd", PASSWD.encode(), 0o644),
-        Generated("/etc/group", GROUP.encode(), 0o644),
-        Generated("/etc/nsswitch.conf", NSSWITCH.encode(), 0o644, NSSWITCH_MTIME),
-        Generated("/usr/lib/os-release", OS_RELEASE.encode(), 0o644),
-        Generated("/tmp", None, 0o1777, TMP_MTIME),
-        Generated("/root", None, 0o700),
-        Generated("/home", None, 0o755),
-        Generated("/home/nonroot", None, 0o700, 0, NONROOT, NONROOT),
+        RecipeEntry("/etc/passwd", PASSWD.encode(), 0o644),
+        RecipeEntry("/etc/group", GROUP.encode(), 0o644),
+        RecipeEntry("/etc/nsswitch.conf", NSSWITCH.encode(), 0o644, NSSWITCH_MTIME),
+        RecipeEntry("/usr/lib/os-release", OS_RELEASE.encode(), 0o644),
+        RecipeEntry("/tmp", None, 0o1777, TMP_MTIME),
+        RecipeEntry("/root", None, 0o700),
+        RecipeEntry("/home", None, 0o755),
+        RecipeEntry("/home/nonroot", None, 0o700, 0, NONROOT, NONROOT),
     )

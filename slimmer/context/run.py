@@ -2,7 +2,7 @@
 
 Environment, mounts, delivered files (secrets and configs), networks, extra hosts
 and overrides of the entrypoint, command, working directory and user. All of it
-configures the containers slimmer runs (profiling, verification, diagnosis, the
+configures the containers slimmer runs (tracing, verification, diagnosis, the
 Dockerfile check); none of it reaches the output image, whose config stays the
 input's. Context is not content: `describe()` gives keys, targets and names for a
 report, never a value, and `secret_values()` lists the values a report or a log

@@ -35,7 +35,7 @@ from slimmer.elf import glibc, musl
 from slimmer.elf.layout import detect_layout
 from slimmer.elf.ldcache import CacheEntry, parse_ld_so_cache, read_file, read_ld_so_conf
 from slimmer.elf.parse import ElfInfo
-from slimmer.elf.search import Found, Image, Obj, Probe, Search, join
+from slimmer.elf.search import Found, LoaderView, Obj, Probe, Search, join
 from slimmer.model import TreeView, Warning_
 
 __all__ = [
@@ -119,7 +119,7 @@ def closure(
 ) -> Closure:
     """The files needed to start each of `paths` in the image, each as its own
     process with environment `env` and working directory `workdir`."""
-    image = Image(tree)
+    image = LoaderView(tree)
     paths = tuple(paths)
     runs = [_run_root(image, path, env, workdir) for path in paths]
     files = sorted({f for run in runs for f in run.files})
@@ -133,7 +133,7 @@ def closure(
     )
 
 
-def _run_root(image: Image, path: str, env: Mapping[str, str], workdir: str) -> _Process:
+def _run_root(image: LoaderView, path: str, env: Mapping[str, str], workdir: str) -> _Process:
     process = _Process(image, path, env, workdir)
     process.run()
     return process
@@ -147,7 +147,7 @@ class _Process(Search):
     """One program started in the image: the loader's state for one root.
     The search state the rules read is `Search`'s."""
 
-    def __init__(self, image: Image, root: str, env: Mapping[str, str], workdir: str) -> None:
+    def __init__(self, image: LoaderView, root: str, env: Mapping[str, str], workdir: str) -> None:
         super().__init__(image, env, workdir)
         self.root = root
         self.files: set[str] = set()

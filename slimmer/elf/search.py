@@ -21,7 +21,7 @@ from slimmer.errors import SlimError
 from slimmer.image.paths import is_dir, is_file
 from slimmer.model import EntryType, TreeView, Warning_
 
-__all__ = ["DST", "Candidate", "Found", "Image", "Obj", "Probe", "Search", "Step", "join"]
+__all__ = ["DST", "Candidate", "Found", "LoaderView", "Obj", "Probe", "Search", "Step", "join"]
 
 DST = re.compile(r"\$(?:\{(ORIGIN|LIB|PLATFORM)\}|(ORIGIN|LIB|PLATFORM)(?![A-Za-z0-9_]))")
 """A dynamic string token: `$NAME` or `${NAME}` (elf/dl-load.c `is_dst`)."""
@@ -80,10 +80,10 @@ Step = tuple[str, list[Candidate]]
 
 
 # ---------------------------------------------------------------------------
-# Image access, cached for one closure() call
+# The tree as the loader reads it, cached for one closure() call
 
 
-class Image:
+class LoaderView:
     """The tree plus what is read from it once: ELF headers, ld.so.cache."""
 
     def __init__(self, tree: TreeView) -> None:
@@ -146,7 +146,7 @@ class Search:
     program is setuid/setgid (`secure`), and the image's layout. Warnings
     met while searching are collected in `warnings`."""
 
-    def __init__(self, image: Image, env: Mapping[str, str], workdir: str) -> None:
+    def __init__(self, image: LoaderView, env: Mapping[str, str], workdir: str) -> None:
         self.image, self.tree = image, image.tree
         self.env, self.workdir = env, workdir
         self.warnings: list[Warning_] = []

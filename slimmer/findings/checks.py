@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from slimmer.analyse.inspect import PACKAGE_MANAGERS, SHELLS, named_binaries
-from slimmer.findings import model as m
+from slimmer.findings import rules as m
 from slimmer.findings import secrets
-from slimmer.findings.model import Finding
+from slimmer.findings.rules import Finding
 from slimmer.image.paths import search_path, which
 from slimmer.model import EntryType, FileEntry, ImageConfig, TreeView
 

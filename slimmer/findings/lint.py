@@ -13,7 +13,7 @@ from slimmer.analyse.check import FindingFact
 from slimmer.analyse.packages import is_metadata_file
 from slimmer.findings import secrets
 from slimmer.findings.checks import CHECKS, CONTENT_PATHS, LARGE_BYTES, Check, LintInput
-from slimmer.findings.model import RULE_IDS, FindingsReport, sort_findings
+from slimmer.findings.rules import RULE_IDS, FindingsReport, sort_findings
 from slimmer.image.reader import Image
 from slimmer.model import ImageConfig, TreeView
 

@@ -308,7 +308,7 @@ def which(
     tree: TreeView, name: str, env_path: str = DEFAULT_PATH, workdir: str = "/"
 ) -> str | None:
     """Where execvp(3) finds the program `name` in the image, or None; the path is
-    normalized but not resolved (`/bin/sh`, not `/usr/bin/dash`).
+    normalised but not resolved (`/bin/sh`, not `/usr/bin/dash`).
 
     A name with a `/` is taken as it is, relative to `workdir`; a bare name is looked
     for in each directory of `env_path` in turn, an empty entry meaning the current

@@ -74,9 +74,9 @@ class WrittenImage:
     content_bytes: int
 
 
-class Generated(Protocol):
+class ExtraFile(Protocol):
     """A file written into the slim image that the source does not hold as-is (the
-    planner's `plan.keep.Generated` is one)."""
+    planner's `plan.keep.GeneratedFile` is one)."""
 
     @property
     def path(self) -> str: ...
@@ -92,7 +92,7 @@ def kept_entries(
     tree: TreeView,
     keep: Iterable[str],
     store: ContentStore,
-    generated: Iterable[Generated] = (),
+    generated: Iterable[ExtraFile] = (),
 ) -> list[FileEntry]:
     """The entries to write: the kept paths of `tree`, with generated files in place."""
     entries = {p: e for p in set(keep) if p != "/" and (e := tree.get(p)) is not None}

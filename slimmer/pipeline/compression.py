@@ -3,7 +3,7 @@
 The gzip size of a layer (see `slimmer.image.compressed`) costs about a second
 per 30 MB of layer on one core. zlib lets go of the interpreter lock while it
 compresses, so a thread does it on the second core while the run waits on its
-containers (profiling, verifying): the report gets both compressed sizes for
+containers (tracing, verifying): the report gets both compressed sizes for
 little wall time. The thread reads a `docker save` archive that the run keeps
 on disk until the size is known, and stops early when the run ends first.
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from slimmer.findings.compare import FindingsDelta, compare
+from slimmer.findings.delta import FindingsDelta, compare_findings
 from slimmer.findings.lint import lint_image, want_for_lint
 from slimmer.image.reader import Image, open_image
 from slimmer.trace.events import Trace
@@ -28,4 +28,4 @@ def findings_delta(
     before = lint_image(source, opened=opened)
     with open_image(f"docker-archive:{archive}", want=want_for_lint) as written:
         after = lint_image(written, tags=(output,), opened=opened)
-    return replace(compare(before, after), before=source.ref.name, after=output)
+    return replace(compare_findings(before, after), before=source.ref.name, after=output)

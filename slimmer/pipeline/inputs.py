@@ -1,64 +1,18 @@
 """What the planner is fed from a traced run: the paths it named (and the directories
-of the paths it created), the ELF closure of the kept programs, and the clock that
-times each phase of a run."""
+of the paths it created) and the ELF closure of the kept programs."""
 
 from __future__ import annotations
 
 import posixpath
-import resource
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Iterable, Mapping, Sequence
 
 from slimmer.context.run import RunContext
 from slimmer.elf import loader
-from slimmer.errors import DiskFull, EngineGone
-from slimmer.model import Progress, Transfer, TreeView
+from slimmer.model import TreeView
 from slimmer.plan.keep import Reason
 from slimmer.plan.planner import TracedPath
-from slimmer.plan.state import WRITE_PARENT, written_dir
-from slimmer.trace.profiler import TracedRun
-
-
-class Clock:
-    """Times each phase, and the process's peak memory (RSS) when it ends."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.phases: list[tuple[str, float]] = []
-        self.peaks: list[tuple[str, int]] = []  # phase -> peak RSS bytes so far
-        self._progress = progress
-
-    def sub(self, phase: str) -> Progress:
-        """Progress inside `phase`: its stages and transfers are named `PHASE: STEP`."""
-
-        def tell(event: str | Transfer) -> None:
-            if isinstance(event, Transfer):
-                self._progress(replace(event, step=f"{phase}: {event.step}"))
-            else:
-                self._progress(f"{phase}: {event}")
-
-        return tell
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        self._progress(name)
-        start = time.monotonic()
-        try:
-            yield
-        except EngineGone as exc:  # name what slimmer was doing when the engine died
-            staged = exc.during(name)
-            if staged is exc:
-                raise
-            raise staged from exc
-        except OSError as exc:  # a full disk is the user's to fix, not a crash
-            full = DiskFull.during(name, exc)
-            if full is None:
-                raise
-            raise full from exc
-        finally:
-            self.phases.append((name, time.monotonic() - start))
-            self.peaks.append((name, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+from slimmer.plan.written_dirs import WRITE_PARENT, written_dir
+from slimmer.trace.tracer import TracedRun
 
 
 class ElfClosure:
@@ -84,12 +38,12 @@ class ElfClosure:
         return [(edge.path, Reason("elf", edge.reason)) for edge in found.edges]
 
 
-def traced_paths(prof: TracedRun) -> list[TracedPath]:
+def traced_paths(traced_run: TracedRun) -> list[TracedPath]:
     """Every path a traced run found, as named, as joined raw, and as the kernel resolved
     it; and the directory of every path it created or tried to create (a lock file, a
     socket, a record written at run time), which must exist for the write to work."""
     out: list[TracedPath] = []
-    for trace in prof.traces:
+    for trace in traced_run.traces:
         for e in trace.events:
             if e.path.startswith("/.slimmer"):
                 continue

@@ -10,7 +10,7 @@ published ports).
 
 Everything it starts carries slimmer's managed label and the private project's name
 (`io.slimmer.compose.project`), so `slim cleanup` finds what an engine death left.
-Compose is fed a copy of the normalized model with those labels added, written to a
+Compose is fed a copy of the normalised model with those labels added, written to a
 private temporary directory (it holds interpolated values, secrets among them) and
 deleted at the end. On leaving the block, by success, error or Ctrl-C, the project
 is taken down with `compose down -v` (its containers, networks and volumes).
@@ -57,7 +57,7 @@ class ServicesUnhealthy(SlimError):
 class ComposeRun:
     """The project as it runs around the slim run."""
 
-    project: ComposeProject  # normalized under the private name
+    project: ComposeProject  # normalised under the private name
     service: str
     context: RunContext
     default_probes: tuple[ProbeSpec, ...]

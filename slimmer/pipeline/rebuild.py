@@ -21,7 +21,7 @@ from pathlib import Path
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import SlimError
 from slimmer.image.reader import Image
-from slimmer.image.writer import Generated, kept_entries
+from slimmer.image.writer import ExtraFile, kept_entries
 from slimmer.model import (
     MANAGED_LABEL,
     OCI_BASE_DIGEST,
@@ -32,11 +32,11 @@ from slimmer.model import (
 )
 from slimmer.pipeline.base import PreparedBase
 from slimmer.pipeline.dockerfile import GENERATED_DIR, LINKS_DIR, plan_dockerfile
-from slimmer.pipeline.verify import ProbeDiff, compare
+from slimmer.pipeline.verify import ProbeDiff, compare_probes
 from slimmer.plan.keep import KeepSet
 from slimmer.plan.onbase import AppLayer
 from slimmer.plan.owners import with_owners
-from slimmer.trace.profiler import TracedRun
+from slimmer.trace.tracer import TracedRun
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,13 @@ class Rebuild:
 
 
 def build_dockerfile(
-    job: Rebuild, src: Image, keep: KeepSet, prof: TracedRun, path: Path
+    job: Rebuild, src: Image, keep: KeepSet, traced_run: TracedRun, path: Path
 ) -> DockerfileResult:
     """Write the Dockerfile for this run's result to `path`, build and verify it."""
     base, layer = job.base, job.layer
     if base is None or layer is None:
         entries = with_owners(kept_entries(src.tree, keep.paths(), src.store), job.owners)
-        generated: tuple[Generated, ...] = tuple(keep.generated)
+        generated: tuple[ExtraFile, ...] = tuple(keep.generated)
         base_ref = base_pin = "scratch"
         base_tree = None
     else:
@@ -112,7 +112,7 @@ def build_dockerfile(
         coarse_bytes=plan.coarse_bytes,
         image_id=image_id,
         size_bytes=size,
-        diffs=compare(prof.results, check.results),
+        diffs=compare_probes(traced_run.results, check.results),
     )
 
 
@@ -133,7 +133,7 @@ def _labels(source: Mapping[str, str], source_id: str, base: PreparedBase | None
 
 
 def _write_files(
-    path: Path, text: str, generated: Iterable[Generated], links: Iterable[FileEntry]
+    path: Path, text: str, generated: Iterable[ExtraFile], links: Iterable[FileEntry]
 ) -> None:
     """The Dockerfile at `path`; generated files and the symlinks under `slimmer-files/`
     beside it (replacing what an earlier run left there)."""

@@ -1,4 +1,4 @@
-"""`slim IMAGE -o OUT`: profile, plan, write, verify, tag.
+"""`slim IMAGE -o OUT`: trace, plan, write, verify, tag.
 
 The output tag is written only after the slim image answered every probe as
 the original did (or when the user forces it). When a probe differs, the slim
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from slimmer.analyse.inspect import analyze
+from slimmer.analyse.inspect import analyse
 from slimmer.context.run import NO_CONTEXT, RunContext
 from slimmer.engine_api import ContainerEngine
-from slimmer.errors import ProfileError, SlimError, UsageError
-from slimmer.findings.compare import FindingsDelta
+from slimmer.errors import SlimError, TraceError, UsageError
+from slimmer.findings.delta import FindingsDelta
 from slimmer.image.cache import ReadCache
 from slimmer.image.reader import Image, parse_ref
 from slimmer.image.writer import WriteRequest, WrittenImage, kept_entries, write_image
@@ -34,21 +34,22 @@ from slimmer.pipeline.base import (
     refuse_if_incompatible,
     resolve_base,
 )
+from slimmer.pipeline.clock import Clock
 from slimmer.pipeline.compression import CompressedSize
 from slimmer.pipeline.findings import findings_delta, opened_paths
-from slimmer.pipeline.inputs import Clock, ElfClosure, outside_context, traced_paths
+from slimmer.pipeline.inputs import ElfClosure, outside_context, traced_paths
 from slimmer.pipeline.preflight import check_runnable
 from slimmer.pipeline.rebuild import DockerfileResult, Rebuild, build_dockerfile
 from slimmer.pipeline.source import Source, read_archive_image, read_engine_image
 from slimmer.pipeline.summary import Summary, facts_of_source, facts_of_written, summarize
 from slimmer.pipeline.transfers import metered_load, write_meter
-from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare, denied, missing_paths
+from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare_probes, denied, missing_paths
 from slimmer.plan.keep import KeepSet, ProfilesFn, Reason
 from slimmer.plan.onbase import AppLayer, app_layer
 from slimmer.plan.owners import owners_for, parse_user, user_field, with_owners, written_paths
 from slimmer.plan.planner import TracedPath, UserRules, kept_bytes, plan
 from slimmer.trace.probes import ProbeResult, ProbeSpec
-from slimmer.trace.profiler import CONTEXT_HINT, Limits, TracedRun, died_at_start, profile
+from slimmer.trace.tracer import CONTEXT_HINT, Limits, TracedRun, died_at_start, run_traced
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ class SlimOptions:
     base: str = SCRATCH  # scratch, auto, a flavour, or an engine reference (pipeline.base)
     user: str | None = None  # --user: nonroot, UID[:GID] or a name (plan.owners)
     dockerfile: Path | None = None  # --dockerfile: also write, build and verify one
-    limits: Limits = Limits()  # --memory/--cpus of the profiling and verifying containers
-    # --env, --volume, --network...: the context of every run (profiling, verifying,
+    limits: Limits = Limits()  # --memory/--cpus of the tracing and verifying containers
+    # --env, --volume, --network...: the context of every run (tracing, verifying,
     # diagnosing, the Dockerfile check); never the output's config
     context: RunContext = NO_CONTEXT
 
@@ -156,7 +157,7 @@ def slim_image(
 
 
 class Tracer(Protocol):
-    """What runs an image with probes (`slimmer.trace.profiler.profile`)."""
+    """What runs an image with probes (`slimmer.trace.tracer.run_traced`)."""
 
     def __call__(
         self,
@@ -184,7 +185,7 @@ class _Session:
         opts: SlimOptions,
         profiles: ProfilesFn | None,
         progress: Progress,
-        tracer: Tracer = profile,
+        tracer: Tracer = run_traced,
     ) -> None:
         self.engine, self.ref, self.opts, self.profiles = engine, ref, opts, profiles
         self.trace = tracer
@@ -229,27 +230,27 @@ class _Session:
         self.source_bytes = read.size_bytes
         check_runnable(src, self.engine)  # preflight: refuse what cannot run
         self._refuse_overwrite(src)
-        with self.clock.phase("profiling"):
-            prof = self.trace(
+        with self.clock.phase("tracing"):
+            traced_run = self.trace(
                 self.engine,
                 read.run_id,
                 src.config,
                 opts.probes,
                 opts.timeout,
-                progress=self.clock.sub("profiling"),
+                progress=self.clock.sub("tracing"),
                 limits=opts.limits,
                 context=opts.context,
             )
-        failed = [r for r in prof.results if not r.ok]
+        failed = [r for r in traced_run.results if not r.ok]
         if failed:
             hint = f"; {CONTEXT_HINT}" if died_at_start(failed[0].error) else ""
-            raise ProfileError(
+            raise TraceError(
                 f"probing the original image: {failed[0].probe.label} failed "
                 f"({failed[0].error}){hint}"
             )
-        self.owners = self._owners(src, prof)
-        traced, mounted = outside_context(traced_paths(prof), opts.context)
-        keep, rounds, slim_results, refused = self._rounds(src, prof, traced)
+        self.owners = self._owners(src, traced_run)
+        traced, mounted = outside_context(traced_paths(traced_run), opts.context)
+        keep, rounds, slim_results, refused = self._rounds(src, traced_run, traced)
         image_id, verified = rounds[-1].image_id, None
         if opts.verify:
             verified = not rounds[-1].diffs
@@ -260,12 +261,14 @@ class _Session:
         with self.clock.phase("summarizing"):
             summary = self._summary(src, keep, image_id, after_bytes)
         with self.clock.phase("linting"):
-            opened = opened_paths(prof.traces)
+            opened = opened_paths(traced_run.traces)
             findings = findings_delta(src, opts.output, self.gzip_after[image_id].path, opened)
         dockerfile = None
         if opts.dockerfile is not None:
             with self.clock.phase("building the Dockerfile"):
-                dockerfile = build_dockerfile(self._rebuild(prof), src, keep, prof, opts.dockerfile)
+                dockerfile = build_dockerfile(
+                    self._rebuild(traced_run), src, keep, traced_run, opts.dockerfile
+                )
         return SlimResult(
             source_ref=self.ref,
             source_id=src.id,
@@ -281,7 +284,7 @@ class _Session:
             rounds=tuple(rounds),
             keep=keep,
             bytes_by_reason=kept_bytes(keep, src.tree),
-            original_results=prof.results,
+            original_results=traced_run.results,
             slim_results=slim_results,
             warnings=(*(str(w) for w in src.warnings), *self.closure.warnings, *self.warnings),
             on_base=self.on_base,
@@ -310,13 +313,13 @@ class _Session:
     def _summary(self, src: Image, keep: KeepSet, image_id: str, after_bytes: int) -> Summary:
         # sizes as the engine counts them, the same in every face of the report
         gz_before = self._compressed_before(src.id)
-        before = replace(facts_of_source(analyze(src), gz_before), size_bytes=self.source_bytes)
+        before = replace(facts_of_source(analyse(src), gz_before), size_bytes=self.source_bytes)
         written = self.gzip_after[image_id]  # the archive loaded, and its gzip size
         after = facts_of_written(written.path, after_bytes, written.result(), self.work)
         return summarize(src.tree, keep, before, after)
 
     def _rounds(
-        self, src: Image, prof: TracedRun, traced: list[TracedPath]
+        self, src: Image, traced_run: TracedRun, traced: list[TracedPath]
     ) -> tuple[KeepSet, list[Round], tuple[ProbeResult, ...], tuple[str, ...]]:
         """Plan, write and verify until the probes agree or nothing more can be added:
         (the last keep set, the rounds, the last probe results, what the kernel refused)."""
@@ -340,13 +343,13 @@ class _Session:
                 rounds.append(Round(number, image_id, files, (), ()))
                 break
             with self.clock.phase("verifying"):
-                check = self._run(image_id, prof, traced=False, phase="verifying")
+                check = self._run(image_id, traced_run, traced=False, phase="verifying")
             slim_results = check.results
-            diffs = compare(prof.results, check.results)
+            diffs = compare_probes(traced_run.results, check.results)
             added: tuple[MissingPath, ...] = ()
             if diffs and number < opts.max_rounds:
                 with self.clock.phase("diagnosing"):
-                    diag = self._run(image_id, prof, traced=True, phase="diagnosing")
+                    diag = self._run(image_id, traced_run, traced=True, phase="diagnosing")
                     found = missing_paths(diag.traces, src.tree, keep.paths())
                     added = tuple(m for m in found if opts.context.covers(m.path) is None)
                     refused = denied(diag.traces) if opts.user else ()
@@ -356,13 +359,13 @@ class _Session:
             extra.extend(added)
         return keep, rounds, slim_results, refused
 
-    def _run(self, image_id: str, prof: TracedRun, traced: bool, phase: str) -> TracedRun:
+    def _run(self, image_id: str, traced_run: TracedRun, traced: bool, phase: str) -> TracedRun:
         """Run an image written here with the original run's probes, as the output runs."""
         return self.trace(
             self.engine,
             image_id,
             self.out_config,
-            prof.probes,
+            traced_run.probes,
             self.opts.timeout,
             traced=traced,
             progress=self.clock.sub(phase),
@@ -370,9 +373,9 @@ class _Session:
             context=self.opts.context,
         )
 
-    def _rebuild(self, prof: TracedRun) -> Rebuild:
+    def _rebuild(self, traced_run: TracedRun) -> Rebuild:
         def run(image_id: str) -> TracedRun:
-            return self._run(image_id, prof, traced=False, phase="checking the Dockerfile")
+            return self._run(image_id, traced_run, traced=False, phase="checking the Dockerfile")
 
         layer = self.on_base.layer if self.on_base is not None else None
         return Rebuild(
@@ -390,12 +393,14 @@ class _Session:
         raw["config"] = {**config.container, "User": user_field(self.opts.user)}
         return ImageConfig(raw)
 
-    def _owners(self, src: Image, prof: TracedRun) -> dict[str, tuple[int, int]]:
+    def _owners(self, src: Image, traced_run: TracedRun) -> dict[str, tuple[int, int]]:
         ids = parse_user(self.opts.user) if self.opts.user else None
         if ids is None:
             return {}
         events = (
-            (e.kind, e.path, e.flags, e.existed) for trace in prof.traces for e in trace.events
+            (e.kind, e.path, e.flags, e.existed)
+            for trace in traced_run.traces
+            for e in trace.events
         )
         written = [p for p in written_paths(events) if self.opts.context.covers(p) is None]
         return owners_for(src.tree, written, ids)

@@ -31,7 +31,7 @@ class Source:
     """The source of a run, read."""
 
     image: Image
-    run_id: str  # the image its profiling containers run
+    run_id: str  # the image its tracing containers run
     size_bytes: int  # as the engine counts it; of an archive, its layers' bytes
     gzip: CompressedSize | None  # its layers' gzip size, computed beside the run
     loaded: str | None = None  # a flattened copy this run loaded to run (an archive)

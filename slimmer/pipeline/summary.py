@@ -1,7 +1,7 @@
 """The before/after facts of a slimming run, for the reports: what each image holds,
 what was kept and why (with sizes), what was removed, which packages survived.
 
-Both images are counted by `slim inspect`'s own code (`analyse.inspect.analyze`):
+Both images are counted by `slim inspect`'s own code (`analyse.inspect.analyse`):
 the source as read, the slim image as written (its archive read back), so the
 report and `slim inspect OUT` cannot disagree.
 """
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from slimmer.analyse.inspect import Inspection, analyze, want_for_inspect
+from slimmer.analyse.inspect import Inspection, analyse, want_for_inspect
 from slimmer.analyse.packages import Package, inventory
 from slimmer.image.reader import open_image
 from slimmer.model import FileEntry, ImageRef, TreeView
@@ -100,12 +100,12 @@ def facts_of_written(
 ) -> ImageFacts:
     """The facts of the slim image as it was written: its docker-save `archive` read
     back (file metadata, and the bytes of package metadata only) and counted by `slim
-    inspect`'s own `analyze`, so `slim inspect OUT` says the same. The keep set alone
+    inspect`'s own `analyse`, so `slim inspect OUT` says the same. The keep set alone
     would miss the files the run generates (Python's lazy imports, the trimmed dpkg
     status) and a base's own files."""
     ref = ImageRef("docker-archive", str(archive))
     with open_image(ref, want=want_for_inspect, workdir=workdir) as written:
-        return replace(facts_of_source(analyze(written), compressed), size_bytes=size_bytes)
+        return replace(facts_of_source(analyse(written), compressed), size_bytes=size_bytes)
 
 
 def summarize(tree: TreeView, keep: KeepSet, before: ImageFacts, after: ImageFacts) -> Summary:

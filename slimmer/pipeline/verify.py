@@ -1,6 +1,6 @@
 """Verification: the slim image must answer the probes as the original did.
 
-`compare` lines up two runs' probe results and names what differs;
+`compare_probes` lines up two runs' probe results and names what differs;
 `missing_paths` reads a traced run of the slim image for the paths it looked
 for and did not find although the original image has them: the files to blame.
 """
@@ -41,7 +41,9 @@ class ProbeDiff:
         return f"{self.label}: " + "; ".join(parts)
 
 
-def compare(original: Sequence[ProbeResult], slim: Sequence[ProbeResult]) -> tuple[ProbeDiff, ...]:
+def compare_probes(
+    original: Sequence[ProbeResult], slim: Sequence[ProbeResult]
+) -> tuple[ProbeDiff, ...]:
     """The probes whose observable result differs (ok, status/exit code, output)."""
     diffs = []
     for a, b in zip(original, slim, strict=True):

@@ -39,7 +39,7 @@ class Addition:
 
 
 @dataclass(frozen=True)
-class Generated:
+class GeneratedFile:
     """A file slimmer writes into the slim image that the source does not hold as-is
     (e.g. a dpkg status trimmed to the packages whose files survive)."""
 
@@ -63,16 +63,16 @@ class ProfileContext:
 
 # What an expander (code behind a profile's `expand = [...]`) returns, given the
 # context and the name of the profile that asked for it.
-Result = tuple[list[Addition], list[Generated]]
+Result = tuple[list[Addition], list[GeneratedFile]]
 Expander = Callable[[ProfileContext, str], Result]
 # The planner's per-pass callback: every applicable profile's additions.
-ProfilesFn = Callable[[ProfileContext], tuple[Sequence[Addition], Sequence[Generated]]]
+ProfilesFn = Callable[[ProfileContext], tuple[Sequence[Addition], Sequence[GeneratedFile]]]
 
 
 @dataclass(frozen=True)
 class KeepSet:
     reasons: Mapping[str, tuple[Reason, ...]]
-    generated: tuple[Generated, ...] = field(default=())
+    generated: tuple[GeneratedFile, ...] = field(default=())
 
     def __contains__(self, path: object) -> bool:
         return path in self.reasons

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from slimmer.model import EntryType, FileEntry, TreeView
-from slimmer.plan.keep import Generated, KeepSet, Reason
+from slimmer.plan.keep import GeneratedFile, KeepSet, Reason
 
 MERGED_FILES = ("/etc/passwd", "/etc/group")
 
@@ -51,7 +51,7 @@ class AppLayer:
     generated files, and what was left out because the base already has it."""
 
     entries: tuple[FileEntry, ...]
-    generated: tuple[Generated, ...]
+    generated: tuple[GeneratedFile, ...]
     identical: int
     identical_bytes: int
     decisions: tuple[Decision, ...]
@@ -183,7 +183,7 @@ def merge_accounts(base_text: str, app_text: str) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def _merge_accounts(source: TreeView, base: TreeView, keep: KeepSet) -> Sequence[Generated]:
+def _merge_accounts(source: TreeView, base: TreeView, keep: KeepSet) -> Sequence[GeneratedFile]:
     out = []
     for path in MERGED_FILES:
         theirs = base.get(path)
@@ -197,5 +197,5 @@ def _merge_accounts(source: TreeView, base: TreeView, keep: KeepSet) -> Sequence
             continue  # no account of the app's is missing: the base's file stays
         reason = Reason("base", "the base's accounts, then the app's")
         data = merged.encode()
-        out.append(Generated(path, data, reason, theirs.mode & 0o7777, theirs.mtime))
+        out.append(GeneratedFile(path, data, reason, theirs.mode & 0o7777, theirs.mtime))
     return out

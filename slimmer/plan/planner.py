@@ -1,7 +1,7 @@
 """Decide what the slim image keeps, and why. Pure: values in, a `KeepSet` out.
 
 Sources of kept paths, each recorded as a `Reason`:
-- traced: every path the profiled run found (opened, stat-ed, executed, read
+- traced: every path the traced run found (opened, stat-ed, executed, read
   as a link), as the image holds it; virtual filesystems and paths the run
   created itself are not in the image and are skipped;
 - config: the entrypoint/cmd programs and the interpreters of scripts, the
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from slimmer.errors import UsageError
 from slimmer.image.paths import SHELLS, Glob, compile_glob, expand, search_path, which
 from slimmer.model import EntryType, ImageConfig, TreeView
-from slimmer.plan.keep import Generated, KeepSet, ProfileContext, ProfilesFn, Reason
+from slimmer.plan.keep import GeneratedFile, KeepSet, ProfileContext, ProfilesFn, Reason
 from slimmer.plan.shellscan import command_words
-from slimmer.plan.state import state_paths
+from slimmer.plan.written_dirs import state_paths
 
 VIRTUAL = ("/proc", "/sys", "/dev")
 MAX_ROUNDS = 50
@@ -39,7 +39,7 @@ ClosureFn = Callable[
 
 @dataclass(frozen=True, slots=True)
 class TracedPath:
-    """One path the profiled run named and found, with what it did to it."""
+    """One path the traced run named and found, with what it did to it."""
 
     path: str
     kind: str
@@ -136,8 +136,8 @@ def _fixed_point(
     traced: list[TracedPath],
     closure: ClosureFn,
     profiles: ProfilesFn | None,
-) -> list[Generated]:
-    generated: dict[str, Generated] = {}
+) -> list[GeneratedFile]:
+    generated: dict[str, GeneratedFile] = {}
     env = config.env
     workdir = config.working_dir or "/"
     traced_set = frozenset(t.path for t in traced)

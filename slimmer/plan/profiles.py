@@ -28,7 +28,7 @@ from slimmer.elf.imports import imports_in_tree
 from slimmer.errors import UsageError
 from slimmer.image.paths import Glob, PathIndex, compile_glob, expand
 from slimmer.plan.expanders import EXPANDERS
-from slimmer.plan.keep import Addition, Generated, ProfileContext, ProfilesFn, Reason
+from slimmer.plan.keep import Addition, GeneratedFile, ProfileContext, ProfilesFn, Reason
 from slimmer.resources import builtin_profiles
 
 ENV_DIR = "SLIMMER_PROFILES"
@@ -79,7 +79,7 @@ class Keep:
 
 
 @dataclass(frozen=True)
-class Rule:
+class ProfileRule:
     """One keep section; `when` None means whenever the profile applies."""
 
     keep: Keep
@@ -92,7 +92,7 @@ class Profile:
     description: str
     source: str
     when: When
-    rules: tuple[Rule, ...]
+    rules: tuple[ProfileRule, ...]
 
 
 # -- finding and loading ----------------------------------------------------------------
@@ -178,7 +178,7 @@ class _Parser:
             )
         rules = []
         if "keep" in doc:
-            rules.append(Rule(self.keep(doc["keep"], "keep")))
+            rules.append(ProfileRule(self.keep(doc["keep"], "keep")))
         raw_rules = doc.get("rule", [])
         if not isinstance(raw_rules, list):
             raise self.fail("rule", raw_rules, "must be an array of tables ([[rule]])")
@@ -188,7 +188,7 @@ class _Parser:
             raise self.fail("keep", None, "a profile needs [keep] or [[rule]]")
         return Profile(name, self.text(doc, "description"), str(self.path), when, tuple(rules))
 
-    def rule(self, raw: object, key: str) -> Rule:
+    def rule(self, raw: object, key: str) -> ProfileRule:
         table = self.table(raw, key)
         self.known(table, frozenset({"when", "keep"}), key)
         if "keep" not in table:
@@ -196,7 +196,7 @@ class _Parser:
         when = self.when(table.get("when"), f"{key}.when")
         if when is not None and when.empty:
             raise self.fail(f"{key}.when", table.get("when"), "an empty condition")
-        return Rule(self.keep(table["keep"], f"{key}.keep"), when)
+        return ProfileRule(self.keep(table["keep"], f"{key}.keep"), when)
 
     def when(self, raw: object, key: str) -> When | None:
         if raw is None:
@@ -279,7 +279,7 @@ class _Parser:
 # -- deciding and applying ------------------------------------------------------------
 
 
-class Facts:
+class ProfileFacts:
     """What one planner pass knows, indexed for the `when` conditions."""
 
     def __init__(self, ctx: ProfileContext) -> None:
@@ -333,7 +333,7 @@ class Facts:
 
 def detect(profiles: Sequence[Profile], ctx: ProfileContext) -> dict[str, str]:
     """Profile name -> why it applies, for the profiles that apply."""
-    facts = Facts(ctx)
+    facts = ProfileFacts(ctx)
     out = {}
     for profile in profiles:
         why = facts.trigger(profile.when)
@@ -348,7 +348,7 @@ def apply_profiles(
     only: set[str] | frozenset[str] | None = None,
     disabled: set[str] | frozenset[str] = frozenset(),
     forced: set[str] | frozenset[str] = frozenset(),
-) -> tuple[list[Addition], list[Generated]]:
+) -> tuple[list[Addition], list[GeneratedFile]]:
     """What the applicable profiles add in this pass.
 
     `only` (when given) limits the profiles considered, `disabled` removes
@@ -356,9 +356,9 @@ def apply_profiles(
     own conditions still hold). One addition per path and profile; sorted.
     """
     _check_selection(profiles, only, disabled, forced)
-    facts = Facts(ctx)
+    facts = ProfileFacts(ctx)
     additions: dict[tuple[str, str], Addition] = {}
-    generated: dict[str, Generated] = {}
+    generated: dict[str, GeneratedFile] = {}
     for profile in sorted(profiles, key=lambda p: p.name):
         if profile.name in disabled or (
             only is not None and profile.name not in only and profile.name not in forced
@@ -379,9 +379,11 @@ def apply_profiles(
     return ([additions[k] for k in sorted(additions)], [generated[k] for k in sorted(generated)])
 
 
-def _apply_one(profile: Profile, facts: Facts, why: str) -> tuple[list[Addition], list[Generated]]:
+def _apply_one(
+    profile: Profile, facts: ProfileFacts, why: str
+) -> tuple[list[Addition], list[GeneratedFile]]:
     additions: list[Addition] = []
-    generated: list[Generated] = []
+    generated: list[GeneratedFile] = []
     for rule in profile.rules:
         rule_why = why if rule.when is None else facts.trigger(rule.when)
         if rule_why is None:
@@ -410,7 +412,7 @@ def profiles_fn(
     profiles = load_profiles(dirs)
     _check_selection(profiles, only, disabled, forced)
 
-    def run(ctx: ProfileContext) -> tuple[list[Addition], list[Generated]]:
+    def run(ctx: ProfileContext) -> tuple[list[Addition], list[GeneratedFile]]:
         return apply_profiles(profiles, ctx, only, disabled, forced)
 
     return run

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from slimmer.analyse.check import SCHEMA, CheckResult, RuleResult, Status, Unit
+from slimmer.analyse.check import SCHEMA, BudgetResult, CheckResult, Status, Unit
 from slimmer.errors import SlimError
 from slimmer.report.common import count, dump_json, human_bytes
 
@@ -52,7 +52,7 @@ def _percent(value: float, digits: int) -> str:
     return f"{value * 100:.{digits}f}%"
 
 
-def _pair(r: RuleResult) -> tuple[str, str]:
+def _pair(r: BudgetResult) -> tuple[str, str]:
     """Value and limit as text, precise enough that different numbers read differently."""
     value, limit = format_value(r.value, r.unit), format_value(r.limit, r.unit)
     if value == limit and r.value != r.limit:
@@ -65,7 +65,7 @@ def _pair(r: RuleResult) -> tuple[str, str]:
     return value, limit
 
 
-def describe(r: RuleResult) -> str:
+def describe(r: BudgetResult) -> str:
     """One line saying what was measured against which limit."""
     if r.rule == "forbid":
         return _describe_forbid(r)
@@ -82,7 +82,7 @@ def describe(r: RuleResult) -> str:
     return f"{label} {value} {op} limit {limit}"
 
 
-def _describe_forbid(r: RuleResult) -> str:
+def _describe_forbid(r: BudgetResult) -> str:
     if not r.offenders:
         return f"nothing matches {r.id.split(':', 1)[1]}"
     shown = ", ".join(r.offenders[:SHOWN_OFFENDERS])
@@ -91,7 +91,7 @@ def _describe_forbid(r: RuleResult) -> str:
     return f"{len(r.offenders)} {noun}: {shown}" + (f" (+{more} more)" if more > 0 else "")
 
 
-def _describe_findings(r: RuleResult) -> str:
+def _describe_findings(r: BudgetResult) -> str:
     """`3 slim lint findings at or above high: SLM-SECRET-ENV config.Env[K], ...`."""
     if not r.offenders:
         return f"no slim lint {r.note.removeprefix('findings ')}"
@@ -178,7 +178,7 @@ def to_json(result: CheckResult) -> dict[str, Any]:
     }
 
 
-def _rule_json(r: RuleResult) -> dict[str, Any]:
+def _rule_json(r: BudgetResult) -> dict[str, Any]:
     whole = r.unit is not Unit.RATIO
     return {
         "id": r.id,
@@ -252,7 +252,7 @@ def _junit_properties(result: CheckResult) -> list[tuple[str, str]]:
     return props
 
 
-def _details(r: RuleResult) -> str:
+def _details(r: BudgetResult) -> str:
     lines = [describe(r)]
     if len(r.offenders) > SHOWN_OFFENDERS:
         lines += ["", *r.offenders]
@@ -345,7 +345,7 @@ def to_markdown(result: CheckResult) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def _measured(r: RuleResult) -> str:
+def _measured(r: BudgetResult) -> str:
     if r.rule == "forbid":
         return _paths(len(r.offenders))
     return _pair(r)[0]
@@ -355,7 +355,7 @@ def _paths(n: int) -> str:
     return f"{n} path" if n == 1 else f"{n} paths"
 
 
-def _limit(r: RuleResult) -> str:
+def _limit(r: BudgetResult) -> str:
     if r.rule == "forbid":
         return "none"
     return ("≥ " if r.bound == "min" else "≤ ") + _pair(r)[1]

@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from slimmer import __version__
-from slimmer.findings.compare import FindingsDelta
-from slimmer.findings.model import RULES, SCHEMA, Finding, FindingsReport, Rule, Severity
+from slimmer.findings.delta import FindingsDelta
+from slimmer.findings.rules import RULES, SCHEMA, Finding, FindingsReport, LintRule, Severity
 from slimmer.report.common import dump_json
 
 FORMATS = ("text", "json", "sarif", "md")
@@ -157,7 +157,7 @@ def to_sarif(report: FindingsReport) -> dict[str, Any]:
     }
 
 
-def _sarif_rule(rule: Rule) -> dict[str, Any]:
+def _sarif_rule(rule: LintRule) -> dict[str, Any]:
     return {
         "id": rule.id,
         "name": rule.id.removeprefix("SLM-").title().replace("-", ""),

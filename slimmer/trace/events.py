@@ -228,7 +228,7 @@ def join(base: str, name: str) -> str:
     return base.rstrip("/") + "/" + name if name else base
 
 
-def normalize(path: str) -> str:
+def normalise(path: str) -> str:
     """Lexical normalisation: `//`, `.` and `..` removed (`..` at the root stays there)."""
     parts: list[str] = []
     for part in path.split("/"):
@@ -318,7 +318,7 @@ class _Walker:
                 pid=call.pid,
                 syscall="bind",
                 kind="create",
-                path=normalize(raw),
+                path=normalise(raw),
                 raw=raw,
                 result=-1 if value is None else value,
                 errno=errno,
@@ -359,7 +359,7 @@ class _Walker:
             pid=call.pid,
             syscall=call.name,
             kind=kind,
-            path=normalize(raw),
+            path=normalise(raw),
             raw=raw,
             result=-1 if value is None else value,
             errno=errno,

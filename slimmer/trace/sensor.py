@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slimmer.elf.loader import closure
-from slimmer.errors import ProfileError
+from slimmer.errors import TraceError
 from slimmer.image.hosttree import HostTree
 from slimmer.model import ImageConfig
 from slimmer.trace.events import STRACE_OPTIONS
@@ -58,7 +58,7 @@ _ARCH = {
 
 
 @dataclass(frozen=True)
-class Closure:
+class HostNeeds:
     """A dynamically linked program's runtime needs on the host.
 
     `loader` is the host path of its ELF interpreter (None: statically
@@ -98,26 +98,26 @@ class Bundle:
 # -- finding strace and its closure on the host ---------------------------------
 
 
-def host_closure(binary: str) -> Closure:
+def host_closure(binary: str) -> HostNeeds:
     """`binary`'s closure on this host, by slimmer's own loader rules (slimmer.elf.loader
     over a HostTree): its ELF interpreter and each DT_NEEDED name with the file the
-    baseline CPU loads. A library the loader would not find is a ProfileError."""
+    baseline CPU loads. A library the loader would not find is a TraceError."""
     found = closure(HostTree(), [binary], {}, "/")
     if found.missing:
         names = ", ".join(sorted({m.name for m in found.missing}))
-        raise ProfileError(f"bundling {binary}: the host's loader would not find {names}")
+        raise TraceError(f"bundling {binary}: the host's loader would not find {names}")
     interp = next((e.target for e in found.edges if e.kind == "PT_INTERP"), None)
     libs: dict[str, str] = {}
     for edge in found.edges:
         if edge.kind == "DT_NEEDED" and not edge.variant and edge.target != interp:
             libs.setdefault(edge.name, edge.target)
-    return Closure(interp, tuple(sorted(libs.items())))
+    return HostNeeds(interp, tuple(sorted(libs.items())))
 
 
 def find_strace() -> str:
     path = shutil.which("strace")
     if path is None:
-        raise ProfileError(
+        raise TraceError(
             "bundling strace: strace is not installed on this host "
             "(install it, e.g. `apt-get install strace`)"
         )
@@ -134,10 +134,10 @@ def _strace_version(strace: str) -> str:
     try:
         out = subprocess.run([strace, "-V"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise ProfileError(f"bundling strace: running {strace} -V: {exc}") from exc
+        raise TraceError(f"bundling strace: running {strace} -V: {exc}") from exc
     version = parse_version(out.stdout)
     if version < MIN_STRACE:
-        raise ProfileError(
+        raise TraceError(
             f"bundling strace: {strace} is version {out.stdout.strip()[:60]!r}; "
             f"slimmer needs {'.'.join(map(str, MIN_STRACE))} or newer"
         )
@@ -152,7 +152,7 @@ def host_architecture() -> str:
 # -- the bundle -----------------------------------------------------------------
 
 
-def launcher(closure: Closure) -> tuple[str, ...]:
+def launcher(closure: HostNeeds) -> tuple[str, ...]:
     """The argv prefix that runs /.slimmer/strace with only the bundle's libraries.
 
     `--library-path` replaces the image's LD_LIBRARY_PATH for strace alone;
@@ -165,7 +165,7 @@ def launcher(closure: Closure) -> tuple[str, ...]:
     return (LOADER, "--library-path", LIB_DIR, *(("--inhibit-cache",) if glibc else ()), STRACE)
 
 
-def _members(strace: str, closure: Closure) -> list[tuple[str, str]]:
+def _members(strace: str, closure: HostNeeds) -> list[tuple[str, str]]:
     """(path in the container, host file) for everything the bundle holds."""
     members = [(STRACE, strace)]
     if closure.loader is not None:
@@ -204,7 +204,7 @@ def _info(name: str, kind: bytes, mode: int, size: int) -> tarfile.TarInfo:
     return info
 
 
-def make_bundle(strace: str, closure_of: Callable[[str], Closure] = host_closure) -> Bundle:
+def make_bundle(strace: str, closure_of: Callable[[str], HostNeeds] = host_closure) -> Bundle:
     """Bundle the strace at host path `strace` with its closure."""
     version = _strace_version(strace)
     closure = closure_of(strace)
@@ -215,7 +215,7 @@ def make_bundle(strace: str, closure_of: Callable[[str], Closure] = host_closure
         try:
             data = Path(real).read_bytes()
         except OSError as exc:
-            raise ProfileError(f"bundling strace: reading {real}: {exc.strerror}") from exc
+            raise TraceError(f"bundling strace: reading {real}: {exc.strerror}") from exc
         contents.append((name, data))
         files.append(BundleFile(name, real, len(data)))
     return Bundle(
@@ -236,14 +236,14 @@ def build_bundle() -> Bundle:
 # -- using it -----------------------------------------------------------------
 
 
-def check_image(bundle: Bundle, config: ImageConfig) -> None:
+def require_traceable(bundle: Bundle, config: ImageConfig) -> None:
     """Refuse an image the bundled strace cannot run in (another OS or architecture)."""
     if config.os and config.os != "linux":
-        raise ProfileError(f"tracing the image: its OS is {config.os!r}; only linux is supported")
+        raise TraceError(f"tracing the image: its OS is {config.os!r}; only linux is supported")
     if config.architecture and config.architecture != bundle.architecture:
-        raise ProfileError(
+        raise TraceError(
             f"tracing the image: it is built for {config.architecture} but this host "
-            f"(and its strace) is {bundle.architecture}; profile it on a "
+            f"(and its strace) is {bundle.architecture}; trace it on a "
             f"{config.architecture} host"
         )
 
@@ -265,5 +265,5 @@ def wrap_command(
     """
     program = [*entrypoint, *cmd]
     if not program:
-        raise ProfileError("tracing the image: it has no entrypoint or command to run")
+        raise TraceError("tracing the image: it has no entrypoint or command to run")
     return [*bundle.launcher, *STRACE_OPTIONS, "-o", trace_path, "--", *program]

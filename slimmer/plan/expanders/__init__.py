@@ -12,21 +12,34 @@ The families, one module each:
   files of shell scripts (`shell-commands`);
 - `packages`: trimmed package databases (`dpkg-status`, `apk-installed`);
 - `python`: Python imports and distribution metadata (`python-imports`,
-  `python-dist-info`), with `pyinterp` (the interpreters' sys.path, built-in and
-  frozen modules), `pyclosure` (the import closure) and `pycodecs` (codecs);
+  `python-dist-info`), with `python_interp` (the interpreters' sys.path, built-in and
+  frozen modules), `python_closure` (the import closure), `python_codecs` (codecs),
+  `python_source` (a file's imports, found statically) and `python_imports` (where
+  they resolve in the image);
 - `node`: Node.js requires and imports (`node-requires`);
-- `nginx`: nginx document roots and the files its configuration names (`nginx-roots`);
+- `nginx`: nginx document roots and the files its configuration names (`nginx-roots`),
+  with `nginx_conf` (the configuration's directives);
 - `ruby`: Ruby requires, gems and encodings (`ruby-requires`), with
   `ruby_source`, `ruby_gems` and `ruby_encodings`; `php` and `perl`: their
   extensions, includes and `use`s (`php-modules`, `perl-modules`), sharing `_requires`;
-- `helpers`: programs runtimes and libraries run by name (`helper-programs`).
+- `helper_programs`: programs runtimes and libraries run by name (`helper-programs`).
 
 Shared helpers live in `_common`.
 """
 
 from __future__ import annotations
 
-from slimmer.plan.expanders import helpers, nginx, node, packages, perl, php, python, ruby, system
+from slimmer.plan.expanders import (
+    helper_programs,
+    nginx,
+    node,
+    packages,
+    perl,
+    php,
+    python,
+    ruby,
+    system,
+)
 from slimmer.plan.keep import Expander
 
 EXPANDERS: dict[str, Expander] = {
@@ -41,7 +54,7 @@ EXPANDERS: dict[str, Expander] = {
     "node-requires": node.node_requires,
     "nginx-roots": nginx.nginx_roots,
     "shell-commands": system.shell_commands,
-    "helper-programs": helpers.helper_programs,
+    "helper-programs": helper_programs.helper_programs,
     "ruby-requires": ruby.ruby_requires,
     "php-modules": php.php_modules,
     "perl-modules": perl.perl_modules,

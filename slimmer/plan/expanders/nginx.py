@@ -9,8 +9,8 @@ from functools import partial
 from slimmer.image.paths import SYSTEM_DIRS, compile_glob, exists, expand, is_dir, read_text
 from slimmer.model import TreeView
 from slimmer.plan.expanders._common import not_kept
+from slimmer.plan.expanders.nginx_conf import referenced_paths
 from slimmer.plan.keep import Addition, ProfileContext, Reason, Result, argv_words, subtree
-from slimmer.plan.nginxconf import referenced_paths
 
 NGINX_PREFIXES = ("/usr/share/nginx", "/etc/nginx")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 from slimmer.image.paths import exists, is_dir, read_text, real_file, tree_memo
 from slimmer.model import TreeView
-from slimmer.plan.keep import Addition, Generated, ProfileContext, Reason, Result
+from slimmer.plan.keep import Addition, GeneratedFile, ProfileContext, Reason, Result
 from slimmer.plan.pkgtrim import (
     ApkRecord,
     DpkgRecord,
@@ -68,7 +68,7 @@ def dpkg_status(ctx: ProfileContext, profile_name: str) -> Result:
         name = _list_name(record, owners)
         return name is None or any(p in ctx.kept for p in owners[name])
 
-    generated: list[Generated] = []
+    generated: list[GeneratedFile] = []
     additions: list[Addition] = []
     text = read_text(tree, DPKG_STATUS)
     entry = tree.get(DPKG_STATUS)
@@ -81,7 +81,9 @@ def dpkg_status(ctx: ProfileContext, profile_name: str) -> Result:
             profile_name,
         )
         generated.append(
-            Generated(DPKG_STATUS, trim_dpkg(text, kept).encode(), reason, entry.mode, entry.mtime)
+            GeneratedFile(
+                DPKG_STATUS, trim_dpkg(text, kept).encode(), reason, entry.mode, entry.mtime
+            )
         )
         adds, gens = _dpkg_extras(ctx, records, owners, profile_name)
         additions += adds
@@ -151,7 +153,7 @@ def _trimmed(
     trim: Callable[[str, Callable[[str], bool]], str],
     kept: Callable[[str], bool],
     reason: Reason,
-) -> Generated | None:
+) -> GeneratedFile | None:
     """`path` rewritten by `trim` (None when the image has no such file, or nothing
     of it is kept), with the source file's mode and mtime."""
     entry = tree.get(path)
@@ -162,7 +164,7 @@ def _trimmed(
     if not data:
         return None
     detail = f"{reason.detail}; trimmed to the files kept"
-    return Generated(
+    return GeneratedFile(
         path,
         data.encode("utf-8", "surrogateescape"),
         Reason(reason.kind, detail, reason.source),
@@ -184,7 +186,7 @@ def _status_d(ctx: ProfileContext, profile_name: str, owners: dict[str, tuple[st
     status.d/<name>.md5sums (or dpkg's info/ lists). A surviving package keeps its
     record; its md5sums are trimmed to the files kept."""
     additions: list[Addition] = []
-    generated: list[Generated] = []
+    generated: list[GeneratedFile] = []
     dirs: dict[str, str] = {}
     kept = _kept_as_listed(ctx, ())
     for name in ctx.tree.listdir(DPKG_STATUS_D):
@@ -235,4 +237,4 @@ def apk_installed(ctx: ProfileContext, profile_name: str) -> Result:
         f"kept, so scanners see what the slim image holds",
         profile_name,
     )
-    return [], [Generated(APK_INSTALLED, data.encode(), reason, entry.mode, entry.mtime)]
+    return [], [GeneratedFile(APK_INSTALLED, data.encode(), reason, entry.mode, entry.mtime)]

@@ -1,7 +1,7 @@
 """Expanders of Python: the modules kept Python code imports, and the distribution
 metadata of the modules kept. The interpreters' sys.path and their built-in and
-frozen modules are found by `pyinterp`, the codecs looked up by name by `pycodecs`,
-and the import closure walked by `pyclosure`.
+frozen modules are found by `python_interp`, the codecs looked up by name by `python_codecs`,
+and the import closure walked by `python_closure`.
 
 Each follows what the runtime would load from the kept code on any path, found
 statically in the image (nothing is imported or run), to a fixed point within
@@ -18,11 +18,11 @@ from functools import partial
 from slimmer.image.paths import read_text, tree_memo
 from slimmer.model import TreeView
 from slimmer.plan.expanders._common import not_kept
-from slimmer.plan.expanders.pyclosure import ImportClosure, is_frozen
-from slimmer.plan.expanders.pycodecs import codec_additions
-from slimmer.plan.expanders.pyinterp import builtin_modules, frozen_modules, python_path
+from slimmer.plan.expanders.python_closure import ImportClosure, is_frozen
+from slimmer.plan.expanders.python_codecs import codec_additions
+from slimmer.plan.expanders.python_imports import ModuleFinder, module_of
+from slimmer.plan.expanders.python_interp import builtin_modules, frozen_modules, python_path
 from slimmer.plan.keep import Addition, ProfileContext, Reason, Result, argv_words, subtree
-from slimmer.plan.pyimports import ModuleFinder, module_of
 
 _PY_SCRIPT = re.compile(rb"\A#![^\n]*python")
 
@@ -109,12 +109,12 @@ def _tooling_left_out(ctx: ProfileContext, dirs: tuple[str, ...]) -> frozenset[s
 def python_imports(ctx: ProfileContext, profile_name: str) -> Result:
     """Modules the kept Python code imports anywhere (in functions, in try/except),
     those the C code of the extension modules it imports imports (EXTENSION_IMPORTS),
-    and the codecs of `encodings` it may look up (see `pycodecs`), resolved against
+    and the codecs of `encodings` it may look up (see `python_codecs`), resolved against
     the image's sys.path, followed to a fixed point.
 
     Left out: imports only in an imported module's `if __name__ == "__main__":`
     block, imports inside a standard library function no kept source names (see
-    `pyclosure`), TOOLING families no kept module belongs to, `except ImportError`
+    `python_closure`), TOOLING families no kept module belongs to, `except ImportError`
     fallbacks of modules that are there (built in, frozen or a file), and the
     files of frozen modules. The imports of a frozen module are still followed,
     but for importlib's bootstrap (BOOTSTRAP_FROZEN), whose imports in functions

@@ -37,7 +37,7 @@ class Severity(IntEnum):
 
 
 @dataclass(frozen=True)
-class Rule:
+class LintRule:
     """One check: its stable ID, severity, a title and the fix line."""
 
     id: str
@@ -51,7 +51,7 @@ class Finding:
     """One occurrence of a rule. `evidence` is a path (`/root/.env`) or a config
     key (`config.User`); `detail` says what was seen, with secrets masked."""
 
-    rule: Rule
+    rule: LintRule
     evidence: str
     detail: str = ""
 
@@ -65,7 +65,7 @@ class Finding:
 
     @property
     def key(self) -> tuple[str, str, str]:
-        """What makes two findings the same one across images (compare.py)."""
+        """What makes two findings the same one across images (delta.py)."""
         return (self.rule.id, self.evidence, self.detail)
 
 
@@ -87,8 +87,8 @@ def sort_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
     return tuple(sorted(set(findings), key=lambda f: (-f.severity, f.id, f.evidence, f.detail)))
 
 
-def _r(id_: str, severity: Severity, title: str, fix: str) -> Rule:
-    return Rule(id_, severity, title, fix)
+def _r(id_: str, severity: Severity, title: str, fix: str) -> LintRule:
+    return LintRule(id_, severity, title, fix)
 
 
 L, M, H, C = Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL
@@ -156,7 +156,7 @@ UNUSED_LARGE = _r(
     "do not COPY it, or slim the image (`slim IMAGE -o OUT`)",
 )
 
-RULES: tuple[Rule, ...] = (
+RULES: tuple[LintRule, ...] = (
     USER_ROOT,
     HEALTHCHECK_MISSING,
     HEALTHCHECK_PROGRAM,

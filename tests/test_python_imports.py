@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from slimmer.plan.pyimports import (
+from slimmer.plan.expanders.python_imports import (
     BOOTSTRAP_FROZEN,
     STDLIB_FROZEN,
     ModuleFinder,
@@ -16,7 +16,12 @@ from slimmer.plan.pyimports import (
     module_of,
     search_path,
 )
-from slimmer.plan.pysource import Fallback, absolute_name, imported_names, parse_imports
+from slimmer.plan.expanders.python_source import (
+    Fallback,
+    absolute_name,
+    imported_names,
+    parse_imports,
+)
 from tests.profile_kit import ELF, Maker, d, f, factory, ln
 
 

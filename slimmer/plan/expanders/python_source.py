@@ -2,7 +2,7 @@
 
 Nothing is imported or run: the source is parsed with `ast` (a regex scan when
 it does not parse, e.g. Python 2 or a newer grammar than the host's).
-`slimmer.plan.pyimports` resolves the names against an image's tree.
+`slimmer.plan.expanders.python_imports` resolves the names against an image's tree.
 
 What counts as imported (every import anywhere in the file: in functions, in
 `try`/`except ImportError`, under `if`):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from slimmer.findings.model import Finding, FindingsReport, Severity, sort_findings
+from slimmer.findings.rules import Finding, FindingsReport, Severity, sort_findings
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class FindingsDelta:
         return tuple(f for f in (*self.still, *self.new) if f.severity >= severity)
 
 
-def compare(before: FindingsReport, after: FindingsReport) -> FindingsDelta:
+def compare_findings(before: FindingsReport, after: FindingsReport) -> FindingsDelta:
     old = {f.key: f for f in before.findings}
     now = {f.key: f for f in after.findings}
     return FindingsDelta(

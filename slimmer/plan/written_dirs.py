@@ -1,4 +1,4 @@
-"""State written at run time: the directories the profiled app wrote into.
+"""State written at run time: the directories the traced app wrote into.
 
 A service's state lives in directories it writes: a database's data directory
 baked into the image, a queue's spool, a cache. The probes read only a part of

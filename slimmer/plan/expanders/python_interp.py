@@ -14,8 +14,8 @@ from functools import partial
 
 from slimmer.image.paths import is_file, is_system_dir, read_text, tree_memo
 from slimmer.model import TreeView
+from slimmer.plan.expanders.python_imports import STDLIB_FROZEN, frozen_names, search_path
 from slimmer.plan.keep import ProfileContext, argv_words, kept_named
-from slimmer.plan.pyimports import STDLIB_FROZEN, frozen_names, search_path
 
 _INTERPRETER = re.compile(r"python3?(\.\d+)?\Z")
 _VERSIONED = re.compile(r"python(3\.\d+)\Z")
@@ -112,7 +112,7 @@ def builtin_modules(ctx: ProfileContext) -> frozenset[str]:
 
 def frozen_modules(ctx: ProfileContext) -> frozenset[str]:
     """Modules frozen into the kept interpreters or a kept libpython (see
-    `pyimports.frozen_names`), less the start-up set when a command line says
+    `python_imports.frozen_names`), less the start-up set when a command line says
     `-X frozen_modules=off` or the Env PYTHON_FROZEN_MODULES=off."""
     frozen = _interpreter_modules(ctx)[1]
     off = "frozen_modules=off" in argv_words(ctx)
@@ -124,7 +124,7 @@ def frozen_modules(ctx: ProfileContext) -> frozenset[str]:
 def _interpreter_modules(ctx: ProfileContext) -> tuple[frozenset[str], frozenset[str]]:
     found = [*kept_named(ctx, _INTERPRETER), *kept_named(ctx, _LIBPYTHON)]
     binaries = sorted({ctx.tree.resolve(p).path for p in found if is_file(ctx.tree, p)})
-    key = "pyinterp:" + "\0".join(binaries)
+    key = "python_interp:" + "\0".join(binaries)
     return tree_memo(ctx.tree, key, partial(_scan_interpreters, ctx.tree, binaries))
 
 

@@ -43,8 +43,8 @@ from slimmer.elf.ldcache import CacheEntry, parse_ld_so_cache
 from slimmer.image.paths import is_file, read_text, search_path, tree_memo, which
 from slimmer.model import TreeView
 from slimmer.plan.expanders._common import not_kept
+from slimmer.plan.expanders.python_source import imported_names
 from slimmer.plan.keep import Addition, ProfileContext, Reason, Result
-from slimmer.plan.pysource import imported_names
 
 SHELL = "/bin/sh"  # glibc's and musl's _PATH_BSHELL
 SHELL_FUNCTIONS = frozenset({"system", "popen", "wordexp"})
@@ -137,7 +137,7 @@ def _python_evidence(ctx: ProfileContext, module: str, module_file: str) -> str:
     no kept `.py` outside the standard library names it."""
     for path in sorted(ctx.kept):
         if path.endswith(".py") and not _STDLIB.search(path):
-            key = f"helpers-pyimports:{path}"
+            key = f"helpers-python_imports:{path}"
             if module in tree_memo(ctx.tree, key, partial(_imports, ctx.tree, path)):
                 return f"{path} imports {module}"
     return f"{module_file} is kept"

@@ -9,7 +9,7 @@ from slimmer.model import ImageConfig, TreeView
 from slimmer.pipeline.verify import PARENT_MISSING, missing_paths
 from slimmer.plan.keep import Reason
 from slimmer.plan.planner import TracedPath, plan
-from slimmer.plan.state import WRITE_PARENT, keeps_whole, state_paths, written_dir
+from slimmer.plan.written_dirs import WRITE_PARENT, keeps_whole, state_paths, written_dir
 from slimmer.trace.events import TRACED_SYSCALLS, Event, Trace, parse
 from tests.memtree import Dir, File, Link, MemTree
 

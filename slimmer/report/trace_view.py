@@ -9,17 +9,17 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 
 from slimmer.trace.probes import ProbeResult
-from slimmer.trace.profiler import TracedRun
+from slimmer.trace.tracer import TracedRun
 
 SCHEMA = "slimmer.profile/v1"
 
 
-def to_json(prof: TracedRun) -> dict[str, Any]:
+def to_json(traced_run: TracedRun) -> dict[str, Any]:
     """The `slimmer.profile/v1` document: probe results and every run's whole trace."""
     return {
         "schema": SCHEMA,
-        "image": prof.image,
-        "probes": [_result(r) for r in prof.results],
+        "image": traced_run.image,
+        "probes": [_result(r) for r in traced_run.results],
         "runs": [
             {
                 "what": run.what,
@@ -27,7 +27,7 @@ def to_json(prof: TracedRun) -> dict[str, Any]:
                 "seconds": round(run.seconds, 3),
                 "trace": json.loads(run.trace.to_json()),
             }
-            for run in prof.runs
+            for run in traced_run.runs
         ],
     }
 
@@ -45,9 +45,9 @@ def _result(r: ProbeResult) -> dict[str, Any]:
     }
 
 
-def render(prof: TracedRun) -> RenderableType:
+def render(traced_run: TracedRun) -> RenderableType:
     kinds: dict[str, set[str]] = {}
-    for trace in prof.traces:
+    for trace in traced_run.traces:
         for kind, paths in trace.by_kind().items():
             kinds.setdefault(kind, set()).update(paths)
     summary = Table(title="Files touched (existing)", title_justify="left")
@@ -60,7 +60,7 @@ def render(prof: TracedRun) -> RenderableType:
     probes = Table(title="Probes", title_justify="left")
     for col in ("probe", "result", "code", "bytes", "attempts"):
         probes.add_column(col)
-    for r in prof.results:
+    for r in traced_run.results:
         probes.add_row(
             r.probe.label,
             "[green]ok[/]" if r.ok else f"[red]{r.error}[/]",
@@ -71,6 +71,6 @@ def render(prof: TracedRun) -> RenderableType:
     runs = Table(title="Runs", title_justify="left")
     for col in ("run", "exit code", "events", "seconds"):
         runs.add_column(col)
-    for run in prof.runs:
+    for run in traced_run.runs:
         runs.add_row(run.what, str(run.exit_code), str(len(run.trace.events)), f"{run.seconds:.1f}")
     return Group(summary, probes, runs)

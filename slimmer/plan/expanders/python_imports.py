@@ -1,5 +1,5 @@
 """Where the modules a Python source file imports are in an image: names (found by
-`slimmer.plan.pysource`) resolved against the image's tree the way CPython's
+`slimmer.plan.expanders.python_source`) resolved against the image's tree the way CPython's
 `PathFinder`/`FileFinder` do, and the search path of its interpreter."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from slimmer.model import TreeView
-from slimmer.plan.pysource import IDENT
+from slimmer.plan.expanders.python_source import IDENT
 
 
 def module_of(path: str, dirs: Sequence[str]) -> tuple[str, bool] | None:

@@ -17,7 +17,7 @@ from functools import partial
 
 from slimmer.image.paths import is_file, read_text, tree_memo
 from slimmer.model import TreeView
-from slimmer.plan.expanders.pyinterp import in_stdlib
+from slimmer.plan.expanders.python_interp import in_stdlib
 from slimmer.plan.keep import Addition, ProfileContext, Reason
 
 # The codecs CPython and the standard library name by literal: the defaults of
@@ -87,7 +87,7 @@ def _computed_codec_evidence(
     for path in sources:
         if in_stdlib(path, dirs):
             continue
-        lines = tree_memo(ctx.tree, "pycodecs:" + path, partial(_codec_lines, ctx.tree, path))
+        lines = tree_memo(ctx.tree, "python_codecs:" + path, partial(_codec_lines, ctx.tree, path))
         if lines:
             return f"{path}:{lines[0]} looks a codec up by a name computed at run time"
     return None

@@ -27,7 +27,7 @@ from typing import Any
 
 from slimmer.context.run import NO_CONTEXT, RunContext, files_archive, run_config
 from slimmer.engine_api import ContainerEngine
-from slimmer.errors import ProfileError, SlimError
+from slimmer.errors import SlimError, TraceError
 from slimmer.model import ImageConfig, Progress
 from slimmer.trace import proberun as prun
 from slimmer.trace import probes as pr
@@ -38,7 +38,7 @@ from slimmer.trace.sensor import (
     TRACE_PATH,
     Bundle,
     build_bundle,
-    check_image,
+    require_traceable,
     wrap_command,
 )
 
@@ -52,7 +52,7 @@ DEFAULT_MEMORY = 4 << 30  # bytes; --memory: enough for a JVM, a stop to a runaw
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of every container the profiler creates (`--memory`, `--cpus`).
+    """Resource limits of every container the tracer creates (`--memory`, `--cpus`).
 
     Swap is capped at the memory limit, so an app over it is killed, not slowed
     to a crawl; `None` leaves a resource unlimited."""
@@ -103,7 +103,7 @@ def healthcheck_probe(config: ImageConfig) -> pr.ProbeSpec | None:
     return pr.ProbeSpec(kind="exec", name="HEALTHCHECK", cmd=argv, expect_exit=0)
 
 
-def profile(
+def run_traced(
     engine: ContainerEngine,
     image: str,
     config: ImageConfig,
@@ -127,15 +127,15 @@ def profile(
     if traced:
         progress("bundling")
         bundle = build_bundle()
-        check_image(bundle, config)
+        require_traceable(bundle, config)
     runner = _Runner(engine, image, config, bundle, timeout, progress, limits, context)
     try:
         return runner.run(tuple(probes))
-    except ProfileError as exc:  # the app's last output may print what it was given
+    except TraceError as exc:  # the app's last output may print what it was given
         masked = context.redact(exc.message)
         if masked == exc.message:
             raise
-        raise ProfileError(masked) from None
+        raise TraceError(masked) from None
 
 
 @dataclass
@@ -275,7 +275,7 @@ class _Runner:
             self.progress("starting")
             engine.start(ctr)
             yield ctr, engine.published_ports(ctr, wanted)
-        except ProfileError:
+        except TraceError:
             self._refuse_oom(ctr)  # an app killed for memory: say so, naming the limit
             raise
         finally:
@@ -293,7 +293,7 @@ class _Runner:
             return
         code, _ = self.engine.exec(ctr, [*bundle.launcher[:-1], KILL, "-0", str(pid)], user="0")
         if code != 0:
-            raise ProfileError(
+            raise TraceError(
                 f"running {self.image[:19]}: the entrypoint process exited and left a "
                 "background process running (a daemon that forks); the engine stops a "
                 "container when its entrypoint exits: run the app in the foreground"
@@ -303,7 +303,7 @@ class _Runner:
         """An app the kernel killed for memory is a clear error naming the limit."""
         state = self.engine.inspect_container(ctr).get("State") or {}
         if state.get("OOMKilled"):
-            raise ProfileError(
+            raise TraceError(
                 f"running {self.image[:19]}: {prun.ended(self.engine, ctr, state)}; "
                 f"the limit is --memory {self.limits.describe_memory()}: raise it"
             )
@@ -379,10 +379,10 @@ def _default_probes(
         if not ready.ok:
             gone = prun.container_gone(engine, ctr)
             if gone:
-                raise ProfileError(
+                raise TraceError(
                     f"probing port {port}: the app stopped before answering: {gone}; {CONTEXT_HINT}"
                 )
-            raise ProfileError(
+            raise TraceError(
                 f"probing port {port}: never answered within {timeout:.0f}s ({ready.error})"
             )
         http = pr.ProbeSpec(kind="http", port=port, path="/")
@@ -439,5 +439,5 @@ def _read_trace(engine: ContainerEngine, ctr: str, path: str, config: ImageConfi
     try:
         data = engine.read_file(ctr, path)
     except SlimError as exc:
-        raise ProfileError(f"reading the trace {path} back from the container: {exc}") from exc
+        raise TraceError(f"reading the trace {path} back from the container: {exc}") from exc
     return parse(data, cwd=config.working_dir or "/")

@@ -7,7 +7,7 @@ is called, so it waits until some kept source names the function (os's `popen`
 imports subprocess; `shutil.unpack_archive` reaches zipfile through
 `_unpack_zipfile`, named in shutil's format table). A name is a call site as far
 as a static reader can tell: an attribute, or a name imported `from` the module,
-in any kept source, or a bare name in the module itself (see `pysource.Imports`),
+in any kept source, or a bare name in the module itself (see `python_source.Imports`),
 but in a library's `if __name__ == "__main__":` block. A dunder is always called
 (the runtime calls it). The app's and its packages' functions are not waited on:
 their imports are followed at once, as frameworks call them by name strings.
@@ -23,16 +23,16 @@ from typing import NamedTuple
 
 from slimmer.image.paths import tree_memo
 from slimmer.model import TreeView
-from slimmer.plan.expanders.pyinterp import in_stdlib
-from slimmer.plan.keep import Addition, Reason
-from slimmer.plan.pyimports import (
+from slimmer.plan.expanders.python_imports import (
     BOOTSTRAP_FROZEN,
     EXTENSION_IMPORTS,
     ModuleFinder,
     builtin_c_imports,
     module_of,
 )
-from slimmer.plan.pysource import Imports, parse_imports
+from slimmer.plan.expanders.python_interp import in_stdlib
+from slimmer.plan.expanders.python_source import Imports, parse_imports
+from slimmer.plan.keep import Addition, Reason
 
 
 class _Waiting(NamedTuple):
@@ -50,7 +50,7 @@ class ImportClosure:
     """The walk: sources queued, files found, imports waiting for their function.
 
     `mains` are the files and module names run as `__main__`; `builtins` and
-    `frozen` the modules of the interpreters (see `pyinterp`); `tooling` the
+    `frozen` the modules of the interpreters (see `python_interp`); `tooling` the
     top-level names not followed (see `python.TOOLING`)."""
 
     tree: TreeView
@@ -131,7 +131,7 @@ def _imports_of(
         return Imports(frozenset(EXTENSION_IMPORTS.get(module, ()))), dirs
     main = path in mains or module in mains
     search = dirs if found is not None else (posixpath.dirname(path), *dirs)
-    key = f"pyimports:{path}\0{module}\0{is_package}\0{main}"
+    key = f"python_imports:{path}\0{module}\0{is_package}\0{main}"
     names = tree_memo(tree, key, partial(_parse_imports, tree, path, module, is_package, main))
     return names, search
 
@@ -187,7 +187,7 @@ def _wanted(
 ) -> list[tuple[str, str]]:
     """The names to find for `imports` (see `_needed`), each with how the source
     imports it: by name, or through the C code of a built-in module it imports
-    (`pyimports.builtin_c_imports`). Names of a TOOLING family left out are dropped."""
+    (`python_imports.builtin_c_imports`). Names of a TOOLING family left out are dropped."""
     names = _needed(imports, search, finder, builtins | frozen)
     via = builtin_c_imports(names, builtins)
     out = {n: n for n in names if n.split(".")[0] not in tooling}

@@ -1,4 +1,4 @@
-"""The profiler on every fixture, through the real engine."""
+"""The tracer on every fixture, through the real engine."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from slimmer import api
 from slimmer.engine import Engine
 from slimmer.trace.probes import load_probe_file
-from slimmer.trace.profiler import TracedRun
+from slimmer.trace.tracer import TracedRun
 from tests.installed import popen_slim
 
 pytestmark = pytest.mark.engine
@@ -37,13 +37,13 @@ NEEDED = {
 }
 
 
-def _profile(name: str, tag: str) -> TracedRun:
+def _trace(name: str, tag: str) -> TracedRun:
     spec = load_probe_file(ROOT / "fixtures" / name / "probe.toml")
-    return api.profile_image(tag, spec.probes, spec.timeout)
+    return api.trace_image(tag, spec.probes, spec.timeout)
 
 
-def _touched(prof: TracedRun) -> set[str]:
-    return {p for t in prof.traces for p in t.touched()}
+def _touched(traced_run: TracedRun) -> set[str]:
+    return {p for t in traced_run.traces for p in t.touched()}
 
 
 @pytest.mark.parametrize("name", sorted(NEEDED))
@@ -52,9 +52,11 @@ def test_profile_sees_what_the_app_needs(
 ) -> None:
     before = engine.inspect_image(fixture_images[name]).id
     leftovers = set(engine.leftovers())
-    prof = _profile(name, fixture_images[name])
-    assert prof.results and all(r.ok for r in prof.results), [r.error for r in prof.results]
-    touched = _touched(prof)
+    traced_run = _trace(name, fixture_images[name])
+    assert traced_run.results and all(r.ok for r in traced_run.results), [
+        r.error for r in traced_run.results
+    ]
+    touched = _touched(traced_run)
     missing = [p for p in NEEDED[name] if not any(t == p or t.startswith(p) for t in touched)]
     assert not missing, f"{name}: not traced: {missing}"
     assert engine.inspect_image(fixture_images[name]).id == before
@@ -63,23 +65,23 @@ def test_profile_sees_what_the_app_needs(
 
 def test_shutdown_path_is_traced(fixture_images: dict[str, str]) -> None:
     """nginx gets its STOPSIGNAL (SIGQUIT) and exits by itself: a graceful shutdown."""
-    prof = _profile("nginx-static", fixture_images["nginx-static"])
-    main = prof.runs[0]
+    traced_run = _trace("nginx-static", fixture_images["nginx-static"])
+    main = traced_run.runs[0]
     assert main.exit_code == 0, "nginx was stopped by its own signal, not killed"
 
 
 def test_healthcheck_is_run_and_traced(fixture_images: dict[str, str]) -> None:
-    prof = _profile("shell-app", fixture_images["shell-app"])
-    hc = [r for r in prof.results if r.probe.label == "HEALTHCHECK"]
+    traced_run = _trace("shell-app", fixture_images["shell-app"])
+    hc = [r for r in traced_run.results if r.probe.label == "HEALTHCHECK"]
     assert hc and hc[0].ok
-    curl_runs = [r for r in prof.runs if "HEALTHCHECK" in r.what]
+    curl_runs = [r for r in traced_run.runs if "HEALTHCHECK" in r.what]
     assert curl_runs and any("/usr/bin/curl" in t.touched() for t in (curl_runs[0].trace,))
 
 
 def test_default_probes(fixture_images: dict[str, str]) -> None:
-    prof = api.profile_image(fixture_images["py-http"], (), 60)
-    assert [r.probe.kind for r in prof.results] == ["http"] and prof.results[0].ok
-    batch = api.profile_image(fixture_images["py-batch"], (), 60)
+    traced_run = api.trace_image(fixture_images["py-http"], (), 60)
+    assert [r.probe.kind for r in traced_run.results] == ["http"] and traced_run.results[0].ok
+    batch = api.trace_image(fixture_images["py-batch"], (), 60)
     assert [r.probe.kind for r in batch.results] == ["batch"] and batch.results[0].exit_code == 0
 
 
@@ -90,7 +92,7 @@ def test_default_probes(fixture_images: dict[str, str]) -> None:
 def test_sigint_at_each_stage_leaves_nothing_behind(
     stage: str, fixture_images: dict[str, str], engine: Engine
 ) -> None:
-    """Ctrl-C at each stage of a profiling run: no container, volume or image is left."""
+    """Ctrl-C at each stage of a tracing run: no container, volume or image is left."""
     leftovers = set(engine.leftovers())
     proc = popen_slim(
         "profile",
