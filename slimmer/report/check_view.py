@@ -14,7 +14,7 @@ from typing import Any
 
 from slimmer.analyse.check import SCHEMA, BudgetResult, CheckResult, Status, Unit
 from slimmer.errors import SlimError
-from slimmer.report.common import count, dump_json, human_bytes
+from slimmer.report.common import count, dump_json, human_bytes, md_cell, md_code, md_html, shown
 
 FORMATS = ("text", "json", "junit", "github", "md")
 SHOWN_OFFENDERS = 10
@@ -85,19 +85,19 @@ def describe(r: BudgetResult) -> str:
 def _describe_forbid(r: BudgetResult) -> str:
     if not r.offenders:
         return f"nothing matches {r.id.split(':', 1)[1]}"
-    shown = ", ".join(r.offenders[:SHOWN_OFFENDERS])
+    listed = ", ".join(r.offenders[:SHOWN_OFFENDERS])
     more = len(r.offenders) - SHOWN_OFFENDERS
     noun = "path matches" if len(r.offenders) == 1 else "paths match"
-    return f"{len(r.offenders)} {noun}: {shown}" + (f" (+{more} more)" if more > 0 else "")
+    return f"{len(r.offenders)} {noun}: {listed}" + (f" (+{more} more)" if more > 0 else "")
 
 
 def _describe_findings(r: BudgetResult) -> str:
     """`3 slim lint findings at or above high: SLM-SECRET-ENV config.Env[K], ...`."""
     if not r.offenders:
         return f"no slim lint {r.note.removeprefix('findings ')}"
-    shown = ", ".join(r.offenders[:SHOWN_OFFENDERS])
+    listed = ", ".join(r.offenders[:SHOWN_OFFENDERS])
     more = len(r.offenders) - SHOWN_OFFENDERS
-    return f"{len(r.offenders)} slim lint {r.note}: {shown}" + (
+    return f"{len(r.offenders)} slim lint {r.note}: {listed}" + (
         f" (+{more} more)" if more > 0 else ""
     )
 
@@ -138,7 +138,7 @@ def to_text(result: CheckResult) -> str:
     for r in result.results:
         lines.append(f"  {r.status.upper():4}  {r.id:{width}}  {describe(r)}")
     lines += ["", summary_line(result)]
-    return "\n".join(_printable(line) for line in lines) + "\n"
+    return "\n".join(shown(line) for line in lines) + "\n"
 
 
 # -- JSON --------------------------------------------------------------------------------
@@ -284,7 +284,7 @@ def to_github(result: CheckResult) -> str:
 
 
 def _gh_data(text: str) -> str:
-    escaped = _printable(text, keep="\n").replace("%", "%25")
+    escaped = shown(text, keep="\n").replace("%", "%25")
     return escaped.replace("\r", "%0D").replace("\n", "%0A")
 
 
@@ -320,25 +320,25 @@ def write_report(result: CheckResult, path: Path, fmt: str) -> None:
 def to_markdown(result: CheckResult) -> str:
     icon = _ICONS[result.verdict]
     lines = [
-        f"### {icon} slim check `{_md_code(result.image)}`: {summary_line(result)}",
+        f"### {icon} slim check `{md_code(result.image, in_table=False)}`: {summary_line(result)}",
         "",
-        _md_cell(_facts_line(result)),
+        md_cell(_facts_line(result)),
         "",
         "| | rule | measured | limit |",
         "|---|---|---|---|",
     ]
     for r in result.results:
         lines.append(
-            f"| {_ICONS[r.status]} {r.status} | `{_md_code(r.id)}` | "
-            f"{_md_cell(_measured(r))} | {_md_cell(_limit(r))} |"
+            f"| {_ICONS[r.status]} {r.status} | `{md_code(r.id)}` | "
+            f"{md_cell(_measured(r))} | {md_cell(_limit(r))} |"
         )
     for r in result.results:
         if r.offenders:
             lines += [
                 "",
-                f"<details><summary>{_md_cell(r.id)}: {_paths(len(r.offenders))}</summary>",
+                f"<details><summary>{md_html(r.id)}: {_paths(len(r.offenders))}</summary>",
                 "",
-                *(f"- `{_md_code(p)}`" for p in r.offenders),
+                *(f"- `{md_code(p, in_table=False)}`" for p in r.offenders),
                 "",
                 "</details>",
             ]
@@ -359,18 +359,6 @@ def _limit(r: BudgetResult) -> str:
     if r.rule == "forbid":
         return "none"
     return ("≥ " if r.bound == "min" else "≤ ") + _pair(r)[1]
-
-
-def _md_cell(text: str) -> str:
-    return _printable(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _md_code(text: str) -> str:
-    return _printable(text).replace("`", "'").replace("|", "\\|")
-
-
-def _printable(text: str, keep: str = "") -> str:
-    return "".join(c if c.isprintable() or c in keep else f"\\x{ord(c):02x}" for c in text)
 
 
 RENDERERS: dict[str, Callable[[CheckResult], str]] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +17,50 @@ def human_bytes(n: int | float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} TB"
+
+
+def shown(text: str, keep: str = "") -> str:
+    """`text` safe for a terminal or a document: a byte that was not UTF-8 (kept by the
+    reader as a surrogate escape) reads `\\xff`, as it is on disk; another unprintable
+    character (control, newline) reads `\\x1b`, unless it is in `keep`."""
+    return "".join(c if c.isprintable() or c in keep else f"\\x{_byte(c):02x}" for c in text)
+
+
+def _byte(c: str) -> int:
+    code = ord(c)
+    return code - 0xDC00 if 0xDC80 <= code <= 0xDCFF else code
+
+
+# What would make a name markup: backslash-escaped (CommonMark escapes any ASCII
+# punctuation), `<`, `>` and `&` as entities.
+_MD_TEXT = str.maketrans(
+    {c: "\\" + c for c in "\\`*_[]~|"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+)
+
+
+def md_cell(value: object) -> str:
+    """`value` as text in a GitHub Markdown table cell or list item: every
+    Markdown face escapes with this. Unprintable characters and undecodable bytes as
+    `shown`; a backslash doubled and `|` escaped (GitHub splits a row at every `|` with
+    no backslash before it and then drops that backslash, so undoubled, the text `a\\|b`
+    would read `a|b`); emphasis, code and link marks escaped, so `__init__.py` is not
+    bold; `<`, `>` and `&` as entities, so a file name is never HTML."""
+    return shown(str(value)).translate(_MD_TEXT)
+
+
+def md_html(value: object) -> str:
+    """`value` inside raw HTML of a Markdown document (`<summary>`), where Markdown is
+    not read and a backslash would show: as `shown`, with `<`, `>` and `&` as entities."""
+    return html.escape(shown(str(value)), quote=False)
+
+
+def md_code(value: object, in_table: bool = True) -> str:
+    """`value` for inside a `code span` (the caller writes the backticks): as `shown`,
+    a backtick as `'` (a code span cannot hold its own fence). In a table, `|` escaped:
+    GitHub removes that backslash before it reads the span; elsewhere a code span has
+    no escapes, so `|` stays, and so does a backslash everywhere."""
+    text = shown(str(value)).replace("`", "'")
+    return text.replace("|", "\\|") if in_table else text
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from slimmer.analyse.configdiff import ConfigChange, ConfigValue
 from slimmer.analyse.diff import SCHEMA, Change, DirDelta, ImageDiff, PathInfo, Side
 from slimmer.analyse.slimreasons import KeptFile
-from slimmer.report.common import count, dump_json, human_bytes
+from slimmer.report.common import count, dump_json, human_bytes, md_cell, md_code, md_html, shown
 
 FORMATS = ("text", "json", "md")
 MD_ROWS = 200  # rows of one Markdown list; a GitHub comment holds 65,536 characters
@@ -23,17 +23,6 @@ T = TypeVar("T")
 
 
 # -- values as words ---------------------------------------------------------------
-
-
-def shown(text: str) -> str:
-    """`text` safe for a terminal: a byte that was not UTF-8 (kept by the reader as a
-    surrogate escape) reads `\\xff`, another unprintable character `\\x1b`."""
-    return "".join(c if c.isprintable() else f"\\x{_byte(c):02x}" for c in text)
-
-
-def _byte(c: str) -> int:
-    code = ord(c)
-    return code - 0xDC00 if 0xDC80 <= code <= 0xDCFF else code
 
 
 def signed_bytes(n: int) -> str:
@@ -275,12 +264,16 @@ def _text_kept(d: ImageDiff) -> list[str]:
 
 def to_markdown(d: ImageDiff) -> str:
     lines = [*_md_summary(d), *_md_dirs(d), *_md_paths(d), *_md_packages(d), *_md_config(d)]
-    lines += [*_md_kept(d), *_md_list("Warnings", d.warnings, _md_cell)]
+    lines += [*_md_kept(d), *_md_list("Warnings", d.warnings, md_cell)]
     return "\n".join(lines) + "\n"
 
 
 def _md_summary(d: ImageDiff) -> list[str]:
-    lines = [f"### slim diff `{_md_code(d.a.ref)}` → `{_md_code(d.b.ref)}`", ""]
+    lines = [
+        f"### slim diff `{md_code(d.a.ref, in_table=False)}` → "
+        f"`{md_code(d.b.ref, in_table=False)}`",
+        "",
+    ]
     if d.b_slimmed_from_a:
         lines += ["B is a slimmer output of A.", ""]
     return [
@@ -299,7 +292,7 @@ def _md_dirs(d: ImageDiff) -> list[str]:
     if not d.directories:
         return []
     rows = [
-        f"| `{_md_code(r.path)}` | {human_bytes(r.a_bytes)} | {human_bytes(r.b_bytes)} "
+        f"| `{md_code(r.path)}` | {human_bytes(r.a_bytes)} | {human_bytes(r.b_bytes)} "
         f"| {signed_bytes(r.delta)} |"
         for r in d.directories[:MD_DIRS]
     ]
@@ -317,26 +310,32 @@ def _md_paths(d: ImageDiff) -> list[str]:
 
 
 def _md_path(p: PathInfo) -> str:
-    return f"`{_md_code(p.path)}` ({path_kind(p)})"
+    return f"`{md_code(p.path, in_table=False)}` ({path_kind(p)})"
 
 
 def _md_change(c: Change) -> str:
-    return f"`{_md_code(c.path)}`: {_md_cell(describe_change(c, '→'))}"
+    return f"`{md_code(c.path, in_table=False)}`: {md_cell(describe_change(c, '→'))}"
 
 
 def _md_packages(d: ImageDiff) -> list[str]:
     p = d.packages
     return [
         *_md_list(
-            "Packages added", p.added, lambda x: f"{x.manager} `{_md_code(x.name)}` {x.version}"
+            "Packages added",
+            p.added,
+            lambda x: f"{x.manager} `{md_code(x.name, in_table=False)}` {x.version}",
         ),
         *_md_list(
-            "Packages removed", p.removed, lambda x: f"{x.manager} `{_md_code(x.name)}` {x.version}"
+            "Packages removed",
+            p.removed,
+            lambda x: f"{x.manager} `{md_code(x.name, in_table=False)}` {x.version}",
         ),
         *_md_list(
             "Packages changed",
             p.changed,
-            lambda x: f"{x.manager} `{_md_code(x.name)}` {x.a_version} → {x.b_version}",
+            lambda x: (
+                f"{x.manager} `{md_code(x.name, in_table=False)}` {x.a_version} → {x.b_version}"
+            ),
         ),
     ]
 
@@ -345,8 +344,8 @@ def _md_config(d: ImageDiff) -> list[str]:
     if not d.config:
         return []
     rows = [
-        f"| {_md_cell(config_field(c))} | `{_md_code(config_value(c.a))}` "
-        f"| `{_md_code(config_value(c.b))}` |"
+        f"| {md_cell(config_field(c))} | `{md_code(config_value(c.a))}` "
+        f"| `{md_code(config_value(c.b))}` |"
         for c in d.config
     ]
     return ["", "| config | A | B |", "|---|---|---|", *rows]
@@ -357,7 +356,9 @@ def _md_kept(d: ImageDiff) -> list[str]:
     if k is None:
         return []
     title = f"Why each file of B was kept ({len(k.unexplained):,} without a reason)"
-    return _md_list(title, k.files, lambda f: f"`{_md_code(f.path)}`: {_md_cell(kept_line(f))}")
+    return _md_list(
+        title, k.files, lambda f: f"`{md_code(f.path, in_table=False)}`: {md_cell(kept_line(f))}"
+    )
 
 
 def _md_list(title: str, items: Sequence[T], line: Callable[[T], str]) -> list[str]:
@@ -367,16 +368,8 @@ def _md_list(title: str, items: Sequence[T], line: Callable[[T], str]) -> list[s
     rows = [f"- {line(x)}" for x in items[:MD_ROWS]]
     if len(items) > MD_ROWS:
         rows.append(f"- … and {len(items) - MD_ROWS:,} more (see `--format json`)")
-    summary = f"{_md_cell(title)}: {len(items):,}"
+    summary = f"{md_html(title)}: {len(items):,}"
     return ["", f"<details><summary>{summary}</summary>", "", *rows, "", "</details>"]
-
-
-def _md_cell(text: str) -> str:
-    return shown(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _md_code(text: str) -> str:
-    return shown(text).replace("`", "'").replace("|", "\\|")
 
 
 RENDERERS: dict[str, Callable[[ImageDiff], str]] = {

@@ -15,7 +15,7 @@ from rich.table import Table
 from slimmer import __version__
 from slimmer.findings.delta import FindingsDelta
 from slimmer.findings.rules import RULES, SCHEMA, Finding, FindingsReport, LintRule, Severity
-from slimmer.report.common import dump_json
+from slimmer.report.common import dump_json, md_cell, md_code
 
 FORMATS = ("text", "json", "sarif", "md")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -125,13 +125,15 @@ def _md_table(findings: tuple[Finding, ...]) -> list[str]:
         return ["No findings."]
     rows = ["| severity | ID | evidence | detail | fix |", "|---|---|---|---|---|"]
     for f in findings:
-        cells = (f.severity.label, f.id, f"`{f.evidence}`", f.detail, f.rule.fix)
-        rows.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+        cells = (
+            md_cell(f.severity.label),
+            md_cell(f.id),
+            f"`{md_code(f.evidence)}`",
+            md_cell(f.detail),
+            md_cell(f.rule.fix),
+        )
+        rows.append("| " + " | ".join(cells) + " |")
     return rows
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def to_sarif(report: FindingsReport) -> dict[str, Any]:

@@ -8,9 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from slimmer.report.common import context_rows, facts_rows, human_bytes
+from slimmer.report.common import context_rows, facts_rows, human_bytes, md_cell, md_code
 
 LIMIT = 50  # rows per list: the whole report stays far below GitHub's 1 MiB
+
+
+class _Md(str):
+    """A cell that is Markdown already (code spans built with `md_code`): `_table`
+    leaves it as it is and escapes every other cell with `md_cell`."""
 
 
 def render(doc: Mapping[str, Any]) -> str:
@@ -37,7 +42,8 @@ def _verdict(doc: Mapping[str, Any]) -> str:
     src, res = doc["source"], doc["result"]
     tagged = "tagged" if res["tagged"] else "**not tagged**"
     return (
-        f"### {icon} slim `{src['ref']}` → `{res['ref']}`: verification {status}\n\n"
+        f"### {icon} slim `{md_code(src['ref'], in_table=False)}` → "
+        f"`{md_code(res['ref'], in_table=False)}`: verification {status}\n\n"
         f"{human_bytes(src['size_bytes'])} → **{human_bytes(res['size_bytes'])}** "
         f"({res['reduction']}x smaller), {tagged}; slimmer {doc['slimmer_version']}."
     )
@@ -59,11 +65,11 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 
 
 def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return value if isinstance(value, _Md) else md_cell(value)
 
 
-def _listed(items: Sequence[str]) -> str:
-    return ", ".join(f"`{i}`" for i in items) if items else "none"
+def _listed(items: Sequence[str]) -> _Md:
+    return _Md(", ".join(f"`{md_code(i)}`" for i in items) if items else "none")
 
 
 def _before_after(doc: Mapping[str, Any]) -> str:
@@ -73,7 +79,7 @@ def _before_after(doc: Mapping[str, Any]) -> str:
     return _table(("", "before", "after"), [(n, _md_list(b), _md_list(a)) for n, b, a in rows])
 
 
-def _md_list(cell: str | tuple[str, ...]) -> str:
+def _md_list(cell: str | tuple[str, ...]) -> str | _Md:
     return _listed(cell) if isinstance(cell, tuple) else cell
 
 
@@ -102,9 +108,10 @@ def _probes(doc: Mapping[str, Any]) -> str:
     text = "**Probes**\n\n" + _table(("probe", "original", "slim", "same"), rows)
     diffs = [d for r in doc["verification"]["rounds"] for d in r["differences"]]
     if doc["verification"]["status"] == "failed":
-        blamed = [f"`{a['path']}` ({a['looked_up_by']})" for r in doc["verification"]["rounds"]
+        blamed = [f"`{md_code(a['path'], in_table=False)}` ({md_cell(a['looked_up_by'])})"
+                  for r in doc["verification"]["rounds"]
                   for a in r["added_paths"]]  # fmt: skip
-        text += "\n\nWhat differed:\n\n" + "\n".join(f"- {d}" for d in diffs)
+        text += "\n\nWhat differed:\n\n" + "\n".join(f"- {md_cell(d)}" for d in diffs)
         if blamed:
             text += "\n\nMissing files found by tracing the slim image: " + ", ".join(blamed)
     return text
@@ -167,7 +174,7 @@ def _warnings(doc: Mapping[str, Any]) -> str:
     warnings = doc.get("warnings") or []
     if not warnings:
         return ""
-    body = "\n".join(f"- {w}" for w in warnings[:LIMIT])
+    body = "\n".join(f"- {md_cell(w)}" for w in warnings[:LIMIT])
     return _details(f"{len(warnings)} warnings", body)
 
 
@@ -192,7 +199,7 @@ def _findings(doc: Mapping[str, Any]) -> str:
     )
     for key, title in (("fixed", "Fixed"), ("still", "Still present"), ("new", "New")):
         rows = [
-            (f["severity"], f"`{f['id']}`", f"`{f['evidence']}`", f["detail"], f["fix"])
+            (f["severity"], _code(f["id"]), _code(f["evidence"]), f["detail"], f["fix"])
             for f in found[key][:LIMIT]
         ]
         if rows:
@@ -203,3 +210,7 @@ def _findings(doc: Mapping[str, Any]) -> str:
 
 def _details(summary: str, body: str) -> str:
     return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
+def _code(value: object) -> _Md:
+    return _Md(f"`{md_code(value)}`")
