@@ -49,7 +49,7 @@ from slimmer.image.compressed import compressed_sizes
 from slimmer.image.filetree import WantContent, keep_all
 from slimmer.image.reader import Image, open_image, parse_ref
 from slimmer.image.validate import Validation, validate_archive
-from slimmer.model import ImageConfig, ImageRef, Progress
+from slimmer.model import SLIM_SCHEMA, ImageConfig, ImageRef, Progress
 from slimmer.pipeline.preflight import check_engine_image
 from slimmer.pipeline.slim import SlimOptions, SlimResult, check_options, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
@@ -278,11 +278,9 @@ def load_slim_report(path: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"reading report {path}: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("schema") != "slimmer.slim/v3":
+    if not isinstance(doc, dict) or doc.get("schema") != SLIM_SCHEMA:
         found = doc.get("schema") if isinstance(doc, dict) else None
-        raise UsageError(
-            f"reading report {path}: not a slimmer.slim/v3 document (schema {found!r})"
-        )
+        raise UsageError(f"reading report {path}: not a {SLIM_SCHEMA} document (schema {found!r})")
     return doc
 
 

@@ -12,6 +12,10 @@ SOURCE_LABEL = "io.slimmer.source"  # on slim images: the source image's ID
 VERSION_LABEL = "io.slimmer.version"  # on slim images: the slimmer that wrote it
 SOURCE_REF_LABEL = "io.slimmer.source.ref"  # on slim images: the source as the user named it
 BASE_ID_LABEL = "io.slimmer.base.id"  # on images written on a base: the base's image ID
+# The schema of a slim run's report.json (docs/schemas/slim-v3.json): written by
+# report/slim_view, read back by `slim report` (api), `slim diff --report`
+# (analyse/slimreasons) and `slim check --baseline` (analyse/checkconfig).
+SLIM_SCHEMA = "slimmer.slim/v3"
 # The OCI annotations of the base an image was built on (image-spec annotations.md).
 OCI_BASE_NAME = "org.opencontainers.image.base.name"
 OCI_BASE_DIGEST = "org.opencontainers.image.base.digest"

@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import xmlschema
 
+from slimmer.analyse.check import SCHEMA as CHECK_SCHEMA
 from slimmer.analyse.check import (
     BudgetRule,
     CheckResult,
@@ -29,10 +30,11 @@ from slimmer.analyse.check import (
 )
 from slimmer.analyse.sizes import Amount
 from slimmer.report import check_view
+from tests.schemas import json_schema
 from tests.test_check import facts
 
 ROOT = Path(__file__).resolve().parent.parent
-JSON_SCHEMA = json.loads((ROOT / "docs/schemas/check-v1.json").read_text())
+JSON_SCHEMA = json_schema(CHECK_SCHEMA)
 JUNIT = xmlschema.XMLSchema(str(ROOT / "tests/data/junit.xsd"))
 
 ALL_RULES: list[BudgetRule] = [
@@ -85,7 +87,7 @@ def test_statuses_of_the_sample() -> None:
 def test_json_validates_against_its_schema(name: str) -> None:
     doc = json.loads(check_view.render(results()[name], "json"))
     jsonschema.validate(doc, JSON_SCHEMA)
-    assert doc["schema"] == "slimmer.check/v1"
+    assert doc["schema"] == CHECK_SCHEMA
     assert doc["verdict"] == ("pass" if name == "empty" else name)
     assert doc["passed"] is (name != "fail")
 

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from slimmer.analyse import check
+from slimmer.analyse.check import SCHEMA as CHECK_SCHEMA
 from slimmer.analyse.checkconfig import (
     RULE_NAMES,
     CheckSettings,
@@ -24,6 +25,7 @@ from slimmer.analyse.checkconfig import (
     settings_for,
     with_flags,
 )
+from slimmer.analyse.inspect import SCHEMA as INSPECT_SCHEMA
 from slimmer.analyse.sizes import Amount
 from slimmer.cli.params import PATTERN
 from slimmer.errors import UsageError
@@ -332,11 +334,11 @@ def test_warn_all() -> None:
 
 
 def test_load_baseline_from_inspect_and_check_reports(tmp_path: Path) -> None:
-    inspect_doc = {"schema": "slimmer.inspect/v1", "image": {"ref": "app:1", "size_bytes": 42}}
+    inspect_doc = {"schema": INSPECT_SCHEMA, "image": {"ref": "app:1", "size_bytes": 42}}
     b = load_baseline(write(tmp_path / "i.json", json.dumps(inspect_doc)))
-    assert b == check.Baseline(str(tmp_path / "i.json"), "slimmer.inspect/v1", "app:1", 42)
+    assert b == check.Baseline(str(tmp_path / "i.json"), INSPECT_SCHEMA, "app:1", 42)
     check_doc = {
-        "schema": "slimmer.check/v1",
+        "schema": CHECK_SCHEMA,
         "image": {"ref": "app:2", "id": "x"},
         "measurements": {"size_bytes": 7},
     }

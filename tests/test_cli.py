@@ -9,7 +9,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from slimmer.analyse.inspect import SCHEMA as INSPECT_SCHEMA
+from slimmer.report.deps_view import SCHEMA as DEPS_SCHEMA
 from tests.installed import run_slim
+from tests.schemas import json_schema
 from tests.synth import M, docker_archive, layer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,9 +44,9 @@ def test_inspect_json_contract(tmp_path: Path) -> None:
     res = slim("inspect", f"docker-archive:{archive(tmp_path)}", "--json")
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
-    schema = json.loads((ROOT / "docs/schemas/inspect-v1.json").read_text())
+    schema = json_schema(INSPECT_SCHEMA)
     jsonschema.validate(doc, schema)
-    assert doc["schema"] == "slimmer.inspect/v1"
+    assert doc["schema"] == INSPECT_SCHEMA
     assert doc["wasted_bytes"] == 500 and doc["reclaimable_bytes"] == 500
     assert doc["shells"] == ["/bin/sh"] and doc["setuid"] == ["/usr/bin/su"]
     assert doc["packages"] == [
@@ -130,7 +133,7 @@ def test_deps_from_an_archive(tmp_path: Path) -> None:
     res = slim("deps", f"docker-archive:{arch}", "/usr/bin/hello", "--json")
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
-    assert doc["schema"] == "slimmer.deps/v1"
+    assert doc["schema"] == DEPS_SCHEMA
     assert "/usr/lib/x86_64-linux-gnu/libc.so.6" in doc["files"]
     assert "/lib64/ld-linux-x86-64.so.2" in doc["files"]
     text = slim("deps", f"docker-archive:{arch}", "/usr/bin/hello")

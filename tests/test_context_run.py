@@ -34,7 +34,8 @@ from slimmer.context.run import (
     run_config,
 )
 from slimmer.errors import ExitStatus, UsageError
-from slimmer.model import ImageConfig
+from slimmer.model import SLIM_SCHEMA, ImageConfig
+from tests.schemas import json_schema
 
 
 def test_env_forms() -> None:
@@ -300,7 +301,7 @@ def test_report_faces_show_the_context_and_no_value() -> None:
     from slimmer.pipeline.slim import SlimOptions
     from slimmer.report import slim_html, slim_md, slim_view
     from slimmer.report.common import dump_json
-    from tests.test_slim_report import ROOT, result
+    from tests.test_slim_report import result
 
     ctx = RunContext(
         env=(("DATABASE_URL", "postgres://u:pw-4711@db/app"),),
@@ -316,7 +317,7 @@ def test_report_faces_show_the_context_and_no_value() -> None:
         result(True), options=SlimOptions(output="x", context=ctx), mounted=("/etc/app/a.ini",)
     )
     doc = json.loads(dump_json(slim_view.to_json(r)))
-    jsonschema.validate(doc, json.loads((ROOT / "docs/schemas/slim-v3.json").read_text()))
+    jsonschema.validate(doc, json_schema(SLIM_SCHEMA))
     assert doc["context"]["env"] == {"DATABASE_URL": MASK}
     assert doc["context"]["mounted_paths"] == ["/etc/app/a.ini"]
     from io import StringIO

@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from slimmer.analyse.diff import SCHEMA as DIFF_SCHEMA
 from slimmer.analyse.diff import (
     DigestStore,
     FieldChange,
@@ -23,18 +24,19 @@ from slimmer.analyse.diff import (
     read_snapshot,
 )
 from slimmer.analyse.packages import is_metadata_file
-from slimmer.analyse.slimreasons import load_slim_reasons
+from slimmer.analyse.slimreasons import SLIM_SCHEMAS, load_slim_reasons
 from slimmer.errors import UsageError
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import open_image
 from slimmer.image.store import ContentStore
-from slimmer.model import SOURCE_LABEL
+from slimmer.model import SLIM_SCHEMA, SOURCE_LABEL
 from slimmer.report import diff_view
 from slimmer.report.common import dump_json
+from tests.schemas import json_schema
 from tests.synth import M, config_for, layer, oci_archive, oci_layout
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = json.loads((ROOT / "docs/schemas/diff-v1.json").read_text())
+SCHEMA = json_schema(DIFF_SCHEMA)
 ELF = b"\x7fELF" + b"\0" * 60
 
 
@@ -329,7 +331,7 @@ def slim_pair(tmp_path: Path) -> tuple[Path, Path]:
     return pa, pb
 
 
-def report(path: Path, source: str, result: str, schema: str = "slimmer.slim/v3") -> Path:
+def report(path: Path, source: str, result: str, schema: str = SLIM_SCHEMA) -> Path:
     """A slim-run report with the keys `slim diff` reads (v1 and v2 share them)."""
     doc = {
         "schema": schema,
@@ -355,7 +357,7 @@ def report(path: Path, source: str, result: str, schema: str = "slimmer.slim/v3"
     return path
 
 
-@pytest.mark.parametrize("schema", ["slimmer.slim/v1", "slimmer.slim/v2", "slimmer.slim/v3"])
+@pytest.mark.parametrize("schema", SLIM_SCHEMAS)
 def test_slimmer_output_is_marked_and_reasons_are_shown(tmp_path: Path, schema: str) -> None:
     pa, pb = slim_pair(tmp_path)
     rep = load_slim_reasons(report(tmp_path / "r.json", image_id(pa), image_id(pb), schema))
@@ -420,7 +422,7 @@ def test_json_validates_and_is_pinned(pair: ImageDiff, tmp_path: Path) -> None:
         "summary",
         "warnings",
     ]
-    assert doc["schema"] == "slimmer.diff/v1"
+    assert doc["schema"] == DIFF_SCHEMA
     assert doc["summary"] == {
         "added": 3,
         "removed": 2,

@@ -6,7 +6,6 @@ diffed through the installed CLI in tests/test_slim_engine.py.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import jsonschema
 import pytest
 
 from slimmer import api
+from slimmer.analyse.diff import SCHEMA as DIFF_SCHEMA
 from slimmer.analyse.diff import ImageDiff, diff_images
 from slimmer.analyse.slimreasons import load_slim_reasons
 from slimmer.engine import Engine, saver
@@ -23,10 +23,11 @@ from slimmer.report import diff_view, slim_view
 from slimmer.report.common import dump_json
 from slimmer.trace.probes import load_probe_file
 from tests.engine_listing import expected_sets, outside_init
+from tests.schemas import json_schema
 
 pytestmark = [pytest.mark.engine]
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = json.loads((ROOT / "docs/schemas/diff-v1.json").read_text())
+SCHEMA = json_schema(DIFF_SCHEMA)
 FIXTURES = ["layers", "py-batch"]
 
 

@@ -28,14 +28,16 @@ from slimmer.findings.lint import (
     want_for_lint,
 )
 from slimmer.findings.rules import RULE_IDS, RULES, FindingsReport, Severity
+from slimmer.findings.rules import SCHEMA as LINT_SCHEMA_ID
 from slimmer.model import ImageConfig
 from slimmer.report import lint_view
 from slimmer.report.check_view import describe
 from tests.memtree import Dir, File, MemTree, Spec
+from tests.schemas import json_schema
 from tests.test_check import facts
 
 ROOT = Path(__file__).resolve().parent.parent
-LINT_SCHEMA = json.loads((ROOT / "docs/schemas/lint-v1.json").read_text())
+LINT_SCHEMA = json_schema(LINT_SCHEMA_ID)
 SARIF_ID = (
     "https://raw.githubusercontent.com/oasis-tcs/sarif-spec/master/Schemata/sarif-schema-2.1.0.json"
 )
@@ -289,7 +291,7 @@ def _everything() -> FindingsReport:
 def test_json_validates_against_its_schema_and_pins_its_keys() -> None:
     doc = lint_view.to_json(_everything())
     jsonschema.validate(doc, LINT_SCHEMA)
-    assert doc["schema"] == "slimmer.lint/v1"
+    assert doc["schema"] == LINT_SCHEMA_ID
     assert sorted(doc) == ["findings", "ignored", "image", "schema", "summary", "traced"]
     assert sorted(doc["findings"][0]) == ["detail", "evidence", "fix", "id", "severity", "title"]
     assert doc["summary"]["total"] == len(doc["findings"])

@@ -13,6 +13,7 @@ import pytest
 
 from slimmer.engine import Engine
 from slimmer.findings.rules import RULE_IDS
+from slimmer.report.trace_view import SCHEMA as PROFILE_SCHEMA
 from slimmer.trace.events import Event, Trace
 from tests.installed import run_slim
 from tests.test_lint import LINT_SCHEMA, load_sarif_schema
@@ -48,7 +49,7 @@ def _trace_file(where: Path) -> Path:
     event = Event(1, "openat", "open", "/app/app.sh", "/app/app.sh", 3, "", True)
     run = {"what": "batch", "exit_code": 0, "seconds": 0.1}
     doc = {
-        "schema": "slimmer.profile/v1",
+        "schema": PROFILE_SCHEMA,
         "image": "x",
         "probes": [],
         "runs": [{**run, "trace": json.loads(Trace(events=(event,)).to_json())}],

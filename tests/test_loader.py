@@ -26,6 +26,7 @@ import pytest
 from slimmer.elf.deps import deps_report
 from slimmer.elf.loader import Closure, closure, parse_ld_so_cache, read_ld_so_conf
 from slimmer.elf.parse import DF_1_NODEFLIB, DF_1_PIE
+from slimmer.report.deps_view import SCHEMA as DEPS_SCHEMA
 from slimmer.report.deps_view import render_text, to_json
 from tests.memtree import (
     HOST_LDSO,
@@ -983,7 +984,7 @@ def test_deps_text_is_a_tree_with_not_found() -> None:
 
 def test_deps_json_contract() -> None:
     doc = to_json(deps_report(_deps_tree(), {}, ["/usr/bin/app", "/nope"]))
-    assert doc["schema"] == "slimmer.deps/v1"
+    assert doc["schema"] == DEPS_SCHEMA
     assert list(doc) == ["files", "programs", "schema", "warnings"]
     prog = doc["programs"][0]
     assert list(prog) == ["files", "interpreter", "missing", "needed", "path"]

@@ -13,12 +13,14 @@ from slimmer import api
 from slimmer.errors import UsageError
 from slimmer.findings.delta import compare_findings
 from slimmer.findings.rules import RULES, Finding, FindingsReport
+from slimmer.model import SLIM_SCHEMA
 from slimmer.pipeline.slim import Round, SlimResult
 from slimmer.pipeline.verify import MissingPath, ProbeDiff
 from slimmer.plan.keep import GeneratedFile, KeepSet, Reason
 from slimmer.report import slim_html, slim_md, slim_view
 from slimmer.report.common import dump_json
 from slimmer.trace.probes import Observation, ProbeResult, ProbeSpec
+from tests.schemas import json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +73,7 @@ def result(verified: bool | None) -> SlimResult:
 
 
 def test_report_matches_schema_and_is_stable() -> None:
-    schema = json.loads((ROOT / "docs/schemas/slim-v3.json").read_text())
+    schema = json_schema(SLIM_SCHEMA)
     for verified in (True, False, None):
         doc = slim_view.to_json(result(verified))
         jsonschema.validate(doc, schema)
@@ -126,7 +128,7 @@ def _with_findings() -> SlimResult:
 
 def test_findings_of_input_and_result_side_by_side() -> None:
     doc = json.loads(dump_json(slim_view.to_json(_with_findings())))
-    jsonschema.validate(doc, json.loads((ROOT / "docs/schemas/slim-v3.json").read_text()))
+    jsonschema.validate(doc, json_schema(SLIM_SCHEMA))
     assert doc["findings"]["counts"] == {"fixed": 1, "still": 1, "new": 0}
     assert [f["id"] for f in doc["findings"]["fixed"]] == ["SLM-USER-ROOT"]
     md = slim_md.render(doc)

@@ -23,13 +23,15 @@ from slimmer.cli.main import _run
 from slimmer.errors import ExitStatus, ImageNotFound, SlimError
 from slimmer.image.filetree import keep_all, stream_members
 from slimmer.image.reader import open_image
+from slimmer.image.validate import SCHEMA as VALIDATE_SCHEMA
 from slimmer.image.validate import Validation, validate_archive
 from slimmer.image.writer import WriteRequest, assemble_archive, kept_entries, write_image
 from slimmer.report import validate_view
+from tests.schemas import json_schema
 from tests.synth import M, config_for, docker_archive, layer, oci_archive, oci_layout
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = json.loads((ROOT / "docs/schemas/validate-v1.json").read_text())
+SCHEMA = json_schema(VALIDATE_SCHEMA)
 
 GOOD = [
     layer(M("bin/", "dir"), M("bin/sh", data=b"sh"), M("bin/sh2", "hardlink", link="bin/sh")),
@@ -277,7 +279,7 @@ def test_json_contract(tmp_path: Path) -> None:
     doc = json.loads(validate_view.render(found, "json"))
     jsonschema.validate(doc, SCHEMA)
     assert sorted(doc) == ["image", "schema", "valid", "violations", "warnings"]
-    assert doc["schema"] == "slimmer.validate/v1"
+    assert doc["schema"] == VALIDATE_SCHEMA
     assert sorted(doc["image"]) == ["entries", "id", "layers", "ref"]
     assert doc["valid"] is False
     assert doc["violations"] == [

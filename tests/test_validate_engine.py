@@ -16,11 +16,13 @@ import pytest
 from slimmer.engine import Engine, saver
 from slimmer.engine_api import Leftover
 from slimmer.errors import ExitStatus
+from slimmer.image.validate import SCHEMA as VALIDATE_SCHEMA
 from tests.installed import run_slim
+from tests.schemas import json_schema
 
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = json.loads((ROOT / "docs/schemas/validate-v1.json").read_text())
+SCHEMA = json_schema(VALIDATE_SCHEMA)
 OUT = "slimmer-test/validate-c-static:slim"
 
 

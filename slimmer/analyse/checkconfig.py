@@ -47,7 +47,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from slimmer.analyse import check
+from slimmer.analyse import check, inspect
 from slimmer.analyse.sizes import (
     Amount,
     SizeError,
@@ -57,6 +57,7 @@ from slimmer.analyse.sizes import (
     parse_size,
 )
 from slimmer.errors import UsageError
+from slimmer.model import SLIM_SCHEMA
 
 RULE_NAMES = (
     "max-size",
@@ -389,10 +390,16 @@ def with_flags(**values: Any) -> CheckSettings:
 
 # -- the baseline ---------------------------------------------------------------------------
 
+
+def _family(schema: str) -> str:
+    """`slimmer.inspect/` of `slimmer.inspect/v1`: a baseline of any version is read."""
+    return schema.rsplit("/", 1)[0] + "/"
+
+
 _BASELINE_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("slimmer.inspect/", ("image", "size_bytes")),
-    ("slimmer.check/", ("measurements", "size_bytes")),
-    ("slimmer.slim/", ("result", "size_bytes")),
+    (_family(inspect.SCHEMA), ("image", "size_bytes")),
+    (_family(check.SCHEMA), ("measurements", "size_bytes")),
+    (_family(SLIM_SCHEMA), ("result", "size_bytes")),
 )
 
 

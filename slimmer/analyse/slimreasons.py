@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from slimmer.errors import UsageError
-from slimmer.model import FileEntry
+from slimmer.model import SLIM_SCHEMA, FileEntry
 
 # The slim-run reports `--report` reads: every version names kept paths and reasons alike.
-SLIM_SCHEMAS = ("slimmer.slim/v1", "slimmer.slim/v2", "slimmer.slim/v3")
+SLIM_SCHEMAS = ("slimmer.slim/v1", "slimmer.slim/v2", SLIM_SCHEMA)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from slimmer import __version__
+from slimmer.model import SLIM_SCHEMA
 from slimmer.pipeline.slim import SlimResult
 from slimmer.pipeline.summary import ImageFacts
 from slimmer.plan.keep import KeepSet, Reason
@@ -17,14 +18,12 @@ from slimmer.report.common import context_rows, human_bytes
 from slimmer.report.lint_view import delta_to_json
 from slimmer.trace.probes import ProbeResult
 
-SCHEMA = "slimmer.slim/v3"
-
 
 def to_json(r: SlimResult) -> dict[str, Any]:
     """The `slimmer.slim/v3` document (docs/schemas/slim-v3.json): every face of the
     report (terminal, Markdown, HTML, `slim report`) is rendered from it."""
     return {
-        "schema": SCHEMA,
+        "schema": SLIM_SCHEMA,
         "slimmer_version": __version__,
         "source": {
             "ref": r.source_ref,
