@@ -36,6 +36,8 @@ CASES = [
     ("bad\udcffname", "bad\\xffname"),
     ("esc\x1b[31m", "esc\\x1b[31m"),
     ("*not* _emphasis_?", "*not* _emphasis_?"),
+    ("__init__.py", "__init__.py"),
+    ("DATABASE_URL", "DATABASE_URL"),
 ]
 
 
@@ -57,7 +59,7 @@ def _one_cell(cell: str) -> str:
 @pytest.mark.parametrize(("text", "seen"), CASES)
 def test_a_cell_reads_as_its_text(text: str, seen: str) -> None:
     rendered = _one_cell(md_cell(text))
-    assert "<b>" not in rendered and "<em>" not in rendered
+    assert "<b>" not in rendered and "<em>" not in rendered and "<strong>" not in rendered
     assert html.unescape(rendered) == seen
     md_cell(text).encode("utf-8")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,10 @@ def _byte(c: str) -> int:
 # What would make a name markup: backslash-escaped (CommonMark escapes any ASCII
 # punctuation), `<`, `>` and `&` as entities.
 _MD_TEXT = str.maketrans(
-    {c: "\\" + c for c in "\\`*_[]~|"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+    {c: "\\" + c for c in "\\`*[]~|"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 )
+# `_` marks emphasis only at a word's edge (CommonMark: never between letters or digits).
+_MD_EDGE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 
 
 def md_cell(value: object) -> str:
@@ -45,7 +48,7 @@ def md_cell(value: object) -> str:
     no backslash before it and then drops that backslash, so undoubled, the text `a\\|b`
     would read `a|b`); emphasis, code and link marks escaped, so `__init__.py` is not
     bold; `<`, `>` and `&` as entities, so a file name is never HTML."""
-    return shown(str(value)).translate(_MD_TEXT)
+    return _MD_EDGE_UNDERSCORE.sub(r"\\_", shown(str(value)).translate(_MD_TEXT))
 
 
 def md_html(value: object) -> str:
