@@ -24,12 +24,14 @@ import pytest
 from slimmer.analyse.inspect import analyse, want_for_inspect
 from slimmer.engine import Engine, saver
 from slimmer.image.reader import open_image
+from slimmer.model import SLIM_SCHEMA, EntryType
 from slimmer.report.common import human_bytes
 from slimmer.trace.proberun import run_probes_on_image
 from slimmer.trace.probes import load_probe_file
 from tests.engine_listing import expected_sets, outside_init
 from tests.installed import run_slim
 from tests.needs import require
+from tests.schemas import json_schema
 
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,19 +93,26 @@ class Slimmed:
 
 
 EXPLAIN = ("/usr/share/zoneinfo/Asia/Tokyo", "/usr/bin/apt")
+# Debian's perl-base installs /usr/bin/perl5.36.0 as a hardlink of /usr/bin/perl (ELF),
+# in every bookworm fixture; root-batch keeps both names, so the hardlinked ELF file
+# is in its slim image too (test_hardlinked_elf_files_are_counted_alike).
+EXTRA = {
+    "py-http": [a for p in EXPLAIN for a in ("--explain", p)],
+    "root-batch": ["--include", "/usr/bin/perl*"],
+}
 
 
 @pytest.fixture(scope="module")
 def slimmed(
     engine: Engine, fixture_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Slimmed]]:
-    """Every fixture slimmed once with its narrow probes (py-http with --explain)."""
+    """Every fixture slimmed once with its narrow probes (and its `EXTRA` flags)."""
     before = set(engine.leftovers())
     out: dict[str, Slimmed] = {}
     for name in FIXTURES:
         tag = fixture_images[name]
         source_id = engine.inspect_image(tag).id
-        extra = [a for p in EXPLAIN for a in ("--explain", p)] if name == "py-http" else []
+        extra = EXTRA.get(name, [])
         report_dir = tmp_path_factory.mktemp(name)
         res, report = _slim_fixture(name, tag, f"slimmer-test/{name}:slim", report_dir, *extra)
         out[name] = Slimmed(res, report, f"slimmer-test/{name}:slim", source_id, report_dir)
@@ -120,7 +129,7 @@ def test_fixture_slims_verifies_and_survives_heldout(
     item = slimmed[name]
     assert item.run.returncode == 0, item.run.stderr
     report = item.report
-    assert report["schema"] == "slimmer.slim/v3"
+    assert report["schema"] == SLIM_SCHEMA
     assert report["verification"]["status"] == "passed"
     assert engine.inspect_image(fixture_images[name]).id == item.source_id, (
         "the input image is never changed"
@@ -133,9 +142,12 @@ def test_fixture_slims_verifies_and_survives_heldout(
         facts = analyse(img)
     # the report's "after" is `slim inspect OUT`: the image as written, not the keep set
     after = report["after"]
-    seen = (facts.files, facts.elf_files, facts.symlinks, len(facts.layers), facts.size_bytes)
-    said = ("files", "elf_files", "symlinks", "layers", "size_bytes")
+    seen = (facts.files, facts.elf_files, facts.symlinks, len(facts.layers))
+    said = ("files", "elf_files", "symlinks", "layers")
     assert tuple(after[k] for k in said) == seen, name
+    # its size is the engine's, as in `docker images` (symlink targets' bytes counted);
+    # `slim inspect` counts file bytes only, as dive does
+    assert after["size_bytes"] == engine.inspect_image(item.output).size, name
     assert (after["shells"], after["setuid"]) == (list(facts.shells), list(facts.setuid))
     if name == "c-static":
         assert report["result"]["size_bytes"] <= report["source"]["size_bytes"]
@@ -146,6 +158,43 @@ def test_fixture_slims_verifies_and_survives_heldout(
         # archive_command) run a shell.
         shells = ("shell-app", "root-batch", "findings", "py-ctypes", "pg-db")
         assert (facts.shells != ()) == (name in shells), facts.shells
+
+
+def _facts(engine: Engine, ref: str) -> tuple[dict[str, object], list[str]]:
+    """`slim inspect`'s facts of `ref` (its `analyse`), keyed as the report's, with the
+    engine's size (the report's sizes are the engine's, `slim inspect`'s dive's: the
+    engine also counts the bytes of symlink targets), and the names of its hardlinked
+    ELF files."""
+    with open_image(ref, save=saver(engine), want=want_for_inspect) as img:
+        facts = analyse(img)
+        links = [e.path for e in img.tree if e.type is EntryType.HARDLINK and e.is_elf]
+    counted = {
+        "files": facts.files,
+        "elf_files": facts.elf_files,
+        "symlinks": facts.symlinks,
+        "layers": len(facts.layers),
+        "size_bytes": engine.inspect_image(ref).size,
+        "shells": list(facts.shells),
+        "setuid": list(facts.setuid),
+        "package_managers": list(facts.package_managers),
+        "packages": len(facts.packages),
+    }
+    return counted, links
+
+
+def test_hardlinked_elf_files_are_counted_alike(
+    engine: Engine, fixture_images: dict[str, str], slimmed: dict[str, Slimmed]
+) -> None:
+    """The report's before facts are `slim inspect` of the input, its after facts `slim
+    inspect` of the output, on an image with a hardlinked ELF file on both sides (the
+    keep set used to count it at every name and `analyse` at one)."""
+    item = slimmed["root-batch"]
+    sides = {"before": fixture_images["root-batch"], "after": item.output}
+    for side, ref in sides.items():
+        counted, links = _facts(engine, ref)
+        assert links != [], f"{side}: no hardlinked ELF file in {ref}"
+        said = {k: item.report[side][k] for k in counted}
+        assert said == counted, side
 
 
 def test_report_shows_the_findings_slimming_removed(slimmed: dict[str, Slimmed]) -> None:
@@ -305,7 +354,7 @@ def test_report_faces_agree_with_the_engine(
     before = engine.inspect_image(fixture_images[name]).size
     after = engine.inspect_image(item.output).size
     doc = item.report
-    jsonschema.validate(doc, json.loads((ROOT / "docs/schemas/slim-v3.json").read_text()))
+    jsonschema.validate(doc, json_schema(SLIM_SCHEMA))
     assert (doc["source"]["size_bytes"], doc["result"]["size_bytes"]) == (before, after)
     assert (doc["before"]["size_bytes"], doc["after"]["size_bytes"]) == (before, after)
     gz = (doc["before"]["compressed_bytes"], doc["after"]["compressed_bytes"])
