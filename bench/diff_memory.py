@@ -123,21 +123,20 @@ def main() -> None:
     if args.files < 3:
         parser.error("--files: B changes the first three large files; give 3 or more")
     chunk = max(1, args.size_mb // args.files)
-    engine = Engine.connect()
-    a_tag, b_tag = f"{REPO}:a", f"{REPO}:b"
-    try:
-        base = ensure_base(engine, log=lambda msg: print(msg, file=sys.stderr)).tag
-        print(f"building {a_tag} and {b_tag} ({args.files} x {chunk} MiB)", file=sys.stderr)
-        build(engine, a_tag, A_DOCKERFILE.format(last=args.files - 1, chunk_mb=chunk), base)
-        build(engine, b_tag, B_DOCKERFILE.format(chunk_mb=chunk), a_tag)
-        run = run_diff(a_tag, b_tag)
-        print(summary(run))
-        print("changed: " + ", ".join(changed_paths(run.doc)))
-        record("diff_memory", result_row(run))
-    finally:
-        for tag in (b_tag, a_tag):
-            engine.remove_image(tag, force=True)
-        engine.close()
+    with Engine.connect() as engine:
+        a_tag, b_tag = f"{REPO}:a", f"{REPO}:b"
+        try:
+            base = ensure_base(engine, log=lambda msg: print(msg, file=sys.stderr)).tag
+            print(f"building {a_tag} and {b_tag} ({args.files} x {chunk} MiB)", file=sys.stderr)
+            build(engine, a_tag, A_DOCKERFILE.format(last=args.files - 1, chunk_mb=chunk), base)
+            build(engine, b_tag, B_DOCKERFILE.format(chunk_mb=chunk), a_tag)
+            run = run_diff(a_tag, b_tag)
+            print(summary(run))
+            print("changed: " + ", ".join(changed_paths(run.doc)))
+            record("diff_memory", result_row(run))
+        finally:
+            for tag in (b_tag, a_tag):
+                engine.remove_image(tag, force=True)
 
 
 if __name__ == "__main__":

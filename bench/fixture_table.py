@@ -76,15 +76,15 @@ def main() -> None:
     parser.add_argument("names", nargs="*")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    engine = Engine.connect()
-    images = build_fixtures(engine, args.names or None)
-    rows = [measure(engine, name, tag) for name, tag in sorted(images.items())]
-    print(table(rows))
-    for r in rows:
-        for failure in r["failed_heldout"]:  # type: ignore[attr-defined]
-            print(f"  {r['fixture']}: held-out failed: {failure}")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+    with Engine.connect() as engine:
+        images = build_fixtures(engine, args.names or None)
+        rows = [measure(engine, name, tag) for name, tag in sorted(images.items())]
+        print(table(rows))
+        for r in rows:
+            for failure in r["failed_heldout"]:  # type: ignore[attr-defined]
+                print(f"  {r['fixture']}: held-out failed: {failure}")
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -88,18 +88,18 @@ def main() -> None:
     parser.add_argument("names", nargs="*")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    engine = Engine.connect()
-    images = build_fixtures(engine, args.names or SERVING)
-    with tempfile.TemporaryDirectory(prefix="slimmer-bench-") as tmp:
-        rows = [measure(engine, n, t, Path(tmp)) for n, t in sorted(images.items())]
-    print(table(rows))
-    migrated, scratch = stored(rows)
-    print(
-        f"\nstored for all {len(rows)}: on distroless bases {human_bytes(migrated)}, "
-        f"on scratch {human_bytes(scratch)}"
-    )
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+    with Engine.connect() as engine:
+        images = build_fixtures(engine, args.names or SERVING)
+        with tempfile.TemporaryDirectory(prefix="slimmer-bench-") as tmp:
+            rows = [measure(engine, n, t, Path(tmp)) for n, t in sorted(images.items())]
+        print(table(rows))
+        migrated, scratch = stored(rows)
+        print(
+            f"\nstored for all {len(rows)}: on distroless bases {human_bytes(migrated)}, "
+            f"on scratch {human_bytes(scratch)}"
+        )
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -125,23 +125,23 @@ def main() -> None:
     parser.add_argument("--dump", type=Path, help="write both keep sets per fixture here")
     args = parser.parse_args()
     names = [n for n in (args.names or fixture_names()) if n not in NOT_AN_APP]
-    engine = Engine.connect()
-    images = build_fixtures(engine, names)
-    rows, errors = [], {}
-    for name in sorted(images):
-        try:
-            rows.append(measure(engine, name, images[name], args.dump))
-        except SlimError as exc:  # one fixture's failure is reported, not the run's end
-            errors[name] = str(exc)
-    print(table(rows))
-    for name, error in errors.items():
-        print(f"  {name}: not measured: {error}")
-    for r in rows:
-        for failure in r["failed_heldout"]:
-            print(f"  {r['fixture']}: held-out failed: {failure}")
-    if args.names:  # a partial run replaces only its fixtures' rows
-        rows, errors = _merged(rows, errors)
-    record("precision", {"goal_ratio": GOAL, "rows": rows, "errors": errors})
+    with Engine.connect() as engine:
+        images = build_fixtures(engine, names)
+        rows, errors = [], {}
+        for name in sorted(images):
+            try:
+                rows.append(measure(engine, name, images[name], args.dump))
+            except SlimError as exc:  # one fixture's failure is reported, not the run's end
+                errors[name] = str(exc)
+        print(table(rows))
+        for name, error in errors.items():
+            print(f"  {name}: not measured: {error}")
+        for r in rows:
+            for failure in r["failed_heldout"]:
+                print(f"  {r['fixture']}: held-out failed: {failure}")
+        if args.names:  # a partial run replaces only its fixtures' rows
+            rows, errors = _merged(rows, errors)
+        record("precision", {"goal_ratio": GOAL, "rows": rows, "errors": errors})
 
 
 def _merged(

@@ -297,26 +297,25 @@ def main() -> None:
     parser.add_argument("--only", choices=("files", "layers", "entries"))
     parser.add_argument("--keep", action="store_true", help="keep the images built")
     args = parser.parse_args()
-    engine = Engine.connect()
-    made: list[str] = []
-    rows: list[Row] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="slimmer-bench-scale-", dir="/var/tmp") as tmp:
-            work = Path(tmp)
-            app = app_files(engine, work)
-            if args.only in (None, "layers"):
-                rows += layers_series(engine, app, work, made)
-            if args.only in (None, "entries"):
-                rows += entries_series(app, work, made)
-            if args.only in (None, "files"):
-                rows += files_series(engine, app, work, made)
-    finally:
-        if not args.keep:
-            for tag in made:
-                if engine.image_exists(tag):
-                    engine.remove_image(tag, force=True)
-        engine.close()
-    _record(rows)
+    with Engine.connect() as engine:
+        made: list[str] = []
+        rows: list[Row] = []
+        try:
+            with tempfile.TemporaryDirectory(prefix="slimmer-bench-scale-", dir="/var/tmp") as tmp:
+                work = Path(tmp)
+                app = app_files(engine, work)
+                if args.only in (None, "layers"):
+                    rows += layers_series(engine, app, work, made)
+                if args.only in (None, "entries"):
+                    rows += entries_series(app, work, made)
+                if args.only in (None, "files"):
+                    rows += files_series(engine, app, work, made)
+        finally:
+            if not args.keep:
+                for tag in made:
+                    if engine.image_exists(tag):
+                        engine.remove_image(tag, force=True)
+        _record(rows)
 
 
 def growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

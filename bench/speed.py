@@ -172,21 +172,21 @@ def main() -> None:
     parser.add_argument("--no-fixtures", action="store_true")
     parser.add_argument("--large", action="store_true", help="also an image over 1.5 GB")
     args = parser.parse_args()
-    engine = Engine.connect()
-    rows = []
-    if not args.no_fixtures:
-        images = build_fixtures(engine, args.names or None)
-        for name, tag in sorted(images.items()):
-            if name != "layers":
-                probes = ROOT / "fixtures" / name / "probe.toml"
-                rows.append(measure(engine, name, tag, probes))
-                print(table(rows[-1:]).splitlines()[-1], file=sys.stderr)
-    for ref in args.image:
-        rows.append(measure(engine, ref, ref, args.probes))
-    if args.large:
-        rows.append(large_row(engine))
-    print(table(rows))
-    record("speed", {"goal_ratio": GOAL_RATIO, "goal_peak_rss_bytes": GOAL_RSS, "rows": rows})
+    with Engine.connect() as engine:
+        rows = []
+        if not args.no_fixtures:
+            images = build_fixtures(engine, args.names or None)
+            for name, tag in sorted(images.items()):
+                if name != "layers":
+                    probes = ROOT / "fixtures" / name / "probe.toml"
+                    rows.append(measure(engine, name, tag, probes))
+                    print(table(rows[-1:]).splitlines()[-1], file=sys.stderr)
+        for ref in args.image:
+            rows.append(measure(engine, ref, ref, args.probes))
+        if args.large:
+            rows.append(large_row(engine))
+        print(table(rows))
+        record("speed", {"goal_ratio": GOAL_RATIO, "goal_peak_rss_bytes": GOAL_RSS, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The `slim IMAGE -o OUT`, `slim profile` and `slim deps` commands (see cli.py)."""
+"""The `slim IMAGE -o OUT`, `slim report`, `slim profile` and `slim deps` commands."""
 
 from __future__ import annotations
 
