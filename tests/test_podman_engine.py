@@ -100,6 +100,12 @@ def test_slim_version_names_podman(podman: Podman) -> None:
 
 
 @pytest.mark.parametrize("name", SLIMMED)
+def test_the_report_names_podman(name: str, slimmed: dict[str, Slimmed]) -> None:
+    cli = _podman_cli("--version").split()[-1]
+    assert slimmed[name].report["engine"] == f"Podman {cli}"
+
+
+@pytest.mark.parametrize("name", SLIMMED)
 def test_fixture_slims_verifies_and_survives_heldout(
     name: str, podman: Podman, podman_fixtures: dict[str, str], slimmed: dict[str, Slimmed]
 ) -> None:

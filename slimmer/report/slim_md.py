@@ -39,7 +39,8 @@ def _verdict(doc: Mapping[str, Any]) -> str:
     return (
         f"### {icon} slim `{src['ref']}` → `{res['ref']}`: verification {status}\n\n"
         f"{human_bytes(src['size_bytes'])} → **{human_bytes(res['size_bytes'])}** "
-        f"({res['reduction']}x smaller), {tagged}; slimmer {doc['slimmer_version']}."
+        f"({res['reduction']}x smaller), {tagged}; slimmer {doc['slimmer_version']}"
+        f"{' on ' + doc['engine'] if doc.get('engine') else ''}."
     )
 
 

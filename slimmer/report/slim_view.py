@@ -26,6 +26,7 @@ def to_json(r: SlimResult) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "slimmer_version": __version__,
+        **({"engine": r.engine} if r.engine else {}),
         "source": {
             "ref": r.source_ref,
             "id": r.source_id,
