@@ -4,6 +4,7 @@ and how its error bodies say an image is missing (`says_image_missing`)."""
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -68,3 +69,33 @@ def test_short_output_names_are_qualified_as_the_engines_cli_does(
 )
 def test_error_bodies_that_say_an_image_is_missing(recorded: str, missing: bool) -> None:
     assert says_image_missing(_recorded(recorded)["message"]) is missing
+
+
+def _engine_words(tree: ast.AST) -> list[str]:
+    """What in a module tells one engine from another: a comparison with a string naming
+    Podman or Docker, or a use of the engine's dialect."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("dialect", "local_domain"):
+            found.append(f"line {node.lineno}: .{node.attr}")
+        if isinstance(node, ast.Compare):
+            for side in (node.left, *node.comparators):
+                text = side.value if isinstance(side, ast.Constant) else None
+                if isinstance(text, str) and text.lower() in ("podman", "docker"):
+                    found.append(f"line {node.lineno}: compares with {text!r}")
+    return found
+
+
+def test_no_module_but_the_engine_boundary_tells_engines_apart() -> None:
+    """Podman's differences are handled in slimmer/engine.py alone: no `if podman`
+    branch anywhere else (the pipeline, the CLI, the reports)."""
+    package = Path(__file__).resolve().parent.parent / "slimmer"
+    branches = {
+        str(path.relative_to(package)): words
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "engine.py"
+        and (words := _engine_words(ast.parse(path.read_text(), str(path))))
+    }
+    assert branches == {}
+    boundary = ast.parse((package / "engine.py").read_text())
+    assert _engine_words(boundary) != []  # the check sees the boundary's own
