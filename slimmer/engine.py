@@ -48,6 +48,8 @@ def _calling(action: str) -> Iterator[None]:
     except docker.errors.ImageNotFound as exc:
         raise ImageNotFound(f"{action}: no such image") from exc
     except docker.errors.NotFound as exc:
+        if says_image_missing(_explain(exc)):
+            raise ImageNotFound(f"{action}: no such image") from exc
         raise EngineError(f"{action}: not found ({_explain(exc)})") from exc
     except _STREAM_FAULTS as exc:  # a response cut off mid-stream: the engine died
         raise EngineGone(action, f"the connection was cut ({_explain(exc)})") from exc
@@ -81,6 +83,19 @@ def _gone(exc: BaseException, depth: int = 0) -> str:
         if why:
             return why
     return ""
+
+
+def says_image_missing(message: str) -> bool:
+    """Whether an engine's 404 message says the image is missing: dockerd's
+    "No such image: x" (or "reference does not exist" for `save`), or Podman's
+    "failed to find image x: ...: image not known" (containers/storage's
+    ErrImageUnknown, for `save` and `tag`), which the docker SDK does not class as
+    ImageNotFound. A missing container or network is not a missing image."""
+    said = message.lower()
+    return any(words in said for words in _NO_IMAGE)
+
+
+_NO_IMAGE = ("no such image", "reference does not exist", "image not known")
 
 
 def _explain(exc: Exception) -> str:

@@ -36,6 +36,11 @@ class ContainerEngine(Protocol):
     `EngineError` (or `ImageNotFound`) for a failure of the engine or its transport."""
 
     # the engine
+    def versions(self) -> tuple[str, str]:
+        """(the engine's name and version, "Docker 20.10.24" or "Podman 4.3.1"; the API
+        version in use)."""
+        ...
+
     def platform(self) -> tuple[str, str]:
         """(OS, architecture) the engine runs containers for, in its names (`linux`, `amd64`)."""
         ...

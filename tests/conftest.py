@@ -3,6 +3,9 @@
 `engine` connects to the Docker engine; when none answers the tests that use it
 fail (they are never skipped silently): run `bash scripts/ensure-engine.sh`.
 `fixture_images` builds (or reuses) the images under `fixtures/` once per session.
+The Podman tier (marked `podman`, fixtures in tests/podman_kit.py) is collected only
+when the `-m` expression names it: `pytest -m podman` runs it, a plain `pytest` (the
+dockerd suite) leaves it out, so scripts/test runs it once, as its own invocation.
 """
 
 from __future__ import annotations
@@ -18,6 +21,17 @@ from slimmer.errors import EngineError
 from slimmer.image.cache import ENV
 from tests.faultkit import compile_faultapp
 from tests.fixtures_build import build_fixtures
+from tests.podman_kit import podman, podman_fixtures  # noqa: F401 (fixtures)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the `podman` tests out unless the `-m` expression names them."""
+    if "podman" in (config.option.markexpr or ""):
+        return
+    podman_tests = [item for item in items if item.get_closest_marker("podman")]
+    if podman_tests:
+        config.hook.pytest_deselected(items=podman_tests)
+        items[:] = [item for item in items if not item.get_closest_marker("podman")]
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,9 @@ def _unused(name: str) -> NoReturn:
 class UnusedEngine(ContainerEngine):
     """Implements the protocol; each method says it was not expected."""
 
+    def versions(self) -> tuple[str, str]:
+        _unused("versions")
+
     def platform(self) -> tuple[str, str]:
         _unused("platform")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from slimmer import api
+from slimmer import __version__, api
 from slimmer.errors import UsageError
 from slimmer.findings.delta import compare_findings
 from slimmer.findings.rules import RULES, Finding, FindingsReport
@@ -84,6 +84,17 @@ def test_report_matches_schema_and_is_stable() -> None:
         {"path": "/etc/x", "looked_up_by": "open by app"}
     ]
     assert failed["result"]["reduction"] == 10.0
+
+
+def test_the_report_names_the_engine_that_ran_it() -> None:
+    schema = json.loads((ROOT / "docs/schemas/slim-v3.json").read_text())
+    doc = slim_view.to_json(replace(result(True), engine="Podman 4.3.1"))
+    jsonschema.validate(doc, schema)
+    assert doc["engine"] == "Podman 4.3.1"
+    assert (
+        slim_md.render(doc).split("\n\n")[1].endswith(f"; slimmer {__version__} on Podman 4.3.1.")
+    )
+    assert "engine" not in slim_view.to_json(result(True))  # not asked: not said
 
 
 def test_explain() -> None:

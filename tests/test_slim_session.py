@@ -64,6 +64,9 @@ class RecordingEngine(UnusedEngine):
                 return image_id
         raise ImageNotFound(f"inspecting {ref}: no such image")
 
+    def versions(self) -> tuple[str, str]:
+        return "Docker 20.10.24+dfsg1", "1.41"
+
     def platform(self) -> tuple[str, str]:
         return "linux", "amd64"
 
@@ -232,6 +235,7 @@ def test_a_differing_probe_adds_what_the_slim_run_missed_and_verifies_again(
     assert second.added == () and second.diffs == ()
     assert "/app/extra.txt" in result.keep.paths() and "/app/unused.bin" not in result.keep.paths()
     assert result.verified is True and result.tagged
+    assert result.engine == "Docker 20.10.24+dfsg1"  # as the engine names itself
     # the original, then each round: verify; diagnose only after a difference
     assert tracer.runs == [
         (engine.source_id, True),

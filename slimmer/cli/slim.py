@@ -193,7 +193,14 @@ def limits_of(memory: int, cpus: float | None) -> Limits:
 
 @click.command("slim", hidden=True)
 @click.argument("image")
-@click.option("-o", "--output", required=True, metavar="REF", help="Tag for the slim image.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    metavar="REF",
+    help="Tag for the slim image. On Podman a short name is stored as localhost/REF, "
+    "as `podman tag` does; both engines find it by REF as given.",
+)
 @probe_options
 @click.option("--include", multiple=True, metavar="GLOB", help="Also keep these paths.")
 @click.option(

@@ -124,6 +124,7 @@ class SlimResult:
     # paths the traced app opened that its context provides (a mount, a delivered
     # file): left out of the plan, never kept from the image
     mounted: tuple[str, ...] = ()
+    engine: str = ""  # the engine that ran it, "Podman 4.3.1" (empty: not asked)
 
     @property
     def reduction(self) -> float:
@@ -297,6 +298,7 @@ class _Session:
             options=opts,
             findings=findings,
             mounted=mounted,
+            engine=self.engine.versions()[0],
         )
 
     def _compressed_before(self, image_id: str) -> int | None:

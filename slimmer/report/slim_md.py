@@ -45,7 +45,8 @@ def _verdict(doc: Mapping[str, Any]) -> str:
         f"### {icon} slim `{md_code(src['ref'], in_table=False)}` → "
         f"`{md_code(res['ref'], in_table=False)}`: verification {status}\n\n"
         f"{human_bytes(src['size_bytes'])} → **{human_bytes(res['size_bytes'])}** "
-        f"({res['reduction']}x smaller), {tagged}; slimmer {doc['slimmer_version']}."
+        f"({res['reduction']}x smaller), {tagged}; slimmer {doc['slimmer_version']}"
+        f"{' on ' + doc['engine'] if doc.get('engine') else ''}."
     )
 
 

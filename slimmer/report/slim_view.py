@@ -25,6 +25,7 @@ def to_json(r: SlimResult) -> dict[str, Any]:
     return {
         "schema": SLIM_SCHEMA,
         "slimmer_version": __version__,
+        **({"engine": r.engine} if r.engine else {}),
         "source": {
             "ref": r.source_ref,
             "id": r.source_id,
