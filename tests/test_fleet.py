@@ -197,18 +197,24 @@ class _Runner:
 
 
 class _Engine:
+    def __init__(self, missing: frozenset[str] = frozenset()) -> None:
+        self.missing = missing
+
     def image_exists(self, ref: str) -> bool:
-        return True
+        return ref not in self.missing
 
 
 def _fleet(
-    tmp_path: Path, verdicts: dict[str, bool | Exception]
+    tmp_path: Path,
+    verdicts: dict[str, bool | Exception],
+    missing: frozenset[str] = frozenset(),
+    services: tuple[str, ...] = (),
 ) -> tuple[FleetResult, _Runner, list[SlimOptions]]:
     runner, seen = _Runner(), []
 
     def slim(_e: ContainerEngine, ref: str, o: SlimOptions, _p: Progress) -> SlimResult:
         seen.append(o)
-        service = "web" if "ctx-web" in ref else "worker"
+        service = next(s for s in ("web", "worker", "redis") if f"ctx-{s}" in ref)
         verdict = verdicts[service]
         if isinstance(verdict, Exception):
             raise verdict
@@ -216,13 +222,17 @@ def _fleet(
 
     opts = FleetOptions(
         FILE,
+        services=services,
         tag="slim/{service}:1",
         override=tmp_path / "compose.slim.yml",
-        base=per_service(["web=cc"], "--base", "scratch"),
-        probes=per_service([f"worker={FIXTURES_DIR / 'ctx-worker' / 'probe.toml'}"], "--probes"),
+        base=per_service(["web=cc"] if not services else [], "--base", "scratch"),
+        probes=per_service(
+            [] if services else [f"worker={FIXTURES_DIR / 'ctx-worker' / 'probe.toml'}"],
+            "--probes",
+        ),
     )
     clock = iter(range(100))
-    fleet = slim_fleet(_Engine(), runner, opts, slim, clock=lambda: float(next(clock)))  # type: ignore[arg-type]
+    fleet = slim_fleet(_Engine(missing), runner, opts, slim, clock=lambda: float(next(clock)))  # type: ignore[arg-type]
     return fleet, runner, seen
 
 
@@ -268,6 +278,27 @@ def test_an_error_is_recorded_with_its_code_and_nothing_is_written(tmp_path: Pat
     jsonschema.validate(doc, SCHEMA)
     assert doc["exit_code"] == 6 and doc["override"] is None
     assert doc["services"][0]["error"] == "no entrypoint"
+
+
+def test_a_missing_own_image_is_built_first(tmp_path: Path) -> None:
+    missing = frozenset({"slimmer-fixture/ctx-worker:latest"})
+    fleet, runner, _seen = _fleet(tmp_path, {"web": True, "worker": True}, missing)
+    builds = [c for c in runner.calls if "build" in c]
+    assert builds == [["-f", str(FILE), "build", "worker"]]  # the user's project name
+    assert runner.calls.index(builds[0]) < min(i for i, c in enumerate(runner.calls) if "up" in c)
+    assert [o.status for o in fleet.outcomes] == ["passed", "passed"]
+
+
+def test_a_named_image_that_is_missing_is_refused_before_any_run(tmp_path: Path) -> None:
+    missing = frozenset({"slimmer-fixture/ctx-redis:latest"})
+    with pytest.raises(UsageError, match="is not on the engine"):
+        _fleet(tmp_path, {"redis": True}, missing, services=("redis",))
+
+
+def test_an_option_for_a_service_not_slimmed_is_a_usage_error(tmp_path: Path) -> None:
+    opts = FleetOptions(FILE, base=per_service(["redis=cc"], "--base"))
+    with pytest.raises(UsageError, match="--base redis=...: 'redis' is not a service"):
+        slim_fleet(_Engine(), _Runner(), opts, lambda *_: result(True))  # type: ignore[arg-type]
 
 
 # -- the faces ---------------------------------------------------------------------
