@@ -84,11 +84,13 @@ if TYPE_CHECKING:
 @click.option(
     "--report-dir",
     type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
     help="Write fleet.json, fleet.md, fleet.html here, and each service's report in DIR/SERVICE/.",
 )
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
     envvar="SLIMMER_CACHE_DIR",
     help="Keep images read here, by image ID, for the next run [env SLIMMER_CACHE_DIR].",
 )
