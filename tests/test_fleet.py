@@ -20,18 +20,16 @@ from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ExitStatus, ImageUnrunnable, UsageError
 from slimmer.model import Progress
 from slimmer.pipeline.fleet import (
-    OVERRIDE_HEADER,
     FleetFailed,
     FleetOptions,
     FleetResult,
     choose,
-    override_text,
     per_service,
     read_project,
-    refuse_foreign_override,
     slim_fleet,
     slim_tag,
 )
+from slimmer.pipeline.override import OVERRIDE_HEADER, override_text, refuse_foreign_override
 from slimmer.pipeline.slim import SlimOptions, SlimResult
 from slimmer.report import fleet_html, fleet_md, fleet_view
 from slimmer.report.common import dump_json

@@ -34,14 +34,11 @@ from slimmer.engine_api import ContainerEngine
 from slimmer.errors import EngineError, ExitStatus, SlimError, UsageError
 from slimmer.model import Progress
 from slimmer.pipeline.clock import Clock
+from slimmer.pipeline.override import OVERRIDE_NAME, override_text, refuse_foreign_override
 from slimmer.pipeline.project import compose_run
 from slimmer.pipeline.slim import SlimOptions, SlimResult
 from slimmer.trace.probes import DEFAULT_TIMEOUT, ProbeSpec, collect_probes
 
-OVERRIDE_NAME = "compose.slim.yml"
-# The first line of every override slim compose writes; a file at the override's
-# path that does not start with it is the user's and is never overwritten.
-OVERRIDE_HEADER = "# Written by `slim compose`"
 DEFAULT_TAG = "{repo}:{tag}-slim"
 TAG_FIELDS = ("repo", "tag", "service", "project")
 OWN = "built by the project (build:)"
@@ -241,48 +238,6 @@ def _refuse_stray_names(opts: FleetOptions, chosen: Sequence[Chosen]) -> None:
                     f"{option} {name}=...: {name!r} is not a service slim compose slims "
                     f"(slimmed: {', '.join(sorted(slimmed))})"
                 )
-
-
-def refuse_foreign_override(path: Path) -> None:
-    """An existing file at the override's path must be one slim compose wrote."""
-    if not path.exists():
-        return
-    try:
-        first = path.read_text(errors="replace").splitlines()[:1]
-    except OSError as exc:
-        raise UsageError(f"-o {path}: {exc.strerror}") from exc
-    if not first or not first[0].startswith(OVERRIDE_HEADER):
-        raise UsageError(
-            f"-o {path}: the file exists and slim compose did not write it; "
-            "remove it or write the override elsewhere with -o"
-        )
-
-
-# -- the override ------------------------------------------------------------------
-
-
-def override_text(compose_file: Path, override: Path, images: Sequence[tuple[str, str]]) -> str:
-    """The override that runs each (service, slim tag) of `images` in place of the
-    service's own image. `build: !reset null` (Compose 2.24 or later) drops the
-    service's build, so that `up` never builds the original under the slim tag when
-    that tag is missing. Only references are written: the service's environment,
-    secrets and volumes stay in the compose file, where they are. Keys and values are
-    JSON strings (valid YAML double-quoted scalars)."""
-    here = override.parent == compose_file.parent
-    first, second = (compose_file.name, override.name) if here else (compose_file, override)
-    lines = [
-        f"{OVERRIDE_HEADER} from {compose_file.name}: the slim image of each service",
-        "# below, verified in the project's context. Run the slim project with:",
-        f"#   docker compose -f {first} -f {second} up",
-        "services:",
-    ]
-    for service, tag in sorted(images):
-        lines += [
-            f"  {json.dumps(service)}:",
-            f"    image: {json.dumps(tag)}",
-            "    build: !reset null",
-        ]
-    return "\n".join(lines) + "\n"
 
 
 # -- the run -----------------------------------------------------------------------
