@@ -32,7 +32,7 @@ from slimmer.bases.recipe import FLAVOURS, flavour
 from slimmer.context.run import NO_CONTEXT, RunContext
 from slimmer.elf.deps import DepsReport, deps_report
 from slimmer.engine import Engine, saver
-from slimmer.engine_api import Leftover
+from slimmer.engine_api import ContainerEngine, Leftover
 from slimmer.errors import (
     BudgetExceeded,
     ImageInvalid,
@@ -50,6 +50,7 @@ from slimmer.image.filetree import WantContent, keep_all
 from slimmer.image.reader import Image, open_image, parse_ref
 from slimmer.image.validate import Validation, validate_archive
 from slimmer.model import SLIM_SCHEMA, ImageConfig, ImageRef, Progress
+from slimmer.pipeline.fleet import FleetFailed, FleetOptions, FleetResult, slim_fleet
 from slimmer.pipeline.preflight import check_engine_image
 from slimmer.pipeline.slim import SlimOptions, SlimResult, check_options, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
@@ -331,3 +332,40 @@ def raise_for_validation(result: Validation) -> None:
             f"validating {result.source}: {len(result.violations)} {noun}; "
             f"first: {result.violations[0]}"
         )
+
+
+# -- slim compose: every own service of a compose project (pipeline.fleet) ---------------
+
+
+def slim_compose(opts: FleetOptions, progress: Progress = lambda _: None) -> FleetResult:
+    """`slim compose FILE`: each service the project builds (or each `--service`)
+    slimmed and verified in the project's context, and the override naming those
+    that passed (see slimmer.pipeline.fleet)."""
+    from slimmer.context.compose import find_compose
+
+    runner = find_compose()
+    profiles = profiles_fn(profile_dirs(()))
+    with Engine.connect() as engine:
+
+        def one(eng: ContainerEngine, ref: str, o: SlimOptions, tell: Progress) -> SlimResult:
+            check_options(ref, o)
+            return slim_image(eng, ref, o, profiles, tell)
+
+        return slim_fleet(engine, runner, opts, one, progress)
+
+
+def raise_for_fleet(result: FleetResult) -> None:
+    """`FleetFailed` carrying the exit code of the first service (in the project's
+    order) that did not pass: 4 when its verification failed (it was not tagged and
+    is not in the override), its error's own code else."""
+    failed = result.failed
+    if not failed:
+        return
+    first = failed[0]
+    names = ", ".join(f"{o.chosen.service} ({o.status})" for o in failed)
+    cause = first.error or f"{first.chosen.output} answered differently; not tagged"
+    raise FleetFailed(
+        f"slim compose {result.file.name}: {len(failed)} of {len(result.outcomes)} "
+        f"service(s) did not pass: {names}; first: {first.chosen.service}: {cause}",
+        first.exit_code,
+    )

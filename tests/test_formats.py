@@ -14,7 +14,17 @@ from slimmer.cli.main import cli
 from slimmer.cli.params import format_option
 from tests.synth import M, docker_archive, layer
 
-MANY_FACES = {"inspect", "profile", "deps", "lint", "validate", "check", "diff", "report"}
+MANY_FACES = {
+    "inspect",
+    "profile",
+    "deps",
+    "lint",
+    "validate",
+    "check",
+    "diff",
+    "report",
+    "compose",
+}
 JSON_ALIAS = {"inspect", "profile", "deps"}
 
 

@@ -12,6 +12,7 @@ import click
 from slimmer.cli.bases import bases_group
 from slimmer.cli.check import check_command
 from slimmer.cli.cleanup import cleanup_command
+from slimmer.cli.compose import compose_command
 from slimmer.cli.diff import diff_command
 from slimmer.cli.inspect import inspect_command
 from slimmer.cli.lint import lint_command
@@ -83,6 +84,7 @@ cli.add_command(diff_command)
 cli.add_command(bases_group)
 cli.add_command(cleanup_command)
 cli.add_command(check_command)
+cli.add_command(compose_command)
 
 
 def main(argv: list[str] | None = None) -> None:
