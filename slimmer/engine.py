@@ -288,14 +288,20 @@ class Engine:
         return self.inspect_image(tag).id
 
     def _remove_built(self, token: str, keep: str) -> None:
-        """Remove every image the build `token` made except `keep` (its result)."""
+        """Remove every image the build `token` made except `keep` (its result) and the
+        images `keep` stands on: dockerd's classic builder leaves each step's image as
+        a parent of the result (removed with it; removing one first is a conflict),
+        while buildah leaves a finished stage as an image of its own. Newest first, so
+        a child goes before its parent."""
         with _calling("listing the images a build made"):
-            made = self._api.images(
-                all=True, quiet=True, filters={"label": f"{BUILD_LABEL}={token}"}
+            made = self._api.images(all=True, filters={"label": f"{BUILD_LABEL}={token}"})
+            line = (
+                {_bare_id(str(h.get("Id", ""))) for h in self._api.history(keep)} if keep else set()
             )
-        for image_id in made:
-            if _bare_id(str(image_id)) != _bare_id(keep):
-                self.remove_image(str(image_id), force=True)
+        for image in sorted(made, key=lambda i: int(i.get("Created") or 0), reverse=True):
+            image_id = str(image["Id"])
+            if _bare_id(image_id) not in line | {_bare_id(keep)}:
+                self.remove_image(image_id, force=True)
 
     # -- containers ---------------------------------------------------------
     def create_container(self, image: str, **kwargs: Any) -> str:
