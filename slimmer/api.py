@@ -44,31 +44,38 @@ from slimmer.findings.checks import LARGE_BYTES
 from slimmer.findings.lint import finding_facts, want_for_lint
 from slimmer.findings.lint import lint_image as lint
 from slimmer.findings.rules import FindingsReport, Severity
-from slimmer.image.archive import open_archive
+from slimmer.image.archive import ArchiveImage, open_archive
 from slimmer.image.compressed import compressed_sizes
 from slimmer.image.filetree import WantContent, keep_all
-from slimmer.image.reader import Image, open_image, parse_ref
+from slimmer.image.reader import Image, RemoteOpener, open_image, parse_ref
 from slimmer.image.validate import Validation, validate_archive
+from slimmer.image.validate import validate_image as validate_archive_image
 from slimmer.model import ImageConfig, ImageRef, Progress
 from slimmer.pipeline.preflight import check_engine_image
 from slimmer.pipeline.slim import SlimOptions, SlimResult, check_options, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
+from slimmer.registry.remote import RegistryOptions, remote_opener
 from slimmer.trace.events import Trace
 from slimmer.trace.probes import ProbeSpec
 from slimmer.trace.tracer import Limits, TracedRun, run_traced
 
 
-def read_image(ref: str, want: WantContent) -> Image:
-    """Read an image; connects to the engine only for engine references."""
+def read_image(ref: str, want: WantContent, registry: RegistryOptions | None = None) -> Image:
+    """Read an image; connects to the engine only for engine references, to a registry
+    only for `registry:` ones (see slimmer.registry)."""
     parsed = parse_ref(ref)
     if parsed.transport != "engine":
-        return open_image(parsed, want=want)
+        return open_image(parsed, remote=_remote(registry), want=want)
     with Engine.connect() as engine:
         return open_image(parsed, save=saver(engine), want=want)
 
 
-def inspect_image(ref: str) -> Inspection:
-    with read_image(ref, want_for_inspect) as image:
+def _remote(registry: RegistryOptions | None) -> RemoteOpener:
+    return remote_opener(registry or RegistryOptions())
+
+
+def inspect_image(ref: str, registry: RegistryOptions | None = None) -> Inspection:
+    with read_image(ref, want_for_inspect, registry) as image:
         return analyse(image)
 
 
@@ -78,6 +85,7 @@ def lint_image(
     ignore: Sequence[str] = (),
     trace: Path | None = None,
     large_bytes: int = LARGE_BYTES,
+    registry: RegistryOptions | None = None,
 ) -> FindingsReport:
     """`slim lint`: every finding on `ref` (slimmer.findings); no container is run.
 
@@ -87,7 +95,7 @@ def lint_image(
     parsed = parse_ref(ref)
     try:
         if parsed.transport != "engine":
-            with open_image(parsed, want=want_for_lint) as image:
+            with open_image(parsed, remote=_remote(registry), want=want_for_lint) as image:
                 return lint(image, ignore=ignore, opened=opened, large_bytes=large_bytes)
         with Engine.connect() as engine:
             tags = engine.inspect_image(parsed.name).tags
@@ -135,6 +143,7 @@ def check_image(
     *,
     config: Path | None = None,
     search_config: Path | None = None,
+    registry: RegistryOptions | None = None,
 ) -> CheckResult:
     """`slim check`: evaluate the budget rules for `ref` into a `CheckResult`.
 
@@ -148,14 +157,15 @@ def check_image(
     parsed = parse_ref(ref)
     with _check_archive(parsed) as (archive_ref, image_id):
         linting = needs_findings(rules)
-        with open_image(archive_ref, want=want_for_lint if linting else want_for_inspect) as image:
+        want = want_for_lint if linting else want_for_inspect
+        with open_image(archive_ref, remote=_remote(registry), want=want) as image:
             ins = replace(analyse(image), ref=str(parsed), id=image_id or image.id)
             paths = tuple(e.path for e in image.tree) if needs_paths(rules) else ()
             findings = finding_facts(lint(image)) if linting else None
         compressed = None
         if needs_compressed(rules):
-            archive = open_archive(archive_ref.transport, Path(archive_ref.name))
-            compressed = sum(compressed_sizes(archive))
+            with _archive_of(archive_ref, registry) as archive:
+                compressed = sum(compressed_sizes(archive))
     return evaluate(rules, BudgetFacts(ins, compressed, baseline, paths, findings))
 
 
@@ -173,10 +183,27 @@ def _check_archive(parsed: ImageRef) -> Iterator[tuple[ImageRef, str]]:
         yield ImageRef("docker-archive", str(spool)), image_id
 
 
-def validate_image(ref: str) -> Validation:
+@contextmanager
+def _archive_of(ref: ImageRef, registry: RegistryOptions | None) -> Iterator[ArchiveImage]:
+    """The archive image of a file or `registry:` reference (its connection closed after)."""
+    if ref.transport != "registry":
+        yield open_archive(ref.transport, Path(ref.name))
+        return
+    archive, close = _remote(registry)(ref.name)
+    try:
+        yield archive
+    finally:
+        close()
+
+
+def validate_image(ref: str, registry: RegistryOptions | None = None) -> Validation:
     """`slim validate`: every invariant of `ref` checked (see slimmer.image.validate); an
-    engine image is saved into a temporary docker-archive first. Layer order only warns."""
+    engine image is saved into a temporary docker-archive first, a `registry:` image is
+    read from the registry, its blobs streamed. Layer order only warns."""
     parsed = parse_ref(ref)
+    if parsed.transport == "registry":
+        with _archive_of(parsed, registry) as archive:
+            return validate_archive_image(archive, str(parsed), None)
     with _check_archive(parsed) as (archive_ref, _image_id):
         found = validate_archive(archive_ref.transport, Path(archive_ref.name))
     return replace(found, source=str(parsed))
@@ -257,7 +284,11 @@ def list_bases() -> list[tuple[str, str, str | None]]:
 
 
 def diff(
-    a: str, b: str, report: Path | None = None, progress: Progress = lambda _: None
+    a: str,
+    b: str,
+    report: Path | None = None,
+    progress: Progress = lambda _: None,
+    registry: RegistryOptions | None = None,
 ) -> ImageDiff:
     """`slim diff A B`: the files, sizes, packages and config that differ (analyse.diff).
 
@@ -267,9 +298,9 @@ def diff(
     """
     reasons = load_slim_reasons(report) if report is not None else None
     if all(parse_ref(ref).transport != "engine" for ref in (a, b)):
-        return diff_images(a, b, None, reasons, progress)
+        return diff_images(a, b, None, reasons, progress, _remote(registry))
     with Engine.connect() as engine:
-        return diff_images(a, b, saver(engine), reasons, progress)
+        return diff_images(a, b, saver(engine), reasons, progress, _remote(registry))
 
 
 def load_slim_report(path: Path) -> dict[str, Any]:
