@@ -129,12 +129,14 @@ class RegistryClient:
 
     def blob(self, repo: str, digest: str) -> bytes:
         """A small blob (a config), whole and checked against its digest."""
+        chunks, size = [], 0
         with self.open_blob(repo, digest) as fh:
-            data = fh.read(_MAX_DOC + 1)
-            if len(data) > _MAX_DOC:
-                raise ImageReadError(f"reading {self.host}/{repo}@{digest[:19]}: too large")
-            fh.read()  # to the end: the digest is checked there
-            return data
+            while chunk := fh.read(_CHUNK):  # to the end: the digest is checked there
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > _MAX_DOC:
+                    raise ImageReadError(f"reading {self.host}/{repo}@{digest[:19]}: too large")
+        return b"".join(chunks)
 
     def open_blob(self, repo: str, digest: str) -> IO[bytes]:
         """A stream of blob `digest`, checked against it when read to the end."""
