@@ -55,6 +55,7 @@ from slimmer.pipeline.preflight import check_engine_image
 from slimmer.pipeline.slim import SlimOptions, SlimResult, check_options, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
 from slimmer.registry.remote import RegistryOptions, remote_opener
+from slimmer.registry.transfer import NO_TRANSFERS, Transfers, ensure_pulled, push
 from slimmer.trace.events import Trace
 from slimmer.trace.probes import ProbeSpec
 from slimmer.trace.tracer import Limits, TracedRun, run_traced
@@ -245,8 +246,16 @@ def trace_image(
         )
 
 
-def slim(ref: str, opts: SlimOptions, progress: Progress = lambda _: None) -> SlimResult:
-    """`slim IMAGE -o OUT`: the slim image, verified and tagged (see slimmer.pipeline.slim)."""
+def slim(
+    ref: str,
+    opts: SlimOptions,
+    progress: Progress = lambda _: None,
+    transfers: Transfers = NO_TRANSFERS,
+) -> SlimResult:
+    """`slim IMAGE -o OUT`: the slim image, verified and tagged (see slimmer.pipeline.slim).
+
+    An engine reference is pulled first as `transfers.pull` says; with `transfers.push`
+    the output tag is pushed once it verified (or verification was skipped)."""
     profiles = profiles_fn(
         profile_dirs(opts.profiles_extra),
         forced=opts.profiles_forced,
@@ -254,7 +263,12 @@ def slim(ref: str, opts: SlimOptions, progress: Progress = lambda _: None) -> Sl
     )
     check_options(ref, opts)  # a usage error comes before any engine is needed
     with Engine.connect() as engine:
-        return slim_image(engine, ref, opts, profiles, progress)
+        if parse_ref(ref).transport == "engine" and ensure_pulled(engine, ref, transfers.pull):
+            progress(f"pulled {ref}")
+        result = slim_image(engine, ref, opts, profiles, progress)
+        if transfers.push and result.tagged and result.verified is not False:
+            progress(f"pushed {result.output}@{push(engine, result.output)}")
+        return result
 
 
 def deps(ref: str, paths: Sequence[str]) -> DepsReport:

@@ -14,6 +14,7 @@ import click
 from slimmer.errors import SlimError
 from slimmer.registry.platforms import Platform, parse_platform
 from slimmer.registry.remote import RegistryOptions
+from slimmer.registry.transfer import PullPolicy, Transfers
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,5 +62,29 @@ def registry_options(f: F) -> F:
         default=None,
         metavar="FILE",
         help="Also trust this CA (PEM) for registry TLS, beside the system store.",
+    )(wrapped)
+    return cast(F, wrapped)
+
+
+def transfer_options(f: F) -> F:
+    """Add `--pull always|missing|never` and `--push` to a command; it receives them as
+    `transfers: Transfers`."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, pull: str, push: bool, **kw: Any) -> Any:
+        return f(*args, transfers=Transfers(PullPolicy(pull), push), **kw)
+
+    wrapped = click.option(
+        "--push",
+        is_flag=True,
+        help="Push the output tag to its registry once it verified (login from "
+        "Docker's config.json).",
+    )(wrapper)
+    wrapped = click.option(
+        "--pull",
+        type=click.Choice([p.value for p in PullPolicy]),
+        default=PullPolicy.MISSING.value,
+        show_default=True,
+        help="Pull IMAGE through the engine: always, when the engine lacks it, or never.",
     )(wrapped)
     return cast(F, wrapped)
