@@ -1,0 +1,135 @@
+"""`registry:REF` read straight from a registry, and `slim IMAGE --pull/--push`.
+
+Each fixture is pushed to a local registry through the engine API; then every
+number `slim inspect|check|lint|validate` gives for `registry:REF` must equal the
+number it gives for the same image on the engine, and `slim diff` between the two
+must find nothing. What a command fetched is read from the registry's own access
+log, not from slimmer's counters.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slimmer.engine import Engine
+from slimmer.registry.refs import parse_registry_ref
+from slimmer.registry.remote import RegistryOptions, connect, open_remote
+from slimmer.registry.transfer import PullPolicy, ensure_pulled
+from tests.installed import run_slim
+from tests.registry_kit import LocalRegistry, plain_registry, push_to, tls_registry
+
+__all__ = ["plain_registry", "tls_registry"]  # the fixtures, for pytest
+
+pytestmark = [pytest.mark.engine]
+
+
+def _without(doc: Any, keys: frozenset[str]) -> Any:
+    """`doc` with the keys that name where the image was read from dropped, at any depth."""
+    if isinstance(doc, dict):
+        return {k: _without(v, keys) for k, v in doc.items() if k not in keys}
+    if isinstance(doc, list):
+        return [_without(v, keys) for v in doc]
+    return doc
+
+
+_WHERE = frozenset({"ref", "source", "repo_tags", "tags"})
+
+
+def _json(*args: str, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> Any:
+    res = run_slim(*args, "--format", "json", env=env)
+    assert res.returncode in ok, res.stderr
+    assert "Traceback" not in res.stderr
+    return json.loads(res.stdout)
+
+
+@pytest.fixture(scope="module")
+def pushed(
+    engine: Engine, fixture_images: dict[str, str], plain_registry: LocalRegistry
+) -> dict[str, str]:
+    """Fixture name -> its ref in the plain registry."""
+    return {
+        name: push_to(engine, fixture_images[name], plain_registry, f"fx/{name}:1")
+        for name in ("c-static", "layers", "findings")
+    }
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", ["c-static", "layers"])
+def test_inspect_from_the_registry_equals_the_engine_and_fetches_each_blob_once(
+    name: str, pushed: dict[str, str], fixture_images: dict[str, str], plain_registry: LocalRegistry
+) -> None:
+    ref = pushed[name]
+    before = len(plain_registry.requests())
+    remote = _json("inspect", f"registry:{ref}")
+    gets = plain_registry.blob_gets(f"fx/{name}", before)
+    local = _json("inspect", fixture_images[name])
+    assert len(remote["layers"]) > 0
+    assert _without(remote, _WHERE) == _without(local, _WHERE)
+    # the config and every layer, each fetched exactly once
+    with connect(plain_registry.host, RegistryOptions()) as client:
+        manifest = open_remote(client, parse_registry_ref(ref), RegistryOptions()).manifest.json()
+    wanted = [manifest["config"]["digest"], *(d["digest"] for d in manifest["layers"])]
+    assert sorted(d for d, _ in gets) == sorted(wanted)
+    sizes = {d["digest"]: d["size"] for d in [manifest["config"], *manifest["layers"]]}
+    assert all(written == sizes[d] for d, written in gets)
+
+
+def test_a_config_only_question_fetches_no_layer(
+    pushed: dict[str, str], plain_registry: LocalRegistry
+) -> None:
+    """Opening a registry image reads manifest and config; layers wait to be opened."""
+    ref = parse_registry_ref(pushed["layers"])
+    before = len(plain_registry.requests())
+    with connect(ref.host, RegistryOptions()) as client:
+        found = open_remote(client, ref, RegistryOptions())
+        assert client.stats.blobs == 1
+    gets = plain_registry.blob_gets("fx/layers", before)
+    assert [d for d, _ in gets] == [found.archive.config_digest]
+    assert len(found.archive.layers) == 14
+    assert found.archive.config["rootfs"]["diff_ids"] == [s.digest for s in found.archive.layers]
+
+
+@pytest.mark.e2e
+def test_check_lint_validate_and_diff_from_the_registry_equal_the_engine(
+    pushed: dict[str, str], fixture_images: dict[str, str], plain_registry: LocalRegistry
+) -> None:
+    ref, local = pushed["findings"], fixture_images["findings"]
+    budget = ("--max-size", "1GB", "--max-compressed-size", "1GB", "--max-layers", "40")
+    for args, ok in (
+        (("check", *budget), (0,)),
+        (("lint", "--severity", "critical"), (0, 3)),
+        (("validate",), (0,)),
+    ):
+        remote = _json(*args[:1], f"registry:{ref}", *args[1:], ok=ok)
+        engine_side = _json(*args[:1], local, *args[1:], ok=ok)
+        assert _without(remote, _WHERE) == _without(engine_side, _WHERE), args[0]
+    diff = _json("diff", f"registry:{ref}", local)
+    assert diff["files"]["added"] == [] or not diff["files"]["added"]
+    text = json.dumps(diff)
+    assert '"changed": []' in text.replace(" ", " ") or diff.get("summary", {}).get("changed") == 0
+
+
+def test_the_pull_policy(
+    engine: Engine, pushed: dict[str, str], plain_registry: LocalRegistry
+) -> None:
+    ref = pushed["c-static"]
+    assert not engine.image_exists(ref)
+    try:
+        assert ensure_pulled(engine, ref, PullPolicy.NEVER) is False
+        assert not engine.image_exists(ref)
+        before = len(plain_registry.requests())
+        assert ensure_pulled(engine, ref, PullPolicy.MISSING) is True
+        assert engine.image_exists(ref)
+        assert len(plain_registry.requests()) > before
+        before = len(plain_registry.requests())
+        assert ensure_pulled(engine, ref, PullPolicy.MISSING) is False
+        assert len(plain_registry.requests()) == before  # the engine had it: no traffic
+        assert ensure_pulled(engine, ref, PullPolicy.ALWAYS) is True
+        assert len(plain_registry.requests()) > before
+    finally:
+        if engine.image_exists(ref):
+            engine.remove_image(ref)
