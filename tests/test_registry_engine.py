@@ -134,3 +134,83 @@ def test_the_pull_policy(
     finally:
         if engine.image_exists(ref):
             engine.remove_image(ref)
+
+
+def _no_secret(reg: LocalRegistry, texts: list[str]) -> None:
+    assert texts
+    for text in texts:
+        assert reg.password not in text
+        assert reg.auth_b64 not in text
+
+
+@pytest.mark.e2e
+def test_the_auth_tls_registry_with_a_config_json_and_no_secret_in_any_output(
+    engine: Engine, fixture_images: dict[str, str], tls_registry: LocalRegistry, tmp_path: Path
+) -> None:
+    assert tls_registry.ca is not None
+    ref = push_to(engine, fixture_images["c-static"], tls_registry, "fx/c-static:1")
+    env = tls_registry.docker_config(tmp_path / "docker")
+    ca = ("--registry-ca", str(tls_registry.ca))
+    outputs: list[str] = []
+
+    def slim(*args: str, env: dict[str, str] | None = env) -> int:
+        res = run_slim(*args, env=env)
+        outputs.extend((res.stdout, res.stderr))
+        assert "Traceback" not in res.stderr
+        return res.returncode
+
+    report = tmp_path / "check.json"
+    assert slim("inspect", f"registry:{ref}", *ca, "--format", "json") == 0
+    remote = json.loads(outputs[-2])
+    assert _without(remote, _WHERE) == _without(
+        _json("inspect", fixture_images["c-static"]), _WHERE
+    )
+    assert slim("check", f"registry:{ref}", *ca, "--max-size", "10MB", "-o", str(report)) == 0
+    assert slim("validate", f"registry:{ref}", *ca) == 0
+    # each refusal: its own exit code, one line, no secret
+    assert slim("inspect", f"registry:{ref}") == 10  # the CA is not trusted
+    assert slim("inspect", f"registry:{ref}", *ca, env={"DOCKER_CONFIG": str(tmp_path)}) == 9
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    bad = {"auths": {tls_registry.host: {"auth": "c2xpbXRlc3Rlcjpub3BlCg=="}}}
+    (wrong / "config.json").write_text(json.dumps(bad))
+    assert slim("inspect", f"registry:{ref}", *ca, env={"DOCKER_CONFIG": str(wrong)}) == 9
+    assert slim("inspect", f"registry:{ref[:-1]}404", *ca) == 8
+    refusals = outputs[-7::2]  # the stderr of the four refusals
+    assert all(len(t.strip().splitlines()) == 1 for t in refusals), refusals
+    outputs.append(report.read_text())
+    _no_secret(tls_registry, outputs)
+
+
+@pytest.mark.e2e
+def test_slim_pulls_a_missing_image_pushes_the_verified_result_and_it_pulls_back(
+    engine: Engine, fixture_images: dict[str, str], tls_registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """Through the auth+TLS registry: the input is pulled with the login from config.json,
+    the verified output pushed; no output or report holds the secret."""
+    src = push_to(engine, fixture_images["c-static"], tls_registry, "fx/c-static:2")
+    out = src.replace(":2", ":2-slim")
+    env = tls_registry.docker_config(tmp_path / "docker")
+    probes = str(Path(__file__).resolve().parent.parent / "fixtures/c-static/probe.toml")
+    assert not engine.image_exists(src)
+    try:
+        res = run_slim(
+            src, "-o", out, "--probes", probes, "--push", "--report-dir", str(tmp_path), env=env
+        )
+        assert res.returncode == 0, res.stderr
+        assert engine.image_exists(src)  # pulled (--pull missing)
+        slim_id = engine.inspect_image(out).id
+        texts = [res.stdout, res.stderr]
+        texts += [p.read_text() for p in tmp_path.glob("report.*")]
+        _no_secret(tls_registry, texts)
+        # the registry has it: read straight from there, then pulled back
+        assert tls_registry.ca is not None
+        remote = _json("inspect", f"registry:{out}", "--registry-ca", str(tls_registry.ca), env=env)
+        assert remote["image"]["id"] == slim_id
+        engine.remove_image(out)
+        assert ensure_pulled(engine, out, PullPolicy.MISSING, env) is True
+        assert engine.inspect_image(out).id == slim_id
+    finally:
+        for ref in (src, out):
+            if engine.image_exists(ref):
+                engine.remove_image(ref)
