@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,11 @@ def read_image(ref: str, want: WantContent, registry: RegistryOptions | None = N
 
 def _remote(registry: RegistryOptions | None) -> RemoteOpener:
     return remote_opener(registry or RegistryOptions())
+
+
+def _opened(archive: ArchiveImage) -> RemoteOpener:
+    """A remote opener that hands out `archive`, opened already (and closed by its opener)."""
+    return lambda _name: (archive, lambda: None)
 
 
 def inspect_image(ref: str, registry: RegistryOptions | None = None) -> Inspection:
@@ -156,17 +161,23 @@ def check_image(
     rules = build_rules(settings)
     baseline = load_baseline(settings.baseline) if settings.baseline is not None else None
     parsed = parse_ref(ref)
-    with _check_archive(parsed) as (archive_ref, image_id):
+    twice = needs_compressed(rules)  # the layers are read again for the gzip estimate
+    with ExitStack() as stack:
+        archive_ref, image_id = stack.enter_context(_check_archive(parsed))
+        shared = None
+        if archive_ref.transport == "registry":  # opened once, for both passes
+            shared = stack.enter_context(_archive_of(archive_ref, registry, keep_blobs=twice))
         linting = needs_findings(rules)
         want = want_for_lint if linting else want_for_inspect
-        with open_image(archive_ref, remote=_remote(registry), want=want) as image:
+        remote = _opened(shared) if shared is not None else None
+        with open_image(archive_ref, remote=remote, want=want) as image:
             ins = replace(analyse(image), ref=str(parsed), id=image_id or image.id)
             paths = tuple(e.path for e in image.tree) if needs_paths(rules) else ()
             findings = finding_facts(lint(image)) if linting else None
         compressed = None
-        if needs_compressed(rules):
-            with _archive_of(archive_ref, registry) as archive:
-                compressed = sum(compressed_sizes(archive))
+        if twice:
+            archive = shared or stack.enter_context(_archive_of(archive_ref, registry))
+            compressed = sum(compressed_sizes(archive))
     return evaluate(rules, BudgetFacts(ins, compressed, baseline, paths, findings))
 
 
@@ -185,12 +196,17 @@ def _check_archive(parsed: ImageRef) -> Iterator[tuple[ImageRef, str]]:
 
 
 @contextmanager
-def _archive_of(ref: ImageRef, registry: RegistryOptions | None) -> Iterator[ArchiveImage]:
-    """The archive image of a file or `registry:` reference (its connection closed after)."""
+def _archive_of(
+    ref: ImageRef, registry: RegistryOptions | None, keep_blobs: bool = False
+) -> Iterator[ArchiveImage]:
+    """The archive image of a file or `registry:` reference (its connection closed after).
+    `keep_blobs`: a registry image's layers are read more than once; each is fetched
+    once and kept in a temporary directory until the end."""
     if ref.transport != "registry":
         yield open_archive(ref.transport, Path(ref.name))
         return
-    archive, close = _remote(registry)(ref.name)
+    opts = replace(registry or RegistryOptions(), keep_blobs=keep_blobs)
+    archive, close = _remote(opts)(ref.name)
     try:
         yield archive
     finally:
@@ -202,8 +218,8 @@ def validate_image(ref: str, registry: RegistryOptions | None = None) -> Validat
     engine image is saved into a temporary docker-archive first, a `registry:` image is
     read from the registry, its blobs streamed. Layer order only warns."""
     parsed = parse_ref(ref)
-    if parsed.transport == "registry":
-        with _archive_of(parsed, registry) as archive:
+    if parsed.transport == "registry":  # each blob is read as stored, then as a tar
+        with _archive_of(parsed, registry, keep_blobs=True) as archive:
             return validate_archive_image(archive, str(parsed), None)
     with _check_archive(parsed) as (archive_ref, _image_id):
         found = validate_archive(archive_ref.transport, Path(archive_ref.name))

@@ -138,13 +138,15 @@ class RegistryClient:
                     raise ImageReadError(f"reading {self.host}/{repo}@{digest[:19]}: too large")
         return b"".join(chunks)
 
-    def open_blob(self, repo: str, digest: str) -> IO[bytes]:
-        """A stream of blob `digest`, checked against it when read to the end."""
+    def open_blob(self, repo: str, digest: str, copy_to: Path | None = None) -> IO[bytes]:
+        """A stream of blob `digest`, checked against it when read to the end. With
+        `copy_to`, the bytes are also written there as they pass, and the file is kept
+        only once the whole blob passed and matched its digest."""
         where = f"{self.host}/{repo}@{digest[:19]}"
         resp = self._request("GET", repo, f"blobs/{digest}", where, {}, stream=True)
         self.stats.blobs += 1
         self.stats.blob_digests.append(digest)
-        return cast(IO[bytes], _BlobStream(resp, digest, where, self.stats))
+        return cast(IO[bytes], _BlobStream(resp, digest, where, self.stats, copy_to))
 
     def has_blob(self, repo: str, digest: str) -> bool:
         where = f"{self.host}/{repo}@{digest[:19]}"
@@ -276,11 +278,20 @@ class _BlobStream(io.RawIOBase):
 
     _HEAD = 64
 
-    def __init__(self, resp: requests.Response, digest: str, where: str, stats: FetchStats):
+    def __init__(
+        self,
+        resp: requests.Response,
+        digest: str,
+        where: str,
+        stats: FetchStats,
+        copy_to: Path | None = None,
+    ) -> None:
         super().__init__()
         self._resp, self._digest, self._where, self._stats = resp, digest, where, stats
         self._raw = resp.raw
         self._sha = hashlib.sha256()
+        self._copy_to = copy_to
+        self._copy = open(copy_to.with_suffix(".part"), "wb") if copy_to else None
         self._head = self._pull(self._HEAD)
         self._pos = 0
         self._done = False
@@ -293,6 +304,8 @@ class _BlobStream(io.RawIOBase):
         data = bytes(data or b"")
         self._sha.update(data)
         self._stats.blob_bytes += len(data)
+        if self._copy is not None:
+            self._copy.write(data)
         return data
 
     def readable(self) -> bool:
@@ -342,10 +355,17 @@ class _BlobStream(io.RawIOBase):
         actual = "sha256:" + self._sha.hexdigest()
         if actual != self._digest:
             raise ImageReadError(f"reading {self._where}: the blob hashes to {actual[:19]}")
+        if self._copy is not None and self._copy_to is not None:
+            self._copy.close()
+            self._copy = None
+            self._copy_to.with_suffix(".part").rename(self._copy_to)
 
     def close(self) -> None:
         if not self.closed:
             self._resp.close()
+            if self._copy is not None and self._copy_to is not None:  # not read to the end
+                self._copy.close()
+                self._copy_to.with_suffix(".part").unlink(missing_ok=True)
         super().close()
 
 

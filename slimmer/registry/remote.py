@@ -9,6 +9,9 @@ alone fetches no layer at all.
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,8 @@ from slimmer.registry.credentials import lookup
 from slimmer.registry.platforms import Platform, choose, host_platform
 from slimmer.registry.refs import RegistryRef, parse_registry_ref
 
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
 
 @dataclass(frozen=True)
 class RegistryOptions:
@@ -31,6 +36,7 @@ class RegistryOptions:
     ca_file: Path | None = None
     platform: Platform | None = None
     env: dict[str, str] | None = None
+    keep_blobs: bool = False  # for commands that read each layer twice (see `remote_opener`)
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,12 @@ def connect(host: str, opts: RegistryOptions) -> RegistryClient:
     return RegistryClient(host, lookup(host, opts.env), opts.ca_file)
 
 
-def open_remote(client: RegistryClient, ref: RegistryRef, opts: RegistryOptions) -> RemoteImage:
-    """Read `ref`'s manifest (choosing the platform from an index) and config."""
+def open_remote(
+    client: RegistryClient, ref: RegistryRef, opts: RegistryOptions, keep: Path | None = None
+) -> RemoteImage:
+    """Read `ref`'s manifest (choosing the platform from an index) and config. With
+    `keep` (a directory), each layer blob read to its end is kept there, and opening
+    it again reads that copy: a second pass over the layers fetches nothing."""
     where = str(ref)
     top = client.manifest(ref.repository, ref.reference)
     index, manifest = None, top
@@ -64,13 +74,13 @@ def open_remote(client: RegistryClient, ref: RegistryRef, opts: RegistryOptions)
         manifest = client.manifest(ref.repository, str(entry.get("digest", "")))
     if manifest.media_type not in MANIFEST_TYPES:
         raise ImageReadError(f"reading {where}: indexes nested too deeply")
-    return RemoteImage(_archive(client, ref, manifest.json(), where), manifest, index)
+    return RemoteImage(_archive(client, ref, manifest.json(), where, keep), manifest, index)
 
 
 def _archive(
-    client: RegistryClient, ref: RegistryRef, doc: dict[str, Any], where: str
+    client: RegistryClient, ref: RegistryRef, doc: dict[str, Any], where: str, keep: Path | None
 ) -> ArchiveImage:
-    config_digest = str((doc.get("config") or {}).get("digest", ""))
+    config_digest = _digest((doc.get("config") or {}).get("digest"), where)
     raw = client.blob(ref.repository, config_digest)
     try:
         config = json.loads(raw)
@@ -80,6 +90,10 @@ def _archive(
         raise ImageReadError(f"reading {where}: the config is not a JSON object")
     diff_ids = [str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or ()]
     descs = doc.get("layers") or []
+    if not isinstance(descs, list) or not all(isinstance(d, dict) for d in descs):
+        raise ImageReadError(f"reading {where}: the manifest's layers is not a list")
+    for desc in descs:
+        _digest(desc.get("digest"), where)
     if diff_ids and len(diff_ids) != len(descs):
         raise ImageReadError(
             f"reading {where}: config names {len(diff_ids)} layers, manifest {len(descs)}"
@@ -88,7 +102,7 @@ def _archive(
         LayerSource(
             i,
             diff_ids[i] if i < len(diff_ids) else str(desc.get("digest")),
-            _opener(client, ref.repository, str(desc.get("digest"))),
+            _opener(client, ref.repository, str(desc.get("digest")), keep),
             int(desc.get("size") or 0),
             str(desc.get("digest")),
         )
@@ -97,8 +111,26 @@ def _archive(
     return ArchiveImage(config, config_digest, layers, (_tag_of(ref),), raw)
 
 
-def _opener(client: RegistryClient, repo: str, digest: str) -> Callable[[], IO[bytes]]:
-    return lambda: client.open_blob(repo, digest)
+def _digest(value: Any, where: str) -> str:
+    """A digest from a manifest (hostile input): only `sha256:<64 hex>` is used."""
+    if not isinstance(value, str) or not _DIGEST.match(value):
+        raise ImageReadError(f"reading {where}: invalid blob digest {str(value)[:80]!r}")
+    return value
+
+
+def _opener(
+    client: RegistryClient, repo: str, digest: str, keep: Path | None
+) -> Callable[[], IO[bytes]]:
+    if keep is None:
+        return lambda: client.open_blob(repo, digest)
+    copy = keep / digest.replace(":", "-")  # checked by `_digest`: no path parts
+
+    def open_kept() -> IO[bytes]:
+        if copy.is_file():
+            return open(copy, "rb")
+        return client.open_blob(repo, digest, copy_to=copy)
+
+    return open_kept
 
 
 def _tag_of(ref: RegistryRef) -> str:
@@ -109,15 +141,25 @@ def remote_opener(
     opts: RegistryOptions,
 ) -> Callable[[str], tuple[ArchiveImage, Callable[[], None]]]:
     """For `image.reader.open_image`: a function from `HOST/REPO:TAG` to the opened
-    image and the function that closes its connection."""
+    image and the function that closes its connection. With `opts.keep_blobs` the
+    layer blobs are kept in a temporary directory (removed by that function) for a
+    second pass: `slim validate` reads each blob as stored and as a tar, `slim check`
+    the tree and then the gzip estimate."""
 
     def open_one(name: str) -> tuple[ArchiveImage, Callable[[], None]]:
         ref = parse_registry_ref(name)
         client = connect(ref.host, opts)
-        try:
-            return open_remote(client, ref, opts).archive, client.close
-        except BaseException:
+        keep = Path(tempfile.mkdtemp(prefix="slimmer-blobs-")) if opts.keep_blobs else None
+
+        def close() -> None:
             client.close()
+            if keep is not None:
+                shutil.rmtree(keep, ignore_errors=True)
+
+        try:
+            return open_remote(client, ref, opts, keep).archive, close
+        except BaseException:
+            close()
             raise
 
     return open_one
