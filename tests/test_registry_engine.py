@@ -9,13 +9,16 @@ log, not from slimmer's counters.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from slimmer.engine import Engine
+from slimmer.registry.client import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX
 from slimmer.registry.refs import parse_registry_ref
 from slimmer.registry.remote import RegistryOptions, connect, open_remote
 from slimmer.registry.transfer import PullPolicy, ensure_pulled
@@ -46,6 +49,21 @@ def _json(*args: str, env: dict[str, str] | None = None, ok: tuple[int, ...] = (
     return json.loads(res.stdout)
 
 
+def _manifest(reg: LocalRegistry, ref: str) -> dict[str, Any]:
+    with connect(reg.host, RegistryOptions()) as client:
+        return open_remote(client, parse_registry_ref(ref), RegistryOptions()).manifest.json()
+
+
+def _sizes(reg: LocalRegistry, ref: str) -> dict[str, int]:
+    manifest = _manifest(reg, ref)
+    return {d["digest"]: int(d["size"]) for d in [manifest["config"], *manifest["layers"]]}
+
+
+def _blobs(reg: LocalRegistry, ref: str) -> list[str]:
+    """The config's and every layer's digest, sorted."""
+    return sorted(_sizes(reg, ref))
+
+
 @pytest.fixture(scope="module")
 def pushed(
     engine: Engine, fixture_images: dict[str, str], plain_registry: LocalRegistry
@@ -69,12 +87,9 @@ def test_inspect_from_the_registry_equals_the_engine_and_fetches_each_blob_once(
     local = _json("inspect", fixture_images[name])
     assert len(remote["layers"]) > 0
     assert _without(remote, _WHERE) == _without(local, _WHERE)
-    # the config and every layer, each fetched exactly once
-    with connect(plain_registry.host, RegistryOptions()) as client:
-        manifest = open_remote(client, parse_registry_ref(ref), RegistryOptions()).manifest.json()
-    wanted = [manifest["config"]["digest"], *(d["digest"] for d in manifest["layers"])]
-    assert sorted(d for d, _ in gets) == sorted(wanted)
-    sizes = {d["digest"]: d["size"] for d in [manifest["config"], *manifest["layers"]]}
+    # the config and every layer, each fetched exactly once, whole
+    assert sorted(d for d, _ in gets) == _blobs(plain_registry, ref)
+    sizes = _sizes(plain_registry, ref)
     assert all(written == sizes[d] for d, written in gets)
 
 
@@ -98,15 +113,20 @@ def test_check_lint_validate_and_diff_from_the_registry_equal_the_engine(
     pushed: dict[str, str], fixture_images: dict[str, str], plain_registry: LocalRegistry
 ) -> None:
     ref, local = pushed["findings"], fixture_images["findings"]
+    wanted = _blobs(plain_registry, ref)
     budget = ("--max-size", "1GB", "--max-compressed-size", "1GB", "--max-layers", "40")
     for args, ok in (
         (("check", *budget), (0,)),
         (("lint", "--severity", "critical"), (0, 3)),
         (("validate",), (0,)),
     ):
+        before = len(plain_registry.requests())
         remote = _json(*args[:1], f"registry:{ref}", *args[1:], ok=ok)
+        gets = plain_registry.blob_gets("fx/findings", before)
         engine_side = _json(*args[:1], local, *args[1:], ok=ok)
         assert _without(remote, _WHERE) == _without(engine_side, _WHERE), args[0]
+        # validate and the gzip estimate read each layer twice; each is fetched once
+        assert sorted(d for d, _ in gets) == wanted, args[0]
     diff = _json("diff", f"registry:{ref}", local)
     assert diff["a"]["id"] == diff["b"]["id"]
     assert _without(diff["a"], _WHERE) == _without(diff["b"], _WHERE)
@@ -214,3 +234,49 @@ def test_slim_pulls_a_missing_image_pushes_the_verified_result_and_it_pulls_back
         for ref in (src, out):
             if engine.image_exists(ref):
                 engine.remove_image(ref)
+
+
+def _put_index(reg: LocalRegistry, repo: str, tag: str, media: str, entries: list[Any]) -> None:
+    """An index (OCI or Docker list) over manifests already in `repo`, put with plain
+    HTTP calls: the test's own writer, not slimmer's reader."""
+    base = f"http://{reg.host}/v2/{repo}/manifests"
+    manifests = []
+    for ref_tag, plat in entries:
+        resp = requests.get(f"{base}/{ref_tag}", headers={"Accept": DOCKER_MANIFEST}, timeout=30)
+        resp.raise_for_status()
+        digest = "sha256:" + hashlib.sha256(resp.content).hexdigest()
+        manifests.append(
+            {"mediaType": DOCKER_MANIFEST, "digest": digest, "size": len(resp.content),
+             "platform": plat}
+        )  # fmt: skip
+    doc = {"schemaVersion": 2, "mediaType": media, "manifests": manifests}
+    put = requests.put(
+        f"{base}/{tag}", data=json.dumps(doc), headers={"Content-Type": media}, timeout=30
+    )
+    assert put.status_code == 201, put.text
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("media", [OCI_INDEX, DOCKER_LIST])
+def test_platform_picks_the_image_of_an_index(
+    media: str,
+    engine: Engine,
+    fixture_images: dict[str, str],
+    plain_registry: LocalRegistry,
+) -> None:
+    """An index whose linux/amd64 entry is c-static and whose linux/arm64/v8 entry is
+    (claimed to be) `layers`: the platform chooses which image is read."""
+    push_to(engine, fixture_images["c-static"], plain_registry, "fx/multi:amd")
+    push_to(engine, fixture_images["layers"], plain_registry, "fx/multi:arm")
+    arm = {"os": "linux", "architecture": "arm64", "variant": "v8"}
+    amd = {"os": "linux", "architecture": "amd64"}
+    _put_index(plain_registry, "fx/multi", "1", media, [("amd", amd), ("arm", arm)])
+    ref = f"registry:{plain_registry.host}/fx/multi:1"
+    for platform, fixture in (("linux/arm64", "layers"), ("linux/amd64", "c-static")):
+        remote = _json("inspect", ref, "--platform", platform)
+        assert remote["image"]["id"] == engine.inspect_image(fixture_images[fixture]).id
+    default = _json("inspect", ref)  # this host's platform: amd64
+    assert default["image"]["id"] == engine.inspect_image(fixture_images["c-static"]).id
+    res = run_slim("inspect", ref, "--platform", "linux/s390x")
+    assert res.returncode == 8, res.stderr
+    assert "linux/s390x" in res.stderr and "linux/arm64/v8" in res.stderr
