@@ -278,6 +278,11 @@ def slim(
         disabled=opts.profiles_disabled,
     )
     check_options(ref, opts)  # a usage error comes before any engine is needed
+    if parse_ref(ref).transport == "registry":
+        raise UsageError(
+            f"slimming {ref}: the image must run on the engine; name it without "
+            "'registry:' and it is pulled (--pull missing)"
+        )
     with Engine.connect() as engine:
         if parse_ref(ref).transport == "engine" and ensure_pulled(engine, ref, transfers.pull):
             progress(f"pulled {ref}")

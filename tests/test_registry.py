@@ -256,3 +256,11 @@ def test_a_blob_is_checked_against_its_digest_and_can_peek_its_head() -> None:
     bad = _stream(data, "sha256:" + "0" * 64)
     with pytest.raises(ImageReadError, match="hashes to"):
         bad.read()
+
+
+def test_slim_refuses_a_registry_transport_before_any_engine_is_needed() -> None:
+    from slimmer import api
+    from slimmer.pipeline.slim import SlimOptions
+
+    with pytest.raises(UsageError, match="without 'registry:'"):
+        api.slim("registry:127.0.0.1:1/x:1", SlimOptions(output="x:slim"))
