@@ -25,7 +25,8 @@ from slimmer.errors import (
     UsageError,
 )
 from slimmer.image.reader import parse_ref
-from slimmer.registry.client import FetchStats, RegistryClient, _BlobStream
+from slimmer.registry.blobs import BlobStream, FetchStats
+from slimmer.registry.client import RegistryClient
 from slimmer.registry.credentials import Credentials, lookup
 from slimmer.registry.platforms import Platform, choose, parse_platform
 from slimmer.registry.refs import is_loopback, parse_registry_ref
@@ -227,24 +228,8 @@ def test_a_login_is_asked_for_only_with_credentials() -> None:
     assert value == "Basic " + base64.b64encode(f"u:{secret}".encode()).decode()
 
 
-class _Raw:
-    def __init__(self, data: bytes) -> None:
-        self._io = io.BytesIO(data)
-
-    def read(self, n: int) -> bytes:
-        return self._io.read(n)
-
-
-class _Resp:
-    def __init__(self, data: bytes) -> None:
-        self.raw = _Raw(data)
-
-    def close(self) -> None:
-        pass
-
-
-def _stream(data: bytes, digest: str) -> _BlobStream:
-    return _BlobStream(_Resp(data), digest, "x", FetchStats())  # type: ignore[arg-type]
+def _stream(data: bytes, digest: str) -> BlobStream:
+    return BlobStream(io.BytesIO(data), lambda: None, digest, "x", FetchStats())
 
 
 def test_a_blob_is_checked_against_its_digest_and_can_peek_its_head() -> None:
