@@ -10,6 +10,9 @@ import io
 import json
 import os
 import stat
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from slimmer.errors import (
 )
 from slimmer.image.reader import parse_ref
 from slimmer.registry.blobs import BlobStream, FetchStats
-from slimmer.registry.client import RegistryClient
+from slimmer.registry.client import OCI_MANIFEST, RegistryClient
 from slimmer.registry.credentials import Credentials, lookup
 from slimmer.registry.platforms import Platform, choose, parse_platform
 from slimmer.registry.refs import is_loopback, parse_registry_ref
@@ -249,3 +252,67 @@ def test_slim_refuses_a_registry_transport_before_any_engine_is_needed() -> None
 
     with pytest.raises(UsageError, match="without 'registry:'"):
         api.slim("registry:127.0.0.1:1/x:1", SlimOptions(output="x:slim"))
+
+
+# -- bearer tokens, over real HTTP on 127.0.0.1 -----------------------------------------
+
+
+class _TokenRegistry(BaseHTTPRequestHandler):
+    """A registry that wants a bearer token (as Docker Hub and GHCR do): /v2/ answers
+    401 with a challenge naming /token; /token gives a token for the right basic
+    login; a manifest GET with that token gets the manifest."""
+
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}).encode()
+    seen: list[str] = []
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        host = self.headers["Host"]
+        self.seen.append(self.path)
+        if self.path.startswith("/token"):
+            good = "Basic " + base64.b64encode(b"u:tok-secret").decode()
+            if self.headers.get("Authorization") != good or "scope=repository%3Ax%3Apull" not in (
+                self.path
+            ):
+                return self._send(401)
+            return self._send(200, json.dumps({"token": "T0KEN"}).encode())
+        if self.headers.get("Authorization") != "Bearer T0KEN":
+            challenge = f'Bearer realm="http://{host}/token",service="reg"'
+            return self._send(401, b"{}", {"WWW-Authenticate": challenge})
+        if self.path == "/v2/x/manifests/1":
+            return self._send(200, self.manifest, {"Content-Type": OCI_MANIFEST})
+        return self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
+
+
+@pytest.fixture
+def token_registry() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TokenRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_bearer_token_is_fetched_with_the_login_and_used(token_registry: str) -> None:
+    with RegistryClient(token_registry, Credentials("u", "tok-secret")) as client:
+        found = client.manifest("x", "1")
+        assert found.raw == _TokenRegistry.manifest and found.media_type == OCI_MANIFEST
+        with pytest.raises(RegistryImageNotFound, match="no such tag"):
+            client.manifest("x", "2")
+    with RegistryClient(token_registry, Credentials("u", "wrong")) as client:
+        with pytest.raises(RegistryAuthRefused) as err:
+            client.manifest("x", "1")
+        assert "wrong" not in err.value.message and "tok-secret" not in err.value.message
