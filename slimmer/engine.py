@@ -522,7 +522,8 @@ def _registry_error(action: str, text: str) -> RegistryError:
     low = text.lower()
     if "x509" in low or "certificate" in low or "tls" in low:
         return RegistryTLSError(f"{action}: TLS failed ({text})")
-    if "unauthorized" in low or "authentication required" in low or "denied" in low:
+    if any(word in low for word in ("unauthorized", "authentication required", "denied",
+                                    "no basic auth credentials")):  # fmt: skip
         return RegistryAuthRefused(f"{action}: the registry refused the login ({text})")
     if "not found" in low or "manifest unknown" in low or "does not exist" in low:
         return RegistryImageNotFound(f"{action}: no such image in the registry ({text})")

@@ -280,3 +280,33 @@ def test_platform_picks_the_image_of_an_index(
     res = run_slim("inspect", ref, "--platform", "linux/s390x")
     assert res.returncode == 8, res.stderr
     assert "linux/s390x" in res.stderr and "linux/arm64/v8" in res.stderr
+
+
+@pytest.mark.e2e
+def test_slim_pull_refusals_are_one_line_with_their_own_codes(
+    engine: Engine,
+    fixture_images: dict[str, str],
+    plain_registry: LocalRegistry,
+    tls_registry: LocalRegistry,
+    tmp_path: Path,
+) -> None:
+    """An unknown image: 8; a registry that wants a login config.json lacks: 9; a
+    wrong one: 9. Nothing runs, nothing is left on the engine."""
+    secret_ref = push_to(engine, fixture_images["c-static"], tls_registry, "fx/c-static:3")
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    bad = {"auths": {tls_registry.host: {"auth": "c2xpbXRlc3Rlcjpub3Bl"}}}  # slimtester:nope
+    (wrong / "config.json").write_text(json.dumps(bad))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = (
+        (f"{plain_registry.host}/fx/none:1", {"DOCKER_CONFIG": str(empty)}, 8),
+        (secret_ref, {"DOCKER_CONFIG": str(empty)}, 9),
+        (secret_ref, {"DOCKER_CONFIG": str(wrong)}, 9),
+    )
+    for ref, env, code in cases:
+        res = run_slim(ref, "-o", "slimmer-test/registry-refused:1", env=env)
+        assert res.returncode == code, (ref, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert not engine.image_exists(ref)
+    assert not engine.image_exists("slimmer-test/registry-refused:1")
