@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,32 +44,45 @@ from slimmer.findings.checks import LARGE_BYTES
 from slimmer.findings.lint import finding_facts, want_for_lint
 from slimmer.findings.lint import lint_image as lint
 from slimmer.findings.rules import FindingsReport, Severity
-from slimmer.image.archive import open_archive
+from slimmer.image.archive import ArchiveImage, open_archive
 from slimmer.image.compressed import compressed_sizes
 from slimmer.image.filetree import WantContent, keep_all
-from slimmer.image.reader import Image, open_image, parse_ref
+from slimmer.image.reader import Image, RemoteOpener, open_image, parse_ref
 from slimmer.image.validate import Validation, validate_archive
+from slimmer.image.validate import validate_image as validate_archive_image
 from slimmer.model import SLIM_SCHEMA, ImageConfig, ImageRef, Progress
 from slimmer.pipeline.fleet import FleetFailed, FleetOptions, FleetResult, slim_fleet
 from slimmer.pipeline.preflight import check_engine_image
 from slimmer.pipeline.slim import SlimOptions, SlimResult, check_options, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
+from slimmer.registry.remote import RegistryOptions, remote_opener
+from slimmer.registry.transfer import NO_TRANSFERS, Transfers, ensure_pulled, push
 from slimmer.trace.events import Trace
 from slimmer.trace.probes import ProbeSpec
 from slimmer.trace.tracer import Limits, TracedRun, run_traced
 
 
-def read_image(ref: str, want: WantContent) -> Image:
-    """Read an image; connects to the engine only for engine references."""
+def read_image(ref: str, want: WantContent, registry: RegistryOptions | None = None) -> Image:
+    """Read an image; connects to the engine only for engine references, to a registry
+    only for `registry:` ones (see slimmer.registry)."""
     parsed = parse_ref(ref)
     if parsed.transport != "engine":
-        return open_image(parsed, want=want)
+        return open_image(parsed, remote=_remote(registry), want=want)
     with Engine.connect() as engine:
         return open_image(parsed, save=saver(engine), want=want)
 
 
-def inspect_image(ref: str) -> Inspection:
-    with read_image(ref, want_for_inspect) as image:
+def _remote(registry: RegistryOptions | None) -> RemoteOpener:
+    return remote_opener(registry or RegistryOptions())
+
+
+def _opened(archive: ArchiveImage) -> RemoteOpener:
+    """A remote opener that hands out `archive`, opened already (and closed by its opener)."""
+    return lambda _name: (archive, lambda: None)
+
+
+def inspect_image(ref: str, registry: RegistryOptions | None = None) -> Inspection:
+    with read_image(ref, want_for_inspect, registry) as image:
         return analyse(image)
 
 
@@ -79,6 +92,7 @@ def lint_image(
     ignore: Sequence[str] = (),
     trace: Path | None = None,
     large_bytes: int = LARGE_BYTES,
+    registry: RegistryOptions | None = None,
 ) -> FindingsReport:
     """`slim lint`: every finding on `ref` (slimmer.findings); no container is run.
 
@@ -88,7 +102,7 @@ def lint_image(
     parsed = parse_ref(ref)
     try:
         if parsed.transport != "engine":
-            with open_image(parsed, want=want_for_lint) as image:
+            with open_image(parsed, remote=_remote(registry), want=want_for_lint) as image:
                 return lint(image, ignore=ignore, opened=opened, large_bytes=large_bytes)
         with Engine.connect() as engine:
             tags = engine.inspect_image(parsed.name).tags
@@ -136,6 +150,7 @@ def check_image(
     *,
     config: Path | None = None,
     search_config: Path | None = None,
+    registry: RegistryOptions | None = None,
 ) -> CheckResult:
     """`slim check`: evaluate the budget rules for `ref` into a `CheckResult`.
 
@@ -147,15 +162,22 @@ def check_image(
     rules = build_rules(settings)
     baseline = load_baseline(settings.baseline) if settings.baseline is not None else None
     parsed = parse_ref(ref)
-    with _check_archive(parsed) as (archive_ref, image_id):
+    twice = needs_compressed(rules)  # the layers are read again for the gzip estimate
+    with ExitStack() as stack:
+        archive_ref, image_id = stack.enter_context(_check_archive(parsed))
+        shared = None
+        if archive_ref.transport == "registry":  # opened once, for both passes
+            shared = stack.enter_context(_archive_of(archive_ref, registry, keep_blobs=twice))
         linting = needs_findings(rules)
-        with open_image(archive_ref, want=want_for_lint if linting else want_for_inspect) as image:
+        want = want_for_lint if linting else want_for_inspect
+        remote = _opened(shared) if shared is not None else None
+        with open_image(archive_ref, remote=remote, want=want) as image:
             ins = replace(analyse(image), ref=str(parsed), id=image_id or image.id)
             paths = tuple(e.path for e in image.tree) if needs_paths(rules) else ()
             findings = finding_facts(lint(image)) if linting else None
         compressed = None
-        if needs_compressed(rules):
-            archive = open_archive(archive_ref.transport, Path(archive_ref.name))
+        if twice:
+            archive = shared or stack.enter_context(_archive_of(archive_ref, registry))
             compressed = sum(compressed_sizes(archive))
     return evaluate(rules, BudgetFacts(ins, compressed, baseline, paths, findings))
 
@@ -174,10 +196,32 @@ def _check_archive(parsed: ImageRef) -> Iterator[tuple[ImageRef, str]]:
         yield ImageRef("docker-archive", str(spool)), image_id
 
 
-def validate_image(ref: str) -> Validation:
+@contextmanager
+def _archive_of(
+    ref: ImageRef, registry: RegistryOptions | None, keep_blobs: bool = False
+) -> Iterator[ArchiveImage]:
+    """The archive image of a file or `registry:` reference (its connection closed after).
+    `keep_blobs`: a registry image's layers are read more than once; each is fetched
+    once and kept in a temporary directory until the end."""
+    if ref.transport != "registry":
+        yield open_archive(ref.transport, Path(ref.name))
+        return
+    opts = replace(registry or RegistryOptions(), keep_blobs=keep_blobs)
+    archive, close = _remote(opts)(ref.name)
+    try:
+        yield archive
+    finally:
+        close()
+
+
+def validate_image(ref: str, registry: RegistryOptions | None = None) -> Validation:
     """`slim validate`: every invariant of `ref` checked (see slimmer.image.validate); an
-    engine image is saved into a temporary docker-archive first. Layer order only warns."""
+    engine image is saved into a temporary docker-archive first, a `registry:` image is
+    read from the registry, its blobs streamed. Layer order only warns."""
     parsed = parse_ref(ref)
+    if parsed.transport == "registry":  # each blob is read as stored, then as a tar
+        with _archive_of(parsed, registry, keep_blobs=True) as archive:
+            return validate_archive_image(archive, str(parsed), None)
     with _check_archive(parsed) as (archive_ref, _image_id):
         found = validate_archive(archive_ref.transport, Path(archive_ref.name))
     return replace(found, source=str(parsed))
@@ -219,16 +263,34 @@ def trace_image(
         )
 
 
-def slim(ref: str, opts: SlimOptions, progress: Progress = lambda _: None) -> SlimResult:
-    """`slim IMAGE -o OUT`: the slim image, verified and tagged (see slimmer.pipeline.slim)."""
+def slim(
+    ref: str,
+    opts: SlimOptions,
+    progress: Progress = lambda _: None,
+    transfers: Transfers = NO_TRANSFERS,
+) -> SlimResult:
+    """`slim IMAGE -o OUT`: the slim image, verified and tagged (see slimmer.pipeline.slim).
+
+    An engine reference is pulled first as `transfers.pull` says; with `transfers.push`
+    the output tag is pushed once it verified (or verification was skipped)."""
     profiles = profiles_fn(
         profile_dirs(opts.profiles_extra),
         forced=opts.profiles_forced,
         disabled=opts.profiles_disabled,
     )
     check_options(ref, opts)  # a usage error comes before any engine is needed
+    if parse_ref(ref).transport == "registry":
+        raise UsageError(
+            f"slimming {ref}: the image must run on the engine; name it without "
+            "'registry:' and it is pulled (--pull missing)"
+        )
     with Engine.connect() as engine:
-        return slim_image(engine, ref, opts, profiles, progress)
+        if parse_ref(ref).transport == "engine" and ensure_pulled(engine, ref, transfers.pull):
+            progress(f"pulled {ref}")
+        result = slim_image(engine, ref, opts, profiles, progress)
+        if transfers.push and result.tagged and result.verified is not False:
+            progress(f"pushed {result.output}@{push(engine, result.output)}")
+        return result
 
 
 def deps(ref: str, paths: Sequence[str]) -> DepsReport:
@@ -258,7 +320,11 @@ def list_bases() -> list[tuple[str, str, str | None]]:
 
 
 def diff(
-    a: str, b: str, report: Path | None = None, progress: Progress = lambda _: None
+    a: str,
+    b: str,
+    report: Path | None = None,
+    progress: Progress = lambda _: None,
+    registry: RegistryOptions | None = None,
 ) -> ImageDiff:
     """`slim diff A B`: the files, sizes, packages and config that differ (analyse.diff).
 
@@ -268,9 +334,9 @@ def diff(
     """
     reasons = load_slim_reasons(report) if report is not None else None
     if all(parse_ref(ref).transport != "engine" for ref in (a, b)):
-        return diff_images(a, b, None, reasons, progress)
+        return diff_images(a, b, None, reasons, progress, _remote(registry))
     with Engine.connect() as engine:
-        return diff_images(a, b, saver(engine), reasons, progress)
+        return diff_images(a, b, saver(engine), reasons, progress, _remote(registry))
 
 
 def load_slim_report(path: Path) -> dict[str, Any]:

@@ -25,7 +25,17 @@ import docker.errors
 import requests.exceptions
 
 from slimmer.engine_api import ContainerEngine, ImageInfo, Leftover
-from slimmer.errors import DiskFull, EngineError, EngineGone, ImageNotFound, SlimError
+from slimmer.errors import (
+    DiskFull,
+    EngineError,
+    EngineGone,
+    ImageNotFound,
+    RegistryAuthRefused,
+    RegistryError,
+    RegistryImageNotFound,
+    RegistryTLSError,
+    SlimError,
+)
 from slimmer.model import MANAGED_LABEL, SOURCE_LABEL
 
 LABEL = MANAGED_LABEL
@@ -216,6 +226,36 @@ class Engine:
     def remove_image(self, ref: str, force: bool = False) -> None:
         with _calling(f"removing image {ref!r}"), suppress(docker.errors.NotFound):
             self._api.remove_image(ref, force=force, noprune=False)
+
+    def pull_image(
+        self, ref: str, auth: Mapping[str, str] | None = None, platform: str | None = None
+    ) -> None:
+        """Pull `ref` from its registry through the engine, with `auth` (user, password)
+        when given. The engine's answers become `RegistryError`s (see `_registry_error`)."""
+        repo, tag = split_tag(ref)
+        with _calling(f"pulling {ref}"), _registry_faults(f"pulling {ref}"):
+            stream = self._api.pull(
+                repo,
+                tag=tag or "latest",
+                stream=True,
+                decode=True,
+                auth_config=dict(auth) if auth else None,
+                platform=platform,
+            )
+            _raise_stream_error(f"pulling {ref}", stream)
+
+    def push_image(self, ref: str, auth: Mapping[str, str] | None = None) -> str:
+        """Push `ref` to its registry through the engine; return the pushed digest."""
+        repo, tag = split_tag(ref)
+        with _calling(f"pushing {ref}"), _registry_faults(f"pushing {ref}"):
+            stream = self._api.push(
+                repo,
+                tag=tag or "latest",
+                stream=True,
+                decode=True,
+                auth_config=dict(auth) if auth else None,
+            )
+            return _raise_stream_error(f"pushing {ref}", stream)
 
     def import_rootfs(self, tar_path: Path, tag: str, changes: list[str] | None = None) -> str:
         """Import a root filesystem tarball as a one-layer image (`docker import`)."""
@@ -469,6 +509,46 @@ class Engine:
                 self._api.remove_volume(item.id, force=True)
         else:
             self.remove_image(item.id, force=True)
+
+
+@contextmanager
+def _registry_faults(action: str) -> Iterator[None]:
+    """The engine's refusals of a pull or push (HTTP errors of its API) as registry errors."""
+    try:
+        yield
+    except docker.errors.APIError as exc:
+        raise _registry_error(action, str(exc.explanation or exc)) from exc
+
+
+def _raise_stream_error(action: str, stream: Iterable[Any]) -> str:
+    """Read a pull or push progress stream to its end; its error line raises. Returns
+    the digest a push reports (`... digest: sha256:... size: N`), else ""."""
+    digest = ""
+    for msg in stream:
+        if not isinstance(msg, dict):
+            continue
+        if msg.get("error"):
+            raise _registry_error(action, str(msg["error"]))
+        status = str(msg.get("status", ""))
+        if "digest: sha256:" in status:
+            digest = "sha256:" + status.split("digest: sha256:", 1)[1].split()[0]
+        aux = msg.get("aux")
+        if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
+            digest = aux["Digest"]
+    return digest
+
+
+def _registry_error(action: str, text: str) -> RegistryError:
+    """The engine's one-line registry error as slimmer's: not found (8), auth (9), TLS (10)."""
+    low = text.lower()
+    if "x509" in low or "certificate" in low or "tls" in low:
+        return RegistryTLSError(f"{action}: TLS failed ({text})")
+    if any(word in low for word in ("unauthorized", "authentication required", "denied",
+                                    "no basic auth credentials")):  # fmt: skip
+        return RegistryAuthRefused(f"{action}: the registry refused the login ({text})")
+    if "not found" in low or "manifest unknown" in low or "does not exist" in low:
+        return RegistryImageNotFound(f"{action}: no such image in the registry ({text})")
+    return RegistryError(f"{action}: {text}")
 
 
 @dataclass(frozen=True)

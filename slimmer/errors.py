@@ -19,6 +19,9 @@ class ExitStatus(IntEnum):
     BASE = 5
     IMAGE = 6
     INVALID = 7
+    NOT_FOUND = 8
+    AUTH = 9
+    TLS = 10
 
 
 class SlimError(Exception):
@@ -125,3 +128,28 @@ class BaseRefused(SlimError):
     def __init__(self, message: str, reasons: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.reasons = reasons
+
+
+class RegistryError(SlimError):
+    """A registry could not be reached, answered wrongly, or refused a request.
+    Messages never carry a credential (see slimmer.registry.credentials)."""
+
+
+class RegistryImageNotFound(RegistryError):
+    """The registry has no such repository, tag or digest (or no such platform in an
+    index)."""
+
+    exit_code = ExitStatus.NOT_FOUND
+
+
+class RegistryAuthRefused(RegistryError):
+    """The registry wants credentials and none were found, or refused the ones given."""
+
+    exit_code = ExitStatus.AUTH
+
+
+class RegistryTLSError(RegistryError):
+    """The registry's certificate could not be verified, or it speaks plain HTTP
+    and is not on a loopback address."""
+
+    exit_code = ExitStatus.TLS

@@ -21,7 +21,7 @@ from slimmer.analyse.configdiff import ConfigChange, config_changes
 from slimmer.analyse.packages import Package, inventory, is_metadata_file
 from slimmer.analyse.slimreasons import KeptFiles, SlimRunReasons, kept_files
 from slimmer.image.filetree import WantContent
-from slimmer.image.reader import EngineSaver, Image, open_image
+from slimmer.image.reader import EngineSaver, Image, RemoteOpener, open_image
 from slimmer.image.store import CHUNK, ContentStore
 from slimmer.model import SOURCE_LABEL, EntryType, FileEntry, ImageConfig, Progress
 
@@ -173,12 +173,16 @@ def hash_stream(src: IO[bytes], head: bytes = b"") -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def read_snapshot(ref: str, save: EngineSaver | None = None) -> Snapshot:
+def read_snapshot(
+    ref: str, save: EngineSaver | None = None, remote: RemoteOpener | None = None
+) -> Snapshot:
     """Read `ref` (engine reference or archive) into a `Snapshot`; no bytes are kept
     after this returns (the spool of an engine image is removed once read)."""
     with tempfile.TemporaryDirectory(prefix="slimmer-diff-") as tmp:
         store = DigestStore(Path(tmp) / "store", is_metadata_file)
-        with open_image(ref, save=save, want=store.want, workdir=Path(tmp), store=store) as img:
+        with open_image(
+            ref, save=save, remote=remote, want=store.want, workdir=Path(tmp), store=store
+        ) as img:
             return snapshot(img)
 
 
@@ -201,12 +205,13 @@ def diff_images(
     save: EngineSaver | None = None,
     report: SlimRunReasons | None = None,
     progress: Progress = lambda _: None,
+    remote: RemoteOpener | None = None,
 ) -> ImageDiff:
     """Read A, then B (one at a time), and compare them."""
     progress(f"reading {a}")
-    first = read_snapshot(a, save)
+    first = read_snapshot(a, save, remote)
     progress(f"reading {b}")
-    second = read_snapshot(b, save)
+    second = read_snapshot(b, save, remote)
     progress("comparing")
     return compare_snapshots(first, second, report)
 

@@ -10,6 +10,8 @@ import click
 
 from slimmer.analyse.checkconfig import RULE_NAMES, with_flags
 from slimmer.cli.params import AMOUNT, PATTERN, RATIO, SIZE, format_option
+from slimmer.cli.registry_params import registry_options
+from slimmer.registry.remote import RegistryOptions
 from slimmer.report import check_view
 from slimmer.report.check_view import FORMATS as CHECK_FORMATS
 
@@ -120,6 +122,7 @@ _RULE_CHOICE = click.Choice((*RULE_NAMES, "all"))
     help="Also write the report to FILE, in the format its name says: "
     ".xml JUnit, .json JSON, .md Markdown, .txt text. Repeatable.",
 )
+@registry_options
 def check_command(
     image: str,
     warn_rules: tuple[str, ...],
@@ -129,6 +132,7 @@ def check_command(
     no_config: bool,
     fmt: str,
     outputs: tuple[Path, ...],
+    registry: RegistryOptions,
     **rules: Any,
 ) -> None:
     """Fail (exit 3) when IMAGE breaks a size budget; warnings keep exit 0.
@@ -147,7 +151,11 @@ def check_command(
     warn = tuple((r, True) for r in warn_rules) + tuple((r, False) for r in fail_rules)
     flags = with_flags(**rules, warn=warn, skip=skip_rules)
     result = api.check_image(
-        image, flags, config=config_file, search_config=None if no_config else Path.cwd()
+        image,
+        flags,
+        config=config_file,
+        search_config=None if no_config else Path.cwd(),
+        registry=registry,
     )
     for path, file_fmt in files.items():
         check_view.write_report(result, path, file_fmt or fmt)

@@ -8,6 +8,8 @@ import click
 
 from slimmer.cli.console import console
 from slimmer.cli.params import format_option
+from slimmer.cli.registry_params import registry_options
+from slimmer.registry.remote import RegistryOptions
 from slimmer.report.diff_view import FORMATS as DIFF_FORMATS
 
 
@@ -21,17 +23,19 @@ from slimmer.report.diff_view import FORMATS as DIFF_FORMATS
     metavar="REPORT.json",
     help="The report.json of the slim run that made B from A: show why each file of B was kept.",
 )
-def diff_command(a: str, b: str, fmt: str, report: Path | None) -> None:
+@registry_options
+def diff_command(a: str, b: str, fmt: str, report: Path | None, registry: RegistryOptions) -> None:
     """Files, sizes, packages and config that differ between images A and B.
 
     A and B are engine references (app:1), or docker-archive:PATH,
-    oci-archive:PATH or oci:DIR, which need no engine. File bytes are hashed as
-    they stream past and never kept, so two large images need little memory.
+    oci-archive:PATH, oci:DIR or registry:HOST/REPO:TAG, which need no engine.
+    File bytes are hashed as they stream past and never kept, so two large images
+    need little memory.
     """
     from slimmer import api
     from slimmer.cli.progress import stages
     from slimmer.report import diff_view
 
     with stages(console(stderr=True), "diff") as progress:
-        result = api.diff(a, b, report, progress)
+        result = api.diff(a, b, report, progress, registry)
     click.echo(diff_view.render(result, fmt), nl=False)

@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from slimmer.cli.params import SIZE, format_option
+from slimmer.cli.registry_params import registry_options
 from slimmer.findings.checks import LARGE_BYTES
 from slimmer.findings.rules import RULE_IDS, Severity
+from slimmer.registry.remote import RegistryOptions
 from slimmer.report.lint_view import FORMATS
 
 SEVERITIES = tuple(s.label for s in Severity)
@@ -51,6 +53,7 @@ SEVERITIES = tuple(s.label for s in Severity)
     metavar="FILE",
     help="Write the report to FILE instead of standard output.",
 )
+@registry_options
 def lint_command(
     image: str,
     fmt: str,
@@ -59,17 +62,18 @@ def lint_command(
     trace: Path | None,
     large: int,
     output: Path | None,
+    registry: RegistryOptions,
 ) -> None:
     """Findings in IMAGE: root user, secrets, build leftovers, shells, setuid files,
     missing labels... (docs/lint.md). No container is run.
 
     IMAGE is an engine reference (app:1), or docker-archive:PATH, oci-archive:PATH
-    or oci:DIR. Exit 3 when a finding at or above --severity is present.
+    oci:DIR or registry:HOST/REPO:TAG. Exit 3 when a finding at or above --severity is present.
     """
     from slimmer import api
     from slimmer.report import lint_view
 
-    report = api.lint_image(image, ignore=ignore, trace=trace, large_bytes=large)
+    report = api.lint_image(image, ignore=ignore, trace=trace, large_bytes=large, registry=registry)
     text = lint_view.render(report, fmt)
     if output is not None:
         output.write_text(text)

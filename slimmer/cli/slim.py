@@ -11,8 +11,10 @@ import click
 from slimmer.cli.console import console
 from slimmer.cli.params import SIZE, format_option
 from slimmer.cli.progress import stages
+from slimmer.cli.registry_params import transfer_options
 from slimmer.context.run import ContextArgs, RunContext, context_of
 from slimmer.plan.planner import UserRules
+from slimmer.registry.transfer import Transfers
 from slimmer.report.common import dump_json, write_json
 from slimmer.trace.probes import DEFAULT_TIMEOUT, collect_probes
 from slimmer.trace.tracer import Limits
@@ -271,6 +273,7 @@ def limits_of(memory: int, cpus: float | None) -> Limits:
 )
 @limit_options
 @context_options
+@transfer_options
 def slim_command(
     image: str,
     output: str,
@@ -296,6 +299,7 @@ def slim_command(
     cache_dir: Path | None,
     memory: int,
     cpus: float | None,
+    transfers: Transfers,
     **run: Any,
 ) -> None:
     """Make IMAGE small: trace, resolve, rewrite, verify, tag OUTPUT.
@@ -334,7 +338,7 @@ def slim_command(
             "without checking that it still works"
         )
     with stages(err, "slim") as progress:
-        result = api.slim(image, opts, progress=progress)
+        result = api.slim(image, opts, progress=progress, transfers=transfers)
     doc = slim_view.to_json(result)
     written = write_reports(doc, report_dir) if report_dir is not None else None
     out = console()

@@ -1,8 +1,10 @@
-"""Read an image, from the engine or from a file, into config + layers + merged tree.
+"""Read an image, from the engine, a registry or a file, into config + layers + merged tree.
 
 `open_image("app:1")` streams `docker save` from the engine into a spool file
 in a private work directory, then reads it like `docker-archive:PATH`; the
-three file transports need no engine at all. Layers are streamed one at a
+three file transports need no engine at all, and neither does
+`registry:HOST/REPO:TAG`, read through the `remote` opener the caller gives
+(slimmer.registry.remote), its layer blobs streamed as they are opened. Layers are streamed one at a
 time; only file metadata and (when asked) file bytes in the on-disk
 `ContentStore` are kept.
 """
@@ -24,11 +26,12 @@ from slimmer.image.meter import MeteredReader
 from slimmer.image.store import ContentStore
 from slimmer.model import ImageConfig, ImageRef, Layer, Progress, Warning_, metered
 
-TRANSPORTS = ("docker-archive", "oci-archive", "oci")
+TRANSPORTS = ("docker-archive", "oci-archive", "oci", "registry")
 
 
 def parse_ref(text: str) -> ImageRef:
-    """`docker-archive:PATH`, `oci-archive:PATH`, `oci:DIR`, or an engine reference."""
+    """`docker-archive:PATH`, `oci-archive:PATH`, `oci:DIR`, `registry:REF`, or an engine
+    reference."""
     text = text.strip()
     if not text:
         raise UsageError("image reference is empty")
@@ -52,6 +55,7 @@ class Image:
     warnings: tuple[Warning_, ...] = ()
     repo_tags: tuple[str, ...] = ()
     _workdir: Path | None = field(default=None, repr=False)
+    _on_close: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
@@ -59,6 +63,9 @@ class Image:
         return sum(layer.size for layer in self.layers)
 
     def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
         if self._workdir is not None:
             if self.store.root.is_relative_to(self._workdir):  # this image's own store:
                 self.store.close()  # its open files too (a span holds the saved archive)
@@ -77,17 +84,22 @@ class Image:
 EngineSaver = Callable[[str, Path], str]
 """Saves an engine image into a file; returns the image ID."""
 
+RemoteOpener = Callable[[str], tuple[ArchiveImage, Callable[[], None]]]
+"""Opens a registry image (`HOST/REPO:TAG`): the image, and what closes its connection."""
+
 
 def open_image(
     ref: str | ImageRef,
     *,
     save: EngineSaver | None = None,
+    remote: RemoteOpener | None = None,
     want: WantContent = keep_none,
     workdir: Path | None = None,
     store: ContentStore | None = None,
     progress: Progress | None = None,
 ) -> Image:
-    """Read `ref` into an `Image`. Engine references need `save` (see engine.saver).
+    """Read `ref` into an `Image`. Engine references need `save` (see engine.saver),
+    registry references `remote` (see registry.remote.remote_opener).
     `progress`, when given, is told the layer bytes read as a `Transfer`.
 
     File bytes go into `store` when given (a shared, longer-lived store, see
@@ -106,11 +118,33 @@ def open_image(
             image = _read(image_ref, image_id, archive, store, want, work)
             spool.unlink(missing_ok=True)
             return image
+        if image_ref.transport == "registry":
+            return _read_remote(image_ref, remote, store, want, work, progress)
         archive = _metered(open_archive(image_ref.transport, Path(image_ref.name)), progress)
         return _read(image_ref, archive.config_digest, archive, store, want, work)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _read_remote(
+    ref: ImageRef,
+    remote: RemoteOpener | None,
+    store: ContentStore,
+    want: WantContent,
+    work: Path,
+    progress: Progress | None,
+) -> Image:
+    if remote is None:
+        raise UsageError(f"reading {ref}: no registry client to read it with")
+    archive, close = remote(ref.name)
+    try:
+        image = _read(ref, archive.config_digest, _metered(archive, progress), store, want, work)
+    except BaseException:
+        close()
+        raise
+    image._on_close = close
+    return image
 
 
 def _metered(archive: ArchiveImage, progress: Progress | None) -> ArchiveImage:
