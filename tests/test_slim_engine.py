@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOT_AN_APP = {"layers"}
 FIXTURES = [
     "c-static",
+    "ctx-redis",
     "findings",
     "glibc-new",
     "java-http",
