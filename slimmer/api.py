@@ -51,6 +51,7 @@ from slimmer.image.reader import Image, open_image, parse_ref
 from slimmer.image.validate import Validation, validate_archive
 from slimmer.model import ImageConfig, ImageRef, Progress
 from slimmer.pipeline.preflight import check_engine_image
+from slimmer.pipeline.project import ComposeTarget, in_context
 from slimmer.pipeline.slim import SlimOptions, SlimResult, check_options, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
 from slimmer.trace.events import Trace
@@ -190,10 +191,12 @@ def trace_image(
     *,
     limits: Limits | None = None,
     context: RunContext = NO_CONTEXT,
+    compose: ComposeTarget | None = None,
 ) -> TracedRun:
     """`slim profile`: run an engine image under the tracer with `probes` (the defaults
     when empty), each container under `limits` (the defaults when None), in `context`
-    (env, mounts, networks...: for the run only). The preflight
+    (env, mounts, networks...: for the run only), as service `compose.service` of its
+    running project when `compose` is given (see `slim`). The preflight
     of `slim IMAGE` runs first: an image that cannot run raises `ImageUnrunnable`
     (exit 6) before any container exists (see slimmer.pipeline.preflight)."""
     parsed = parse_ref(ref)
@@ -205,29 +208,43 @@ def trace_image(
             {"config": dict(info.config), "os": info.os, "architecture": info.architecture}
         )
         check_engine_image(engine, parsed, config, progress)
-        limits = limits or Limits()
-        return run_traced(
-            engine,
-            info.id,
-            config,
-            probes,
-            timeout,
-            progress=progress,
-            limits=limits,
-            context=context,
-        )
+        with in_context(compose, parsed.name, context, tuple(probes), progress) as (ctx, use):
+            return run_traced(
+                engine,
+                info.id,
+                config,
+                use,
+                timeout,
+                progress=progress,
+                limits=limits or Limits(),
+                context=ctx,
+            )
 
 
-def slim(ref: str, opts: SlimOptions, progress: Progress = lambda _: None) -> SlimResult:
-    """`slim IMAGE -o OUT`: the slim image, verified and tagged (see slimmer.pipeline.slim)."""
+def slim(
+    ref: str,
+    opts: SlimOptions,
+    progress: Progress = lambda _: None,
+    compose: ComposeTarget | None = None,
+) -> SlimResult:
+    """`slim IMAGE -o OUT`: the slim image, verified and tagged (see slimmer.pipeline.slim).
+
+    With `compose`, IMAGE runs as that service of its compose project: the project's
+    other services run around the whole slim (tracing, verification, the Dockerfile
+    check) and are removed after it; `opts.context` goes over the service's context
+    and `opts.probes` default to the service's (slimmer.pipeline.project.in_context)."""
     profiles = profiles_fn(
         profile_dirs(opts.profiles_extra),
         forced=opts.profiles_forced,
         disabled=opts.profiles_disabled,
     )
     check_options(ref, opts)  # a usage error comes before any engine is needed
+    parsed = parse_ref(ref)
+    image = parsed.name if parsed.transport == "engine" else None
     with Engine.connect() as engine:
-        return slim_image(engine, ref, opts, profiles, progress)
+        with in_context(compose, image, opts.context, opts.probes, progress) as (ctx, probes):
+            run_opts = replace(opts, context=ctx, probes=probes)
+            return slim_image(engine, ref, run_opts, profiles, progress)
 
 
 def deps(ref: str, paths: Sequence[str]) -> DepsReport:

@@ -273,14 +273,20 @@ class Engine:
         return self.inspect_image(tag).id
 
     def _remove_built(self, token: str, keep: str) -> None:
-        """Remove every image the build `token` made except `keep` (its result)."""
+        """Remove every image the build `token` made except `keep` (its result) and its
+        parents: Docker's classic builder labels a stage's intermediate images too, and
+        a parent goes with its last child (removed without `noprune`). Newest first, so
+        a child goes before its parent."""
         with _calling("listing the images a build made"):
-            made = self._api.images(
-                all=True, quiet=True, filters={"label": f"{BUILD_LABEL}={token}"}
-            )
-        for image_id in made:
-            if _bare_id(str(image_id)) != _bare_id(keep):
-                self.remove_image(str(image_id), force=True)
+            made = self._api.images(all=True, filters={"label": f"{BUILD_LABEL}={token}"})
+            kept = set()
+            parent = _bare_id(keep)
+            while parent:
+                kept.add(parent)
+                parent = _bare_id(str(self._api.inspect_image(parent).get("Parent") or ""))
+        for image in sorted(made, key=lambda i: int(i.get("Created") or 0), reverse=True):
+            if _bare_id(str(image["Id"])) not in kept:
+                self.remove_image(str(image["Id"]), force=True)
 
     # -- containers ---------------------------------------------------------
     def create_container(self, image: str, **kwargs: Any) -> str:

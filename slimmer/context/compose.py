@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from slimmer.context.run import FileDelivery, Mount, NetworkAttach, RunContext
+from slimmer.context.run import SECRETS_DIR, FileDelivery, Mount, NetworkAttach, RunContext
 from slimmer.errors import SlimError, UsageError
 
 ENV_OVERRIDE = "SLIMMER_COMPOSE"  # a path to a Compose v2 binary, or "docker compose"
@@ -38,7 +38,6 @@ INSTALL_HINT = (
     "or install the engine CLI's compose plugin; SLIMMER_COMPOSE=PATH names another"
 )
 PROJECT_LABEL = "io.slimmer.compose.project"  # the private project a resource is of
-SECRETS_DIR = "/run/secrets"
 
 
 class ComposeMissing(SlimError):
@@ -188,6 +187,15 @@ class ComposeProject:
         svc = self.service(name)
         return str(svc.get("image") or f"{self.name}-{name}")
 
+    def running(self, image: str) -> tuple[str, ...]:
+        """The services whose `image:` is `image` (a name without a tag is `:latest`,
+        as the engine reads it), sorted."""
+        want = _tagged(image)
+        services = self.model.get("services") or {}
+        return tuple(
+            s for s in self.services if _tagged(str(services[s].get("image") or "")) == want
+        )
+
     def depends_on(self, name: str) -> tuple[str, ...]:
         """The services `name` depends on, directly or not, sorted."""
         seen: set[str] = set()
@@ -198,6 +206,18 @@ class ComposeProject:
                     seen.add(dep)
                     todo.append(dep)
         return tuple(sorted(seen))
+
+
+def _tagged(ref: str) -> str:
+    """`ref` with `:latest` when it names no tag or digest, and without `docker.io/`
+    (`library/`) that the engine leaves out of a local name."""
+    last = ref.rsplit("/", 1)[-1]
+    if ref and "@" not in ref and ":" not in last:
+        ref += ":latest"
+    for prefix in ("docker.io/library/", "docker.io/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix) :]
+    return ref
 
 
 def load_project(runner: ComposeRunner, file: Path, project_name: str) -> ComposeProject:
