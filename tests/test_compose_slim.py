@@ -179,7 +179,7 @@ def test_the_project_goes_after_an_error_or_ctrl_c(error: type[BaseException]) -
 
 
 def test_services_that_never_became_healthy_are_named() -> None:
-    rows = [
+    rows: list[dict[str, object]] = [
         {"Service": "redis", "State": "running", "Health": "unhealthy"},
         {"Service": "worker", "State": "running", "Health": ""},
     ]
