@@ -21,7 +21,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +40,7 @@ COMPOSE = CONTEXT_PROJECT / "compose.yml"
 COMPOSE_LABEL = "com.docker.compose.project"
 WEB, WORKER = "slimmer-fixture/ctx-web:latest", "slimmer-fixture/ctx-worker:latest"
 REDIS = "slimmer-fixture/ctx-redis:latest"
+SERVICES = {"ctx-web": "web", "ctx-worker": "worker"}
 
 
 def context_values() -> list[str]:
@@ -136,47 +137,54 @@ def plain_network(engine: Engine) -> Iterator[str]:
         engine.remove_network(name)
 
 
+PLAINLY = (
+    "--env", "REDIS_URL=redis://redis:6379/0",
+    "--volume", f"{CONTEXT_PROJECT / 'config'}:/etc/ctx-web:ro",
+    "--secret", f"{CONTEXT_PROJECT / 'secrets' / 'api_key.txt'}:api_key",
+)  # fmt: skip
+PLANS: dict[str, tuple[str, str, tuple[str, ...], bool]] = {
+    # label: fixture, image, run options (the plain web run adds --network), --dockerfile
+    # the service found by its image; all the other services started (the default)
+    "web-compose": ("ctx-web", WEB, ("--compose", str(COMPOSE)), True),
+    "web-plain": ("ctx-web", WEB, PLAINLY, False),
+    "worker-compose": (
+        "ctx-worker", WORKER,
+        ("--compose", str(COMPOSE), "--service", "worker", "--compose-deps", "depends_on"),
+        False,
+    ),
+    "worker-plain": (
+        "ctx-worker", WORKER, ("--env-file", str(CONTEXT_PROJECT / "worker.env")), True,
+    ),
+}  # fmt: skip
+RUNS = list(PLANS)
+
+
 @pytest.fixture(scope="module")
 def slimmed(
     engine: Engine,
     fixture_images: dict[str, str],
-    plain_network: str,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[dict[str, Slimmed]]:
-    """The four runs, each once per session: web and worker, with --compose and plain."""
+    request: pytest.FixtureRequest,
+) -> Iterator[Callable[[str], Slimmed]]:
+    """Each of the four runs once per module, when a test first asks for it."""
     assert {"ctx-web", "ctx-worker", "ctx-redis"} <= set(fixture_images)
-    config, key = CONTEXT_PROJECT / "config", CONTEXT_PROJECT / "secrets" / "api_key.txt"
-    plans: dict[str, tuple[str, str, tuple[str, ...], bool]] = {
-        # the service found by its image; all the other services started (the default)
-        "web-compose": ("ctx-web", WEB, ("--compose", str(COMPOSE)), True),
-        "web-plain": (
-            "ctx-web", WEB,
-            ("--network", plain_network, "--env", "REDIS_URL=redis://redis:6379/0",
-             "--volume", f"{config}:/etc/ctx-web:ro", "--secret", f"{key}:api_key"),
-            False,
-        ),
-        "worker-compose": (
-            "ctx-worker", WORKER,
-            ("--compose", str(COMPOSE), "--service", "worker", "--compose-deps", "depends_on"),
-            False,
-        ),
-        "worker-plain": (
-            "ctx-worker", WORKER, ("--env-file", str(CONTEXT_PROJECT / "worker.env")), True,
-        ),
-    }  # fmt: skip
     runs: dict[str, Slimmed] = {}
-    try:
-        for label, (name, image, context, dockerfile) in plans.items():
+
+    def get(label: str) -> Slimmed:
+        if label not in runs:
+            name, image, context, dockerfile = PLANS[label]
+            if label == "web-plain":
+                context = ("--network", request.getfixturevalue("plain_network"), *context)
             tmp = tmp_path_factory.mktemp(label)
             out = f"slimmer-test/ctxcli-{label}:slim"
             runs[label] = _slim(tmp, name, image, out, *context, dockerfile=dockerfile)
-        yield runs
+        return runs[label]
+
+    try:
+        yield get
     finally:
         for run in runs.values():
             engine.remove_image(run.out, force=True)
-
-
-RUNS = ["web-compose", "web-plain", "worker-compose", "worker-plain"]
 
 
 def _heldout_file(name: str, where: Path) -> Path:
@@ -193,9 +201,9 @@ def _heldout_file(name: str, where: Path) -> Path:
 
 @pytest.mark.parametrize("label", RUNS)
 def test_slimmed_in_context(
-    engine: Engine, slimmed: dict[str, Slimmed], label: str, tmp_path: Path
+    engine: Engine, slimmed: Callable[[str], Slimmed], label: str, tmp_path: Path
 ) -> None:
-    run = slimmed[label]
+    run = slimmed(label)
     assert run.res.returncode == 0, run.res.stderr[-2000:]
     verification = run.report["verification"]
     assert verification["status"] == "passed"
@@ -207,9 +215,12 @@ def test_slimmed_in_context(
         assert result.config.get(key) == source.config.get(key), key
     # every held-out probe passes against the slim image, in the same context
     heldout = _heldout_file(run.name, tmp_path)
+    # OUT is no service's image: name the service the input was found to run as
+    named = "--compose" in run.context and "--service" not in run.context
+    service = ("--service", SERVICES[run.name]) if named else ()
     prof = run_slim(
         "profile", run.out, "--probes", str(heldout), "--format", "json", *run.context,
-        env=context_project_env(),
+        *service, env=context_project_env(),
     )  # fmt: skip
     assert prof.returncode == 0, prof.stderr[-2000:]
     probes = json.loads(prof.stdout)["probes"]
@@ -233,9 +244,9 @@ def _image_bytes(engine: Engine, ref: str, where: Path) -> bytes:
 
 @pytest.mark.parametrize("label", RUNS)
 def test_no_context_value_in_any_output(
-    engine: Engine, slimmed: dict[str, Slimmed], label: str, tmp_path: Path
+    engine: Engine, slimmed: Callable[[str], Slimmed], label: str, tmp_path: Path
 ) -> None:
-    run = slimmed[label]
+    run = slimmed(label)
     assert run.res.returncode == 0, run.res.stderr[-2000:]
     outputs: dict[str, bytes] = {
         "the image (layers, config, history)": _image_bytes(engine, run.out, tmp_path),
