@@ -220,18 +220,23 @@ def _tagged(ref: str) -> str:
     return ref
 
 
-def load_project(runner: ComposeRunner, file: Path, project_name: str) -> ComposeProject:
-    """Read `file` through `compose config` under `project_name`. A file Compose cannot
-    read is a usage error (exit 2) carrying Compose's own message."""
+def load_project(
+    runner: ComposeRunner, file: Path, project_name: str | None = None
+) -> ComposeProject:
+    """Read `file` through `compose config` under `project_name` (None: the project's
+    own name, as Compose gives it: the file's `name:`, else its directory's). A file
+    Compose cannot read is a usage error (exit 2) carrying Compose's own message."""
     if not file.is_file():
         raise UsageError(f"--compose {file}: no such file")
-    args = ["-f", str(file.resolve()), "-p", project_name, "config", "--format", "json"]
+    named = ["-p", project_name] if project_name is not None else []
+    args = ["-f", str(file.resolve()), *named, "config", "--format", "json"]
     text = runner(args, cwd=file.resolve().parent, usage=True)
     try:
         model = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ComposeFailed(f"compose config: not JSON ({exc.msg})") from exc
-    return ComposeProject(file.resolve(), str(model.get("name") or project_name), model)
+    name = str(model.get("name") or project_name or file.resolve().parent.name)
+    return ComposeProject(file.resolve(), name, model)
 
 
 # -- one service as a run context ----------------------------------------------------
