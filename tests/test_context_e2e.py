@@ -19,7 +19,9 @@ import html
 import json
 import re
 import signal
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -408,3 +410,72 @@ def test_a_service_that_dies_at_start_gets_its_last_output_and_a_hint(
     assert len(lines) == 1, res.stderr
     assert "WORKER_NAME" in lines[0]  # the app's last output: what it misses
     assert "--env-file" in lines[0] and "--compose" in lines[0]
+
+
+# -- a remote engine ------------------------------------------------------------------------
+
+
+class _Relay:
+    """DOCKER_HOST=tcp://127.0.0.1:PORT for the local engine, keeping every byte the
+    client sent: what a remote engine would receive."""
+
+    def __init__(self) -> None:
+        self.sent = bytearray()
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.host = f"tcp://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with suppress(OSError):
+            while True:
+                client, _ = self.server.accept()
+                engine = socket.socket(socket.AF_UNIX)
+                engine.connect("/var/run/docker.sock")
+                threading.Thread(
+                    target=self._pump, args=(client, engine, True), daemon=True
+                ).start()
+                threading.Thread(
+                    target=self._pump, args=(engine, client, False), daemon=True
+                ).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, keep: bool) -> None:
+        with suppress(OSError):
+            while data := src.recv(65536):
+                if keep:
+                    self.sent += data
+                dst.sendall(data)
+        with suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_a_remote_engine_gets_env_and_files_through_the_api(
+    fixture_images: dict[str, str], tmp_path: Path
+) -> None:
+    """Over TCP the env-file's values go in the create call's Env and a secret's content
+    in an archive put through the API; neither file's path is ever sent to the engine
+    (no bind mount of a path only this machine has)."""
+    secret = tmp_path / "token.txt"
+    secret.write_text("remote-token-5e1f\n")
+    env_file = CONTEXT_PROJECT / "worker.env"
+    relay = _Relay()
+    try:
+        res = run_slim(
+            "profile", WORKER, "--env-file", str(env_file), "--secret", f"{secret}:token",
+            "--probes", str(FIXTURES_DIR / "ctx-worker" / "probe.toml"), "--format", "json",
+            env={"DOCKER_HOST": relay.host},
+        )  # fmt: skip
+    finally:
+        relay.close()
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert all(p["ok"] for p in json.loads(res.stdout)["probes"])
+    sent = bytes(relay.sent)
+    assert re.search(rb"POST /v[\d.]+/containers/create", sent)
+    assert b"WORKER_SALT=s4lt-9d0e6b1f" in sent  # the env, in the create call
+    assert re.search(rb"PUT /v[\d.]+/containers/[0-9a-f]+/archive", sent)
+    assert b"remote-token-5e1f" in sent  # the secret, in the archive put
+    assert str(secret).encode() not in sent and str(env_file).encode() not in sent
