@@ -124,7 +124,10 @@ def plain_network(engine: Engine) -> Iterator[str]:
     name = f"slimmer-ctxtest-{int(time.time())}"
     engine.create_network(name)
     ctr = engine.create_container(
-        REDIS, networks=[(name, ("redis",))], host_config=engine.host_config(network_mode=name)
+        REDIS,
+        name=f"{name}-redis",
+        networks=[(name, ("redis",))],
+        host_config=engine.host_config(network_mode=name),
     )
     try:
         engine.start(ctr)
@@ -234,6 +237,10 @@ def test_slimmed_in_context(
         assert bool(found) == ("--compose" in run.context)
         for project in found:
             assert project_resources(engine, project) == []
+    if "--network" in run.context:  # the plain runs: only the test's redis is left on it
+        network = run.context[run.context.index("--network") + 1]
+        attached = engine._api.inspect_network(network).get("Containers") or {}
+        assert [c["Name"] for c in attached.values()] == [f"{network}-redis"]
 
 
 def _image_bytes(engine: Engine, ref: str, where: Path) -> bytes:
