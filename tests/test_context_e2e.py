@@ -392,6 +392,17 @@ def test_an_unknown_service_is_exit_2_listing_the_services() -> None:
     assert "'nope'" in res.stderr and "services: redis, web, worker" in res.stderr
 
 
+@pytest.mark.parametrize("command", [(), ("profile",)])
+@pytest.mark.parametrize("option", [("--service", "web"), ("--compose-deps", "all")])
+def test_compose_options_without_compose_are_exit_2(
+    command: tuple[str, ...], option: tuple[str, str]
+) -> None:
+    out = () if command else ("-o", "slimmer-test/never:slim")
+    res = run_slim(*command, WEB, *out, *option)
+    assert res.returncode == 2, res.stderr
+    assert f"{option[0]} is about --compose" in res.stderr
+
+
 @pytest.mark.parametrize(
     ("option", "value", "named"),
     [

@@ -189,10 +189,10 @@ def compose_options(fn: Any) -> Any:
                 help="The service IMAGE runs as [default: the one whose image is IMAGE].",
             ),
             click.option(
-                "--compose-deps", type=click.Choice(["all", "depends_on"]), default="all",
-                show_default=True,
+                "--compose-deps", type=click.Choice(["all", "depends_on"]),
                 help="Which other services to start: all of them (compose files often "
-                "leave depends_on incomplete), or the service's depends_on closure.",
+                "leave depends_on incomplete), or the service's depends_on closure "
+                "[default: all].",
             ),
         ]
     ):  # fmt: skip
@@ -207,10 +207,11 @@ def compose_target(run: dict[str, Any]) -> ComposeTarget | None:
 
     file, service, deps = run.pop("compose_file"), run.pop("service"), run.pop("compose_deps")
     if file is None:
-        if service is not None:
-            raise UsageError(f"--service {service}: a service of --compose FILE; give --compose")
+        given = "--service" if service is not None else "--compose-deps" if deps else None
+        if given is not None:
+            raise UsageError(f"{given} is about --compose FILE's services; give --compose")
         return None
-    return ComposeTarget(file, service, deps)
+    return ComposeTarget(file, service, deps or "all")
 
 
 def run_context(run: dict[str, Any]) -> RunContext:
