@@ -365,6 +365,33 @@ def test_cleanup_finds_labelled_compose_leftovers(engine: Engine, tmp_path: Path
     assert project_resources(engine, project) == []
 
 
+def test_a_dependency_that_never_becomes_healthy_is_named(
+    engine: Engine, fixture_images: dict[str, str], tmp_path: Path
+) -> None:
+    """web waits for redis to be healthy (`condition: service_healthy`); redis's
+    healthcheck always fails: one error line names it, and the project is gone."""
+    model = {
+        "services": {
+            "redis": {
+                "image": REDIS,
+                "healthcheck": {"test": ["CMD", "false"], "interval": "1s", "retries": 2},
+            },
+            "web": {"image": WEB, "depends_on": {"redis": {"condition": "service_healthy"}}},
+        }
+    }
+    file = tmp_path / "compose.json"
+    file.write_text(json.dumps(model))
+    res = run_slim(
+        WEB, "-o", "slimmer-test/never:slim", "--compose", str(file), "--probe-tcp", "8080"
+    )
+    assert res.returncode == 1, res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("slim: error: ")]
+    assert len(errors) == 1 and errors[0].endswith("never became healthy: redis (unhealthy)")
+    project = re.search(r"compose project (slimmer-[0-9a-f]{8})", res.stderr)
+    assert project is not None
+    assert project_resources(engine, project.group(1)) == []
+
+
 # -- bad input ----------------------------------------------------------------------------
 
 
