@@ -452,6 +452,8 @@ def profile_command(
 ) -> None:
     """Run IMAGE under the tracer with probes; show what it touched.
 
+    The run options and --compose give it its context, as for `slim IMAGE`.
+
     IMAGE is refused first (exit 6) when it cannot run, as `slim IMAGE` refuses it."""
     from slimmer import api
     from slimmer.report import trace_view
