@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sourced by the README's commands: a virtualenv with slimmer installed, and a
+# Sourced by the README's commands: a virtualenv with slimmer installed, a
 # Docker engine that answers (Debian's docker.io installed and dockerd started
-# when none does). Safe to run again: it only does what is missing.
+# when none does) and Compose v2 for `slim --compose` and `slim compose`
+# (scripts/ensure-compose.sh). Safe to run again: it only does what is missing.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -24,4 +25,5 @@ if [[ ! -x "$VENV/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; th
   echo "$want" > "$stamp"
 fi
 bash "$ROOT/scripts/ensure-engine.sh"
+bash "$ROOT/scripts/ensure-compose.sh" "$VENV"
 export PATH="$VENV/bin:$PATH"

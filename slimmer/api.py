@@ -53,6 +53,7 @@ from slimmer.image.validate import validate_image as validate_archive_image
 from slimmer.model import SLIM_SCHEMA, ImageConfig, ImageRef, Progress
 from slimmer.pipeline.fleet import FleetFailed, FleetOptions, FleetResult, slim_fleet
 from slimmer.pipeline.preflight import check_engine_image
+from slimmer.pipeline.project import ComposeTarget, in_context
 from slimmer.pipeline.slim import SlimOptions, SlimResult, check_options, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
 from slimmer.registry.remote import RegistryOptions, remote_opener
@@ -235,10 +236,12 @@ def trace_image(
     *,
     limits: Limits | None = None,
     context: RunContext = NO_CONTEXT,
+    compose: ComposeTarget | None = None,
 ) -> TracedRun:
     """`slim profile`: run an engine image under the tracer with `probes` (the defaults
     when empty), each container under `limits` (the defaults when None), in `context`
-    (env, mounts, networks...: for the run only). The preflight
+    (env, mounts, networks...: for the run only), as service `compose.service` of its
+    running project when `compose` is given (see `slim`). The preflight
     of `slim IMAGE` runs first: an image that cannot run raises `ImageUnrunnable`
     (exit 6) before any container exists (see slimmer.pipeline.preflight)."""
     parsed = parse_ref(ref)
@@ -250,17 +253,17 @@ def trace_image(
             {"config": dict(info.config), "os": info.os, "architecture": info.architecture}
         )
         check_engine_image(engine, parsed, config, progress)
-        limits = limits or Limits()
-        return run_traced(
-            engine,
-            info.id,
-            config,
-            probes,
-            timeout,
-            progress=progress,
-            limits=limits,
-            context=context,
-        )
+        with in_context(compose, parsed.name, context, tuple(probes), progress) as (ctx, use):
+            return run_traced(
+                engine,
+                info.id,
+                config,
+                use,
+                timeout,
+                progress=progress,
+                limits=limits or Limits(),
+                context=ctx,
+            )
 
 
 def slim(
@@ -268,26 +271,36 @@ def slim(
     opts: SlimOptions,
     progress: Progress = lambda _: None,
     transfers: Transfers = NO_TRANSFERS,
+    compose: ComposeTarget | None = None,
 ) -> SlimResult:
     """`slim IMAGE -o OUT`: the slim image, verified and tagged (see slimmer.pipeline.slim).
 
     An engine reference is pulled first as `transfers.pull` says; with `transfers.push`
-    the output tag is pushed once it verified (or verification was skipped)."""
+    the output tag is pushed once it verified (or verification was skipped).
+
+    With `compose`, IMAGE runs as that service of its compose project: the project's
+    other services run around the whole slim (tracing, verification, the Dockerfile
+    check) and are removed after it; `opts.context` goes over the service's context
+    and `opts.probes` default to the service's (slimmer.pipeline.project.in_context)."""
     profiles = profiles_fn(
         profile_dirs(opts.profiles_extra),
         forced=opts.profiles_forced,
         disabled=opts.profiles_disabled,
     )
     check_options(ref, opts)  # a usage error comes before any engine is needed
-    if parse_ref(ref).transport == "registry":
+    parsed = parse_ref(ref)
+    if parsed.transport == "registry":
         raise UsageError(
             f"slimming {ref}: the image must run on the engine; name it without "
             "'registry:' and it is pulled (--pull missing)"
         )
+    image = parsed.name if parsed.transport == "engine" else None
     with Engine.connect() as engine:
-        if parse_ref(ref).transport == "engine" and ensure_pulled(engine, ref, transfers.pull):
+        if parsed.transport == "engine" and ensure_pulled(engine, ref, transfers.pull):
             progress(f"pulled {ref}")
-        result = slim_image(engine, ref, opts, profiles, progress)
+        with in_context(compose, image, opts.context, opts.probes, progress) as (ctx, probes):
+            run_opts = replace(opts, context=ctx, probes=probes)
+            result = slim_image(engine, ref, run_opts, profiles, progress)
         if transfers.push and result.tagged and result.verified is not False:
             progress(f"pushed {result.output}@{push(engine, result.output)}")
         return result

@@ -312,6 +312,14 @@ def test_real_compose_reads_the_fixture_project(compose: ComposeCli) -> None:
     assert ctx.networks == (NetworkAttach(f"{NAME}_default", ("web",)),)
 
 
+def test_without_a_name_the_project_keeps_its_own(compose: ComposeCli) -> None:
+    """The file's `name:` (ctx-shop), as `docker compose` itself names the project."""
+    project = load_project(compose, CONTEXT_PROJECT / "compose.yml")
+    assert project.name == "ctx-shop"
+    ctx = service_context(project, "worker", environ={})
+    assert ctx.networks == (NetworkAttach("ctx-shop_default", ("worker",)),)
+
+
 def test_a_missing_compose_file_is_a_usage_error(compose: ComposeCli, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no such file"):
         load_project(compose, tmp_path / "nope.yml", NAME)

@@ -62,6 +62,7 @@ def cli(debug: bool) -> None:
 
     \b
     slim IMAGE -o OUT [probe options]   trace, slim, verify and tag
+    slim IMAGE -o OUT --compose FILE    the same, run as its compose service
     slim inspect IMAGE                  layers, waste and contents
     slim check IMAGE --max-size 80MB    CI size budgets
     slim deps IMAGE PATH...             the ELF closure the loader needs
@@ -69,6 +70,7 @@ def cli(debug: bool) -> None:
     slim report DIR/report.json         a saved slim report, rendered again
     slim bases build                    distroless-style bases from Debian
     slim profile IMAGE                  what the app touches under probes
+    slim compose -f FILE                every own service of a compose project
     """
     _state["debug"] = debug
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,11 +13,15 @@ from slimmer.cli.params import SIZE, format_option
 from slimmer.cli.progress import stages
 from slimmer.cli.registry_params import transfer_options
 from slimmer.context.run import ContextArgs, RunContext, context_of
+from slimmer.errors import UsageError
 from slimmer.plan.planner import UserRules
 from slimmer.registry.transfer import Transfers
 from slimmer.report.common import dump_json, write_json
 from slimmer.trace.probes import DEFAULT_TIMEOUT, collect_probes
 from slimmer.trace.tracer import Limits
+
+if TYPE_CHECKING:
+    from slimmer.pipeline.project import ComposeTarget
 
 
 def probe_options(fn: Any) -> Any:
@@ -167,6 +171,51 @@ def context_options(fn: Any) -> Any:
     return fn
 
 
+def compose_options(fn: Any) -> Any:
+    """Run the image as a service of a compose project (`slim IMAGE` and `slim profile`;
+    see `compose_target`)."""
+    for opt in reversed(
+        [
+            click.option(
+                "--compose", "compose_file", metavar="FILE",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Run IMAGE in the place of a service of this compose project, as "
+                "`docker compose up` would run it (its env, secrets, configs, volumes, "
+                "networks, ports), with the project's other services started first under "
+                "a private project name and removed at the end. The run options above go "
+                "over the service's: a key, target or override given on the command line "
+                "wins. Needs Compose v2.",
+            ),
+            click.option(
+                "--service", metavar="NAME",
+                help="The service IMAGE runs as [default: the one whose image is IMAGE].",
+            ),
+            click.option(
+                "--compose-deps", type=click.Choice(["all", "depends_on"]),
+                help="Which other services to start: all of them (compose files often "
+                "leave depends_on incomplete), or the service's depends_on closure "
+                "[default: all].",
+            ),
+        ]
+    ):  # fmt: skip
+        fn = opt(fn)
+    return fn
+
+
+def compose_target(run: dict[str, Any]) -> ComposeTarget | None:
+    """The `ComposeTarget` of the `compose_options` (taken out of `run`); None without
+    --compose (--service and --compose-deps alone are usage errors)."""
+    from slimmer.pipeline.project import ComposeTarget
+
+    file, service, deps = run.pop("compose_file"), run.pop("service"), run.pop("compose_deps")
+    if file is None:
+        given = "--service" if service is not None else "--compose-deps" if deps else None
+        if given is not None:
+            raise UsageError(f"{given} is about --compose FILE's services; give --compose")
+        return None
+    return ComposeTarget(file, service, deps or "all")
+
+
 def run_context(run: dict[str, Any]) -> RunContext:
     """The `RunContext` of the `context_options` among a command's keyword arguments
     (taken out of `run`); a malformed value is a usage error (exit 2) naming it."""
@@ -274,6 +323,7 @@ def limits_of(memory: int, cpus: float | None) -> Limits:
 @limit_options
 @context_options
 @transfer_options
+@compose_options
 def slim_command(
     image: str,
     output: str,
@@ -305,8 +355,10 @@ def slim_command(
     """Make IMAGE small: trace, resolve, rewrite, verify, tag OUTPUT.
 
     The run options (--env, --env-file, --volume, --network, ...) give the app the
-    context it needs to start, for every run; the output image's config stays the
-    input's, and no value given for the run is written into it or its reports."""
+    context it needs to start, for every run; --compose FILE runs it as a service of
+    its compose project, the other services around it. The output image's config
+    stays the input's, and no value given for the run is written into it or its
+    reports."""
     from slimmer import api
     from slimmer.pipeline.slim import SlimOptions
     from slimmer.report import slim_view
@@ -331,6 +383,7 @@ def slim_command(
         limits=limits_of(memory, cpus),
         context=run_context(run),
     )
+    compose = compose_target(run)
     err = console(stderr=True)
     if no_verify:
         err.print(
@@ -338,7 +391,7 @@ def slim_command(
             "without checking that it still works"
         )
     with stages(err, "slim") as progress:
-        result = api.slim(image, opts, progress=progress, transfers=transfers)
+        result = api.slim(image, opts, progress=progress, transfers=transfers, compose=compose)
     doc = slim_view.to_json(result)
     written = write_reports(doc, report_dir) if report_dir is not None else None
     out = console()
@@ -391,6 +444,7 @@ def _utf8(text: str) -> str:
 @probe_options
 @limit_options
 @context_options
+@compose_options
 @format_option(
     ("text", "json"), "text, or json (slimmer.profile/v1, the whole trace).", json_alias=True
 )
@@ -409,6 +463,8 @@ def profile_command(
 ) -> None:
     """Run IMAGE under the tracer with probes; show what it touched.
 
+    The run options and --compose give it its context, as for `slim IMAGE`.
+
     IMAGE is refused first (exit 6) when it cannot run, as `slim IMAGE` refuses it."""
     from slimmer import api
     from slimmer.report import trace_view
@@ -416,10 +472,16 @@ def profile_command(
     probes, limit = collect_probes(
         probe_file, probe_http, probe_tcp, probe_exec, probe_cmd, timeout
     )
-    context = run_context(run)
+    context, compose = run_context(run), compose_target(run)
     with stages(console(stderr=True), "profile") as progress:
         traced_run = api.trace_image(
-            image, probes, limit, progress, limits=limits_of(memory, cpus), context=context
+            image,
+            probes,
+            limit,
+            progress,
+            limits=limits_of(memory, cpus),
+            context=context,
+            compose=compose,
         )
     if fmt == "json":
         click.echo(dump_json(trace_view.to_json(traced_run)), nl=False)

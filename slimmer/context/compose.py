@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from slimmer.context.run import FileDelivery, Mount, NetworkAttach, RunContext
+from slimmer.context.run import SECRETS_DIR, FileDelivery, Mount, NetworkAttach, RunContext
 from slimmer.errors import SlimError, UsageError
 
 ENV_OVERRIDE = "SLIMMER_COMPOSE"  # a path to a Compose v2 binary, or "docker compose"
@@ -38,7 +38,6 @@ INSTALL_HINT = (
     "or install the engine CLI's compose plugin; SLIMMER_COMPOSE=PATH names another"
 )
 PROJECT_LABEL = "io.slimmer.compose.project"  # the private project a resource is of
-SECRETS_DIR = "/run/secrets"
 
 
 class ComposeMissing(SlimError):
@@ -188,6 +187,15 @@ class ComposeProject:
         svc = self.service(name)
         return str(svc.get("image") or f"{self.name}-{name}")
 
+    def running(self, image: str) -> tuple[str, ...]:
+        """The services whose `image:` is `image` (a name without a tag is `:latest`,
+        as the engine reads it), sorted."""
+        want = _tagged(image)
+        services = self.model.get("services") or {}
+        return tuple(
+            s for s in self.services if _tagged(str(services[s].get("image") or "")) == want
+        )
+
     def depends_on(self, name: str) -> tuple[str, ...]:
         """The services `name` depends on, directly or not, sorted."""
         seen: set[str] = set()
@@ -200,18 +208,35 @@ class ComposeProject:
         return tuple(sorted(seen))
 
 
-def load_project(runner: ComposeRunner, file: Path, project_name: str) -> ComposeProject:
-    """Read `file` through `compose config` under `project_name`. A file Compose cannot
-    read is a usage error (exit 2) carrying Compose's own message."""
+def _tagged(ref: str) -> str:
+    """`ref` with `:latest` when it names no tag or digest, and without `docker.io/`
+    (`library/`) that the engine leaves out of a local name."""
+    last = ref.rsplit("/", 1)[-1]
+    if ref and "@" not in ref and ":" not in last:
+        ref += ":latest"
+    for prefix in ("docker.io/library/", "docker.io/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix) :]
+    return ref
+
+
+def load_project(
+    runner: ComposeRunner, file: Path, project_name: str | None = None
+) -> ComposeProject:
+    """Read `file` through `compose config` under `project_name` (None: the project's
+    own name, as Compose gives it: the file's `name:`, else its directory's). A file
+    Compose cannot read is a usage error (exit 2) carrying Compose's own message."""
     if not file.is_file():
         raise UsageError(f"--compose {file}: no such file")
-    args = ["-f", str(file.resolve()), "-p", project_name, "config", "--format", "json"]
+    named = ["-p", project_name] if project_name is not None else []
+    args = ["-f", str(file.resolve()), *named, "config", "--format", "json"]
     text = runner(args, cwd=file.resolve().parent, usage=True)
     try:
         model = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ComposeFailed(f"compose config: not JSON ({exc.msg})") from exc
-    return ComposeProject(file.resolve(), str(model.get("name") or project_name), model)
+    name = str(model.get("name") or project_name or file.resolve().parent.name)
+    return ComposeProject(file.resolve(), name, model)
 
 
 # -- one service as a run context ----------------------------------------------------

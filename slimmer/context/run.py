@@ -209,6 +209,37 @@ def run_config(config: ImageConfig, ctx: RunContext) -> ImageConfig:
     return ImageConfig({**raw, "config": container})
 
 
+def overlay(base: RunContext, given: RunContext) -> RunContext:
+    """`given` (the command line's run options) over `base` (a compose service's
+    context): the command line wins, as a later `docker run` option would.
+
+    env: `given`'s value of a key replaces `base`'s, new keys are added; mounts and
+    delivered files: one at the same target replaces `base`'s, others are added;
+    networks: joined both (aliases of one network united); extra hosts and ports:
+    both; entrypoint, cmd, workdir, run user: `given`'s when set. An entrypoint given
+    without a cmd clears `base`'s cmd too, as `docker run --entrypoint` clears the
+    image's."""
+    mounts = {m.target: m for m in base.mounts} | {m.target: m for m in given.mounts}
+    files = {f.target: f for f in base.files} | {f.target: f for f in given.files}
+    _refuse_duplicate_targets([*mounts.values(), *files.values()])
+    networks: dict[str, tuple[str, ...]] = {}
+    for n in (*base.networks, *given.networks):
+        networks[n.name] = tuple(dict.fromkeys((*networks.get(n.name, ()), *n.aliases)))
+    cmd = given.cmd if given.cmd is not None or given.entrypoint is not None else base.cmd
+    return RunContext(
+        env=tuple((dict(base.env) | dict(given.env)).items()),
+        mounts=tuple(mounts.values()),
+        files=tuple(files.values()),
+        networks=tuple(NetworkAttach(name, aliases) for name, aliases in networks.items()),
+        extra_hosts=tuple(dict.fromkeys((*base.extra_hosts, *given.extra_hosts))),
+        entrypoint=given.entrypoint if given.entrypoint is not None else base.entrypoint,
+        cmd=cmd,
+        workdir=given.workdir if given.workdir is not None else base.workdir,
+        run_user=given.run_user if given.run_user is not None else base.run_user,
+        ports=tuple(sorted({*base.ports, *given.ports})),
+    )
+
+
 def files_archive(files: Iterable[FileDelivery]) -> bytes:
     """A tar of the delivered files, to extract at "/" (parents made by the engine):
     sorted, fixed times, each with its own mode and owner."""

@@ -39,7 +39,7 @@ from slimmer.context.compose import (
     managed_model,
     service_context,
 )
-from slimmer.context.run import RunContext
+from slimmer.context.run import RunContext, overlay
 from slimmer.errors import SlimError, UsageError
 from slimmer.model import MANAGED_LABEL, Progress
 from slimmer.trace.probes import ProbeSpec
@@ -66,6 +66,41 @@ class ComposeRun:
     @property
     def name(self) -> str:
         return self.project.name
+
+
+@dataclass(frozen=True)
+class ComposeTarget:
+    """Where to run an image: as service `service` (None: the one whose image it is)
+    of the compose project in `file`, its other services started first (`deps`: all
+    of them, or the `depends_on` closure of the service)."""
+
+    file: Path
+    service: str | None = None
+    deps: Deps = "all"
+
+
+@contextmanager
+def in_context(
+    target: ComposeTarget | None,
+    image: str | None,
+    given: RunContext,
+    probes: tuple[ProbeSpec, ...],
+    progress: Progress = lambda _: None,
+    runner: ComposeRunner | None = None,
+) -> Iterator[tuple[RunContext, tuple[ProbeSpec, ...]]]:
+    """The context and probes of the runs of `image`: `given` and `probes` as they are
+    without a compose `target`; with one, inside its running project, `given` over the
+    service's context (the command line wins: `slimmer.context.run.overlay`) and
+    `probes`, else the service's defaults (`default_probes`). Every run of a slim
+    (tracing, verification, the Dockerfile check) must happen inside this block."""
+    if target is None:
+        yield given, probes
+        return
+    with compose_run(
+        target.file, target.service, image=image, deps=target.deps, progress=progress,
+        runner=runner,
+    ) as run:  # fmt: skip
+        yield overlay(run.context, given), probes or run.default_probes
 
 
 def private_name() -> str:
@@ -128,13 +163,13 @@ def compose_run(
     name = private_name()
     progress(f"reading compose project {file}")
     project = load_project(run, file, name)
-    target = _target(project, service)
+    target = _target(project, service, image)
     project.service(target)
     context = service_context(project, target, environ=environ)
     probes = default_probes(project.service(target), context.ports)
     with _private_dir() as tmp:
         model_file = tmp / "compose.json"
-        model = managed_model(project, target, labels_for(name), image)
+        model = managed_model(project, target, labels_for(name), image or project.image(target))
         model_file.write_text(json.dumps(model, sort_keys=True))
         base = [
             "-p",
@@ -152,14 +187,22 @@ def compose_run(
             _down(run, base)
 
 
-def _target(project: ComposeProject, service: str | None) -> str:
+def _target(project: ComposeProject, service: str | None, image: str | None) -> str:
+    """The service to run the image as: `service`, else the one service whose image is
+    `image`, else the project's only service; a usage error listing them otherwise."""
     if service is not None:
         return service
+    running = project.running(image) if image is not None else ()
+    if len(running) == 1:
+        return running[0]
     if len(project.services) == 1:
         return project.services[0]
+    which = ""
+    if image is not None:
+        which = f"several run {image}; " if len(running) > 1 else f"none runs {image}; "
     raise UsageError(
-        f"{project.file}: name the service to run the image as with --service "
-        f"(services: {', '.join(project.services)})"
+        f"{project.file}: name the service to run the image as with --service ({which}"
+        f"services: {', '.join(project.services)})"
     )
 
 
