@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +60,11 @@ CONTEXT_BASE_ENV = "SLIMMER_FIXTURE_BASE"  # its compose.yml builds on this base
 # their probes run only inside CONTEXT_PROJECT (service name -> fixture name).
 CONTEXT_FIXTURES = {"web": "ctx-web", "worker": "ctx-worker"}
 
+HOST_ARCH = "amd64"  # the engine's own architecture: fixtures run natively
+# A foreign architecture's base is built with `debootstrap --foreign`, its second stage
+# run under qemu-user (scripts/ensure-qemu.sh), and loaded as an image of that arch.
+FOREIGN_ARCHES = ("arm64",)
+FOREIGN_BUILDER = "1"
 SUITE = "bookworm"  # the default; a Dockerfile line `# suite: NAME` picks another
 SUITES = ("bookworm", "trixie")
 MIRROR = "http://deb.debian.org/debian"
@@ -150,8 +158,22 @@ def base_hash(suite: str = SUITE) -> str:
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
-def base_tag(suite: str = SUITE) -> str:
-    return f"{REPO}/base:{suite}-{base_hash(suite)}"
+def base_tag(suite: str = SUITE, arch: str = HOST_ARCH) -> str:
+    if arch == HOST_ARCH:
+        return f"{REPO}/base:{suite}-{base_hash(suite)}"
+    return f"{REPO}/base:{suite}-{arch}-{foreign_base_hash(suite, arch)}"
+
+
+def foreign_base_hash(suite: str, arch: str) -> str:
+    """The base hash of a foreign architecture: the host recipe plus the arch and the
+    two-stage debootstrap that builds it under emulation."""
+    recipe = f"{base_hash(suite)}\0{arch}\0--foreign\0--second-stage\0{FOREIGN_BUILDER}"
+    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
+
+
+def image_name(name: str, arch: str = HOST_ARCH) -> str:
+    """The repository name of fixture `name` built for `arch` (`nginx-static-arm64`)."""
+    return name if arch == HOST_ARCH else f"{name}-{arch}"
 
 
 def fixture_suite(name: str) -> str:
@@ -215,11 +237,24 @@ def _prepare_rootfs(rootfs: Path, suite: str) -> None:
         (rootfs / leaked).unlink(missing_ok=True)
 
 
-def _make_base_tar(workdir: Path, suite: str, log: IO[str], log_path: Path) -> Path:
+def _debootstrap(rootfs: Path, suite: str, arch: str, log: IO[str], log_path: Path) -> None:
+    """debootstrap `suite` into `rootfs`; a foreign `arch` in two stages, the second run
+    in the tree under emulation (binfmt_misc's F flag reaches qemu inside the chroot)."""
+    if arch == HOST_ARCH:
+        cmd = ["debootstrap", "--variant=minbase", suite, str(rootfs), MIRROR]
+        _run_logged(cmd, log, "base", log_path)
+        return
+    first = ["debootstrap", f"--arch={arch}", "--foreign", "--variant=minbase"]
+    _run_logged([*first, suite, str(rootfs), MIRROR], log, f"base-{arch}", log_path)
+    second = ["chroot", str(rootfs), "/debootstrap/debootstrap", "--second-stage"]
+    _run_logged(second, log, f"base-{arch}", log_path)
+
+
+def _make_base_tar(
+    workdir: Path, suite: str, log: IO[str], log_path: Path, arch: str = HOST_ARCH
+) -> Path:
     rootfs = workdir / "rootfs"
-    _run_logged(
-        ["debootstrap", "--variant=minbase", suite, str(rootfs), MIRROR], log, "base", log_path
-    )
+    _debootstrap(rootfs, suite, arch, log, log_path)
     _prepare_rootfs(rootfs, suite)
     tar_path = workdir / "rootfs.tar"
     excludes = [f"--exclude={pattern}" for pattern in TAR_EXCLUDES]
@@ -243,22 +278,74 @@ def _make_base_tar(workdir: Path, suite: str, log: IO[str], log_path: Path) -> P
     return tar_path
 
 
-def ensure_base(engine: Engine, log: Log = _quiet, suite: str = SUITE) -> FixtureImage:
-    """The debootstrap base image of `suite`, built and imported unless already there."""
-    tag = base_tag(suite)
+def ensure_base(
+    engine: Engine, log: Log = _quiet, suite: str = SUITE, arch: str = HOST_ARCH
+) -> FixtureImage:
+    """The debootstrap base image of `suite` for `arch`, built and imported unless
+    already there."""
+    tag = base_tag(suite, arch)
     if engine.image_exists(tag):
         info = engine.inspect_image(tag)
         return FixtureImage("base", tag, info.id, info.size, True, 0.0)
-    log(f"base: debootstrap {suite} (about a minute)")
+    foreign = arch != HOST_ARCH
+    took = "many minutes, emulated" if foreign else "about a minute"
+    log(f"base: debootstrap {suite} {arch} ({took})")
     start = time.monotonic()
-    log_path = _log_path(f"base-{suite}")
+    log_path = _log_path(f"base-{suite}" + (f"-{arch}" if foreign else ""))
     with tempfile.TemporaryDirectory(prefix="slimmer-base-") as tmp, open(log_path, "w") as fh:
-        tar_path = _make_base_tar(Path(tmp), suite, fh, log_path)
-        image_id = engine.import_rootfs(tar_path, tag, changes=list(BASE_CHANGES))
-    if suite == SUITE:
+        tar_path = _make_base_tar(Path(tmp), suite, fh, log_path, arch)
+        if foreign:
+            image_id = _load_foreign_base(engine, tar_path, tag, arch)
+        else:
+            image_id = engine.import_rootfs(tar_path, tag, changes=list(BASE_CHANGES))
+    if suite == SUITE and not foreign:
         _prune_stale(engine, "base", tag)
     info = engine.inspect_image(image_id)
     return FixtureImage("base", tag, info.id, info.size, False, time.monotonic() - start)
+
+
+def _load_foreign_base(engine: Engine, layer: Path, tag: str, arch: str) -> str:
+    """Load the rootfs tar `layer` as a one-layer image whose config names `arch`:
+    `docker import` would stamp the engine's own architecture on it."""
+    diff_id = _sha256_file(layer)
+    config = {
+        "architecture": arch,
+        "os": "linux",
+        "config": {
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["bash"],
+            "Labels": {FIXTURE_LABEL: "base"},
+        },
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+        "history": [
+            {"created_by": f"debootstrap --arch={arch} --foreign (tests/fixtures_build.py)"}
+        ],
+    }
+    raw = json.dumps(config, sort_keys=True).encode()
+    config_name = f"{hashlib.sha256(raw).hexdigest()}.json"
+    manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": [f"{diff_id}/layer.tar"]}]
+    archive = layer.with_name("image.tar")
+    with tarfile.open(archive, "w") as out:
+        _add_bytes(out, config_name, raw)
+        _add_bytes(out, "manifest.json", json.dumps(manifest).encode())
+        out.add(layer, arcname=f"{diff_id}/layer.tar")
+    with open(archive, "rb") as fh:
+        engine.load_image(fh)
+    return engine.inspect_image(tag).id
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _add_bytes(out: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    out.addfile(info, io.BytesIO(data))
 
 
 # -- fixture images ----------------------------------------------------------------
