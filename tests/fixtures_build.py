@@ -65,6 +65,9 @@ HOST_ARCH = "amd64"  # the engine's own architecture: fixtures run natively
 # run under qemu-user (scripts/ensure-qemu.sh), and loaded as an image of that arch.
 FOREIGN_ARCHES = ("arm64",)
 FOREIGN_BUILDER = "1"
+# The fixtures also built for each foreign arch: an interpreted service and a compiled
+# ELF program with shared libraries (nginx: libpcre2, libssl, libcrypto, libz, libcrypt).
+FOREIGN_FIXTURES = ("py-http", "nginx-static")
 SUITE = "bookworm"  # the default; a Dockerfile line `# suite: NAME` picks another
 SUITES = ("bookworm", "trixie")
 MIRROR = "http://deb.debian.org/debian"
@@ -359,9 +362,9 @@ def _copy_context(name: str, dest: Path) -> None:
         shutil.copyfile(HOST_CA, dest / HOST_CA_NAME)
 
 
-def _build(engine: Engine, name: str, tag: str, base: str, digest: str) -> str:
-    log_path = _log_path(name)
-    labels = {FIXTURE_LABEL: name, HASH_LABEL: digest}
+def _build(engine: Engine, name: str, tag: str, base: str, digest: str, image: str = "") -> str:
+    log_path = _log_path(image or name)
+    labels = {FIXTURE_LABEL: image or name, HASH_LABEL: digest}
     with tempfile.TemporaryDirectory(prefix=f"slimmer-{name}-") as tmp, open(log_path, "w") as fh:
         context = Path(tmp)
         _copy_context(name, context)
@@ -385,19 +388,35 @@ def _prune_stale(engine: Engine, name: str, keep: str) -> None:
                     pass  # still used by a container: keep it
 
 
-def ensure_fixture(engine: Engine, name: str, base: str, log: Log = _quiet) -> FixtureImage:
-    """Build fixture `name` on `base` unless its hashed tag already exists."""
+def ensure_fixture(
+    engine: Engine, name: str, base: str, log: Log = _quiet, arch: str = HOST_ARCH
+) -> FixtureImage:
+    """Build fixture `name` on `base` (an `arch` base) unless its hashed tag already
+    exists; a foreign `arch` is its own repository (`image_name`), built under emulation."""
+    image = image_name(name, arch)
     digest = fixture_hash(name, base)
-    tag = f"{REPO}/{name}:{digest}"
+    tag = f"{REPO}/{image}:{digest}"
     cached = engine.image_exists(tag)
     start = time.monotonic()
     if not cached:
-        log(f"{name}: building (log: {_log_path(name)})")
-        _build(engine, name, tag, base, digest)
-        _prune_stale(engine, name, tag)
+        log(f"{image}: building (log: {_log_path(image)})")
+        _build(engine, name, tag, base, digest, image)
+        _prune_stale(engine, image, tag)
     info = engine.inspect_image(tag)
     engine.tag_image(info.id, f"{split_tag(tag)[0]}:latest")
-    return FixtureImage(name, tag, info.id, info.size, cached, time.monotonic() - start)
+    return FixtureImage(image, tag, info.id, info.size, cached, time.monotonic() - start)
+
+
+def build_foreign_fixtures(
+    engine: Engine, arch: str, names: Sequence[str] = FOREIGN_FIXTURES, log: Log = _quiet
+) -> dict[str, str]:
+    """Ensure the `arch` base and the named fixtures built on it, under emulation;
+    return fixture name -> hashed image tag."""
+    if arch not in FOREIGN_ARCHES:
+        raise UsageError(f"architecture {arch!r}: not one of {', '.join(FOREIGN_ARCHES)}")
+    with _build_lock():
+        base = ensure_base(engine, log, SUITE, arch)
+        return {n: ensure_fixture(engine, n, base.tag, log, arch).tag for n in names}
 
 
 def iter_fixtures(
