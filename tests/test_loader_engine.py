@@ -27,17 +27,20 @@ from slimmer.engine import Engine, saver
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import open_image
 from slimmer.model import TreeView
-from tests.fixtures_build import fixture_names
+from tests.fixtures_build import FOREIGN_FIXTURES, fixture_names
 
 pytestmark = pytest.mark.engine
 
 SCRIPT = """#!/bin/sh
 while IFS= read -r f; do
   printf '=== %s\\n' "$f"
-  ldd "$f" 2>&1
+  {lister} "$f" 2>&1
   printf '=== rc %s\\n' "$?"
 done < /tmp/slimmer-ldd.list > /tmp/slimmer-ldd.out
 """
+LDD = "ldd"
+AARCH64_LDSO = "/lib/ld-linux-aarch64.so.1"
+AARCH64_LIST = f"{AARCH64_LDSO} --list"  # the loader itself, no ldd script between
 
 _LINE = re.compile(r"^\s*(?:(\S+) => )?(\S+|not found)(?: \(0x[0-9a-f]+\))?\s*$")
 
@@ -76,8 +79,11 @@ def _elf_type(tree: TreeView, path: str) -> int:
     return parse_elf_at(read_at).e_type
 
 
-def run_ldd(engine: Engine, image: str, paths: list[str], workdir: str) -> dict[str, LddResult]:
-    """ldd over `paths` in one container of `image`, as root."""
+def run_ldd(
+    engine: Engine, image: str, paths: list[str], workdir: str, lister: str = LDD
+) -> dict[str, LddResult]:
+    """`lister` (ldd, or a loader's `--list`) over `paths` in one container of `image`,
+    as root."""
     container = engine.create_container(
         image,
         entrypoint=["/bin/sh"],
@@ -92,7 +98,7 @@ def run_ldd(engine: Engine, image: str, paths: list[str], workdir: str) -> dict[
             "/tmp",
             _tar(
                 {
-                    "slimmer-ldd.sh": SCRIPT.encode(),
+                    "slimmer-ldd.sh": SCRIPT.format(lister=lister).encode(),
                     "slimmer-ldd.list": "".join(p + "\n" for p in paths).encode(
                         "utf-8", "surrogateescape"
                     ),
@@ -231,7 +237,36 @@ def test_closure_matches_ldd(
     tmp_path: Path,
     record_property: Callable[[str, object], None],
 ) -> None:
-    tag = fixture_images[name]
+    rtld = ("/lib64/ld-linux-x86-64.so.2",)
+    _compare_closures(engine, name, fixture_images[name], tmp_path, record_property, LDD, rtld)
+
+
+@pytest.mark.emulated
+@pytest.mark.parametrize("name", FOREIGN_FIXTURES)
+def test_aarch64_closure_matches_the_aarch64_loaders_list(
+    name: str,
+    engine: Engine,
+    arm64_images: dict[str, str],
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """The arm64 build of `name`: every ELF file's closure by slimmer's aarch64 rules
+    against `ld-linux-aarch64.so.1 --list`, the aarch64 loader itself run under qemu."""
+    tag = arm64_images[name]
+    assert engine.inspect_image(tag).architecture == "arm64"
+    rtld = (AARCH64_LDSO,)
+    _compare_closures(engine, name, tag, tmp_path, record_property, AARCH64_LIST, rtld)
+
+
+def _compare_closures(
+    engine: Engine,
+    name: str,
+    tag: str,
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+    lister: str,
+    rtld_paths: tuple[str, ...],
+) -> None:
     with open_image(tag, save=saver(engine), want=keep_all, workdir=tmp_path) as image:
         tree = image.tree
         programs = elf_programs(tree)
@@ -246,8 +281,8 @@ def test_closure_matches_ldd(
             record_property("compared", 0)
             return
         result = closure(tree, programs, env, workdir=workdir)
-        ldd = run_ldd(engine, tag, programs, workdir)
-        rtld = {tree.resolve(p).path for p in ("/lib64/ld-linux-x86-64.so.2",)}
+        ldd = run_ldd(engine, tag, programs, workdir, lister)
+        rtld = {tree.resolve(p).path for p in rtld_paths}
         failed = sorted(p for p in programs if ldd[p].failed)
         compared = [
             compare_with_ldd(tree, result, p, ldd[p], rtld) for p in programs if not ldd[p].failed
