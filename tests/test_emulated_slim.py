@@ -64,6 +64,8 @@ def test_arm64_fixture_slims_verifies_and_survives_heldout_under_emulation(
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["verification"]["status"] == "passed"
+    factor = f"probe timeouts scaled x{EMULATED_TIMEOUT_FACTOR:g}"
+    assert any("ran under emulation" in w and factor in w for w in report["warnings"])
     assert engine.inspect_image(source).id == source_id, "the input image is never changed"
     written = engine.inspect_image(out)
     assert (written.os, written.architecture) == ("linux", "arm64")

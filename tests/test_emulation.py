@@ -13,8 +13,15 @@ import pytest
 from slimmer.engine import Engine
 from slimmer.errors import EngineError, ImageUnrunnable
 from slimmer.model import ImageConfig
-from slimmer.pipeline.emulation import LABEL, can_emulate, check_image, exit_program
+from slimmer.pipeline.emulation import (
+    LABEL,
+    can_emulate,
+    check_image,
+    emulation_notes,
+    exit_program,
+)
 from slimmer.pipeline.preflight import check_platform
+from slimmer.trace.sensor import EMULATED_TIMEOUT_FACTOR, host_architecture
 from tests.fake_engine import UnusedEngine
 
 ARM = ImageConfig({"architecture": "arm64", "os": "linux", "config": {}})
@@ -99,3 +106,11 @@ def test_the_engine_runs_arm64_under_emulation_and_leaves_nothing(engine: Engine
     )
     assert {i.id for i in engine.leftovers()} == before
     assert check_image("arm64", "t:1") == check_image("arm64", "t:1")  # deterministic
+
+
+def test_the_report_notes_an_emulated_run_and_its_scaled_timeouts() -> None:
+    (note,) = emulation_notes(ARM, 60)
+    assert note.startswith("linux/arm64 ran under emulation (qemu-user)")
+    assert f"x{EMULATED_TIMEOUT_FACTOR:g} (60s -> {60 * EMULATED_TIMEOUT_FACTOR:g}s)" in note
+    native = ImageConfig({"architecture": host_architecture(), "os": "linux", "config": {}})
+    assert emulation_notes(native, 60) == ()

@@ -23,7 +23,8 @@ from contextlib import suppress
 
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import SlimError
-from slimmer.model import MANAGED_LABEL
+from slimmer.model import MANAGED_LABEL, ImageConfig
+from slimmer.trace.sensor import emulated, host_architecture, timeout_factor
 
 LABEL = "io.slimmer.emulation-check"
 HOW_TO_ENABLE = (
@@ -43,6 +44,18 @@ _lock = threading.Lock()
 def how_to_enable(os_: str, arch: str) -> str:
     """The hint a refusal of `os_/arch` carries."""
     return HOW_TO_ENABLE.format(qemu=_QEMU.get(arch, arch), platform=f"{os_}/{arch}")
+
+
+def emulation_notes(config: ImageConfig, timeout: float) -> tuple[str, ...]:
+    """What a report says of a run under emulation (nothing for a native one)."""
+    if not emulated(config):
+        return ()
+    factor = timeout_factor(config)
+    return (
+        f"{config.os or 'linux'}/{config.architecture} ran under emulation (qemu-user) on "
+        f"this {host_architecture()} host: probe timeouts scaled x{factor:g} "
+        f"({timeout:g}s -> {timeout * factor:g}s)",
+    )
 
 
 def can_emulate(engine: ContainerEngine, os_: str, arch: str) -> bool:
