@@ -16,6 +16,10 @@ its (temporary) build context, for pip/npm behind this machine's TLS proxy; the
 Dockerfile must delete it in the same RUN that uses it.
 
     python -m tests.fixtures_build [NAMES...]
+    python -m tests.fixtures_build --arch arm64 [NAMES...]   (FOREIGN_FIXTURES by default)
+
+A foreign architecture (`FOREIGN_ARCHES`) has its own base, built under qemu-user
+emulation (scripts/ensure-qemu.sh), and its fixtures are `NAME-ARCH` images.
 """
 
 from __future__ import annotations
@@ -457,9 +461,21 @@ def _row(img: FixtureImage) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     names = list(sys.argv[1:] if argv is None else argv)
+    arch = HOST_ARCH
+    if names[:1] == ["--arch"] and len(names) > 1:
+        arch, names = names[1], names[2:]
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
     try:
         with Engine.connect() as engine:
-            for img in iter_fixtures(engine, names, log=lambda msg: print(msg, file=sys.stderr)):
+            if arch != HOST_ARCH:
+                built = build_foreign_fixtures(engine, arch, names or FOREIGN_FIXTURES, log)
+                for name, tag in built.items():
+                    print(f"{image_name(name, arch):<20} {tag}", flush=True)
+                return 0
+            for img in iter_fixtures(engine, names, log=log):
                 print(_row(img), flush=True)
     except SlimError as exc:
         print(f"error: {exc}", file=sys.stderr)
