@@ -42,6 +42,8 @@ LDD = "ldd"
 AARCH64_LDSO = "/lib/ld-linux-aarch64.so.1"
 AARCH64_LIST = f"{AARCH64_LDSO} --list"  # the loader itself, no ldd script between
 
+# qemu-user's vDSO for an aarch64 guest has no name: the loader lists it as "\t (0x...)".
+_QEMU_VDSO = re.compile(r"^\s*\(0x[0-9a-f]+\)\s*$")
 _LINE = re.compile(r"^\s*(?:(\S+) => )?(\S+|not found)(?: \(0x[0-9a-f]+\))?\s*$")
 
 
@@ -140,7 +142,7 @@ def parse_ldd(text: str) -> dict[str, LddResult]:
             current.static = True
             continue
         match = _LINE.match(line)
-        if match is None or "linux-vdso" in line:
+        if match is None or "linux-vdso" in line or _QEMU_VDSO.match(line):
             if match is None:
                 current.other.append(line.strip())
             continue
@@ -312,6 +314,11 @@ def test_parse_ldd_output() -> None:
 === /usr/bin/static
 \tnot a dynamic executable
 === rc 1
+=== /usr/bin/arm
+\t (0x0000005502850000)
+\tlibc.so.6 => /lib/aarch64-linux-gnu/libc.so.6 (0x0000005502d70000)
+\t/lib/ld-linux-aarch64.so.1 (0x0000005500000000)
+=== rc 0
 """
     res = parse_ldd(text)
     assert res["/usr/bin/x"].paths == {
@@ -321,6 +328,12 @@ def test_parse_ldd_output() -> None:
     assert res["/usr/bin/x"].missing == {"libgone.so"}
     assert res["/usr/bin/static"].static and not res["/usr/bin/static"].failed
     assert not res["/usr/bin/x"].failed
+    # under qemu-user (ld-linux-aarch64.so.1 --list): its vDSO is listed without a name
+    assert res["/usr/bin/arm"].paths == {
+        "/lib/aarch64-linux-gnu/libc.so.6",
+        "/lib/ld-linux-aarch64.so.1",
+    }
+    assert res["/usr/bin/arm"].other == []
 
 
 def test_musl_closure_matches_musls_own_ldd(
