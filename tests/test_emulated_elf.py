@@ -25,6 +25,11 @@ pytestmark = [pytest.mark.engine, pytest.mark.emulated]
 NGINX = "/usr/sbin/nginx"
 
 
+def _dir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
 def _bytes(tree: TreeView, path: str) -> bytes:
     entry = tree.resolve(path).entry
     assert entry is not None and entry.is_regular, path
@@ -46,12 +51,18 @@ def test_symbol_versions_are_checked_per_platform(
     tmp_path: Path,
 ) -> None:
     with open_image(
-        arm64_images["nginx-static"], save=saver(engine), want=keep_all, workdir=tmp_path / "a"
+        arm64_images["nginx-static"],
+        save=saver(engine),
+        want=keep_all,
+        workdir=_dir(tmp_path / "a"),
     ) as arm:
         arm_files = _versions(arm.tree)
         nginx_bytes = _bytes(arm.tree, NGINX)
     with open_image(
-        fixture_images["nginx-static"], save=saver(engine), want=keep_all, workdir=tmp_path / "b"
+        fixture_images["nginx-static"],
+        save=saver(engine),
+        want=keep_all,
+        workdir=_dir(tmp_path / "b"),
     ) as amd:
         amd_nginx = read_versions(_bytes(amd.tree, NGINX))
     arm_nginx = arm_files[NGINX]
