@@ -13,7 +13,10 @@ run); nothing asserts a wall-clock time."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,8 @@ from typing import Any
 import pytest
 
 from slimmer.engine import Engine
+from slimmer.model import MANAGED_LABEL
+from slimmer.pipeline.emulation import exit_program
 from slimmer.trace.proberun import run_probes_on_image
 from slimmer.trace.probes import load_probe_file
 from slimmer.trace.sensor import EMULATED_TIMEOUT_FACTOR
@@ -85,3 +90,46 @@ def test_arm64_fixture_slims_verifies_and_survives_heldout_under_emulation(
         f"tracing {tracing:.1f}s, phases "
         + ", ".join(f"{p['name']} {p['seconds']:.1f}s" for p in report["phases"])
     )
+
+
+def _foreign_image(arch: str, tag: str) -> bytes:
+    """A `docker save` archive of one image that says it is for linux/`arch`."""
+    layer = _tar({"app": exit_program("arm64")})
+    diff_id = hashlib.sha256(layer).hexdigest()
+    config = {
+        "architecture": arch,
+        "os": "linux",
+        "config": {"Entrypoint": ["/app"], "Labels": {MANAGED_LABEL: "temporary"}},
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+    }
+    raw = json.dumps(config).encode()
+    manifest = [{"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}]
+    return _tar(
+        {"config.json": raw, "manifest.json": json.dumps(manifest).encode(), "layer.tar": layer}
+    )
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_a_platform_the_engine_cannot_be_shown_to_run_is_refused_with_exit_6(
+    engine: Engine, out_tag: list[str]
+) -> None:
+    """linux/s390x: slimmer has no check program for it, so it cannot prove the engine
+    emulates it; the refusal names the platform and how to enable emulation."""
+    tag = "slimmer-test/s390x-app:1"
+    engine.load_image(_foreign_image("s390x", tag))
+    out_tag.append(tag)
+    res = run_slim(tag, "-o", "slimmer-test/s390x-app:slim")
+    assert res.returncode == 6, res.stderr
+    assert "built for linux/s390x" in res.stderr
+    assert "cannot run linux/s390x under emulation" in res.stderr
+    assert "qemu-user-static" in res.stderr and "binfmt" in res.stderr
+    assert not engine.image_exists("slimmer-test/s390x-app:slim")
