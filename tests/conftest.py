@@ -2,7 +2,8 @@
 
 `engine` connects to the Docker engine; when none answers the tests that use it
 fail (they are never skipped silently): run `bash scripts/ensure-engine.sh`.
-`fixture_images` builds (or reuses) the images under `fixtures/` once per session.
+`fixture_images` builds (or reuses) the images under `fixtures/` once per session;
+`arm64_images` the linux/arm64 builds of a few of them, under emulation.
 The Podman tier (marked `podman`, fixtures in tests/podman_kit.py) is collected only
 when the `-m` expression names it: `pytest -m podman` runs it, a plain `pytest` (the
 dockerd suite) leaves it out, so scripts/test runs it once, as its own invocation.
@@ -20,7 +21,7 @@ from slimmer.engine import Engine
 from slimmer.errors import EngineError
 from slimmer.image.cache import ENV
 from tests.faultkit import compile_faultapp
-from tests.fixtures_build import build_fixtures
+from tests.fixtures_build import build_fixtures, build_foreign_fixtures
 from tests.podman_kit import podman, podman_fixtures  # noqa: F401 (fixtures)
 
 
@@ -48,6 +49,22 @@ def engine() -> Iterator[Engine]:
 def fixture_images(engine: Engine) -> dict[str, str]:
     """Fixture name -> image tag (built on first use, then cached on the engine)."""
     return build_fixtures(engine)
+
+
+@pytest.fixture(scope="session")
+def arm64_images(engine: Engine) -> dict[str, str]:
+    """Fixture name -> tag of its linux/arm64 build (`FOREIGN_FIXTURES`), built under
+    emulation on first use, then cached. Fails (never skips) when the engine cannot
+    run linux/arm64: run `bash scripts/ensure-qemu.sh`."""
+    from slimmer.pipeline.emulation import can_emulate, how_to_enable
+
+    if not can_emulate(engine, "linux", "arm64"):
+        pytest.fail(
+            "the engine cannot run linux/arm64 containers under emulation: "
+            f"run `bash scripts/ensure-qemu.sh`, or {how_to_enable('linux', 'arm64')}",
+            pytrace=False,
+        )
+    return build_foreign_fixtures(engine, "arm64")
 
 
 @pytest.fixture(scope="session", autouse=True)

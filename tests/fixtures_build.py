@@ -16,17 +16,24 @@ its (temporary) build context, for pip/npm behind this machine's TLS proxy; the
 Dockerfile must delete it in the same RUN that uses it.
 
     python -m tests.fixtures_build [NAMES...]
+    python -m tests.fixtures_build --arch arm64 [NAMES...]   (FOREIGN_FIXTURES by default)
+
+A foreign architecture (`FOREIGN_ARCHES`) has its own base, built under qemu-user
+emulation (scripts/ensure-qemu.sh), and its fixtures are `NAME-ARCH` images.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +64,14 @@ CONTEXT_BASE_ENV = "SLIMMER_FIXTURE_BASE"  # its compose.yml builds on this base
 # their probes run only inside CONTEXT_PROJECT (service name -> fixture name).
 CONTEXT_FIXTURES = {"web": "ctx-web", "worker": "ctx-worker"}
 
+HOST_ARCH = "amd64"  # the engine's own architecture: fixtures run natively
+# A foreign architecture's base is built with `debootstrap --foreign`, its second stage
+# run under qemu-user (scripts/ensure-qemu.sh), and loaded as an image of that arch.
+FOREIGN_ARCHES = ("arm64",)
+FOREIGN_BUILDER = "1"
+# The fixtures also built for each foreign arch: an interpreted service and a compiled
+# ELF program with shared libraries (nginx: libpcre2, libssl, libcrypto, libz, libcrypt).
+FOREIGN_FIXTURES = ("py-http", "nginx-static")
 SUITE = "bookworm"  # the default; a Dockerfile line `# suite: NAME` picks another
 SUITES = ("bookworm", "trixie")
 MIRROR = "http://deb.debian.org/debian"
@@ -150,8 +165,22 @@ def base_hash(suite: str = SUITE) -> str:
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
-def base_tag(suite: str = SUITE) -> str:
-    return f"{REPO}/base:{suite}-{base_hash(suite)}"
+def base_tag(suite: str = SUITE, arch: str = HOST_ARCH) -> str:
+    if arch == HOST_ARCH:
+        return f"{REPO}/base:{suite}-{base_hash(suite)}"
+    return f"{REPO}/base:{suite}-{arch}-{foreign_base_hash(suite, arch)}"
+
+
+def foreign_base_hash(suite: str, arch: str) -> str:
+    """The base hash of a foreign architecture: the host recipe plus the arch and the
+    two-stage debootstrap that builds it under emulation."""
+    recipe = f"{base_hash(suite)}\0{arch}\0--foreign\0--second-stage\0{FOREIGN_BUILDER}"
+    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
+
+
+def image_name(name: str, arch: str = HOST_ARCH) -> str:
+    """The repository name of fixture `name` built for `arch` (`nginx-static-arm64`)."""
+    return name if arch == HOST_ARCH else f"{name}-{arch}"
 
 
 def fixture_suite(name: str) -> str:
@@ -215,11 +244,24 @@ def _prepare_rootfs(rootfs: Path, suite: str) -> None:
         (rootfs / leaked).unlink(missing_ok=True)
 
 
-def _make_base_tar(workdir: Path, suite: str, log: IO[str], log_path: Path) -> Path:
+def _debootstrap(rootfs: Path, suite: str, arch: str, log: IO[str], log_path: Path) -> None:
+    """debootstrap `suite` into `rootfs`; a foreign `arch` in two stages, the second run
+    in the tree under emulation (binfmt_misc's F flag reaches qemu inside the chroot)."""
+    if arch == HOST_ARCH:
+        cmd = ["debootstrap", "--variant=minbase", suite, str(rootfs), MIRROR]
+        _run_logged(cmd, log, "base", log_path)
+        return
+    first = ["debootstrap", f"--arch={arch}", "--foreign", "--variant=minbase"]
+    _run_logged([*first, suite, str(rootfs), MIRROR], log, f"base-{arch}", log_path)
+    second = ["chroot", str(rootfs), "/debootstrap/debootstrap", "--second-stage"]
+    _run_logged(second, log, f"base-{arch}", log_path)
+
+
+def _make_base_tar(
+    workdir: Path, suite: str, log: IO[str], log_path: Path, arch: str = HOST_ARCH
+) -> Path:
     rootfs = workdir / "rootfs"
-    _run_logged(
-        ["debootstrap", "--variant=minbase", suite, str(rootfs), MIRROR], log, "base", log_path
-    )
+    _debootstrap(rootfs, suite, arch, log, log_path)
     _prepare_rootfs(rootfs, suite)
     tar_path = workdir / "rootfs.tar"
     excludes = [f"--exclude={pattern}" for pattern in TAR_EXCLUDES]
@@ -243,22 +285,74 @@ def _make_base_tar(workdir: Path, suite: str, log: IO[str], log_path: Path) -> P
     return tar_path
 
 
-def ensure_base(engine: Engine, log: Log = _quiet, suite: str = SUITE) -> FixtureImage:
-    """The debootstrap base image of `suite`, built and imported unless already there."""
-    tag = base_tag(suite)
+def ensure_base(
+    engine: Engine, log: Log = _quiet, suite: str = SUITE, arch: str = HOST_ARCH
+) -> FixtureImage:
+    """The debootstrap base image of `suite` for `arch`, built and imported unless
+    already there."""
+    tag = base_tag(suite, arch)
     if engine.image_exists(tag):
         info = engine.inspect_image(tag)
         return FixtureImage("base", tag, info.id, info.size, True, 0.0)
-    log(f"base: debootstrap {suite} (about a minute)")
+    foreign = arch != HOST_ARCH
+    took = "many minutes, emulated" if foreign else "about a minute"
+    log(f"base: debootstrap {suite} {arch} ({took})")
     start = time.monotonic()
-    log_path = _log_path(f"base-{suite}")
+    log_path = _log_path(f"base-{suite}" + (f"-{arch}" if foreign else ""))
     with tempfile.TemporaryDirectory(prefix="slimmer-base-") as tmp, open(log_path, "w") as fh:
-        tar_path = _make_base_tar(Path(tmp), suite, fh, log_path)
-        image_id = engine.import_rootfs(tar_path, tag, changes=list(BASE_CHANGES))
-    if suite == SUITE:
+        tar_path = _make_base_tar(Path(tmp), suite, fh, log_path, arch)
+        if foreign:
+            image_id = _load_foreign_base(engine, tar_path, tag, arch)
+        else:
+            image_id = engine.import_rootfs(tar_path, tag, changes=list(BASE_CHANGES))
+    if suite == SUITE and not foreign:
         _prune_stale(engine, "base", tag)
     info = engine.inspect_image(image_id)
     return FixtureImage("base", tag, info.id, info.size, False, time.monotonic() - start)
+
+
+def _load_foreign_base(engine: Engine, layer: Path, tag: str, arch: str) -> str:
+    """Load the rootfs tar `layer` as a one-layer image whose config names `arch`:
+    `docker import` would stamp the engine's own architecture on it."""
+    diff_id = _sha256_file(layer)
+    config = {
+        "architecture": arch,
+        "os": "linux",
+        "config": {
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["bash"],
+            "Labels": {FIXTURE_LABEL: "base"},
+        },
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+        "history": [
+            {"created_by": f"debootstrap --arch={arch} --foreign (tests/fixtures_build.py)"}
+        ],
+    }
+    raw = json.dumps(config, sort_keys=True).encode()
+    config_name = f"{hashlib.sha256(raw).hexdigest()}.json"
+    manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": [f"{diff_id}/layer.tar"]}]
+    archive = layer.with_name("image.tar")
+    with tarfile.open(archive, "w") as out:
+        _add_bytes(out, config_name, raw)
+        _add_bytes(out, "manifest.json", json.dumps(manifest).encode())
+        out.add(layer, arcname=f"{diff_id}/layer.tar")
+    with open(archive, "rb") as fh:
+        engine.load_image(fh)
+    return engine.inspect_image(tag).id
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _add_bytes(out: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    out.addfile(info, io.BytesIO(data))
 
 
 # -- fixture images ----------------------------------------------------------------
@@ -272,9 +366,9 @@ def _copy_context(name: str, dest: Path) -> None:
         shutil.copyfile(HOST_CA, dest / HOST_CA_NAME)
 
 
-def _build(engine: Engine, name: str, tag: str, base: str, digest: str) -> str:
-    log_path = _log_path(name)
-    labels = {FIXTURE_LABEL: name, HASH_LABEL: digest}
+def _build(engine: Engine, name: str, tag: str, base: str, digest: str, image: str = "") -> str:
+    log_path = _log_path(image or name)
+    labels = {FIXTURE_LABEL: image or name, HASH_LABEL: digest}
     with tempfile.TemporaryDirectory(prefix=f"slimmer-{name}-") as tmp, open(log_path, "w") as fh:
         context = Path(tmp)
         _copy_context(name, context)
@@ -298,19 +392,35 @@ def _prune_stale(engine: Engine, name: str, keep: str) -> None:
                     pass  # still used by a container: keep it
 
 
-def ensure_fixture(engine: Engine, name: str, base: str, log: Log = _quiet) -> FixtureImage:
-    """Build fixture `name` on `base` unless its hashed tag already exists."""
+def ensure_fixture(
+    engine: Engine, name: str, base: str, log: Log = _quiet, arch: str = HOST_ARCH
+) -> FixtureImage:
+    """Build fixture `name` on `base` (an `arch` base) unless its hashed tag already
+    exists; a foreign `arch` is its own repository (`image_name`), built under emulation."""
+    image = image_name(name, arch)
     digest = fixture_hash(name, base)
-    tag = f"{REPO}/{name}:{digest}"
+    tag = f"{REPO}/{image}:{digest}"
     cached = engine.image_exists(tag)
     start = time.monotonic()
     if not cached:
-        log(f"{name}: building (log: {_log_path(name)})")
-        _build(engine, name, tag, base, digest)
-        _prune_stale(engine, name, tag)
+        log(f"{image}: building (log: {_log_path(image)})")
+        _build(engine, name, tag, base, digest, image)
+        _prune_stale(engine, image, tag)
     info = engine.inspect_image(tag)
     engine.tag_image(info.id, f"{split_tag(tag)[0]}:latest")
-    return FixtureImage(name, tag, info.id, info.size, cached, time.monotonic() - start)
+    return FixtureImage(image, tag, info.id, info.size, cached, time.monotonic() - start)
+
+
+def build_foreign_fixtures(
+    engine: Engine, arch: str, names: Sequence[str] = FOREIGN_FIXTURES, log: Log = _quiet
+) -> dict[str, str]:
+    """Ensure the `arch` base and the named fixtures built on it, under emulation;
+    return fixture name -> hashed image tag."""
+    if arch not in FOREIGN_ARCHES:
+        raise UsageError(f"architecture {arch!r}: not one of {', '.join(FOREIGN_ARCHES)}")
+    with _build_lock():
+        base = ensure_base(engine, log, SUITE, arch)
+        return {n: ensure_fixture(engine, n, base.tag, log, arch).tag for n in names}
 
 
 def iter_fixtures(
@@ -351,9 +461,21 @@ def _row(img: FixtureImage) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     names = list(sys.argv[1:] if argv is None else argv)
+    arch = HOST_ARCH
+    if names[:1] == ["--arch"] and len(names) > 1:
+        arch, names = names[1], names[2:]
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
     try:
         with Engine.connect() as engine:
-            for img in iter_fixtures(engine, names, log=lambda msg: print(msg, file=sys.stderr)):
+            if arch != HOST_ARCH:
+                built = build_foreign_fixtures(engine, arch, names or FOREIGN_FIXTURES, log)
+                for name, tag in built.items():
+                    print(f"{image_name(name, arch):<20} {tag}", flush=True)
+                return 0
+            for img in iter_fixtures(engine, names, log=log):
                 print(_row(img), flush=True)
     except SlimError as exc:
         print(f"error: {exc}", file=sys.stderr)

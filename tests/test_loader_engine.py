@@ -27,18 +27,24 @@ from slimmer.engine import Engine, saver
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import open_image
 from slimmer.model import TreeView
-from tests.fixtures_build import fixture_names
+from tests.fixtures_build import FOREIGN_FIXTURES, fixture_names
 
 pytestmark = pytest.mark.engine
 
 SCRIPT = """#!/bin/sh
 while IFS= read -r f; do
   printf '=== %s\\n' "$f"
-  ldd "$f" 2>&1
+  {lister} "$f" 2>&1
   printf '=== rc %s\\n' "$?"
 done < /tmp/slimmer-ldd.list > /tmp/slimmer-ldd.out
 """
+LDD = "ldd"
+AARCH64_LDSO = "/lib/ld-linux-aarch64.so.1"
+AARCH64_LIST = f"{AARCH64_LDSO} --list"  # the loader itself, no ldd script between
 
+# qemu-user's vDSO for an aarch64 guest has no name: the loader lists it as "\t (0x...)".
+_QEMU_VDSO = re.compile(r"^\s*\(0x[0-9a-f]+\)\s*$")
+_CANNOT_OPEN = re.compile(r"error while loading shared libraries: (\S+): cannot open shared")
 _LINE = re.compile(r"^\s*(?:(\S+) => )?(\S+|not found)(?: \(0x[0-9a-f]+\))?\s*$")
 
 
@@ -76,8 +82,11 @@ def _elf_type(tree: TreeView, path: str) -> int:
     return parse_elf_at(read_at).e_type
 
 
-def run_ldd(engine: Engine, image: str, paths: list[str], workdir: str) -> dict[str, LddResult]:
-    """ldd over `paths` in one container of `image`, as root."""
+def run_ldd(
+    engine: Engine, image: str, paths: list[str], workdir: str, lister: str = LDD
+) -> dict[str, LddResult]:
+    """`lister` (ldd, or a loader's `--list`) over `paths` in one container of `image`,
+    as root."""
     container = engine.create_container(
         image,
         entrypoint=["/bin/sh"],
@@ -92,7 +101,7 @@ def run_ldd(engine: Engine, image: str, paths: list[str], workdir: str) -> dict[
             "/tmp",
             _tar(
                 {
-                    "slimmer-ldd.sh": SCRIPT.encode(),
+                    "slimmer-ldd.sh": SCRIPT.format(lister=lister).encode(),
                     "slimmer-ldd.list": "".join(p + "\n" for p in paths).encode(
                         "utf-8", "surrogateescape"
                     ),
@@ -134,7 +143,7 @@ def parse_ldd(text: str) -> dict[str, LddResult]:
             current.static = True
             continue
         match = _LINE.match(line)
-        if match is None or "linux-vdso" in line:
+        if match is None or "linux-vdso" in line or _QEMU_VDSO.match(line):
             if match is None:
                 current.other.append(line.strip())
             continue
@@ -231,7 +240,36 @@ def test_closure_matches_ldd(
     tmp_path: Path,
     record_property: Callable[[str, object], None],
 ) -> None:
-    tag = fixture_images[name]
+    rtld = ("/lib64/ld-linux-x86-64.so.2",)
+    _compare_closures(engine, name, fixture_images[name], tmp_path, record_property, LDD, rtld)
+
+
+@pytest.mark.emulated
+@pytest.mark.parametrize("name", FOREIGN_FIXTURES)
+def test_aarch64_closure_matches_the_aarch64_loaders_list(
+    name: str,
+    engine: Engine,
+    arm64_images: dict[str, str],
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """The arm64 build of `name`: every ELF file's closure by slimmer's aarch64 rules
+    against `ld-linux-aarch64.so.1 --list`, the aarch64 loader itself run under qemu."""
+    tag = arm64_images[name]
+    assert engine.inspect_image(tag).architecture == "arm64"
+    rtld = (AARCH64_LDSO,)
+    _compare_closures(engine, name, tag, tmp_path, record_property, AARCH64_LIST, rtld)
+
+
+def _compare_closures(
+    engine: Engine,
+    name: str,
+    tag: str,
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+    lister: str,
+    rtld_paths: tuple[str, ...],
+) -> None:
     with open_image(tag, save=saver(engine), want=keep_all, workdir=tmp_path) as image:
         tree = image.tree
         programs = elf_programs(tree)
@@ -246,8 +284,8 @@ def test_closure_matches_ldd(
             record_property("compared", 0)
             return
         result = closure(tree, programs, env, workdir=workdir)
-        ldd = run_ldd(engine, tag, programs, workdir)
-        rtld = {tree.resolve(p).path for p in ("/lib64/ld-linux-x86-64.so.2",)}
+        ldd = run_ldd(engine, tag, programs, workdir, lister)
+        rtld = {tree.resolve(p).path for p in rtld_paths}
         failed = sorted(p for p in programs if ldd[p].failed)
         compared = [
             compare_with_ldd(tree, result, p, ldd[p], rtld) for p in programs if not ldd[p].failed
@@ -260,6 +298,11 @@ def test_closure_matches_ldd(
         )
         for path in failed:
             print(f"  ldd failed on {path}: {ldd[path].failed}")
+            # `ld.so --list` stops at the first library it cannot open (ldd goes on and
+            # prints "not found"): that one must be among the ones we find missing
+            stopped = _CANNOT_OPEN.search(ldd[path].failed)
+            ours_missing = {m.name for m in result.missing if m.root == path}
+            assert stopped is None or stopped.group(1) in ours_missing, (path, ours_missing)
         assert not wrong, "\n".join(
             f"{c.path}: ldd-only {sorted(c.ldd - c.ours)} ours-only {sorted(c.ours - c.ldd)} "
             f"missing ldd {sorted(c.ldd_missing)} ours {sorted(c.our_missing)}"
@@ -277,6 +320,11 @@ def test_parse_ldd_output() -> None:
 === /usr/bin/static
 \tnot a dynamic executable
 === rc 1
+=== /usr/bin/arm
+\t (0x0000005502850000)
+\tlibc.so.6 => /lib/aarch64-linux-gnu/libc.so.6 (0x0000005502d70000)
+\t/lib/ld-linux-aarch64.so.1 (0x0000005500000000)
+=== rc 0
 """
     res = parse_ldd(text)
     assert res["/usr/bin/x"].paths == {
@@ -286,6 +334,12 @@ def test_parse_ldd_output() -> None:
     assert res["/usr/bin/x"].missing == {"libgone.so"}
     assert res["/usr/bin/static"].static and not res["/usr/bin/static"].failed
     assert not res["/usr/bin/x"].failed
+    # under qemu-user (ld-linux-aarch64.so.1 --list): its vDSO is listed without a name
+    assert res["/usr/bin/arm"].paths == {
+        "/lib/aarch64-linux-gnu/libc.so.6",
+        "/lib/ld-linux-aarch64.so.1",
+    }
+    assert res["/usr/bin/arm"].other == []
 
 
 def test_musl_closure_matches_musls_own_ldd(

@@ -120,8 +120,11 @@ def test_another_architecture_or_os_is_refused() -> None:
     with pytest.raises(ImageUnrunnable) as info:
         check_platform("app:1", _config(), ("linux", "arm64"))
     assert str(info.value) == (
-        "checking app:1: it is built for linux/amd64 but the engine runs linux/arm64; "
-        "slim it on a linux/amd64 engine"
+        "checking app:1: it is built for linux/amd64 but the engine runs linux/arm64 and "
+        "cannot run linux/amd64 under emulation; to slim it, install qemu-user-static and "
+        "binfmt-support on the engine's host and register the handler with the F flag "
+        "(`update-binfmts --enable qemu-amd64`; binfmt_misc must be mounted), or run "
+        "slimmer on a linux/amd64 engine"
     )
     arm = ImageConfig({"architecture": "arm64", "os": "windows", "config": {}})
     with pytest.raises(ImageUnrunnable, match="windows/arm64"):

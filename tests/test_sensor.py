@@ -147,8 +147,8 @@ def test_wrap_command() -> None:
 def test_require_traceable() -> None:
     fake = Bundle(b"", (), "amd64", "6.1", (STRACE,))
     require_traceable(fake, ImageConfig({"architecture": "amd64", "os": "linux"}))
-    with pytest.raises(TraceError, match="built for arm64"):
-        require_traceable(fake, ImageConfig({"architecture": "arm64", "os": "linux"}))
+    # another architecture runs under emulation, the host's strace tracing qemu
+    require_traceable(fake, ImageConfig({"architecture": "arm64", "os": "linux"}))
     with pytest.raises(TraceError, match="windows"):
         require_traceable(fake, ImageConfig({"architecture": "amd64", "os": "windows"}))
 

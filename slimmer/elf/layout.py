@@ -42,7 +42,12 @@ _HWCAPS = {
     (21, 64): ("power10", "power9"),
     (22, 64): ("z16", "z15", "z14", "z13"),
 }
-_LEGACY_CAPS = {EM_X86_64: ("avx512_1", "x86_64"), EM_386: ("i686", "i586")}
+# HWCAP_IMPORTANT's names: aarch64 has one, "atomics" (its dl-procinfo.h).
+_LEGACY_CAPS = {
+    EM_X86_64: ("avx512_1", "x86_64"),
+    EM_386: ("i686", "i586"),
+    EM_AARCH64: ("atomics",),
+}
 _LEGACY_PLATFORMS = {EM_X86_64: ("x86_64", "haswell", "xeon_phi")}
 _CACHE_ARCH = {
     (EM_X86_64, 64): 0x0300,

@@ -3,9 +3,11 @@
 Two questions, answered from the image's config and merged tree alone, so a
 broken image is refused with one line before a container exists:
 
-- **Platform.** The image's OS/architecture must be the engine's: the engine
-  would fail to start it ("exec format error") and the tracer, built for the
-  host, could not run in it either.
+- **Platform.** The image's OS/architecture must be the engine's, or one the
+  engine runs under emulation (qemu-user through binfmt_misc, found out by
+  `emulation.can_emulate`): otherwise the engine would fail to start it ("exec
+  format error"). The tracer, built for the host, runs natively in an emulated
+  container and traces qemu, which makes the guest's file calls itself.
 - **Program.** The first word of Entrypoint + Cmd is looked up as runc does:
   a name with a `/` is taken as is (relative to WorkingDir); a bare name is
   searched in the config's PATH (the engine's default PATH when the image sets
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import posixpath
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from slimmer.elf.parse import is_elf, parse_elf_at
@@ -36,6 +38,7 @@ from slimmer.image.filetree import WantContent, keep_all
 from slimmer.image.paths import search_path, which
 from slimmer.image.reader import EngineSaver, Image, open_image
 from slimmer.model import ImageConfig, ImageRef, Progress, TreeView
+from slimmer.pipeline.emulation import can_emulate, how_to_enable
 from slimmer.pipeline.transfers import metered_saver
 
 MAX_SCRIPT_DEPTH = 4  # the kernel's limit on nested #! interpreters (binfmt_script)
@@ -45,7 +48,7 @@ SHEBANG_BYTES = 256  # the kernel reads this much of a script for its #! line
 def check_runnable(image: Image, engine: ContainerEngine) -> None:
     """Refuse (`ImageUnrunnable`, exit 6) an image the engine cannot run as configured."""
     name = str(image.ref)
-    check_platform(name, image.config, engine.platform())
+    check_platform(name, image.config, engine.platform(), _emulates(engine))
     check_program(name, image.config, image.tree)
 
 
@@ -58,7 +61,7 @@ def check_engine_image(
     """`check_runnable` for the engine image `ref` (whose config the engine gave as
     `config`), read here for it: cheaply first, whole when the program needs it."""
     name = str(ref)
-    check_platform(name, config, engine.platform())  # before any byte is saved
+    check_platform(name, config, engine.platform(), _emulates(engine))  # before any save
     with tempfile.TemporaryDirectory(prefix="slimmer-preflight-") as tmp:
         work = Path(tmp)
         saved = work / "image.tar"  # for a second read, without a second save
@@ -105,14 +108,30 @@ class _BytesNotKept(Exception):
     """Internal: the check needs the bytes of a file the reader did not keep."""
 
 
-def check_platform(name: str, config: ImageConfig, engine: tuple[str, str]) -> None:
-    """The image's OS and architecture (when it names them) must be the engine's."""
+Emulates = Callable[[str, str], bool]
+
+
+def _emulates(engine: ContainerEngine) -> Emulates:
+    return lambda os_, arch: can_emulate(engine, os_, arch)
+
+
+def _never(os_: str, arch: str) -> bool:
+    return False
+
+
+def check_platform(
+    name: str, config: ImageConfig, engine: tuple[str, str], emulates: Emulates = _never
+) -> None:
+    """The image's OS and architecture (when it names them) must be the engine's, or
+    one `emulates` says the engine runs under emulation (asked only then)."""
     image_os, image_arch = config.os or engine[0], config.architecture or engine[1]
-    if (image_os, image_arch) != engine:
-        raise ImageUnrunnable(
-            f"checking {name}: it is built for {image_os}/{image_arch} but the engine runs "
-            f"{engine[0]}/{engine[1]}; slim it on a {image_os}/{image_arch} engine"
-        )
+    if (image_os, image_arch) == engine or emulates(image_os, image_arch):
+        return
+    raise ImageUnrunnable(
+        f"checking {name}: it is built for {image_os}/{image_arch} but the engine runs "
+        f"{engine[0]}/{engine[1]} and cannot run {image_os}/{image_arch} under emulation; "
+        f"to slim it, {how_to_enable(image_os, image_arch)}"
+    )
 
 
 def check_program(name: str, config: ImageConfig, tree: TreeView) -> None:

@@ -36,6 +36,7 @@ from slimmer.pipeline.base import (
 )
 from slimmer.pipeline.clock import Clock
 from slimmer.pipeline.compression import CompressedSize
+from slimmer.pipeline.emulation import emulation_notes
 from slimmer.pipeline.findings import findings_delta, opened_paths
 from slimmer.pipeline.inputs import ElfClosure, outside_context, traced_paths
 from slimmer.pipeline.preflight import check_runnable
@@ -230,6 +231,7 @@ class _Session:
         self.source = src = read.image
         self.source_bytes = read.size_bytes
         check_runnable(src, self.engine)  # preflight: refuse what cannot run
+        self.warnings += emulation_notes(src.config, opts.timeout)
         self._refuse_overwrite(src)
         with self.clock.phase("tracing"):
             traced_run = self.trace(

@@ -38,7 +38,10 @@ from slimmer.trace.sensor import (
     TRACE_PATH,
     Bundle,
     build_bundle,
+    drop_emulator_calls,
+    emulated,
     require_traceable,
+    timeout_factor,
     wrap_command,
 )
 
@@ -123,6 +126,7 @@ def run_traced(
     "starting", "probing", "stopping", "reading the trace".
     """
     config = run_config(config, context)
+    timeout *= timeout_factor(config)  # emulated: qemu-user starts apps far slower
     bundle = None
     if traced:
         progress("bundling")
@@ -440,4 +444,5 @@ def _read_trace(engine: ContainerEngine, ctr: str, path: str, config: ImageConfi
         data = engine.read_file(ctr, path)
     except SlimError as exc:
         raise TraceError(f"reading the trace {path} back from the container: {exc}") from exc
-    return parse(data, cwd=config.working_dir or "/")
+    trace = parse(data, cwd=config.working_dir or "/")
+    return drop_emulator_calls(trace) if emulated(config) else trace
