@@ -19,6 +19,7 @@ class ExitStatus(IntEnum):
     BASE = 5
     IMAGE = 6
     INVALID = 7
+    UNWRITABLE = 8
 
 
 class SlimError(Exception):
@@ -38,6 +39,13 @@ class UsageError(SlimError):
     """The command line or a configuration value is wrong."""
 
     exit_code = ExitStatus.USAGE
+
+
+class OutputUnwritable(SlimError):
+    """A file slimmer was asked to write (`--seccomp FILE`) cannot be written: refused
+    before any work, so nothing is traced or tagged for an output that would be lost."""
+
+    exit_code = ExitStatus.UNWRITABLE
 
 
 class EngineError(SlimError):

@@ -26,7 +26,7 @@ from slimmer.model import ImageConfig, Progress
 from slimmer.pipeline.slim import SlimOptions, SlimResult, _Session, slim_image
 from slimmer.trace.events import Event, Trace
 from slimmer.trace.probes import ProbeResult, ProbeSpec
-from slimmer.trace.tracer import Limits, Run, TracedRun
+from slimmer.trace.tracer import NO_SECCOMP, Limits, Run, SeccompRun, TracedRun
 from tests.fake_engine import UnusedEngine
 from tests.synth import M, docker_archive, layer
 
@@ -131,6 +131,7 @@ class ScriptedTracer:
         progress: Progress = lambda _: None,
         limits: Limits = NO_LIMITS,
         context: RunContext = NO_CONTEXT,
+        seccomp: SeccompRun = NO_SECCOMP,
     ) -> TracedRun:
         first = not self.runs
         self.runs.append((image, traced))
