@@ -127,4 +127,5 @@ def test_unwritable_path_is_refused_with_its_own_exit_code(tmp_path: Path) -> No
     for bad in (tmp_path, tmp_path / "missing" / "p.json"):
         with pytest.raises(OutputUnwritable) as info:
             check_writable(bad)
-        assert info.value.exit_code == ExitStatus.UNWRITABLE == 8
+        assert info.value.exit_code == ExitStatus.UNWRITABLE
+        assert int(info.value.exit_code) == 8
