@@ -13,6 +13,7 @@ import pytest
 from slimmer import api
 from slimmer.engine import Engine
 from slimmer.model import ImageConfig
+from slimmer.pipeline.seccomp import SeccompState
 from slimmer.pipeline.slim import SlimOptions, SlimResult
 from slimmer.seccomp.profile import Evidence
 from slimmer.trace.probes import ProbeSpec, load_probe_file
@@ -91,12 +92,12 @@ def test_a_call_outside_the_profile_is_refused_and_named(
         seccomp=SeccompRun(profile=path.read_text()),
     )  # fmt: skip
     assert not under.results[0].ok
-    # The refused call: an exec probe reports its exit, not the call; naming it takes
-    # a diagnosis run (SeccompState.diagnosing), whose traced exec under the profile
-    # does not yet leave a trace (see the note of issue 27).
-    assert "PermissionError" in under.results[0].output.decode(errors="replace") or (
-        under.results[0].exit_code != 0
-    )
+    assert b"PermissionError" in under.results[0].output
+    # the diagnosis slimmer runs on a failed probe: traced, under the profile plus the
+    # sensor's own calls; the EPERM of a call outside the profile names it
+    state = SeccompState(config.architecture or "amd64", _evidence_of(result))
+    diag = run_traced(engine, result.output, config, [UNUSUAL], seccomp=state.diagnosing())
+    assert [r.call for r in state.refused(diag.traces)] == ["getpriority"]
 
 
 def _evidence_of(result: SlimResult) -> Evidence:
