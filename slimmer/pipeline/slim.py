@@ -19,7 +19,7 @@ from typing import Protocol
 from slimmer.analyse.inspect import analyse
 from slimmer.context.run import NO_CONTEXT, RunContext
 from slimmer.engine_api import ContainerEngine
-from slimmer.errors import SlimError, TraceError, UsageError
+from slimmer.errors import EngineError, SlimError, TraceError, UsageError
 from slimmer.findings.delta import FindingsDelta
 from slimmer.image.cache import ReadCache
 from slimmer.image.reader import Image, parse_ref
@@ -425,6 +425,20 @@ class _Session:
         seccomp = NO_SECCOMP
         if self.seccomp is not None:
             seccomp = self.seccomp.diagnosing() if traced else self.seccomp.verifying()
+        try:
+            return self._trace_under(image_id, traced_run, traced, phase, seccomp)
+        except EngineError as exc:
+            if seccomp.profile is None:
+                raise
+            # an engine without seccomp, or one that refuses custom profiles, says so
+            # when the container is created or started: one line, nothing tagged
+            raise EngineError(
+                f"running the slim image under the seccomp profile {self.opts.seccomp}: {exc}"
+            ) from None
+
+    def _trace_under(
+        self, image_id: str, traced_run: TracedRun, traced: bool, phase: str, seccomp: SeccompRun
+    ) -> TracedRun:
         return self.trace(
             self.engine,
             image_id,
