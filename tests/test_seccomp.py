@@ -129,3 +129,22 @@ def test_unwritable_path_is_refused_with_its_own_exit_code(tmp_path: Path) -> No
             check_writable(bad)
         assert info.value.exit_code == ExitStatus.UNWRITABLE
         assert int(info.value.exit_code) == 8
+
+
+@pytest.mark.parametrize("command", [["img:1", "-o", "img:slim"], ["profile", "img:1"]])
+def test_cli_refuses_an_unwritable_profile_before_any_work(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from slimmer.cli.main import _run
+
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")  # nothing answers there
+    bad = tmp_path / "missing" / "p.json"
+    code = _run([*command, "--seccomp", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 8, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith("slim: error: --seccomp") and "no directory" in lines[-1]
+    assert "engine" not in err
