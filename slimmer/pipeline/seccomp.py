@@ -84,6 +84,9 @@ def imported_functions(tree: TreeView, kept_elf: Iterable[str]) -> tuple[tuple[s
     return tuple(out)
 
 
+SENSOR_ONLY = "the app; allowed in the diagnosis run only as one of the sensor's calls"
+
+
 @dataclass(frozen=True)
 class SeccompState:
     """The evidence so far and the profile it gives."""
@@ -103,7 +106,14 @@ class SeccompState:
         return SeccompRun(record=True, profile=engine_json(self.profile, runtime_needs().sensor))
 
     def refused(self, traces: Iterable[Trace]) -> tuple[Refusal, ...]:
-        return refusals(failed_calls(traces), self.profile, runtime_needs().sensor)
+        """The calls the profile refuses on the diagnosed path: those that failed with
+        EPERM/ENOSYS, and those the app made successfully only because the diagnosis
+        run also allows the sensor's calls (the verification run refused them)."""
+        traces = list(traces)
+        profile = self.profile
+        failed = refusals(failed_calls(traces), profile, runtime_needs().sensor)
+        masked = sorted(traced_calls(traces) - profile.names - {r.call for r in failed})
+        return (*failed, *(Refusal(c, "EPERM", SENSOR_ONLY) for c in masked))
 
     def widened(self, found: Iterable[Refusal], traces: Iterable[Trace]) -> SeccompState:
         """This state with the refused calls added (reason `verify`) and the diagnosis

@@ -9,6 +9,7 @@ image is written and verified again, a bounded number of rounds.
 
 from __future__ import annotations
 
+import posixpath
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -56,6 +57,7 @@ from slimmer.plan.onbase import AppLayer, app_layer
 from slimmer.plan.owners import owners_for, parse_user, user_field, with_owners, written_paths
 from slimmer.plan.planner import TracedPath, UserRules, kept_bytes, plan
 from slimmer.seccomp.profile import Evidence, Refusal, SeccompProfile
+from slimmer.trace.events import Trace
 from slimmer.trace.probes import ProbeResult, ProbeSpec
 from slimmer.trace.sensor import host_architecture
 from slimmer.trace.tracer import (
@@ -207,6 +209,13 @@ class Tracer(Protocol):
     ) -> TracedRun: ...
 
 
+def _loaded(trace: Trace) -> set[str]:
+    """The programs a run executed and the shared libraries it opened: the ELF files
+    whose imports are a profile's evidence."""
+    libs = {p for p in trace.touched(["open"]) if ".so" in posixpath.basename(p)}
+    return libs | set(trace.executables())
+
+
 class _Session:
     """One slimming run: owns the source image read, the work dir and the temporary images.
     It receives the engine and the tracer that runs images on it (tests pass fakes)."""
@@ -340,7 +349,7 @@ class _Session:
 
     def _seccomp_start(self, src: Image, traced_run: TracedRun) -> SeccompState:
         """The evidence of the tracing run: its calls and its programs' imports."""
-        programs = {src.tree.resolve(p).path for t in traced_run.traces for p in t.executables()}
+        programs = {src.tree.resolve(p).path for t in traced_run.traces for p in _loaded(t)}
         evidence = Evidence(traced_calls(traced_run.traces), imported_functions(src.tree, programs))
         return SeccompState(src.config.architecture or host_architecture(), evidence)
 

@@ -221,12 +221,15 @@ def refusals(
     failed: Iterable[tuple[str, str, str]], profile: SeccompProfile, sensor: Iterable[str] = ()
 ) -> tuple[Refusal, ...]:
     """The (call, errno, program) failures that the profile explains: EPERM or ENOSYS
-    from a call it does not allow. A call the sensor needs is allowed in a diagnosis
-    run, so it can never be the app's refusal there and is left out."""
+    from a call it does not allow (an ENOSYS of a fallback call is the profile's
+    intent, not a refusal). A call the sensor needs is allowed in a diagnosis run, so
+    it never fails there: `SeccompState.refused` finds those apart."""
     allowed = profile.names | frozenset(sensor)
     out = {
         (call, errno): Refusal(call, errno, program)
         for call, errno, program in failed
-        if call not in allowed and errno in ("EPERM", "ENOSYS")
+        if call not in allowed
+        and errno in ("EPERM", "ENOSYS")
+        and not (errno == "ENOSYS" and call in profile.enosys)  # the intended fallback
     }
     return tuple(out[k] for k in sorted(out))
