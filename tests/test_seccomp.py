@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from slimmer.errors import ExitStatus, OutputUnwritable, UsageError
@@ -148,3 +149,25 @@ def test_cli_refuses_an_unwritable_profile_before_any_work(
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines[-1].startswith("slim: error: --seccomp") and "no directory" in lines[-1]
     assert "engine" not in err
+
+
+def test_report_faces_show_the_profile_by_reason() -> None:
+    from slimmer.pipeline.slim import SeccompResult
+    from slimmer.report import seccomp_view, slim_html, slim_md
+    from slimmer.seccomp.profile import Refusal
+
+    p = build_profile(Evidence(frozenset({"socket", "read"})), "amd64")
+    sec = SeccompResult(Path("out/p.json"), p, (Refusal("getpriority", "EPERM", "python3"),))
+    doc = {"seccomp": seccomp_view.to_json(sec)}
+    assert doc["seccomp"]["allowed_by_reason"]["traced"] == ["read", "socket"]
+    assert doc["seccomp"]["fewer_than_default"] == MOBY_2010_AMD64 - len(p.allowed)
+    rows = dict(seccomp_view.rows(doc))
+    assert rows["Apply with"] == "docker run --security-opt seccomp=out/p.json"
+    assert f"{p.fewer} fewer than the engine's default ({MOBY_2010_AMD64})" in rows["Allowed calls"]
+    assert rows["Refused by the profile"] == "getpriority (EPERM, by python3)"
+    assert "getpriority (EPERM, by python3)" in seccomp_view.refused_line(doc)
+    assert "Seccomp profile (--seccomp)" in slim_md._seccomp(doc)
+    assert "<h2>Seccomp profile</h2>" in slim_html._seccomp(doc)
+    assert seccomp_view.rows({}) == [] and slim_md._seccomp({}) == ""
+    schema = json.loads((Path(__file__).parent.parent / "docs/schemas/slim-v3.json").read_text())
+    jsonschema.validate(doc["seccomp"], schema["properties"]["seccomp"])
