@@ -11,6 +11,7 @@ rounds are left, added to the profile (reason `verify`).
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,21 @@ class SeccompState:
             ev.traced | traced_calls(traces), ev.imports, tuple(dict.fromkeys((*ev.widened, *more)))
         )
         return SeccompState(self.architecture, new)
+
+
+def start_state(tree: TreeView, architecture: str, traces: Iterable[Trace]) -> SeccompState:
+    """The evidence of the tracing run: its calls, and the imports of the programs it
+    ran and the shared libraries it opened."""
+    traces = list(traces)
+    loaded = {tree.resolve(p).path for t in traces for p in _loaded(t)}
+    evidence = Evidence(traced_calls(traces), imported_functions(tree, loaded))
+    return SeccompState(architecture, evidence)
+
+
+def _loaded(trace: Trace) -> set[str]:
+    """The programs a run executed and the shared libraries it opened."""
+    libs = {p for p in trace.touched(["open"]) if ".so" in posixpath.basename(p)}
+    return libs | set(trace.executables())
 
 
 def write_profile(path: Path, profile: SeccompProfile) -> None:

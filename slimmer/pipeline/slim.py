@@ -9,7 +9,6 @@ image is written and verified again, a bounded number of rounds.
 
 from __future__ import annotations
 
-import posixpath
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -44,8 +43,7 @@ from slimmer.pipeline.rebuild import DockerfileResult, Rebuild, build_dockerfile
 from slimmer.pipeline.seccomp import (
     SeccompState,
     check_writable,
-    imported_functions,
-    traced_calls,
+    start_state,
     write_profile,
 )
 from slimmer.pipeline.source import Source, read_archive_image, read_engine_image
@@ -56,8 +54,7 @@ from slimmer.plan.keep import KeepSet, ProfilesFn, Reason
 from slimmer.plan.onbase import AppLayer, app_layer
 from slimmer.plan.owners import owners_for, parse_user, user_field, with_owners, written_paths
 from slimmer.plan.planner import TracedPath, UserRules, kept_bytes, plan
-from slimmer.seccomp.profile import Evidence, Refusal, SeccompProfile
-from slimmer.trace.events import Trace
+from slimmer.seccomp.profile import Refusal, SeccompProfile
 from slimmer.trace.probes import ProbeResult, ProbeSpec
 from slimmer.trace.sensor import host_architecture
 from slimmer.trace.tracer import (
@@ -209,13 +206,6 @@ class Tracer(Protocol):
     ) -> TracedRun: ...
 
 
-def _loaded(trace: Trace) -> set[str]:
-    """The programs a run executed and the shared libraries it opened: the ELF files
-    whose imports are a profile's evidence."""
-    libs = {p for p in trace.touched(["open"]) if ".so" in posixpath.basename(p)}
-    return libs | set(trace.executables())
-
-
 class _Session:
     """One slimming run: owns the source image read, the work dir and the temporary images.
     It receives the engine and the tracer that runs images on it (tests pass fakes)."""
@@ -294,7 +284,8 @@ class _Session:
             )
         self.owners = self._owners(src, traced_run)
         if opts.seccomp is not None:
-            self.seccomp = self._seccomp_start(src, traced_run)
+            arch = src.config.architecture or host_architecture()
+            self.seccomp = start_state(src.tree, arch, traced_run.traces)
         traced, mounted = outside_context(traced_paths(traced_run), opts.context)
         keep, rounds, slim_results, refused = self._rounds(src, traced_run, traced)
         seccomp = self._seccomp_result(rounds)
@@ -346,12 +337,6 @@ class _Session:
             mounted=mounted,
             seccomp=seccomp,
         )
-
-    def _seccomp_start(self, src: Image, traced_run: TracedRun) -> SeccompState:
-        """The evidence of the tracing run: its calls and its programs' imports."""
-        programs = {src.tree.resolve(p).path for t in traced_run.traces for p in _loaded(t)}
-        evidence = Evidence(traced_calls(traced_run.traces), imported_functions(src.tree, programs))
-        return SeccompState(src.config.architecture or host_architecture(), evidence)
 
     def _seccomp_result(self, rounds: list[Round]) -> SeccompResult | None:
         """Write the profile of the evidence gathered in every round."""
