@@ -169,5 +169,7 @@ def test_report_faces_show_the_profile_by_reason() -> None:
     assert "Seccomp profile (--seccomp)" in slim_md._seccomp(doc)
     assert "<h2>Seccomp profile</h2>" in slim_html._seccomp(doc)
     assert seccomp_view.rows({}) == [] and slim_md._seccomp({}) == ""
+    saved = json.loads(json.dumps(doc, sort_keys=True))  # as report.json stores it
+    assert slim_md._seccomp(saved) == slim_md._seccomp(doc)
     schema = json.loads((Path(__file__).parent.parent / "docs/schemas/slim-v3.json").read_text())
     jsonschema.validate(doc["seccomp"], schema["properties"]["seccomp"])

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from slimmer.pipeline.slim import SeccompResult
-from slimmer.seccomp.profile import SeccompProfile
+from slimmer.seccomp.profile import KINDS, SeccompProfile
 
 
 def to_json(s: SeccompResult) -> dict[str, Any]:
@@ -35,7 +35,8 @@ def rows(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
     s = doc.get("seccomp")
     if not s:
         return []
-    by = ", ".join(f"{k} {len(v)}" for k, v in s["allowed_by_reason"].items())
+    groups = _in_order(s["allowed_by_reason"])
+    by = ", ".join(f"{k} {len(v)}" for k, v in groups)
     out = [
         ("Seccomp profile", f"{s['path']} ({s['architecture']})"),
         (
@@ -45,12 +46,18 @@ def rows(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
         ),
         ("Apply with", f"docker run --security-opt seccomp={s['path']}"),
     ]
-    for kind, names in s["allowed_by_reason"].items():
+    for kind, names in groups:
         out.append((f"Allowed: {kind}", " ".join(names)))
     if s["refused"]:
         refused = ", ".join(f"{r['call']} ({r['errno']}, by {r['program']})" for r in s["refused"])
         out.append(("Refused by the profile", refused))
     return out
+
+
+def _in_order(by: Mapping[str, list[str]]) -> list[tuple[str, list[str]]]:
+    """The reason groups in `KINDS` order, whatever order the JSON came in (a saved
+    report.json has its keys sorted)."""
+    return sorted(by.items(), key=lambda kv: (KINDS.index(kv[0]) if kv[0] in KINDS else 99, kv[0]))
 
 
 def refused_line(doc: Mapping[str, Any]) -> str:
