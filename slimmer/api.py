@@ -54,13 +54,16 @@ from slimmer.model import SLIM_SCHEMA, ImageConfig, ImageRef, Progress
 from slimmer.pipeline.fleet import FleetFailed, FleetOptions, FleetResult, slim_fleet
 from slimmer.pipeline.preflight import check_engine_image
 from slimmer.pipeline.project import ComposeTarget, in_context
+from slimmer.pipeline.seccomp import check_writable, traced_calls, write_profile
 from slimmer.pipeline.slim import SlimOptions, SlimResult, check_options, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
 from slimmer.registry.remote import RegistryOptions, remote_opener
 from slimmer.registry.transfer import NO_TRANSFERS, Transfers, ensure_pulled, push
+from slimmer.seccomp.profile import Evidence, SeccompProfile, build_profile
 from slimmer.trace.events import Trace
 from slimmer.trace.probes import ProbeSpec
-from slimmer.trace.tracer import Limits, TracedRun, run_traced
+from slimmer.trace.sensor import host_architecture
+from slimmer.trace.tracer import NO_SECCOMP, Limits, SeccompRun, TracedRun, run_traced
 
 
 def read_image(ref: str, want: WantContent, registry: RegistryOptions | None = None) -> Image:
@@ -244,6 +247,43 @@ def trace_image(
     running project when `compose` is given (see `slim`). The preflight
     of `slim IMAGE` runs first: an image that cannot run raises `ImageUnrunnable`
     (exit 6) before any container exists (see slimmer.pipeline.preflight)."""
+    return _trace(ref, probes, timeout, progress, limits, context, compose, NO_SECCOMP)[0]
+
+
+def trace_seccomp(
+    ref: str,
+    probes: Sequence[ProbeSpec],
+    timeout: float,
+    path: Path,
+    progress: Progress = lambda _: None,
+    *,
+    limits: Limits | None = None,
+    context: RunContext = NO_CONTEXT,
+    compose: ComposeTarget | None = None,
+) -> tuple[TracedRun, SeccompProfile]:
+    """`slim profile --seccomp FILE`: `trace_image` with every system call recorded, and
+    the seccomp profile of that run written to `path` (refused first, exit 11, when it
+    cannot be written). Without slimming, the image's programs' imports are not read:
+    the evidence is the traced calls and the runtime groups."""
+    check_writable(path)
+    record = SeccompRun(record=True)
+    run, arch = _trace(ref, probes, timeout, progress, limits, context, compose, record)
+    profile = build_profile(Evidence(traced_calls(run.traces)), arch)
+    write_profile(path, profile)
+    return run, profile
+
+
+def _trace(
+    ref: str,
+    probes: Sequence[ProbeSpec],
+    timeout: float,
+    progress: Progress,
+    limits: Limits | None,
+    context: RunContext,
+    compose: ComposeTarget | None,
+    seccomp: SeccompRun,
+) -> tuple[TracedRun, str]:
+    """A traced run of an engine image, and the image's architecture."""
     parsed = parse_ref(ref)
     if parsed.transport != "engine":
         raise UsageError(f"tracing {ref}: only engine images can be run (load it first)")
@@ -254,7 +294,7 @@ def trace_image(
         )
         check_engine_image(engine, parsed, config, progress)
         with in_context(compose, parsed.name, context, tuple(probes), progress) as (ctx, use):
-            return run_traced(
+            run = run_traced(
                 engine,
                 info.id,
                 config,
@@ -263,7 +303,9 @@ def trace_image(
                 progress=progress,
                 limits=limits or Limits(),
                 context=ctx,
+                seccomp=seccomp,
             )
+        return run, info.architecture or host_architecture()
 
 
 def slim(
@@ -387,6 +429,10 @@ def raise_for_verdict(result: SlimResult, report: Path | None = None) -> None:
         refused = (
             f"; as {result.user} the kernel refused {result.denied[0]}" if result.denied else ""
         )
+        calls = result.seccomp.refused if result.seccomp is not None else ()
+        if calls:
+            names = ", ".join(r.describe() for r in calls)
+            refused += f"; the seccomp profile refused {names}"
         raise VerificationFailed(
             f"verifying {result.output}: {len(result.diffs)} probe(s) answered differently"
             f"{refused}; not tagged{where}"

@@ -22,6 +22,7 @@ class ExitStatus(IntEnum):
     NOT_FOUND = 8
     AUTH = 9
     TLS = 10
+    UNWRITABLE = 11
 
 
 class SlimError(Exception):
@@ -41,6 +42,13 @@ class UsageError(SlimError):
     """The command line or a configuration value is wrong."""
 
     exit_code = ExitStatus.USAGE
+
+
+class OutputUnwritable(SlimError):
+    """A file slimmer was asked to write (`--seccomp FILE`) cannot be written: refused
+    before any work, so nothing is traced or tagged for an output that would be lost."""
+
+    exit_code = ExitStatus.UNWRITABLE
 
 
 class EngineError(SlimError):

@@ -26,13 +26,14 @@ CONFIG = ImageConfig(
 
 
 def _plan(
-    tree: MemTree, paths: list[str], base: MemTree | None = None
+    tree: MemTree, paths: list[str], base: MemTree | None = None, seccomp: str | None = None
 ) -> dockerfile.DockerfilePlan:
     entries = [e for p in paths if (e := tree.get(p)) is not None]
     return plan_dockerfile(
         "app:1", "sha256:" + "a" * 64, "base:1" if base else "scratch", "sha256:" + "b" * 64,
         entries, ["/etc/passwd"], CONFIG, tree, base, {p: "traced: open by run" for p in paths},
         labels={"org.opencontainers.image.source": "https://example.invalid/app"},
+        seccomp=seccomp,
     )  # fmt: skip
 
 
@@ -94,3 +95,11 @@ def test_generated_files_take_one_copy_per_directory() -> None:
     last = '"slimmer-files/var/lib/dpkg/info/p9.md5sums", "/var/lib/dpkg/info/"]'
     assert copies[2].endswith(last)
     assert copies[2].count("slimmer-files/") == 80
+
+
+def test_the_seccomp_profile_is_named_with_the_run_flag() -> None:
+    tree = MemTree({"/app/run": b"x"})
+    assert "seccomp" not in _plan(tree, ["/app/run"]).text
+    lines = _plan(tree, ["/app/run"], seccomp="out/app.seccomp.json").text.splitlines()
+    assert "#   docker run --security-opt seccomp=out/app.seccomp.json IMAGE" in lines
+    assert all(line.startswith("#") for line in lines if "seccomp" in line)

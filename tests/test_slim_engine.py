@@ -4,6 +4,9 @@ tests/test_migrate_engine.py moves the serving ones onto distroless bases).
 Each fixture is slimmed with its narrow probes only; its held-out probes are
 then run against the slim image (the `layers` fixture's held-out probes check
 the reader with ls/stat/getcap, not an app path, so they are not run there).
+The serving fixtures are slimmed with `--seccomp` too: they verify under their
+profile, and their held-out probes run against the slim image under it (sent
+through the engine API, as `docker run --security-opt seccomp=FILE` sends it).
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ import pytest
 from slimmer.analyse.inspect import analyse, want_for_inspect
 from slimmer.engine import Engine, saver
 from slimmer.image.reader import open_image
-from slimmer.model import SLIM_SCHEMA, EntryType
+from slimmer.model import SLIM_SCHEMA, EntryType, ImageConfig
+from slimmer.pipeline.seccomp import SeccompState
 from slimmer.report.common import human_bytes
+from slimmer.seccomp.profile import Evidence
 from slimmer.trace.proberun import run_probes_on_image
-from slimmer.trace.probes import load_probe_file
+from slimmer.trace.probes import ProbeSpec, load_probe_file
+from slimmer.trace.tracer import SeccompRun, run_traced
 from tests.engine_listing import expected_sets, outside_init
 from tests.installed import run_slim
 from tests.needs import require
@@ -36,6 +42,11 @@ from tests.schemas import json_schema
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parent.parent
 NOT_AN_APP = {"layers"}
+# probed over HTTP/TCP, slimmed with --seccomp (ctx-* need their context, pg-db is exec-probed)
+SERVING = (
+    "c-static", "java-http", "nginx-static", "node-http", "py-ctypes", "py-http", "ruby-http",
+    "shell-app",
+)  # fmt: skip
 FIXTURES = [
     "c-static",
     "ctx-redis",
@@ -84,6 +95,27 @@ def _heldout_failures(engine: Engine, name: str, image: str) -> list[str]:
     return [r.probe.label for r in results if not r.ok]
 
 
+def _config(engine: Engine, image: str) -> ImageConfig:
+    info = engine.inspect_image(image)
+    return ImageConfig({"config": dict(info.config), "architecture": info.architecture})
+
+
+def _heldout_failures_under_profile(engine: Engine, name: str, item: Slimmed) -> list[str]:
+    """The held-out probes run against the slim image under its seccomp profile."""
+    sec = item.report["seccomp"]
+    assert 0 < sec["allowed_count"] < sec["engine_default"]["allowed_count"]
+    assert (
+        sec["fewer_than_default"] == sec["engine_default"]["allowed_count"] - sec["allowed_count"]
+    )
+    profile = (item.report_dir / "seccomp.json").read_text()
+    assert json.loads(profile)["defaultAction"] == "SCMP_ACT_ERRNO"
+    spec = load_probe_file(ROOT / "fixtures" / name / "probe.toml")
+    config = _config(engine, item.output)
+    held = run_traced(engine, item.output, config, spec.heldout, spec.timeout, traced=False,
+                      seccomp=SeccompRun(profile=profile))  # fmt: skip
+    return [r.probe.label for r in held.results if not r.ok]
+
+
 @dataclass(frozen=True)
 class Slimmed:
     run: subprocess.CompletedProcess[str]
@@ -115,6 +147,8 @@ def slimmed(
         source_id = engine.inspect_image(tag).id
         extra = EXTRA.get(name, [])
         report_dir = tmp_path_factory.mktemp(name)
+        if name in SERVING:
+            extra += ["--seccomp", str(report_dir / "seccomp.json")]
         res, report = _slim_fixture(name, tag, f"slimmer-test/{name}:slim", report_dir, *extra)
         out[name] = Slimmed(res, report, f"slimmer-test/{name}:slim", source_id, report_dir)
     yield out
@@ -137,7 +171,9 @@ def test_fixture_slims_verifies_and_survives_heldout(
     )
     assert engine.inspect_image(item.output).id == report["result"]["id"]
     assert sum(report["bytes_by_reason"].values()) > 0
-    if name not in NOT_AN_APP:
+    if name in SERVING:
+        assert _heldout_failures_under_profile(engine, name, item) == []
+    elif name not in NOT_AN_APP:
         assert _heldout_failures(engine, name, item.output) == []
     with open_image(item.output, save=saver(engine), want=want_for_inspect) as img:
         facts = analyse(img)
@@ -452,3 +488,33 @@ def test_html_report_in_a_real_browser(
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+# A path no probe of py-http takes: getpriority(2), which the engine's default profile
+# allows and no runtime group of ours does.
+UNUSUAL = ProbeSpec(
+    kind="exec",
+    name="getpriority",
+    cmd=("python3", "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"),
+    expect_exit=0,
+)
+
+
+def test_seccomp_profile_is_enforced_and_the_refused_call_named(
+    engine: Engine, slimmed: dict[str, Slimmed]
+) -> None:
+    item = slimmed["py-http"]
+    allowed = {a["name"] for a in item.report["seccomp"]["allowed"]}
+    assert "getpriority" not in allowed and {"socket", "accept4", "execve"} <= allowed
+    profile = (item.report_dir / "seccomp.json").read_text()
+    config = _config(engine, item.output)
+    free = run_traced(engine, item.output, config, [UNUSUAL], traced=False)
+    assert free.results[0].ok  # the path works without the profile
+    under = run_traced(engine, item.output, config, [UNUSUAL], traced=False,
+                       seccomp=SeccompRun(profile=profile))  # fmt: skip
+    assert not under.results[0].ok and b"PermissionError" in under.results[0].output
+    # the diagnosis slimmer runs when a probe fails: traced, under the profile plus the
+    # sensor's own calls; the EPERM of a call outside the profile names it
+    state = SeccompState(config.architecture or "amd64", Evidence(frozenset(allowed)))
+    diag = run_traced(engine, item.output, config, [UNUSUAL], seccomp=state.diagnosing())
+    assert [r.describe() for r in state.refused(diag.traces)] == ["getpriority (EPERM, by python3)"]

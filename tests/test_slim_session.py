@@ -26,7 +26,7 @@ from slimmer.model import ImageConfig, Progress
 from slimmer.pipeline.slim import SlimOptions, SlimResult, _Session, slim_image
 from slimmer.trace.events import Event, Trace
 from slimmer.trace.probes import ProbeResult, ProbeSpec
-from slimmer.trace.tracer import Limits, Run, TracedRun
+from slimmer.trace.tracer import NO_SECCOMP, Limits, Run, SeccompRun, TracedRun
 from tests.fake_engine import UnusedEngine
 from tests.synth import M, docker_archive, layer
 
@@ -134,6 +134,7 @@ class ScriptedTracer:
         progress: Progress = lambda _: None,
         limits: Limits = NO_LIMITS,
         context: RunContext = NO_CONTEXT,
+        seccomp: SeccompRun = NO_SECCOMP,
     ) -> TracedRun:
         first = not self.runs
         self.runs.append((image, traced))
@@ -299,3 +300,51 @@ def test_an_archive_is_run_from_a_flattened_copy_removed_at_the_end(
     assert ("remove", flattened) in engine.calls and not engine.image_exists(flattened)
     assert engine.image_exists("app:slim")
     assert list(work.iterdir()) == []
+
+
+# -- --seccomp: the profile's evidence, verification under it, widening ---------------------
+
+
+class SeccompTracer(ScriptedTracer):
+    """A ScriptedTracer whose traces carry system calls: the original made `socket`;
+    the first verification under the profile fails, and its diagnosis shows the app
+    refused `getpriority`; the next verification passes."""
+
+    def __init__(self) -> None:
+        super().__init__(verifies=[BROKEN, OK])
+        self.seccomp: list[SeccompRun] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TracedRun:
+        self.seccomp.append(kwargs.get("seccomp", NO_SECCOMP))
+        run = super().__call__(*args, **kwargs)
+        if not run.runs:
+            return run
+        first = len(self.runs) == 1
+        calls = ("openat", "read", "socket") if first else ("getpriority", "openat")
+        refusals = () if first else (("getpriority", "EPERM", 1),)
+        trace = Trace(run.runs[0].trace.events, {1: ("/usr/bin/app",)}, syscalls=calls,
+                      refusals=refusals)  # fmt: skip
+        return TracedRun(run.image, (Run("main", trace),), run.results, run.probes)
+
+
+def test_seccomp_profile_is_verified_and_widened_by_the_refused_call(
+    tmp_path: Path, work: Path
+) -> None:
+    engine = RecordingEngine(_source(tmp_path))
+    tracer = SeccompTracer()
+    path = tmp_path / "seccomp.json"
+    result = _slim(engine, tracer, seccomp=path)
+    tracing, verify1, diagnose, verify2 = tracer.seccomp
+    assert tracing == SeccompRun(record=True)  # every call recorded, no profile yet
+    assert verify1.profile is not None and not verify1.record
+    assert '"socket"' in verify1.profile and '"getpriority"' not in verify1.profile
+    assert diagnose.record and diagnose.profile is not None and '"ptrace"' in diagnose.profile
+    assert verify2.profile is not None and '"getpriority"' in verify2.profile
+    assert '"ptrace"' not in verify2.profile  # the sensor's calls stay out
+    assert result.verified is True and result.tagged
+    assert result.seccomp is not None
+    allowed = {a.name: a for a in result.seccomp.profile.allowed}
+    assert allowed["getpriority"].kind == "verify"
+    assert "EPERM, by /usr/bin/app" in allowed["getpriority"].reasons[0].detail
+    assert json.loads(path.read_text()) == json.loads(verify2.profile)
+    assert result.rounds[0].refused_calls[0].call == "getpriority"

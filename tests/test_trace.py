@@ -286,7 +286,9 @@ def test_json_round_trip_and_contract() -> None:
     text = trace.to_json()
     doc = json.loads(text)
     assert doc["schema"] == SCHEMA == "slimmer.trace/v1"
-    assert sorted(doc) == ["events", "parents", "processes", "schema", "warnings"]
+    assert sorted(doc) == [
+        "events", "parents", "processes", "refusals", "schema", "syscalls", "warnings"
+    ]  # fmt: skip
     assert sorted(doc["events"][0]) == sorted(
         [
             "pid",

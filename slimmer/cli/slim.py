@@ -302,6 +302,14 @@ def limits_of(memory: int, cpus: float | None) -> Limits:
     help="Also write a multi-stage Dockerfile that builds the result (generated files "
     "go to slimmer-files/ beside it), build it on the engine and verify that image too.",
 )
+@click.option(
+    "--seccomp",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also write a seccomp profile (the engine's JSON) from every system call the "
+    "runs made plus what runtimes need, and verify the slim image under it "
+    "(docker run --security-opt seccomp=FILE).",
+)
 @click.option("--no-verify", is_flag=True, help="Skip verification (loudly).")
 @click.option(
     "--force",
@@ -312,7 +320,11 @@ def limits_of(memory: int, cpus: float | None) -> Limits:
     "--report-dir", type=click.Path(file_okay=False, path_type=Path), help="Write report.json here."
 )
 @click.option(
-    "--explain", multiple=True, metavar="PATH", help="Say why PATH is (or is not) in the result."
+    "--explain",
+    multiple=True,
+    metavar="PATH",
+    help="Say why PATH is (or is not) in the result; with --seccomp, a system call's "
+    "name says why it is (or is not) allowed.",
 )
 @click.option(
     "--cache-dir",
@@ -342,6 +354,7 @@ def slim_command(
     base: str,
     user: str | None,
     dockerfile: Path | None,
+    seccomp: Path | None,
     no_verify: bool,
     force: bool,
     report_dir: Path | None,
@@ -382,6 +395,7 @@ def slim_command(
         cache_dir=cache_dir,
         limits=limits_of(memory, cpus),
         context=run_context(run),
+        seccomp=seccomp,
     )
     compose = compose_target(run)
     err = console(stderr=True)
@@ -397,7 +411,10 @@ def slim_command(
     out = console()
     out.print(slim_view.render(doc, str(written) if written else None))
     for path in explain:
-        out.print(slim_view.explain(result.keep, path))
+        if result.seccomp is not None and not path.startswith("/"):  # a system call's name
+            out.print(result.seccomp.profile.explain(path))
+        else:
+            out.print(slim_view.explain(result.keep, path))
     report = written
     if result.verified is False and force:
         where = f" (see {report})" if report else ""
@@ -445,6 +462,13 @@ def _utf8(text: str) -> str:
 @limit_options
 @context_options
 @compose_options
+@click.option(
+    "--seccomp",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Also write a seccomp profile (the engine's JSON) from every system call the "
+    "run made plus what runtimes need, as `slim IMAGE --seccomp` does, without slimming.",
+)
 @format_option(
     ("text", "json"), "text, or json (slimmer.profile/v1, the whole trace).", json_alias=True
 )
@@ -458,6 +482,7 @@ def profile_command(
     timeout: float | None,
     memory: int,
     cpus: float | None,
+    seccomp: Path | None,
     fmt: str,
     **run: Any,
 ) -> None:
@@ -467,22 +492,36 @@ def profile_command(
 
     IMAGE is refused first (exit 6) when it cannot run, as `slim IMAGE` refuses it."""
     from slimmer import api
-    from slimmer.report import trace_view
+    from slimmer.report import seccomp_view, trace_view
 
     probes, limit = collect_probes(
         probe_file, probe_http, probe_tcp, probe_exec, probe_cmd, timeout
     )
     context, compose = run_context(run), compose_target(run)
-    with stages(console(stderr=True), "profile") as progress:
-        traced_run = api.trace_image(
-            image,
-            probes,
-            limit,
-            progress,
-            limits=limits_of(memory, cpus),
-            context=context,
-            compose=compose,
-        )
+    err = console(stderr=True)
+    with stages(err, "profile") as progress:
+        if seccomp is None:
+            traced_run = api.trace_image(
+                image,
+                probes,
+                limit,
+                progress,
+                limits=limits_of(memory, cpus),
+                context=context,
+                compose=compose,
+            )
+        else:
+            traced_run, profile = api.trace_seccomp(
+                image,
+                probes,
+                limit,
+                seccomp,
+                progress,
+                limits=limits_of(memory, cpus),
+                context=context,
+                compose=compose,
+            )
+            err.print(seccomp_view.summary_line(profile, seccomp))
     if fmt == "json":
         click.echo(dump_json(trace_view.to_json(traced_run)), nl=False)
     else:

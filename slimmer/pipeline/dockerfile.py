@@ -76,12 +76,14 @@ def plan_dockerfile(
     why: Mapping[str, str],
     user: str | None = None,
     labels: Mapping[str, str] | None = None,
+    seccomp: str | None = None,
 ) -> DockerfilePlan:
     """The Dockerfile for an app layer of `entries` (source paths) on `base_ref`.
 
     `base_pin` is `name@sha256:...` when the engine knows a registry digest, else
     the base's image ID (given in a comment). `why` maps a kept path to its
-    first reason, for the comments.
+    first reason, for the comments. `seccomp` is the path of the seccomp profile
+    written with `--seccomp`: a comment says how to run the image under it.
     """
     files = [e for e in entries if e.type is not EntryType.SYMLINK]
     groups = _groups(files, base_tree, source_tree)
@@ -96,6 +98,7 @@ def plan_dockerfile(
     text = "\n".join(
         [
             *_header(source_ref, source_id, base_ref, base_pin),
+            *_seccomp_lines(seccomp),
             *(line for c in copies for line in _copy_lines(c)),
             *_links_lines(links),
             *_generated_lines(gen),
@@ -252,6 +255,15 @@ def _header(source_ref: str, source_id: str, base_ref: str, base_pin: str) -> li
         f"FROM {source_ref} AS app",
         "",
         base_line,
+    ]
+
+
+def _seccomp_lines(path: str | None) -> list[str]:
+    if path is None:
+        return []
+    return [
+        f"# Verified under the seccomp profile {path} (slim --seccomp); run it with:",
+        f"#   docker run --security-opt seccomp={path} IMAGE",
     ]
 
 

@@ -68,6 +68,7 @@ class Rebuild:
     layer: AppLayer | None  # the app layer written on `base` (None on scratch)
     owners: Mapping[str, tuple[int, int]]
     run: Callable[[str], TracedRun]  # run an image with the original probes, untraced
+    seccomp: Path | None = None  # --seccomp: the profile the runs use, named in a comment
 
 
 def build_dockerfile(
@@ -97,6 +98,7 @@ def build_dockerfile(
         base_tree=base_tree,
         why=_first_reasons(keep),
         labels=_labels(config.container.get("Labels") or {}, src.id, base),
+        seccomp=str(job.seccomp) if job.seccomp is not None else None,
     )
     _write_files(path, plan.text, generated, plan.links)
     image_id = _build(job, path)

@@ -19,7 +19,7 @@ from typing import Protocol
 from slimmer.analyse.inspect import analyse
 from slimmer.context.run import NO_CONTEXT, RunContext
 from slimmer.engine_api import ContainerEngine
-from slimmer.errors import SlimError, TraceError, UsageError
+from slimmer.errors import EngineError, SlimError, TraceError, UsageError
 from slimmer.findings.delta import FindingsDelta
 from slimmer.image.cache import ReadCache
 from slimmer.image.reader import Image, parse_ref
@@ -41,6 +41,12 @@ from slimmer.pipeline.findings import findings_delta, opened_paths
 from slimmer.pipeline.inputs import ElfClosure, outside_context, traced_paths
 from slimmer.pipeline.preflight import check_runnable
 from slimmer.pipeline.rebuild import DockerfileResult, Rebuild, build_dockerfile
+from slimmer.pipeline.seccomp import (
+    SeccompState,
+    check_writable,
+    start_state,
+    write_profile,
+)
 from slimmer.pipeline.source import Source, read_archive_image, read_engine_image
 from slimmer.pipeline.summary import Summary, facts_of_source, facts_of_written, summarize
 from slimmer.pipeline.transfers import metered_load, write_meter
@@ -49,8 +55,18 @@ from slimmer.plan.keep import KeepSet, ProfilesFn, Reason
 from slimmer.plan.onbase import AppLayer, app_layer
 from slimmer.plan.owners import owners_for, parse_user, user_field, with_owners, written_paths
 from slimmer.plan.planner import TracedPath, UserRules, kept_bytes, plan
+from slimmer.seccomp.profile import Refusal, SeccompProfile
 from slimmer.trace.probes import ProbeResult, ProbeSpec
-from slimmer.trace.tracer import CONTEXT_HINT, Limits, TracedRun, died_at_start, run_traced
+from slimmer.trace.sensor import host_architecture
+from slimmer.trace.tracer import (
+    CONTEXT_HINT,
+    NO_SECCOMP,
+    Limits,
+    SeccompRun,
+    TracedRun,
+    died_at_start,
+    run_traced,
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,17 @@ class SlimOptions:
     # --env, --volume, --network...: the context of every run (tracing, verifying,
     # diagnosing, the Dockerfile check); never the output's config
     context: RunContext = NO_CONTEXT
+    seccomp: Path | None = None  # --seccomp: write a seccomp profile here, verify under it
+
+
+@dataclass(frozen=True)
+class SeccompResult:
+    """`--seccomp`: the profile written, and the calls it refused in the last diagnosis
+    run (the evidence a failed verification names)."""
+
+    path: Path
+    profile: SeccompProfile
+    refused: tuple[Refusal, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +119,7 @@ class Round:
     files: int
     diffs: tuple[ProbeDiff, ...]
     added: tuple[MissingPath, ...]
+    refused_calls: tuple[Refusal, ...] = ()  # --seccomp: refused in the diagnosis run
 
 
 @dataclass(frozen=True)
@@ -126,6 +154,7 @@ class SlimResult:
     # file): left out of the plan, never kept from the image
     mounted: tuple[str, ...] = ()
     engine: str = ""  # the engine that ran it, "Podman 4.3.1" (empty: not asked)
+    seccomp: SeccompResult | None = None
 
     @property
     def reduction(self) -> float:
@@ -143,6 +172,8 @@ def check_options(ref: str, opts: SlimOptions) -> None:
             f"slimming {ref} --dockerfile: the Dockerfile starts FROM the input image, "
             "which must be on the engine (docker load it first)"
         )
+    if opts.seccomp is not None:
+        check_writable(opts.seccomp)
 
 
 def slim_image(
@@ -173,6 +204,7 @@ class Tracer(Protocol):
         progress: Progress = ...,
         limits: Limits = ...,
         context: RunContext = ...,
+        seccomp: SeccompRun = ...,
     ) -> TracedRun: ...
 
 
@@ -204,6 +236,7 @@ class _Session:
         self.gzip_before: CompressedSize | None = None
         # image ID -> the archive written for it, and its gzip size being computed
         self.gzip_after: dict[str, CompressedSize] = {}
+        self.seccomp: SeccompState | None = None  # --seccomp: the evidence so far
 
     def __enter__(self) -> _Session:
         return self
@@ -243,6 +276,7 @@ class _Session:
                 progress=self.clock.sub("tracing"),
                 limits=opts.limits,
                 context=opts.context,
+                seccomp=SeccompRun(record=True) if opts.seccomp else NO_SECCOMP,
             )
         failed = [r for r in traced_run.results if not r.ok]
         if failed:
@@ -252,8 +286,12 @@ class _Session:
                 f"({failed[0].error}){hint}"
             )
         self.owners = self._owners(src, traced_run)
+        if opts.seccomp is not None:
+            arch = src.config.architecture or host_architecture()
+            self.seccomp = start_state(src.tree, arch, traced_run.traces)
         traced, mounted = outside_context(traced_paths(traced_run), opts.context)
         keep, rounds, slim_results, refused = self._rounds(src, traced_run, traced)
+        seccomp = self._seccomp_result(rounds)
         image_id, verified = rounds[-1].image_id, None
         if opts.verify:
             verified = not rounds[-1].diffs
@@ -301,7 +339,16 @@ class _Session:
             findings=findings,
             mounted=mounted,
             engine=self.engine.versions()[0],
+            seccomp=seccomp,
         )
+
+    def _seccomp_result(self, rounds: list[Round]) -> SeccompResult | None:
+        """Write the profile of the evidence gathered in every round."""
+        if self.seccomp is None or self.opts.seccomp is None:
+            return None
+        profile = self.seccomp.profile
+        write_profile(self.opts.seccomp, profile)
+        return SeccompResult(self.opts.seccomp, profile, rounds[-1].refused_calls)
 
     def _compressed_before(self, image_id: str) -> int | None:
         """The source's gzip size: computed beside this run, or by an earlier run that
@@ -351,20 +398,45 @@ class _Session:
             slim_results = check.results
             diffs = compare_probes(traced_run.results, check.results)
             added: tuple[MissingPath, ...] = ()
-            if diffs and number < opts.max_rounds:
+            calls: tuple[Refusal, ...] = ()
+            last = number == opts.max_rounds
+            # under --seccomp the last round is diagnosed too: the report names the call
+            if diffs and (not last or self.seccomp is not None):
                 with self.clock.phase("diagnosing"):
                     diag = self._run(image_id, traced_run, traced=True, phase="diagnosing")
                     found = missing_paths(diag.traces, src.tree, keep.paths())
                     added = tuple(m for m in found if opts.context.covers(m.path) is None)
                     refused = denied(diag.traces) if opts.user else ()
-            rounds.append(Round(number, image_id, files, diffs, added))
-            if not diffs or not added:
+                    if self.seccomp is not None:
+                        calls = self.seccomp.refused(diag.traces)
+                        if not last:
+                            self.seccomp = self.seccomp.widened(calls, diag.traces)
+            rounds.append(Round(number, image_id, files, diffs, added, calls))
+            if not diffs or not (added or calls) or last:
                 break
             extra.extend(added)
         return keep, rounds, slim_results, refused
 
     def _run(self, image_id: str, traced_run: TracedRun, traced: bool, phase: str) -> TracedRun:
-        """Run an image written here with the original run's probes, as the output runs."""
+        """Run an image written here with the original run's probes, as the output runs
+        (under the seccomp profile so far, with `--seccomp`)."""
+        seccomp = NO_SECCOMP
+        if self.seccomp is not None:
+            seccomp = self.seccomp.diagnosing() if traced else self.seccomp.verifying()
+        try:
+            return self._trace_under(image_id, traced_run, traced, phase, seccomp)
+        except EngineError as exc:
+            if seccomp.profile is None:
+                raise
+            # an engine without seccomp, or one that refuses custom profiles, says so
+            # when the container is created or started: one line, nothing tagged
+            raise EngineError(
+                f"running the slim image under the seccomp profile {self.opts.seccomp}: {exc}"
+            ) from None
+
+    def _trace_under(
+        self, image_id: str, traced_run: TracedRun, traced: bool, phase: str, seccomp: SeccompRun
+    ) -> TracedRun:
         return self.trace(
             self.engine,
             image_id,
@@ -375,6 +447,7 @@ class _Session:
             progress=self.clock.sub(phase),
             limits=self.opts.limits,
             context=self.opts.context,
+            seccomp=seccomp,
         )
 
     def _rebuild(self, traced_run: TracedRun) -> Rebuild:
@@ -383,7 +456,15 @@ class _Session:
 
         layer = self.on_base.layer if self.on_base is not None else None
         return Rebuild(
-            self.engine, self.work, self.ref, self.out_config, self.base, layer, self.owners, run
+            self.engine,
+            self.work,
+            self.ref,
+            self.out_config,
+            self.base,
+            layer,
+            self.owners,
+            run,
+            self.opts.seccomp,
         )
 
     @property

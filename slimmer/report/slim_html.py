@@ -16,6 +16,7 @@ from typing import Any
 
 import squarify
 
+from slimmer.report import seccomp_view
 from slimmer.report.common import Cell, context_rows, facts_rows, human_bytes
 
 W, H = 560, 360
@@ -46,6 +47,7 @@ def render(doc: Mapping[str, Any]) -> str:
             "</section>",
             _legend(colours, doc["bytes_by_reason"]),
             _context(doc),
+            _seccomp(doc),
             "<h2>Probes</h2>",
             _probes(doc),
             _findings(doc),
@@ -182,6 +184,13 @@ def _context(doc: Mapping[str, Any]) -> str:
     if not rows:
         return ""
     return "<h2>Run context</h2>" + _table(("what", "detail"), rows, "context")
+
+
+def _seccomp(doc: Mapping[str, Any]) -> str:
+    rows = [[(what, what), (detail, detail)] for what, detail in seccomp_view.rows(doc)]
+    if not rows:
+        return ""
+    return "<h2>Seccomp profile</h2>" + _table(("what", "detail"), rows, "seccomp")
 
 
 def _probes(doc: Mapping[str, Any]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from slimmer.report import seccomp_view
 from slimmer.report.common import context_rows, facts_rows, human_bytes, md_cell, md_code
 
 LIMIT = 50  # rows per list: the whole report stays far below GitHub's 1 MiB
@@ -24,6 +25,7 @@ def render(doc: Mapping[str, Any]) -> str:
         _before_after(doc),
         _base(doc),
         _context(doc),
+        _seccomp(doc),
         _probes(doc),
         _findings(doc),
         _reasons(doc),
@@ -57,6 +59,13 @@ def _context(doc: Mapping[str, Any]) -> str:
     return "#### Run context (for the runs only; values never shown)\n\n" + _table(
         ("what", "detail"), rows
     )
+
+
+def _seccomp(doc: Mapping[str, Any]) -> str:
+    rows = seccomp_view.rows(doc)
+    if not rows:
+        return ""
+    return "#### Seccomp profile (--seccomp)\n\n" + _table(("what", "detail"), rows)
 
 
 def _table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

@@ -14,6 +14,7 @@ from slimmer.model import SLIM_SCHEMA
 from slimmer.pipeline.slim import SlimResult
 from slimmer.pipeline.summary import ImageFacts
 from slimmer.plan.keep import KeepSet, Reason
+from slimmer.report import seccomp_view
 from slimmer.report.common import context_rows, human_bytes
 from slimmer.report.lint_view import delta_to_json
 from slimmer.trace.probes import ProbeResult
@@ -67,6 +68,7 @@ def to_json(r: SlimResult) -> dict[str, Any]:
         "options": _options_json(r),
         "findings": delta_to_json(r.findings) if r.findings is not None else None,
         **_context_json(r),
+        **({"seccomp": seccomp_view.to_json(r.seccomp)} if r.seccomp is not None else {}),
     }
 
 
@@ -271,6 +273,8 @@ def render(doc: Mapping[str, Any], report: str | None = None) -> RenderableType:
     _rows_base(t, doc)
     for what, detail in context_rows(doc):
         t.add_row(f"Context: {what}", Text(detail))
+    for what, detail in seccomp_view.rows(doc)[:3]:
+        t.add_row(what, Text(detail))
     rounds = f" after {len(v['rounds'])} rounds" if len(v["rounds"]) > 1 else ""
     t.add_row("Verification", f"{status}{rounds}")
     t.add_row("Time", ", ".join(f"{n} {s:.1f}s" for n, s in _merged(doc["phases"])))
@@ -323,6 +327,9 @@ def _failure(doc: Mapping[str, Any]) -> list[RenderableType]:
         return []
     parts: list[RenderableType] = [Text("\nWhat differed:", style="bold red")]
     parts += [Text(f"  {d}") for d in v["rounds"][-1]["differences"]]
+    refused = seccomp_view.refused_line(doc)
+    if refused:
+        parts.append(Text(f"Under --seccomp: {refused}", style="bold"))
     user = doc.get("user")
     if user and user["denied"]:
         parts.append(Text(f"Refused to user {user['user']} by the kernel:", style="bold"))

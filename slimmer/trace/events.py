@@ -106,21 +106,37 @@ _SUN_PATH = re.compile(r'sun_path=("(?:[^"\\]|\\.)*")')
 TRACED_SYSCALLS: tuple[str, ...] = (*_SPECS, *_FORKS, "bind")
 """Every syscall the parser understands; the sensor traces exactly these."""
 
-STRACE_OPTIONS: tuple[str, ...] = (
+_COMMON_OPTIONS: tuple[str, ...] = (
     "-f",  # follow forks/threads; with -o every line starts with the pid
     "-qq",  # no attach/detach/exit-status lines
     "-y",  # decode fds (dirfds, AT_FDCWD, returned fds) to their paths
     "-x",  # non-ASCII strings in hex: the log stays ASCII and exact
     "-s",
     "4096",  # argv strings up to PATH_MAX (paths are never cut)
+)
+_NO_SIGNALS = ("-e", "signal=none")  # no "--- SIGCHLD ---" lines
+STRACE_OPTIONS: tuple[str, ...] = (
+    *_COMMON_OPTIONS,
     "--seccomp-bpf",  # stop only on the traced syscalls: much less overhead
-    "-e",
-    "signal=none",  # no "--- SIGCHLD ---" lines
+    *_NO_SIGNALS,
     # "?" tolerates names this strace or architecture does not have.
     "-e",
     "trace=" + ",".join("?" + name for name in TRACED_SYSCALLS),
 )
 """The strace options whose output `parse` reads (add `-o FILE -- CMD...`)."""
+
+EVERY_CALL_OPTIONS: tuple[str, ...] = (*_COMMON_OPTIONS, *_NO_SIGNALS)
+"""The same format with every system call traced (`--seccomp`: the evidence of a
+seccomp profile). Slower: strace stops on every call. Without `--seccomp-bpf` on
+purpose too: under a container's own seccomp filter, a call that filter refuses
+(SECCOMP_RET_ERRNO) outranks strace's SECCOMP_RET_TRACE and would never be seen;
+plain ptrace stops see it fail."""
+
+
+def strace_options(every_call: bool = False) -> tuple[str, ...]:
+    """The strace options for a file-access trace, or one of every system call."""
+    return EVERY_CALL_OPTIONS if every_call else STRACE_OPTIONS
+
 
 # Errors that say the path was not there (or not looked at) rather than that
 # it was there but refused: anything else (EACCES, ELOOP, EISDIR, EINVAL from
@@ -162,13 +178,19 @@ class Trace:
 
     `processes` maps a pid to the argv of its last successful exec; `parents`
     maps a forked pid to its parent. `warnings` name the lines that could not
-    be read.
+    be read. `syscalls` names every system call in the log (sorted), and
+    `refusals` each (call, errno, pid) that failed with EPERM or ENOSYS, the two
+    answers of a seccomp filter: both are meaningful only when the sensor traced
+    every call (`strace_options(every_call=True)`); otherwise they cover the file
+    calls only.
     """
 
     events: tuple[Event, ...]
     processes: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
     parents: Mapping[int, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    syscalls: tuple[str, ...] = ()
+    refusals: tuple[tuple[str, str, int], ...] = ()
 
     def touched(self, kinds: Iterable[str] | None = None) -> tuple[str, ...]:
         """Sorted paths that existed when named (optionally only these kinds)."""
@@ -196,12 +218,14 @@ class Trace:
         return self.touched(["exec"])
 
     def to_json(self) -> str:
-        doc = {
+        doc: dict[str, Any] = {
             "schema": SCHEMA,
             "events": [asdict(e) for e in self.events],
             "processes": {str(p): list(a) for p, a in sorted(self.processes.items())},
             "parents": {str(c): p for c, p in sorted(self.parents.items())},
             "warnings": list(self.warnings),
+            "syscalls": list(self.syscalls),
+            "refusals": [[name, errno, pid] for name, errno, pid in self.refusals],
         }
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
@@ -215,6 +239,8 @@ class Trace:
             processes=MappingProxyType({int(p): tuple(a) for p, a in doc["processes"].items()}),
             parents=MappingProxyType({int(c): int(p) for c, p in doc["parents"].items()}),
             warnings=tuple(doc["warnings"]),
+            syscalls=tuple(doc.get("syscalls", ())),
+            refusals=tuple((str(n), str(e), int(p)) for n, e, p in doc.get("refusals", ())),
         )
 
 
@@ -404,7 +430,24 @@ def parse(data: bytes | str, cwd: str = "/") -> Trace:
         processes=MappingProxyType(dict(sorted(walker.processes.items()))),
         parents=MappingProxyType(dict(sorted(walker.parents.items()))),
         warnings=tuple(warnings + walker.warnings),
+        syscalls=tuple(sorted({c.name for c in calls})),
+        refusals=_refusals(calls),
     )
+
+
+SECCOMP_ERRNOS = ("EPERM", "ENOSYS")
+"""What a call refused by a seccomp filter returns: the engine's default action
+(`SCMP_ACT_ERRNO`, EPERM) or a rule's `errnoRet` (ENOSYS)."""
+
+
+def _refusals(calls: Iterable[Call]) -> tuple[tuple[str, str, int], ...]:
+    """(call, errno, first pid) of each call that failed with EPERM or ENOSYS."""
+    found: dict[tuple[str, str], int] = {}
+    for c in calls:
+        _, errno, _ = parse_result(c.result)
+        if errno in SECCOMP_ERRNOS:
+            found.setdefault((c.name, errno), c.pid)
+    return tuple(sorted((n, e, p) for (n, e), p in found.items()))
 
 
 def _latin(text: str) -> str:

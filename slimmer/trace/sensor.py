@@ -31,7 +31,7 @@ from slimmer.elf.loader import closure
 from slimmer.errors import TraceError
 from slimmer.image.hosttree import HostTree
 from slimmer.model import ImageConfig
-from slimmer.trace.events import STRACE_OPTIONS, Trace
+from slimmer.trace.events import Trace, strace_options
 
 BUNDLE_DIR = "/.slimmer"
 STRACE = f"{BUNDLE_DIR}/strace"
@@ -294,6 +294,7 @@ def wrap_command(
     entrypoint: Sequence[str],
     cmd: Sequence[str],
     trace_path: str = TRACE_PATH,
+    every_call: bool = False,
 ) -> list[str]:
     """The container entrypoint that runs `entrypoint + cmd` under the bundled strace.
 
@@ -302,9 +303,10 @@ def wrap_command(
     the program up in the container's PATH. With `-o FILE PROG` strace blocks
     SIGTERM and SIGINT (its `-I never` default), so stopping the container
     ends in SIGKILL; nothing is lost by that, strace writes each call as it
-    happens.
+    happens. `every_call` traces every system call, not only the file calls
+    (`--seccomp`).
     """
     program = [*entrypoint, *cmd]
     if not program:
         raise TraceError("tracing the image: it has no entrypoint or command to run")
-    return [*bundle.launcher, *STRACE_OPTIONS, "-o", trace_path, "--", *program]
+    return [*bundle.launcher, *strace_options(every_call), "-o", trace_path, "--", *program]

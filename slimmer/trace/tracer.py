@@ -76,6 +76,25 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class SeccompRun:
+    """`--seccomp` in a run: `record` has the sensor trace every system call (the
+    evidence of a profile; without it only file calls are traced), and `profile`,
+    a seccomp profile in the engine's JSON format, is what every container runs
+    under. The profile goes as the text of `SecurityOpt seccomp=<JSON>` through the
+    engine API (as `docker run --security-opt seccomp=FILE` sends it), never as a
+    host path, so a remote engine works too."""
+
+    record: bool = False
+    profile: str | None = None
+
+    def host_settings(self) -> dict[str, Any]:
+        return {} if self.profile is None else {"security_opt": [f"seccomp={self.profile}"]}
+
+
+NO_SECCOMP = SeccompRun()
+
+
+@dataclass(frozen=True)
 class Run:
     """One traced container or exec: what ran and what it touched."""
 
@@ -117,10 +136,11 @@ def run_traced(
     progress: Progress = lambda _: None,
     limits: Limits = Limits(),
     context: RunContext = NO_CONTEXT,
+    seccomp: SeccompRun = NO_SECCOMP,
 ) -> TracedRun:
     """Run `image` with `probes` (the defaults when empty); traced unless told not to,
     each container under `limits`, in `context` (its overrides applied to `config`
-    for the run only).
+    for the run only), with `seccomp`'s recording and profile.
 
     `progress` is told each stage as it starts: "bundling", "creating",
     "starting", "probing", "stopping", "reading the trace".
@@ -132,7 +152,7 @@ def run_traced(
         progress("bundling")
         bundle = build_bundle()
         require_traceable(bundle, config)
-    runner = _Runner(engine, image, config, bundle, timeout, progress, limits, context)
+    runner = _Runner(engine, image, config, bundle, timeout, progress, limits, context, seccomp)
     try:
         return runner.run(tuple(probes))
     except TraceError as exc:  # the app's last output may print what it was given
@@ -152,6 +172,7 @@ class _Runner:
     progress: Progress
     limits: Limits
     context: RunContext = NO_CONTEXT
+    seccomp: SeccompRun = NO_SECCOMP
 
     def run(self, probes: tuple[pr.ProbeSpec, ...]) -> TracedRun:
         runs: list[Run] = []
@@ -209,7 +230,7 @@ class _Runner:
         """Run probes; exec probes run under the sensor; results keep the original spec."""
         bundle = self.bundle
         runnable = [
-            replace(p, cmd=tuple(wrap_command(bundle, (), p.cmd, _exec_trace(i))))
+            replace(p, cmd=tuple(wrap_command(bundle, (), p.cmd, _exec_trace(i), self._every)))
             if p.kind == "exec" and bundle is not None
             else p
             for i, p in enumerate(probes)
@@ -244,9 +265,14 @@ class _Runner:
                 trace = self._trace(ctr, TRACE_PATH)
         return Run(p.label, trace, res.exit_code, time.monotonic() - start), res
 
+    @property
+    def _every(self) -> bool:
+        return self.seccomp.record
+
     def _argv(self, entrypoint: Sequence[str], cmd: Sequence[str]) -> dict[str, Any]:
         if self.bundle is not None:
-            return {"entrypoint": wrap_command(self.bundle, entrypoint, cmd), "command": []}
+            wrapped = wrap_command(self.bundle, entrypoint, cmd, every_call=self._every)
+            return {"entrypoint": wrapped, "command": []}
         out: dict[str, Any] = {}
         if entrypoint:
             out["entrypoint"] = list(entrypoint)
@@ -268,6 +294,7 @@ class _Runner:
                 port_bindings={p: (pr.HOST,) for p in wanted},
                 **self.limits.host_settings(),
                 **context_host_settings(self.context),
+                **self.seccomp.host_settings(),
             ),
             **{**context_create_settings(self.context), **kwargs},
         )
