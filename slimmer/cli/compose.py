@@ -160,7 +160,7 @@ def _probe_files(values: tuple[str, ...]) -> PerService:
 def _service_reports(result: FleetResult, report_dir: Path) -> dict[str, str]:
     """Each service's own report (report.json/.md/.html in DIR/SERVICE/); its path
     relative to DIR."""
-    from slimmer.cli.slim import write_reports
+    from slimmer.cli.report import write_reports
     from slimmer.report import slim_view
 
     out = {}

@@ -13,10 +13,13 @@ from slimmer.cli.bases import bases_group
 from slimmer.cli.check import check_command
 from slimmer.cli.cleanup import cleanup_command
 from slimmer.cli.compose import compose_command
+from slimmer.cli.deps import deps_command
 from slimmer.cli.diff import diff_command
 from slimmer.cli.inspect import inspect_command
 from slimmer.cli.lint import lint_command
-from slimmer.cli.slim import deps_command, profile_command, report_command, slim_command
+from slimmer.cli.profile import profile_command
+from slimmer.cli.report import report_command
+from slimmer.cli.slim import slim_command
 from slimmer.cli.validate import validate_command
 from slimmer.errors import ExitStatus, SlimError
 
