@@ -163,6 +163,17 @@ def test_managed_model_labels_everything_and_parks_the_target(rich: ComposeProje
     assert rich.model["services"]["app"].get("scale") is None  # the input is unchanged
 
 
+def test_the_private_project_publishes_no_port_and_fixes_no_name() -> None:
+    """A host port or container name of the compose file would clash with the user's
+    running project, or with another service's run of `slim compose --jobs`."""
+    db = {"image": "pg", "container_name": "db", "ports": [{"target": 5432, "published": "5432"}]}
+    model = {"services": {"a": {"image": "x", "ports": [{"target": 80}]}, "db": db}}
+    out = managed_model(ComposeProject(Path("c.yml"), NAME, model), "a", labels_for(NAME))
+    for svc in out["services"].values():
+        assert "ports" not in svc and "container_name" not in svc
+    assert model["services"]["db"]["container_name"] == "db"  # the input is unchanged
+
+
 def test_external_resources_are_not_labelled() -> None:
     model = {"services": {"a": {"image": "x"}}, "volumes": {"v": {"external": True}}}
     out = managed_model(ComposeProject(Path("c.yml"), NAME, model), "a", labels_for(NAME))

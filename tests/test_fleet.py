@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,12 +19,13 @@ import pytest
 from slimmer import api
 from slimmer.context.compose import ComposeCli, ComposeMissing, ComposeProject, find_compose
 from slimmer.engine_api import ContainerEngine
-from slimmer.errors import ExitStatus, ImageUnrunnable, UsageError
+from slimmer.errors import EngineError, ExitStatus, ImageUnrunnable, UsageError
 from slimmer.model import Progress
 from slimmer.pipeline.fleet import (
     FleetFailed,
     FleetOptions,
     FleetResult,
+    SlimFn,
     choose,
     per_service,
     read_project,
@@ -328,3 +331,65 @@ def test_the_pinned_keys() -> None:
         ["schema", "slimmer_version", "compose_file", "project", "override", "verdict",
          "exit_code", "services", "left_alone", "totals"]
     )  # fmt: skip
+
+
+def _parallel_fleet(tmp_path: Path, slim: SlimFn, runner: _Runner) -> FleetResult:
+    opts = FleetOptions(
+        FILE, tag="slim/{service}:1", override=tmp_path / "compose.slim.yml", jobs=2
+    )
+    return slim_fleet(_Engine(), runner, opts, slim)  # type: ignore[arg-type]
+
+
+def _projects(runner: _Runner, verb: str) -> list[str]:
+    return sorted(c[c.index("-p") + 1] for c in runner.calls if verb in c)
+
+
+def test_jobs_slims_services_at_the_same_time_each_in_its_own_project(tmp_path: Path) -> None:
+    both_running = threading.Barrier(2, timeout=30)  # broken unless the two overlap
+
+    def slim(_e: ContainerEngine, ref: str, o: SlimOptions, _p: Progress) -> SlimResult:
+        both_running.wait()
+        return replace(result(True), source_ref=ref, output=o.output, options=o)
+
+    runner = _Runner()
+    fleet = _parallel_fleet(tmp_path, slim, runner)
+    assert [o.chosen.service for o in fleet.outcomes] == ["web", "worker"]  # the project's order
+    assert [o.status for o in fleet.outcomes] == ["passed", "passed"]
+    ups = _projects(runner, "up")
+    assert len(set(ups)) == 2 and ups == _projects(runner, "down")
+
+
+def test_a_stopped_fleet_stops_the_running_service_through_its_cleanup(tmp_path: Path) -> None:
+    """An engine error in one service stops the fleet; the other service, running in
+    its own thread, is stopped at its next progress step and its project goes down."""
+    started = threading.Event()
+    steps: list[int] = []
+
+    def slim(_e: ContainerEngine, ref: str, o: SlimOptions, progress: Progress) -> SlimResult:
+        if "ctx-web" in ref:
+            started.wait(timeout=30)
+            raise EngineError("the engine went away")
+        started.set()
+        for step in range(100_000):  # stopped at the first step after the error
+            progress(f"step {step}")
+            steps.append(step)
+            time.sleep(0.001)
+        raise AssertionError("the running service was never stopped")
+
+    runner = _Runner()
+    with pytest.raises(EngineError, match="went away"):
+        _parallel_fleet(tmp_path, slim, runner)
+    assert 0 < len(steps) < 100_000
+    ups = _projects(runner, "up")
+    assert len(ups) == 2 and ups == _projects(runner, "down")
+    assert not (tmp_path / "compose.slim.yml").exists()
+
+
+def test_the_compose_file_is_given_once(capsys: pytest.CaptureFixture[str]) -> None:
+    from slimmer.cli.main import main
+
+    for argv in (["compose", str(FILE), "-f", str(FILE)], ["compose"]):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 2, argv
+        assert "once, as FILE or with -f FILE" in capsys.readouterr().err

@@ -4,7 +4,8 @@ the slim project started with `compose -f compose.yml -f compose.slim.yml up`
 answers the held-out probes of web and worker (through ports published on
 127.0.0.1), and everything of both projects is gone after `down -v`.
 
-One fleet run, many assertions: it is the slowest part (two slims in context)."""
+One fleet run (`--jobs 2`: both services at once, each in its own private project),
+many assertions: it is the slowest part (two slims in context)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def fleet(
     tmp = tmp_path_factory.mktemp("fleet")
     override = tmp / "compose.slim.yml"
     res = run_slim(
-        "compose", "-f", str(FILE), "--tag", TAG, "-o", str(override),
+        "compose", str(FILE), "--jobs", "2", "--tag", TAG, "-o", str(override),
         "--probes", f"web={FIXTURES_DIR / 'ctx-web' / 'probe.toml'}",
         "--probes", f"worker={FIXTURES_DIR / 'ctx-worker' / 'probe.toml'}",
         "--report-dir", str(tmp / "report"),

@@ -1,4 +1,4 @@
-"""`slim compose -f FILE`: slim every service a compose project builds (see
+"""`slim compose FILE`: slim every service a compose project builds (see
 slimmer.pipeline.fleet), print one row per service, write the fleet report."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import click
 from slimmer.cli.console import console
 from slimmer.cli.params import format_option
 from slimmer.cli.progress import stages
+from slimmer.errors import UsageError
 from slimmer.report.common import dump_json, write_json
 
 if TYPE_CHECKING:
@@ -18,14 +19,16 @@ if TYPE_CHECKING:
 
 
 @click.command("compose")
+@click.argument(
+    "file_arg", metavar="FILE", required=False, type=click.Path(dir_okay=False, path_type=Path)
+)
 @click.option(
     "-f",
     "--file",
-    "file",
-    required=True,
+    "file_opt",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="FILE",
-    help="The compose file of the project.",
+    help="The compose file of the project, as `docker compose -f` (or give it as FILE).",
 )
 @click.option(
     "--service",
@@ -94,9 +97,21 @@ if TYPE_CHECKING:
     envvar="SLIMMER_CACHE_DIR",
     help="Keep images read here, by image ID, for the next run [env SLIMMER_CACHE_DIR].",
 )
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Slim N services at the same time, each in a compose project of its own. "
+    "Ctrl-C cancels the services not started; those running stop at their next step "
+    "and clean up.",
+)
 @format_option(("text", "json"), "text (one row per service), or json (slimmer.fleet/v1).")
 def compose_command(
-    file: Path,
+    file_arg: Path | None,
+    file_opt: Path | None,
     services: tuple[str, ...],
     tag: str,
     override: Path | None,
@@ -106,9 +121,10 @@ def compose_command(
     dockerfile_dir: Path | None,
     report_dir: Path | None,
     cache_dir: Path | None,
+    jobs: int,
     fmt: str,
 ) -> None:
-    """Slim every service of a compose project that the project builds.
+    """Slim every service of the compose project FILE that the project builds.
 
     Each service is slimmed and verified in its context, as `slim IMAGE --compose
     FILE --service NAME` does: the project's other services run under a private
@@ -121,6 +137,9 @@ def compose_command(
     from slimmer.pipeline.fleet import FleetOptions, per_service
     from slimmer.report import fleet_view
 
+    if (file_arg is None) == (file_opt is None):
+        raise UsageError("slim compose: give the compose file once, as FILE or with -f FILE")
+    file: Path = file_arg or file_opt  # type: ignore[assignment]  # one is given
     opts = FleetOptions(
         file=file,
         services=tuple(dict.fromkeys(services)),
@@ -131,6 +150,7 @@ def compose_command(
         probes=_probe_files(probe_files),
         dockerfile_dir=dockerfile_dir,
         cache_dir=cache_dir,
+        jobs=jobs,
     )
     with stages(console(stderr=True), "compose") as progress:
         result = api.slim_compose(opts, progress=progress)

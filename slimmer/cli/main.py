@@ -73,7 +73,7 @@ def cli(debug: bool) -> None:
     slim report DIR/report.json         a saved slim report, rendered again
     slim bases build                    distroless-style bases from Debian
     slim profile IMAGE                  what the app touches under probes
-    slim compose -f FILE                every own service of a compose project
+    slim compose FILE                   every own service of a compose project
     """
     _state["debug"] = debug
 

@@ -452,12 +452,17 @@ def managed_model(
     `depends_on` still hold; slimmer runs the image in its place), its image `image`
     when given (the one slimmer runs, so Compose never pulls or builds the service's).
     Edges from other services to `target` are dropped: nothing waits for a container
-    Compose never runs.
+    Compose never runs. No service keeps a `container_name` or a published port: the
+    services reach each other by name on the project's networks, and a fixed name or
+    host port would clash with a running copy of the user's own project (or another
+    service's run of `slim compose --jobs`).
     It holds interpolated values: write it only to a private place."""
     model: dict[str, Any] = json.loads(json.dumps(project.model))
     model.pop("name", None)
     for name, svc in (model.get("services") or {}).items():
         svc["labels"] = {**(svc.get("labels") or {}), **labels}
+        svc.pop("container_name", None)
+        svc.pop("ports", None)
         deps = svc.get("depends_on") or {}
         deps.pop(target, None)
         if name == target:

@@ -18,8 +18,10 @@ holds image references and nothing of the context (no env value, no secret).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from slimmer.context.compose import (
 from slimmer.context.run import RunContext
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import EngineError, ExitStatus, SlimError, UsageError
-from slimmer.model import Progress
+from slimmer.model import Progress, Transfer
 from slimmer.pipeline.clock import Clock
 from slimmer.pipeline.override import OVERRIDE_NAME, override_text, refuse_foreign_override
 from slimmer.pipeline.project import compose_run
@@ -100,6 +102,7 @@ class FleetOptions:
     probes: PerService = PerService()  # probe files
     dockerfile_dir: Path | None = None  # --dockerfile DIR: DIR/SERVICE/Dockerfile
     cache_dir: Path | None = None
+    jobs: int = 1  # --jobs: services slimmed at the same time, each in its own project
 
     @property
     def override_path(self) -> Path:
@@ -254,7 +257,7 @@ def slim_fleet(
     progress: Progress = lambda _: None,
     clock: Callable[[], float] = time.monotonic,
 ) -> FleetResult:
-    """Slim the chosen services of `opts.file`, one after the other, each in its
+    """Slim the chosen services of `opts.file`, `opts.jobs` at a time, each in its
     context; write the override naming those that passed."""
     project = read_project(runner, opts.file)
     chosen, left = choose(project, opts.services, opts.tag)
@@ -264,8 +267,13 @@ def slim_fleet(
     for c in chosen:  # a context slimmer cannot give is a usage error before any run
         service_context(project, c.service)
     _ensure_images(engine, runner, project, chosen, progress)
-    outcomes = tuple(
-        _slim_one(engine, runner, opts, c, probes[c.service], slim, progress, clock) for c in chosen
+    stop = threading.Event()
+    told = _stoppable(progress, stop)
+    outcomes = _slim_all(
+        chosen,
+        lambda c: _slim_one(engine, runner, opts, c, probes[c.service], slim, told, clock),
+        opts.jobs,
+        stop,
     )
     passed = [(o.chosen.service, o.chosen.output) for o in outcomes if o.status == "passed"]
     override = None
@@ -273,6 +281,46 @@ def slim_fleet(
         override = opts.override_path
         override.write_text(override_text(project.file, override, passed))
     return FleetResult(project.file, project.name, outcomes, left, override)
+
+
+def _slim_all(
+    chosen: Sequence[Chosen],
+    one: Callable[[Chosen], ServiceOutcome],
+    jobs: int,
+    stop: threading.Event,
+) -> tuple[ServiceOutcome, ...]:
+    """`one` for each service, in the project's order; `jobs` at a time in threads
+    (each service runs in a compose project of its own, so they share nothing but the
+    engine). When the fleet stops (Ctrl-C, an engine error), `stop` is set: the
+    services not started are cancelled, and the running ones stop at their next
+    progress step and clean up (see `_stoppable`) before the error is raised."""
+    if jobs <= 1 or len(chosen) <= 1:
+        return tuple(one(c) for c in chosen)
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="slim-compose")
+    try:
+        futures = [pool.submit(one, c) for c in chosen]
+        return tuple(f.result() for f in futures)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stoppable(progress: Progress, stop: threading.Event) -> Progress:
+    """`progress`, raising KeyboardInterrupt once in a thread that calls it after `stop`
+    is set: a Ctrl-C reaches only the main thread, so a service slimmed in another stops
+    at its next step, through the same cleanup as an interrupted `slim` (whose own
+    progress steps then pass, as after one Ctrl-C)."""
+    stopped = threading.local()
+
+    def told(event: str | Transfer) -> None:
+        if stop.is_set() and not getattr(stopped, "raised", False):
+            stopped.raised = True
+            raise KeyboardInterrupt
+        progress(event)
+
+    return told
 
 
 def _probes(file: str | None) -> tuple[tuple[ProbeSpec, ...], float]:
