@@ -84,7 +84,7 @@ ROWS = [
     Row("a probe command missing on the host", "serve", 1, ("host command not found",),
         probes='timeout = 20\n[[probes]]\nkind = "cmd"\ncmd = "slimmer-no-such-tool {port}"\n'),
     Row("an entrypoint that does not exist", "noentry", 6, ("'/app/missing'", "does not exist")),
-    Row("an image for another architecture", "arm", 6, ("linux/arm64", "linux/amd64")),
+    Row("an image for an unrunnable platform", "s390x", 6, ("linux/s390x", "linux/amd64")),
     Row("the engine unreachable at start", "serve", 1, ("not reachable",),
         env={"DOCKER_HOST": "unix:///nonexistent/slimmer-faults.sock"}),
 ]  # fmt: skip
