@@ -23,6 +23,7 @@ from slimmer.errors import (
     ExitStatus,
     ImageReadError,
     RegistryAuthRefused,
+    RegistryError,
     RegistryImageNotFound,
     RegistryTLSError,
     UsageError,
@@ -33,6 +34,7 @@ from slimmer.registry.client import OCI_MANIFEST, RegistryClient
 from slimmer.registry.credentials import Credentials, lookup
 from slimmer.registry.platforms import Platform, choose, parse_platform
 from slimmer.registry.refs import is_loopback, parse_registry_ref
+from slimmer.registry.transfer import PullPolicy, ensure_pulled
 
 
 @pytest.mark.parametrize(
@@ -316,3 +318,33 @@ def test_a_bearer_token_is_fetched_with_the_login_and_used(token_registry: str) 
         with pytest.raises(RegistryAuthRefused) as err:
             client.manifest("x", "1")
         assert "wrong" not in err.value.message and "tok-secret" not in err.value.message
+
+
+class _Unpullable:
+    """An engine without the image whose pull fails as the engine says it when no
+    registry answers."""
+
+    def image_exists(self, ref: str) -> bool:
+        return False
+
+    def pull_image(self, ref: str, auth: object, platform: str | None) -> None:
+        raise RegistryError(f'pulling {ref}: Get "https://{ref.split("/")[0]}/v2/": no such host')
+
+    def push_image(self, ref: str, auth: object) -> str:
+        raise AssertionError("never pushed")
+
+
+def test_a_missing_image_that_cannot_be_pulled_says_both(tmp_path: Path) -> None:
+    """With --pull missing, an unknown name may just be a typo of a local image: the
+    error says it is not on the engine, then why the pull failed, in one line."""
+    ref = "127.0.0.1:9/team/api:1"  # nothing listens on port 9: the diagnosis fails fast
+    env = {"DOCKER_CONFIG": str(tmp_path)}
+    with pytest.raises(RegistryError) as missing:
+        ensure_pulled(_Unpullable(), ref, PullPolicy.MISSING, env)  # type: ignore[arg-type]
+    assert str(missing.value) == (
+        f"{ref}: no such image on the engine, and pulling it failed: "
+        'Get "https://127.0.0.1:9/v2/": no such host'
+    )
+    with pytest.raises(RegistryError) as always:
+        ensure_pulled(_Unpullable(), ref, PullPolicy.ALWAYS, env)  # type: ignore[arg-type]
+    assert str(always.value).startswith(f"pulling {ref}: ")

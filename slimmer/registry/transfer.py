@@ -66,9 +66,13 @@ def ensure_pulled(
     try:
         engine.pull_image(ref, _auth(ref, env), platform)
     except RegistryError as exc:
-        if type(exc) is not RegistryError:
-            raise
-        raise _diagnose(ref, env) or exc from None
+        why = exc if type(exc) is not RegistryError else (_diagnose(ref, env) or exc)
+        if policy is PullPolicy.MISSING:  # the user may only have mistyped a local name
+            reason = why.message.removeprefix(f"pulling {ref}: ")
+            raise type(why)(
+                f"{ref}: no such image on the engine, and pulling it failed: {reason}"
+            ) from None
+        raise why from None
     return True
 
 
