@@ -22,7 +22,7 @@ from functools import partial
 
 from slimmer.image.paths import read_text, search_path, tree_memo, which
 from slimmer.model import TreeView
-from slimmer.plan.expanders._common import not_kept
+from slimmer.plan.expanders._common import RUNTIME_LIBRARY, not_kept
 from slimmer.plan.expanders.spawn_calls import (
     Scanner,
     Spawn,
@@ -44,12 +44,6 @@ _SCANNERS: tuple[tuple[re.Pattern[str], Scanner], ...] = (
     (re.compile(r"\.rb\Z"), ruby_spawns),
     (re.compile(r"\.p[lm]\Z"), perl_spawns),
     (re.compile(r"\.(php\d?|phtml|inc)\Z"), php_spawns),
-)
-# The runtimes' own libraries (see the module doc).
-RUNTIME_LIBRARY = re.compile(
-    r"/lib/python3[\d.]*/(?![^/]*-packages/)"
-    r"|/usr/(local/)?share/perl5?/5|/usr/(local/)?lib/[^/]+/perl(-base|5?/5)"
-    r"|/usr/local/lib/perl5/5|/usr/(local/)?lib/ruby/\d[^/]*/|/node_modules/(npm|corepack)/"
 )
 # Whole-line comments, blanked so that line numbers stay true: `#` (Python, Ruby,
 # Perl, PHP), `//` (Node, PHP), and Ruby's `=begin`/`=end` and Perl's POD blocks.
