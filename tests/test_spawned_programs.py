@@ -181,6 +181,7 @@ def test_comment_lines_are_blanked_in_place() -> None:
     blanked = code_lines(source)
     assert blanked.count("\n") == source.count("\n")
     assert words(ruby_spawns(blanked)) == [(6, "system", "git", False)]
+    assert code_lines("system('git')\n__END__\n`rm -rf`\n") == "system('git')\n"
 
 
 # -- the expander ----------------------------------------------------------------------------

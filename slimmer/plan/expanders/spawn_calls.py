@@ -61,8 +61,14 @@ _OS_SHELL = frozenset({"system", "popen"})
 _OS_EXEC = re.compile(r"(exec|spawn)[lv]p?e?\Z|posix_spawnp?\Z")
 
 
-def python_spawns(source: str | bytes) -> tuple[Spawn, ...]:
+# A source without one of these words spawns nothing; it is not parsed.
+_PY_WORDS = re.compile(r"subprocess|Popen|check_(call|output)|\bos\.|shutil")
+
+
+def python_spawns(source: str) -> tuple[Spawn, ...]:
     """The spawns of a Python source (none when `ast` cannot parse it)."""
+    if not _PY_WORDS.search(source):
+        return ()
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):

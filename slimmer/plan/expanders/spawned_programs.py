@@ -48,6 +48,7 @@ _SCANNERS: tuple[tuple[re.Pattern[str], Scanner], ...] = (
 # Whole-line comments, blanked so that line numbers stay true: `#` (Python, Ruby,
 # Perl, PHP), `//` (Node, PHP), and Ruby's `=begin`/`=end` and Perl's POD blocks.
 _COMMENT_LINE = re.compile(r"(?m)^[ \t]*(#|//).*$")
+_END = re.compile(r"(?m)^__(?:END|DATA)__$")
 _DOC_BLOCK = re.compile(r"(?ms)^=(begin|pod|head\d|over|item|encoding|for)\b.*?^=(end|cut)\b[^\n]*")
 
 
@@ -79,7 +80,9 @@ def _spawns_of(tree: TreeView, path: str, scanner: Scanner) -> tuple[Spawn, ...]
 
 
 def code_lines(text: str) -> str:
-    """`text` with whole-line comments and doc blocks blanked, lines kept in place."""
+    """`text` with whole-line comments and doc blocks blanked, lines kept in place,
+    and without what follows Perl's and Ruby's `__END__`/`__DATA__` (data, not code)."""
+    text = _END.split(text, 1)[0]
     text = _DOC_BLOCK.sub(lambda m: "\n" * m.group(0).count("\n"), text)
     return _COMMENT_LINE.sub("", text)
 
