@@ -22,7 +22,8 @@ The families, one module each:
 - `ruby`: Ruby requires, gems and encodings (`ruby-requires`), with
   `ruby_source`, `ruby_gems` and `ruby_encodings`; `php` and `perl`: their
   extensions, includes and `use`s (`php-modules`, `perl-modules`), sharing `_requires`,
-  Perl with `perl_encodings` (the `Encode` modules an encoding's name loads);
+  Perl with `perl_encodings` (the `Encode` modules an encoding's name loads) and
+  `perl_encode_aliases` (`Encode::Alias`'s rules);
 - `helper_programs`: programs runtimes and libraries run by name (`helper-programs`);
 - `spawned_programs`: programs kept code runs by a literal name (`spawned-programs`),
   with `spawn_calls` (each language's spawning calls, found statically).

@@ -17,7 +17,7 @@ from functools import partial
 
 from slimmer.image.paths import compile_glob, expand, is_dir, is_file
 from slimmer.model import TreeView
-from slimmer.plan.expanders._common import RUNTIME_LIBRARY, not_kept
+from slimmer.plan.expanders._common import not_kept
 from slimmer.plan.expanders._requires import (
     Runtime,
     interpreter_kept,
@@ -111,10 +111,10 @@ def perl_modules(ctx: ProfileContext, profile_name: str) -> Result:
         resolve=partial(resolve_module, ctx.tree, inc),
     )
     roots = script_roots(ctx, (".pl", ".pm"))
-    app = [r for r in roots if not RUNTIME_LIBRARY.search(r) and is_file(ctx.tree, r)]
+    sources = [r for r in roots if is_file(ctx.tree, r)]
     encodings = [
         Addition(path, reason)
-        for module, reason in encode_modules(ctx, inc, app, profile_name)
+        for module, reason in encode_modules(ctx, inc, sources, profile_name)
         for path in resolve_module(ctx.tree, inc, module, "")
     ]
     return [*require_closure(ctx, runtime, roots, profile_name), *not_kept(encodings, ctx.kept)], []
