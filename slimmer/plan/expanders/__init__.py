@@ -21,8 +21,12 @@ The families, one module each:
   with `nginx_conf` (the configuration's directives);
 - `ruby`: Ruby requires, gems and encodings (`ruby-requires`), with
   `ruby_source`, `ruby_gems` and `ruby_encodings`; `php` and `perl`: their
-  extensions, includes and `use`s (`php-modules`, `perl-modules`), sharing `_requires`;
-- `helper_programs`: programs runtimes and libraries run by name (`helper-programs`).
+  extensions, includes and `use`s (`php-modules`, `perl-modules`), sharing `_requires`,
+  Perl with `perl_encodings` (the `Encode` modules an encoding's name loads) and
+  `perl_encode_aliases` (`Encode::Alias`'s rules);
+- `helper_programs`: programs runtimes and libraries run by name (`helper-programs`);
+- `spawned_programs`: programs kept code runs by a literal name (`spawned-programs`),
+  with `spawn_calls` (each language's spawning calls, found statically).
 
 Shared helpers live in `_common`.
 """
@@ -38,6 +42,7 @@ from slimmer.plan.expanders import (
     php,
     python,
     ruby,
+    spawned_programs,
     system,
 )
 from slimmer.plan.keep import Expander
@@ -55,6 +60,7 @@ EXPANDERS: dict[str, Expander] = {
     "nginx-roots": nginx.nginx_roots,
     "shell-commands": system.shell_commands,
     "helper-programs": helper_programs.helper_programs,
+    "spawned-programs": spawned_programs.spawned_programs,
     "ruby-requires": ruby.ruby_requires,
     "php-modules": php.php_modules,
     "perl-modules": perl.perl_modules,

@@ -4,7 +4,8 @@
 modules of `use parent`/`use base` are read anywhere in a file, inside subs
 too. A module name becomes `Foo/Bar.pm`, found in the first `@INC` directory
 holding it; its XS part, `auto/Foo/Bar/Bar.so` (with its `.al`/`.ix` autoload
-files), is found the same way, as DynaLoader and AutoLoader do.
+files), is found the same way, as DynaLoader and AutoLoader do. The modules
+`Encode` loads by an encoding's name are `perl_encodings`'.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from functools import partial
 
 from slimmer.image.paths import compile_glob, expand, is_dir, is_file
 from slimmer.model import TreeView
+from slimmer.plan.expanders._common import not_kept
 from slimmer.plan.expanders._requires import (
     Runtime,
     interpreter_kept,
@@ -23,7 +25,8 @@ from slimmer.plan.expanders._requires import (
     script_roots,
     search_key,
 )
-from slimmer.plan.keep import ProfileContext, Result, argv_words
+from slimmer.plan.expanders.perl_encodings import encode_modules
+from slimmer.plan.keep import Addition, ProfileContext, Result, argv_words
 
 _INTERPRETER = re.compile(r"perl(5[\d.]*)?\Z")
 _MODULE = re.compile(r"(?m)(?:^|[;{}])\s*(?:use|no|require)\s+([A-Za-z_][\w:]*)")
@@ -108,4 +111,10 @@ def perl_modules(ctx: ProfileContext, profile_name: str) -> Result:
         resolve=partial(resolve_module, ctx.tree, inc),
     )
     roots = script_roots(ctx, (".pl", ".pm"))
-    return require_closure(ctx, runtime, roots, profile_name), []
+    sources = [r for r in roots if is_file(ctx.tree, r)]
+    encodings = [
+        Addition(path, reason)
+        for module, reason in encode_modules(ctx, inc, sources, profile_name)
+        for path in resolve_module(ctx.tree, inc, module, "")
+    ]
+    return [*require_closure(ctx, runtime, roots, profile_name), *not_kept(encodings, ctx.kept)], []
