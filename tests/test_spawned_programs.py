@@ -11,6 +11,7 @@ import pytest
 from slimmer.model import ImageConfig
 from slimmer.plan.expanders import EXPANDERS
 from slimmer.plan.expanders.spawn_calls import (
+    Scanner,
     Spawn,
     node_spawns,
     perl_spawns,
@@ -266,3 +267,22 @@ def test_the_helpers_profile_keeps_a_spawned_program_and_its_closure() -> None:
     assert [r.detail for r in keep.reasons["/usr/bin/git"]] == [
         "/app/app.py:2 runs `git` (subprocess.run)"
     ]
+
+
+@pytest.mark.parametrize(
+    "scan,code",
+    [
+        # rubygems.rb:849, a message: "Check `gem source list`."
+        (ruby_spawns, 'raise "Can\'t find it in any repo. Check `gem source list`."\n'),
+        (ruby_spawns, "msg = 'run `make install` first'\n"),
+        (perl_spawns, 'die "try `cpan -i Foo` or qx(ls) by hand\\n";\n'),
+        (php_spawns, "echo 'see `man php` for more';\n"),
+    ],
+)
+def test_backticks_inside_a_quoted_string_are_text(scan: Scanner, code: str) -> None:
+    assert scan(code) == ()
+
+
+def test_backticks_after_a_closed_string_still_run() -> None:
+    (spawn,) = ruby_spawns("name = 'x'; out = `uname -r`\n")
+    assert (spawn.call, spawn.command) == ("backticks", "uname -r")

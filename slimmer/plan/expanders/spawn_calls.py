@@ -248,12 +248,30 @@ def perl_spawns(code: str) -> tuple[Spawn, ...]:
 
 
 def _quoted_commands(code: str, pattern: re.Pattern[str], call: str) -> list[Spawn]:
+    """Backticks, `%x` and `qx` commands; not inside a quoted string, where they are
+    text ("Check `gem source list`." in rubygems.rb is a message, not a command)."""
     out = []
     for m in pattern.finditer(code):
         text = next((g for g in reversed(m.groups()) if g and len(g) > 1), "")
-        if text and not _interpolates(text):
+        if text and not _interpolates(text) and not _in_string(code, m.start()):
             out.append(_command(_line_of(code, m.start()), call, text))
     return out
+
+
+def _in_string(code: str, pos: int) -> bool:
+    """Whether `pos` is inside a '…' or "…" literal that opens on its own line."""
+    quote = ""
+    escaped = False
+    for char in code[code.rfind("\n", 0, pos) + 1 : pos]:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif quote and char == quote:
+            quote = ""
+        elif not quote and char in "'\"":
+            quote = char
+    return bool(quote)
 
 
 # -- PHP -------------------------------------------------------------------------------------
