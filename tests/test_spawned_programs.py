@@ -286,3 +286,23 @@ def test_backticks_inside_a_quoted_string_are_text(scan: Scanner, code: str) -> 
 def test_backticks_after_a_closed_string_still_run() -> None:
     (spawn,) = ruby_spawns("name = 'x'; out = `uname -r`\n")
     assert (spawn.call, spawn.command) == ("backticks", "uname -r")
+
+
+def test_a_here_document_is_text() -> None:
+    """rubygems.rb:385 warns with a here-document naming `Gem.paths=` in backticks."""
+    ruby = (
+        "warn <<-EOWARN\n"
+        "Array values in the parameter to `Gem.paths=` are deprecated.\n"
+        "EOWARN\n"
+        "out = `uname -r`\n"
+    )
+    (spawn,) = ruby_spawns(ruby)
+    assert (spawn.line, spawn.command) == (4, "uname -r")
+    php = "echo <<<EOT\nsee `man php`\nEOT;\n"
+    perl = 'print <<"END";\ntry `cpan -i Foo`\nEND\n'
+    assert php_spawns(php) == () and perl_spawns(perl) == ()
+
+
+def test_an_append_is_not_a_here_document() -> None:
+    (spawn,) = ruby_spawns("list << ITEM\nout = `uname -r`\n")
+    assert spawn.command == "uname -r"

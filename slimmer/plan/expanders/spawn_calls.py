@@ -251,10 +251,34 @@ def _quoted_commands(code: str, pattern: re.Pattern[str], call: str) -> list[Spa
     """Backticks, `%x` and `qx` commands; not inside a quoted string, where they are
     text ("Check `gem source list`." in rubygems.rb is a message, not a command)."""
     out = []
+    code = _without_heredocs(code)
     for m in pattern.finditer(code):
         text = next((g for g in reversed(m.groups()) if g and len(g) > 1), "")
         if text and not _interpolates(text) and not _in_string(code, m.start()):
             out.append(_command(_line_of(code, m.start()), call, text))
+    return out
+
+
+# `<<EOT`, `<<-EOT`, `<<~"EOT"` (Ruby, Perl) and `<<<EOT` (PHP): a here-document's body
+# is text, up to a line holding only its tag
+_HEREDOC = re.compile(r"<<(?:<\s*|[-~]?)(['\"]?)([A-Z_][A-Z0-9_]*)\1")
+
+
+def _without_heredocs(code: str) -> str:
+    """`code` with every here-document's body blanked (same length, same lines), so a
+    backtick in a message is not read as a command. An opener whose tag never ends a
+    line is not a here-document (Ruby's `<<` also appends)."""
+    out = code
+    for m in _HEREDOC.finditer(code):
+        start = code.find("\n", m.end())
+        end = (
+            re.search(rf"^[ \t]*{m.group(2)};?[ \t]*$", code[start + 1 :], re.M)
+            if start >= 0
+            else None
+        )
+        if end is not None:
+            stop = start + 1 + end.start()
+            out = out[:start] + re.sub(r"[^\n]", " ", out[start:stop]) + out[stop:]
     return out
 
 
