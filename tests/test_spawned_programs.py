@@ -306,3 +306,11 @@ def test_a_here_document_is_text() -> None:
 def test_an_append_is_not_a_here_document() -> None:
     (spawn,) = ruby_spawns("list << ITEM\nout = `uname -r`\n")
     assert spawn.command == "uname -r"
+
+
+def test_a_call_name_inside_a_string_is_not_a_call() -> None:
+    """rbconfig.rb: `CONFIG["exec"] = "exec"` is a hash entry, not `exec "…"`."""
+    assert ruby_spawns('  CONFIG["exec"] = "exec"\n  CONFIG["system"] = "x"\n') == ()
+    assert perl_spawns("my %h = ('system' => 'x', \"exec\" => 1);\n") == ()
+    (spawn,) = ruby_spawns('system "ls -l"\n')
+    assert spawn.call == "system"

@@ -21,5 +21,6 @@ def not_kept(additions: Iterable[Addition], kept: frozenset[str]) -> list[Additi
 RUNTIME_LIBRARY = re.compile(
     r"/lib/python3[\d.]*/(?![^/]*-packages/)"
     r"|/usr/(local/)?share/perl/5|/usr/(local/)?lib/[^/]+/perl(-base|5?/5)"
-    r"|/usr/local/lib/perl5/5|/usr/(local/)?lib/ruby/\d[^/]*/|/node_modules/(npm|corepack)/"
+    r"|/usr/local/lib/perl5/5|/usr/(local/)?lib/ruby/\d[^/]*/|/usr/lib/[^/]+-linux-gnu/ruby/\d"
+    r"|/node_modules/(npm|corepack)/"
 )

@@ -179,13 +179,13 @@ def node_spawns(source: str) -> tuple[Spawn, ...]:
 
 _STRING = r"""(?P<q>['"])((?:(?!(?P=q))[^\\\n]|\\.)+)(?P=q)"""
 _RUBY_CALL = re.compile(
-    r"(?<![\w.$@:])((?:Open3\.\w+|Process\.spawn|Kernel\.(?:system|spawn|exec))|system|spawn|exec)"
-    r"\s*\(?\s*(?:\{[^}]*\}\s*,\s*|ENV\.to_h\s*,\s*)?" + _STRING + r"\s*(,)?"
+    r"(?<![\w.$@:'\"])((?:Open3\.\w+|Process\.spawn|Kernel\.(?:system|spawn|exec))|system|spawn|exec)"
+    r"(?:\s*\(\s*|\s+)(?:\{[^}]*\}\s*,\s*|ENV\.to_h\s*,\s*)?" + _STRING + r"\s*(,)?"
 )
 _RUBY_POPEN = re.compile(r"\bIO\.popen\s*\(\s*(\[\s*)?" + _STRING)
 _BACKTICKS = re.compile(r"`([^`\n]+)`")
 _PERCENT_X = re.compile(r"%x(?:\(([^)\n]+)\)|\{([^}\n]+)\}|\[([^\]\n]+)\]|\|([^|\n]+)\|)")
-_PERL_CALL = re.compile(r"(?<![\w$@%&>:])(system|exec)\s*\(?\s*" + _STRING + r"\s*(,)?")
+_PERL_CALL = re.compile(r"(?<![\w$@%&>:'\"])(system|exec)(?:\s*\(\s*|\s+)" + _STRING + r"\s*(,)?")
 _QX = re.compile(
     r"(?<![\w$@%])qx\s*(?:\(([^)\n]+)\)|\{([^}\n]+)\}|\[([^\]\n]+)\]|([^\w\s])([^\n]+?)\4)"
 )
