@@ -105,10 +105,18 @@ def error_line(stderr: str) -> str:
     return lines[0]
 
 
-def left_by(engine: Engine, source_ids: set[str]) -> list[str]:
-    """slimmer's leftovers that came from these images (other runs share the engine)."""
+def leftover_ids(engine: Engine) -> set[str]:
+    """The IDs of slimmer's leftovers on the engine now: a snapshot taken before a run."""
+    return {item.id for item in engine.leftovers()}
+
+
+def left_by(engine: Engine, source_ids: set[str], existing: set[str]) -> list[str]:
+    """slimmer's leftovers that came from these images and were not among `existing`
+    (other runs share the engine, and a run killed earlier may have left its own)."""
     out = []
     for item in engine.leftovers():
+        if item.id in existing:
+            continue
         try:
             if item.kind == "container":
                 origin = str(engine.inspect_container(item.id).get("Image", ""))

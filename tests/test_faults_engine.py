@@ -29,6 +29,7 @@ from tests.faultkit import (
     SHARED_IMAGES,
     error_line,
     left_by,
+    leftover_ids,
     load_fault_image,
     remove_images,
 )
@@ -94,6 +95,7 @@ ROWS = [
 def test_fault(row: Row, fault_images: dict[str, str], engine: Engine, tmp_path: Path) -> None:
     tag = fault_images[row.image]
     before = engine.inspect_image(tag).id
+    existing = leftover_ids(engine)
     out = f"{OUT}/{row.image}:slim"
     args = [*row.args]
     if row.probes:
@@ -104,7 +106,7 @@ def test_fault(row: Row, fault_images: dict[str, str], engine: Engine, tmp_path:
         _check(row, res)
         assert engine.inspect_image(tag).id == before
         assert engine.image_exists(out) == (row.code == 0)
-        assert not left_by(engine, {before})
+        assert not left_by(engine, {before}, existing)
     finally:
         remove_images(engine, [out])
 
@@ -145,6 +147,7 @@ def test_disk_full_while_writing(
 ) -> None:
     tag = fault_images["serve"]
     before = engine.inspect_image(tag).id
+    existing = leftover_ids(engine)
     (tmp_path / "probes.toml").write_text(TCP_PROBE)
     out = f"{OUT}/disk-full:slim"
     cache = tmp_path / "cache"  # the image is read to a roomy disk, written to the full one
@@ -156,7 +159,7 @@ def test_disk_full_while_writing(
         assert "writing: no space left on the device" in line and "TMPDIR" in line, line
         assert engine.inspect_image(tag).id == before
         assert not engine.image_exists(out)
-        assert not left_by(engine, {before})
+        assert not left_by(engine, {before}, existing)
         assert not os.listdir(full_tmp)  # the work directory went too
     finally:
         remove_images(engine, [out])

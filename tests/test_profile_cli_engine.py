@@ -18,6 +18,7 @@ from tests.faultkit import (
     error_line,
     image_archive,
     left_by,
+    leftover_ids,
     remove_images,
 )
 from tests.installed import run_slim, slim_exe
@@ -57,6 +58,7 @@ def test_an_image_that_cannot_run_is_refused_before_profiling(
 ) -> None:
     tag = images[row]
     before = engine.inspect_image(tag).id
+    existing = leftover_ids(engine)
     slim_exe()  # built (once per session) before the run
     res = run_slim("profile", tag, timeout=120)
     assert res.returncode == 6, res.stderr
@@ -65,7 +67,7 @@ def test_an_image_that_cannot_run_is_refused_before_profiling(
     assert "slim: bundling" not in res.stderr  # refused before the tracer was built
     assert res.stdout == ""
     assert engine.inspect_image(tag).id == before
-    assert not left_by(engine, {before})
+    assert not left_by(engine, {before}, existing)
 
 
 @pytest.mark.engine
@@ -74,11 +76,12 @@ def test_an_app_over_the_memory_limit_is_a_clear_error(
 ) -> None:
     tag = images["hog"]
     before = engine.inspect_image(tag).id
+    existing = leftover_ids(engine)
     res = run_slim("profile", "--memory", "64MiB", "--cpus", "1", tag, timeout=120)
     assert res.returncode == 1, res.stderr
     line = error_line(res.stderr)
     assert "memory limit" in line and "--memory 64 MiB" in line, line
-    assert not left_by(engine, {before})
+    assert not left_by(engine, {before}, existing)
 
 
 def test_profile_takes_the_limits_of_slim() -> None:
