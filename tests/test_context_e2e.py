@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import signal
 import socket
@@ -32,7 +33,11 @@ from typing import Any
 import pytest
 
 from slimmer.context.compose import PROJECT_LABEL
+from slimmer.context.run import ContextArgs, context_of
 from slimmer.engine import LABEL, Engine
+from slimmer.model import ImageConfig
+from slimmer.trace.probes import load_probe_file
+from slimmer.trace.tracer import SeccompRun, run_traced
 from tests.fixtures_build import CONTEXT_PROJECT, FIXTURES_DIR, context_project_env
 from tests.installed import popen_slim, run_slim
 
@@ -102,10 +107,18 @@ class Slimmed:
 
 
 def _slim(
-    tmp: Path, name: str, image: str, out: str, *context: str, dockerfile: bool = False
+    tmp: Path,
+    name: str,
+    image: str,
+    out: str,
+    *context: str,
+    dockerfile: bool = False,
+    seccomp: bool = False,
 ) -> Slimmed:
     probes = FIXTURES_DIR / name / "probe.toml"
     extra = ["--dockerfile", str(tmp / "df" / "Dockerfile")] if dockerfile else []
+    if seccomp:
+        extra += ["--seccomp", str(tmp / "seccomp.json")]
     start = time.monotonic()
     res = run_slim(
         image, "-o", out, "--probes", str(probes), "--report-dir", str(tmp / "report"),
@@ -162,6 +175,9 @@ PLANS: dict[str, tuple[str, str, tuple[str, ...], bool]] = {
     ),
 }  # fmt: skip
 RUNS = list(PLANS)
+# the plain runs are slimmed with --seccomp too: the serving fixtures that need a
+# context verify under their profile, and their held-out probes pass under it
+SECCOMP_RUNS = ["web-plain", "worker-plain"]
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +198,10 @@ def slimmed(
                 context = ("--network", request.getfixturevalue("plain_network"), *context)
             tmp = tmp_path_factory.mktemp(label)
             out = f"slimmer-test/ctxcli-{label}:slim"
-            runs[label] = _slim(tmp, name, image, out, *context, dockerfile=dockerfile)
+            runs[label] = _slim(
+                tmp, name, image, out, *context, dockerfile=dockerfile,
+                seccomp=label in SECCOMP_RUNS,
+            )  # fmt: skip
         return runs[label]
 
     try:
@@ -241,6 +260,43 @@ def test_slimmed_in_context(
         network = run.context[run.context.index("--network") + 1]
         attached = engine._api.inspect_network(network).get("Containers") or {}
         assert [c["Name"] for c in attached.values()] == [f"{network}-redis"]
+
+
+def _context_args(argv: tuple[str, ...]) -> ContextArgs:
+    """The plain runs' command-line context as `slim` parses it."""
+    given: dict[str, list[str]] = {}
+    for option, value in zip(argv[::2], argv[1::2], strict=True):
+        given.setdefault(option, []).append(value)
+    return ContextArgs(
+        env=tuple(given.pop("--env", [])),
+        env_files=tuple(Path(f) for f in given.pop("--env-file", [])),
+        volumes=tuple(given.pop("--volume", [])),
+        secrets=tuple(given.pop("--secret", [])),
+        networks=tuple(given.pop("--network", [])),
+    )
+
+
+@pytest.mark.parametrize("label", SECCOMP_RUNS)
+def test_heldout_probes_pass_under_the_seccomp_profile_in_context(
+    engine: Engine, slimmed: Callable[[str], Slimmed], label: str
+) -> None:
+    """The slim image run as `docker run --security-opt seccomp=FILE` with the same
+    run options answers every held-out probe."""
+    run = slimmed(label)
+    assert run.res.returncode == 0, run.res.stderr[-2000:]
+    sec = run.report["seccomp"]
+    assert 0 < sec["allowed_count"] < sec["engine_default"]["allowed_count"]
+    assert sec["refused"] == []
+    profile = (run.reports.parent / "seccomp.json").read_text()
+    assert json.loads(profile)["defaultAction"] == "SCMP_ACT_ERRNO"
+    context = context_of(_context_args(run.context), os.environ)
+    info = engine.inspect_image(run.out)
+    config = ImageConfig({"config": dict(info.config), "architecture": info.architecture})
+    spec = load_probe_file(FIXTURES_DIR / run.name / "probe.toml")
+    held = run_traced(engine, run.out, config, spec.heldout, spec.timeout, traced=False,
+                      context=context, seccomp=SeccompRun(profile=profile))  # fmt: skip
+    assert len(held.results) >= 5
+    assert [r.probe.label for r in held.results if not r.ok] == []
 
 
 def _image_bytes(engine: Engine, ref: str, where: Path) -> bytes:

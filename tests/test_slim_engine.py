@@ -42,10 +42,11 @@ from tests.schemas import json_schema
 pytestmark = [pytest.mark.engine, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parent.parent
 NOT_AN_APP = {"layers"}
-# probed over HTTP/TCP, slimmed with --seccomp (ctx-* need their context, pg-db is exec-probed)
+# serving fixtures, slimmed with --seccomp (ctx-web/ctx-worker need their context: their
+# seccomp runs are in test_context_e2e)
 SERVING = (
-    "c-static", "java-http", "nginx-static", "node-http", "py-ctypes", "py-http", "ruby-http",
-    "shell-app",
+    "c-static", "ctx-redis", "java-http", "nginx-static", "node-http", "pg-db", "py-ctypes",
+    "py-http", "ruby-http", "shell-app",
 )  # fmt: skip
 FIXTURES = [
     "c-static",

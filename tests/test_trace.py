@@ -19,7 +19,7 @@ from slimmer.trace.events import (
     normalise,
     parse,
 )
-from slimmer.trace.stracetext import unescape
+from slimmer.trace.stracetext import parse_result, unescape
 
 DATA = Path(__file__).parent / "data" / "strace"
 REC = "/tmp/slimmer-rec"  # the directory record.sh ran the programs in
@@ -317,3 +317,13 @@ def test_json_keeps_undecodable_names() -> None:
 def test_from_json_rejects_another_schema() -> None:
     with pytest.raises(ValueError, match="schema"):
         Trace.from_json('{"schema": "slimmer.trace/v0"}')
+
+
+def test_octal_and_hex_results_parse_as_strace_prints_them() -> None:
+    """With --seccomp every call is traced: `umask` returns its old mask in octal."""
+    trace = parse("7 umask(077) = 022\n7 brk(NULL) = 0x55d0c000\n7 getpid() = 7\n")
+    assert trace.syscalls == ("brk", "getpid", "umask")
+    assert parse_result("022") == (0o22, "", "")
+    assert parse_result("0x1f") == (31, "", "")
+    assert parse_result("0") == (0, "", "")
+    assert parse_result("-1 EPERM (Operation not permitted)") == (-1, "EPERM", "")

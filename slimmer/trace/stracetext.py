@@ -169,7 +169,7 @@ def parse_argv(token: str) -> tuple[str, ...]:
 
 
 _RESULT = re.compile(
-    r"^(?P<val>-?\d+|0x[0-9a-fA-F]+|\?)(?:<(?P<deco>[^>]*)>)?(?:\s+(?P<errno>E[A-Z0-9]+))?"
+    r"^(?P<val>0x[0-9a-fA-F]+|-?\d+|\?)(?:<(?P<deco>[^>]*)>)?(?:\s+(?P<errno>E[A-Z0-9]+))?"
 )
 
 
@@ -179,4 +179,17 @@ def parse_result(text: str) -> tuple[int | None, str, str]:
     if not m or m.group("val") == "?":
         return None, (m.group("errno") or "?") if m else "?", ""
     deco = _deco_path(m.group("deco")) if m.group("deco") is not None else None
-    return int(m.group("val"), 0), m.group("errno") or "", deco or ""
+    return _number(m.group("val")), m.group("errno") or "", deco or ""
+
+
+def _number(text: str) -> int:
+    """A result as strace prints it: decimal, `0x` hex, or octal with a leading zero
+    (`umask` returns `022`), which Python's base-0 `int` refuses."""
+    digits = text.removeprefix("-")
+    if digits.startswith("0x"):
+        value = int(digits, 16)
+    elif digits.startswith("0") and len(digits) > 1:
+        value = int(digits, 8)
+    else:
+        value = int(digits)
+    return -value if text.startswith("-") else value
