@@ -147,6 +147,18 @@ GOOD = 'name = "p"\ndescription = "d"\n[when]\nalways = true\n'
             "['/y']",
         ),
         (
+            GOOD + '[[rule]]\nwhen.kept = ["/x"]\nwhen.imports_ran_without = ["/y"]\n'
+            'keep.expand = ["nss"]\n',
+            "rule[0].when.imports_ran_without",
+            "['/y']",
+        ),
+        (
+            GOOD + '[[rule]]\nwhen.imports = ["f"]\nwhen.imports_ran_locale = ["C"]\n'
+            'keep.expand = ["nss"]\n',
+            "rule[0].when.imports_ran_locale",
+            "['C']",
+        ),
+        (
             GOOD + '[[rule]]\nwhen.kept = []\nkeep.expand = ["nss"]\n',
             "rule[0].when",
             "{'kept': []}",
@@ -678,3 +690,46 @@ def test_with_the_planner_reaches_a_fixed_point(make: Maker) -> None:
     assert [r.source for r in keep.reasons[f"{lib}/csv.py"]] == ["python"]
     status = {g.path: g for g in keep.generated}["/var/lib/dpkg/status"]
     assert status.data == b"Package: libc6\nStatus: install ok installed\n\n"
+
+
+def _ran(ctx: ProfileContext, runs: dict[str, frozenset[str]]) -> ProfileContext:
+    return ProfileContext(ctx.tree, ctx.config, ctx.traced, ctx.executed, ctx.kept, runs)
+
+
+def test_glibc_excuses_a_program_that_ran_without_a_converter(make: Maker) -> None:
+    """A program that imports iconv_open (envsubst: gnulib's propername, gettext's
+    catalogs) and that the trace ran without loading a converter module is no evidence
+    in a locale whose charset glibc converts itself, even if its locale set-up read the
+    gconv index; it is when a run loaded a module, when it never ran, in another
+    charset's locale, and a library never is."""
+
+    def importing(*names: str) -> bytes:
+        return elf_with_dynsym(True, "<", [(n, 0) for n in names])
+
+    members = [
+        *debian_base(),
+        d(f"{TRIPLET}/gconv"),
+        f(f"{TRIPLET}/gconv/gconv-modules.cache", "index"),
+        f(f"{TRIPLET}/gconv/ISO8859-1.so", ELF),
+        f("/usr/bin/envsubst", importing("iconv_open", "dcgettext"), 0o755),
+        ln("/usr/local/bin/envsubst", "/usr/bin/envsubst"),
+        f(f"{TRIPLET}/libxml2.so.2", importing("iconv_open")),
+    ]
+    converter, libc = f"{TRIPLET}/gconv/ISO8859-1.so", f"{TRIPLET}/libc.so.6"
+    index = f"{TRIPLET}/gconv/gconv-modules.cache"
+    quiet = {"/usr/bin/envsubst": frozenset({"/usr/bin/envsubst", "/etc/nginx/t", index})}
+    loud = {"/usr/bin/envsubst": quiet["/usr/bin/envsubst"] | {converter}}
+
+    def keeps(env: dict[str, str], runs: dict[str, frozenset[str]], *more: str) -> bool:
+        ctx = context(make(members, env), kept=[libc, "/usr/bin/envsubst", *more])
+        return converter in paths(_ran(ctx, runs), "glibc")
+
+    assert not keeps({}, quiet)
+    assert not keeps({"LANG": "C.UTF-8"}, quiet)
+    assert not keeps({"LANG": "de_DE.ISO-8859-1", "LC_ALL": "en_US.utf8"}, quiet)
+    assert not keeps({}, {"/usr/local/bin/envsubst": quiet["/usr/bin/envsubst"]})
+    assert keeps({}, loud)
+    assert keeps({}, {})
+    assert keeps({"LANG": "de_DE.ISO-8859-1"}, quiet)
+    assert keeps({"LC_CTYPE": "de_DE@euro", "LANG": "C.UTF-8"}, quiet)
+    assert keeps({}, quiet, f"{TRIPLET}/libxml2.so.2")

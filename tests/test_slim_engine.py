@@ -56,6 +56,7 @@ FIXTURES = [
     "java-http",
     "layers",
     "musl-app",
+    "nginx-envsubst",
     "nginx-static",
     "node-http",
     "pg-db",
@@ -191,11 +192,23 @@ def test_fixture_slims_verifies_and_survives_heldout(
         assert report["result"]["size_bytes"] <= report["source"]["size_bytes"]
     else:
         assert facts.package_managers == ()
-        # Only shell-app, root-batch and findings (shell-script entrypoints), py-ctypes
-        # (os.popen) and pg-db (postgres calls popen/system for COPY ... PROGRAM and
-        # archive_command) run a shell.
-        shells = ("shell-app", "root-batch", "findings", "py-ctypes", "pg-db")
+        # Only shell-app, root-batch, findings and nginx-envsubst (shell-script
+        # entrypoints), py-ctypes (os.popen) and pg-db (postgres calls popen/system for
+        # COPY ... PROGRAM and archive_command) run a shell.
+        shells = ("shell-app", "root-batch", "findings", "nginx-envsubst", "py-ctypes", "pg-db")
         assert (facts.shells != ()) == (name in shells), facts.shells
+
+
+def test_envsubst_keeps_no_converter(slimmed: dict[str, Slimmed]) -> None:
+    """envsubst imports iconv_open (gnulib's propername, gettext's catalogs), but the
+    trace ran it under LANG=C.UTF-8 without loading a converter module: the slim image
+    keeps none of glibc's 8 MB of converters, only the index its locale set-up read
+    (#24)."""
+    kept = [k["path"] for k in slimmed["nginx-envsubst"].report["kept"]]
+    assert "/usr/bin/envsubst" in kept
+    gconv = [p for p in kept if "/gconv/" in p]
+    assert "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache" in gconv
+    assert [p for p in gconv if p.endswith(".so")] == []
 
 
 def _facts(engine: Engine, ref: str) -> tuple[dict[str, object], list[str]]:

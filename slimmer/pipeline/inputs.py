@@ -12,6 +12,7 @@ from slimmer.model import TreeView
 from slimmer.plan.keep import Reason
 from slimmer.plan.planner import TracedPath
 from slimmer.plan.written_dirs import WRITE_PARENT, written_dir
+from slimmer.trace.events import Trace
 from slimmer.trace.tracer import TracedRun
 
 
@@ -44,19 +45,35 @@ def traced_paths(traced_run: TracedRun) -> list[TracedPath]:
     socket, a record written at run time), which must exist for the write to work."""
     out: list[TracedPath] = []
     for trace in traced_run.traces:
-        for e in trace.events:
+        for e, prog in zip(trace.events, event_programs(trace), strict=True):
             if e.path.startswith("/.slimmer"):
                 continue
             exe = trace.processes.get(e.pid, ("",))[0] if trace.processes else ""
             if _creates(e.kind, e.flags):  # O_CREAT succeeds whether or not the file was there
-                out.append(TracedPath(posixpath.dirname(e.path), "create-parent", exe))
+                out.append(TracedPath(posixpath.dirname(e.path), "create-parent", exe, prog))
             if wrote := written_dir(e.kind, e.flags, e.path, e.errno):
-                out.append(TracedPath(wrote, WRITE_PARENT, exe))
+                out.append(TracedPath(wrote, WRITE_PARENT, exe, prog))
             if not e.existed:
                 continue
             for name in dict.fromkeys((e.path, e.raw, e.target if e.kind == "open" else "")):
                 if name.startswith("/"):
-                    out.append(TracedPath(name, e.kind, exe))
+                    out.append(TracedPath(name, e.kind, exe, prog))
+    return out
+
+
+def event_programs(trace: Trace) -> list[str]:
+    """For each event of `trace`, the program its process was running: the path of the
+    process's last successful exec before it (the exec's own event counts for the new
+    program), or for a forked process that has not exec'd yet, its parent's program
+    when it first appears ("" when unknown)."""
+    current: dict[int, str] = {}
+    out: list[str] = []
+    for e in trace.events:
+        if e.pid not in current:
+            current[e.pid] = current.get(trace.parents.get(e.pid, -1), "")
+        if e.kind == "exec" and e.existed and e.result >= 0 and not e.errno:
+            current[e.pid] = e.path
+        out.append(current[e.pid])
     return out
 
 

@@ -59,6 +59,8 @@ class ProfileContext:
     traced: frozenset[str]  # every path the trace named, as named (existing or not)
     executed: frozenset[str]  # paths of executed programs, as named
     kept: frozenset[str]  # the keep set so far (paths as kept, symlinks included)
+    # each program the trace ran (as its exec named it) -> the paths its processes named
+    runs: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 # What an expander (code behind a profile's `expand = [...]`) returns, given the

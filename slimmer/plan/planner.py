@@ -25,6 +25,7 @@ from slimmer.errors import UsageError
 from slimmer.image.paths import SHELLS, Glob, compile_glob, expand, search_path, which
 from slimmer.model import EntryType, ImageConfig, TreeView
 from slimmer.plan.keep import GeneratedFile, KeepSet, ProfileContext, ProfilesFn, Reason
+from slimmer.plan.runs import program_runs
 from slimmer.plan.shellscan import command_words
 from slimmer.plan.written_dirs import state_paths
 
@@ -44,6 +45,9 @@ class TracedPath:
     path: str
     kind: str
     by: str = ""
+    # the program the naming process ran: the path its last successful exec named
+    # (a forked process without an exec of its own: its parent's program)
+    program: str = ""
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ def _fixed_point(
     workdir = config.working_dir or "/"
     traced_set = frozenset(t.path for t in traced)
     executed = frozenset(t.path for t in traced if t.kind == "exec")
+    runs = program_runs(traced)
     for _ in range(MAX_ROUNDS):
         before = len(keeper.reasons)
         elf = keeper.pending_elf()
@@ -150,7 +155,7 @@ def _fixed_point(
                 keeper.add(path, reason)
         if profiles is not None:
             ctx = ProfileContext(
-                keeper.tree, config, traced_set, executed, frozenset(keeper.reasons)
+                keeper.tree, config, traced_set, executed, frozenset(keeper.reasons), runs
             )
             additions, gens = profiles(ctx)
             for add in additions:

@@ -29,12 +29,14 @@ from slimmer.errors import UsageError
 from slimmer.image.paths import Glob, PathIndex, compile_glob, expand
 from slimmer.plan.expanders import EXPANDERS
 from slimmer.plan.keep import Addition, GeneratedFile, ProfileContext, ProfilesFn, Reason
+from slimmer.plan.runs import by_real_path, locale_matches, ran_without
 from slimmer.resources import builtin_profiles
 
 ENV_DIR = "SLIMMER_PROFILES"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _WHEN_GLOBS = ("traced", "executed", "kept", "present")
-_WHEN_KEYS = frozenset({"always", "env", "imports", "imports_except", *_WHEN_GLOBS})
+_IMPORT_KEYS = ("imports_except", "imports_ran_without", "imports_ran_locale")
+_WHEN_KEYS = frozenset({"always", "env", "imports", *_IMPORT_KEYS, *_WHEN_GLOBS})
 _SYMBOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_.$]*$")
 _KEEP_KEYS = frozenset({"paths", "closure", "expand", "reason"})
 _TOP_KEYS = frozenset({"name", "description", "when", "keep", "rule"})
@@ -54,6 +56,10 @@ class When:
     # no evidence (they call the function for reasons of their own)
     imports: tuple[str, ...] = ()
     imports_except: tuple[Glob, ...] = ()
+    # nor is a program the trace ran whose runs named no path these globs match, when
+    # the image's LC_CTYPE locale matches `imports_ran_locale` (if given)
+    imports_ran_without: tuple[Glob, ...] = ()
+    imports_ran_locale: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -215,10 +221,24 @@ class _Parser:
         for name in imports:
             if not _SYMBOL.match(name):
                 raise self.fail(f"{key}.imports", name, "must be a bare symbol name (no @version)")
-        imports_except = self.globs(table, "imports_except", key)
-        if imports_except and not imports:
-            raise self.fail(f"{key}.imports_except", table["imports_except"], "needs imports")
-        return When(always=always, env=env, imports=imports, imports_except=imports_except, **globs)
+        for name in _IMPORT_KEYS:
+            if name in table and not imports:
+                raise self.fail(f"{key}.{name}", table[name], "needs imports")
+        if "imports_ran_locale" in table and "imports_ran_without" not in table:
+            raise self.fail(
+                f"{key}.imports_ran_locale",
+                table["imports_ran_locale"],
+                "needs imports_ran_without",
+            )
+        return When(
+            always=always,
+            env=env,
+            imports=imports,
+            imports_except=self.globs(table, "imports_except", key),
+            imports_ran_without=self.globs(table, "imports_ran_without", key),
+            imports_ran_locale=self.strings(table, "imports_ran_locale", key),
+            **globs,
+        )
 
     def keep(self, raw: object, key: str) -> Keep:
         table = self.table(raw, key)
@@ -290,6 +310,7 @@ class ProfileFacts:
         self.executed = PathIndex(executed)
         self.kept = PathIndex(ctx.kept)
         self.env = tuple(sorted(ctx.config.env))
+        self.runs = by_real_path(ctx.tree, ctx.runs)
 
     def trigger(self, when: When) -> str | None:
         """Why `when` holds ("env TZ is set"), or None when it does not."""
@@ -311,24 +332,39 @@ class ProfileFacts:
             found = expand(self.ctx.tree, glob)
             if found:
                 return f"{found[0]} is in the image"
-        return self.importer(when.imports, when.imports_except)
+        return self.importer(when)
 
-    def importer(self, names: Sequence[str], unless: Sequence[Glob]) -> str | None:
-        """ "<file> imports <name>" for the first kept regular ELF file (not matching
-        `unless`) whose dynamic symbol table imports one of `names`, or None."""
-        if not names:
+    def importer(self, when: When) -> str | None:
+        """ "<file> imports <name>" for the first kept regular ELF file whose dynamic
+        symbol table imports one of `when.imports` and that is evidence (`no_evidence`),
+        or None."""
+        if not when.imports:
             return None
-        wanted = frozenset(names)
+        wanted = frozenset(when.imports)
         for path in sorted(self.kept.paths):
             entry = self.ctx.tree.get(path)
             if entry is None or not entry.is_regular or not entry.is_elf:
                 continue
-            if any(glob.match(path) for glob in unless):
+            if self.no_evidence(path, when):
                 continue
             found = sorted(imports_in_tree(self.ctx.tree, path).names & wanted)
             if found:
                 return f"{path} imports {', '.join(found)}"
         return None
+
+    def no_evidence(self, path: str, when: When) -> bool:
+        """Whether the importer `path` is excused: it matches `imports_except`, or it is
+        a program the trace ran whose runs named nothing `imports_ran_without` matches,
+        in an image whose locale matches `imports_ran_locale` (when given)."""
+        if any(glob.match(path) for glob in when.imports_except):
+            return True
+        if not when.imports_ran_without:
+            return False
+        if when.imports_ran_locale and not locale_matches(
+            self.ctx.config.env, when.imports_ran_locale
+        ):
+            return False
+        return ran_without(self.runs, path, self.ctx.tree, when.imports_ran_without)
 
 
 def detect(profiles: Sequence[Profile], ctx: ProfileContext) -> dict[str, str]:
