@@ -11,7 +11,8 @@ from slimmer.registry.platforms import Platform
 
 @click.group("bases")
 def bases_group() -> None:
-    """Distroless-style base images built from Debian 12 packages (for --base)."""
+    """Distroless-style base images built from Debian 12 packages, for linux/amd64 and
+    linux/arm64 (for --base)."""
 
 
 @bases_group.command("build")
