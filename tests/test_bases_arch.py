@@ -203,6 +203,17 @@ def test_a_build_for_the_engines_own_arm64_also_gets_the_short_tag(tmp_path: Pat
     assert built.tag == "slimmer/distroless-static:debian12"
 
 
+def test_an_engine_of_another_platform_builds_named_platforms_only(tmp_path: Path) -> None:
+    fake, engine = arm64_mirror(), LoadingEngine(tmp_path, native="s390x")
+    built = _build(engine, fake, tmp_path, ARM64)
+    assert built.tags == (base_tag("static", "arm64"),) == (built.tag,)
+    with pytest.raises(UsageError, match="bases for linux/s390x"):
+        _build(engine, fake, tmp_path, None)
+    rows = list_bases(engine)
+    assert [r.platform for r in rows[::4]] == ["linux/amd64", "linux/arm64"]
+    assert rows[0].build == "slim bases build --platform linux/amd64 static"
+
+
 def test_an_amd64_config_has_no_variant(tmp_path: Path) -> None:
     from tests.test_bases import static_mirror
 

@@ -27,6 +27,7 @@ from slimmer.bases.build import (
     base_tag,
     base_tags,
     build_base,
+    default_arch,
     engine_arch,
 )
 from slimmer.elf.parse import parse_elf_at
@@ -47,7 +48,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def built(engine: Engine, cache_dir: Path) -> Iterator[dict[str, BaseImage]]:
     """Each flavour built once for the engine's own platform; tags restored afterwards."""
-    with _restoring(engine, FLAVOURS, engine_arch(engine)) as out:
+    with _restoring(engine, FLAVOURS, default_arch(engine)) as out:
         for flavour in FLAVOURS:
             out[flavour] = build_base(engine, flavour, cache_dir=cache_dir)
         yield out

@@ -44,6 +44,7 @@ from slimmer.bases.errors import DebianError
 from slimmer.bases.libraries import Library, provided_libraries
 from slimmer.bases.rootfs import Rootfs, assemble, rootfs_tree
 from slimmer.engine_api import ContainerEngine
+from slimmer.errors import UsageError
 from slimmer.image.store import ContentStore
 from slimmer.image.writer import assemble_archive, sha256_file, write_layer
 from slimmer.model import VERSION_LABEL
@@ -102,7 +103,7 @@ class BaseListing:
 def list_bases(engine: ContainerEngine) -> list[BaseListing]:
     """Every flavour of every architecture, the engine's own architecture first."""
     native = engine_arch(engine)
-    arches = [native, *(a for a in ARCHES.values() if a != native)]
+    arches = sorted(ARCHES.values(), key=lambda a: a != native)  # stable: native first
     return [
         BaseListing(
             f.name,
@@ -133,22 +134,32 @@ def find_base(engine: ContainerEngine, flavour: str, arch: str) -> str | None:
     return None
 
 
-def base_tags(flavour: str, arch: DebianArch, native: DebianArch) -> tuple[str, ...]:
+def base_tags(flavour: str, arch: DebianArch, native: DebianArch | None) -> tuple[str, ...]:
     """The tags a build of `flavour` for `arch` gets on an engine of `native`
-    architecture; the first is the one `find_base` returns (module docstring)."""
+    architecture (None: one slimmer builds no bases for); the first is the one
+    `find_base` returns (module docstring)."""
     own = base_tag(flavour, arch.name)
     return (base_tag(flavour), own) if arch == native else (own,)
 
 
-def build_command(flavour: str, arch: DebianArch, native: DebianArch) -> str:
+def build_command(flavour: str, arch: DebianArch, native: DebianArch | None) -> str:
     """The command that builds `flavour` for `arch` on an engine of `native` architecture."""
     platform = "" if arch == native else f"--platform {arch.platform} "
     return f"slim bases build {platform}{flavour}"
 
 
-def engine_arch(engine: ContainerEngine) -> DebianArch:
-    """The architecture of the engine's own platform (`UsageError` when slimmer
-    builds no bases for it)."""
+def engine_arch(engine: ContainerEngine) -> DebianArch | None:
+    """The architecture of the engine's own platform; None when slimmer builds no
+    bases for it."""
+    try:
+        return default_arch(engine)
+    except UsageError:
+        return None
+
+
+def default_arch(engine: ContainerEngine) -> DebianArch:
+    """The architecture a base is built for when none is named: the engine's own
+    (`UsageError` when slimmer builds no bases for it: name one)."""
     os_, name = engine.platform()
     return arch_of(name, os_ or "linux")
 
@@ -170,7 +181,7 @@ def build_base(
     removed on return; `.deb`s stay in `cache_dir`."""
     name = recipe.flavour(flavour).name
     native = engine_arch(engine)
-    arch = arch or native
+    arch = arch or default_arch(engine)
     work = Path(tempfile.mkdtemp(prefix="slimmer-base-", dir=workdir))
     try:
         store = ContentStore(work / "store")

@@ -35,7 +35,13 @@ from pathlib import Path
 
 from slimmer.bases import recipe
 from slimmer.bases.arch import DebianArch, arch_of
-from slimmer.bases.build import build_base, build_command, engine_arch, find_base
+from slimmer.bases.build import (
+    build_base,
+    build_command,
+    default_arch,
+    engine_arch,
+    find_base,
+)
 from slimmer.bases.errors import DebianError
 from slimmer.elf.compat import GLIBC_SONAMES, Provided, check_base, libc_of, provided_by
 from slimmer.elf.versions import SymbolVersions, read_versions
@@ -128,9 +134,8 @@ def resolve_base(
 def _flavour_choice(
     engine: ContainerEngine, spec: str, flavour: str, why: str, arch: str
 ) -> BaseChoice:
-    native = engine_arch(engine)
-    want = _base_arch(arch, spec) if arch else native
-    ref = find_base(engine, flavour, want.name) or _build(engine, flavour, want, native)
+    want = _base_arch(arch, spec) if arch else default_arch(engine)
+    ref = find_base(engine, flavour, want.name) or _build(engine, flavour, want)
     info = engine.inspect_image(ref)
     return BaseChoice(spec, ref, info.id, _digest(info.digests), flavour, why)
 
@@ -144,11 +149,12 @@ def _base_arch(arch: str, spec: str) -> DebianArch:
         ) from exc
 
 
-def _build(engine: ContainerEngine, flavour: str, arch: DebianArch, native: DebianArch) -> str:
+def _build(engine: ContainerEngine, flavour: str, arch: DebianArch) -> str:
     """Build the missing base; a failure says how to build it ahead of the run."""
     try:
         return build_base(engine, flavour, arch).tag
     except DebianError as exc:
+        native = engine_arch(engine)
         raise DebianError(
             f"{exc} (building the {arch.platform} {flavour} base, which the engine lacks;"
             f" build it ahead with `{build_command(flavour, arch, native)}`)"
