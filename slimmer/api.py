@@ -27,7 +27,7 @@ from slimmer.analyse.checkconfig import CheckSettings, build_rules, load_baselin
 from slimmer.analyse.diff import ImageDiff, diff_images
 from slimmer.analyse.inspect import Inspection, analyse, want_for_inspect
 from slimmer.analyse.slimreasons import load_slim_reasons
-from slimmer.bases.arch import arch_of
+from slimmer.bases.arch import DebianArch, arch_of
 from slimmer.bases.build import BaseImage, BaseListing, build_base
 from slimmer.bases.build import list_bases as bases_on
 from slimmer.bases.recipe import FLAVOURS, flavour
@@ -361,19 +361,21 @@ def deps(ref: str, paths: Sequence[str]) -> DepsReport:
 def build_bases(
     flavours: Sequence[str],
     progress: Progress = lambda _: None,
-    platform: Platform | None = None,
+    platforms: Sequence[Platform] = (),
 ) -> list[BaseImage]:
     """`slim bases build`: build and tag each flavour (all when none is named) for
-    `platform` (linux/amd64 or linux/arm64; default: the engine's own)."""
+    each of `platforms` (linux/amd64, linux/arm64; none: the engine's own)."""
     names = list(flavours) or list(FLAVOURS)
     for name in names:
         flavour(name)  # a bad name fails before anything is built
-    arch = arch_of(platform.architecture, platform.os, platform.variant) if platform else None
+    arches = [arch_of(p.architecture, p.os, p.variant) for p in platforms]
     with Engine.connect() as engine:
         out = []
-        for name in names:
-            progress(f"building {name}" + (f" for {arch.platform}" if arch else ""))
-            out.append(build_base(engine, name, arch))
+        targets: list[DebianArch | None] = list(dict.fromkeys(arches)) or [None]
+        for arch in targets:
+            for name in names:
+                progress(f"building {name}" + (f" for {arch.platform}" if arch else ""))
+                out.append(build_base(engine, name, arch))
         return out
 
 

@@ -329,5 +329,6 @@ def test_build_bases_refuses_an_unknown_platform_before_the_engine() -> None:
     from slimmer import api
     from slimmer.registry.platforms import Platform
 
+    arm64 = Platform("linux", "arm64")
     with pytest.raises(UsageError, match="bases for linux/riscv64"):
-        api.build_bases(["base"], platform=Platform("linux", "riscv64"))
+        api.build_bases(["base"], platforms=[arm64, Platform("linux", "riscv64")])

@@ -19,14 +19,16 @@ def bases_group() -> None:
 @click.argument("flavours", nargs=-1, metavar="[FLAVOUR]...")
 @click.option(
     "--platform",
+    "platforms",
     type=PlatformType(),
-    default=None,
+    multiple=True,
     metavar="OS/ARCH",
-    help="linux/amd64 or linux/arm64: whose Debian packages (default: the engine's platform).",
+    help="linux/amd64 or linux/arm64: whose Debian packages (repeat for both; "
+    "default: the engine's platform).",
 )
-def bases_build(flavours: tuple[str, ...], platform: Platform | None) -> None:
+def bases_build(flavours: tuple[str, ...], platforms: tuple[Platform, ...]) -> None:
     """Build FLAVOURs (static, base-nossl, base, cc; all when none is named) from Debian
-    packages of one platform, and tag them slimmer/distroless-FLAVOUR:debian12-ARCH.
+    packages of each platform, and tag them slimmer/distroless-FLAVOUR:debian12-ARCH.
 
     A build for the engine's own platform is also tagged slimmer/distroless-FLAVOUR:debian12.
     --base picks the base of the slimmed image's own platform."""
@@ -34,7 +36,7 @@ def bases_build(flavours: tuple[str, ...], platform: Platform | None) -> None:
     from slimmer.cli.progress import stages
 
     with stages(console(stderr=True), "bases") as progress:
-        built = api.build_bases(flavours, progress, platform)
+        built = api.build_bases(flavours, progress, platforms)
     for b in built:
         size = f"{b.size / 1e6:.1f} MB  {len(b.packages)} packages"
         click.echo(f"{'  '.join(b.tags)}  {b.image_id[:19]}  linux/{b.arch}  {size}")
