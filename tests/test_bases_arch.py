@@ -332,3 +332,18 @@ def test_build_bases_refuses_an_unknown_platform_before_the_engine() -> None:
     arm64 = Platform("linux", "arm64")
     with pytest.raises(UsageError, match="bases for linux/riscv64"):
         api.build_bases(["base"], platforms=[arm64, Platform("linux", "riscv64")])
+
+
+def test_the_cli_refuses_an_unknown_platform_with_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from slimmer.cli.main import main
+
+    for argv, said in (
+        (["bases", "build", "--platform", "linux/s390x", "base"], "bases for linux/s390x: "),
+        (["bases", "build", "--platform", "arm64"], "expected OS/ARCH"),
+    ):
+        with pytest.raises(SystemExit) as caught:
+            main(argv)
+        assert caught.value.code == 2
+        assert said in capsys.readouterr().err
