@@ -27,7 +27,9 @@ from slimmer.analyse.checkconfig import CheckSettings, build_rules, load_baselin
 from slimmer.analyse.diff import ImageDiff, diff_images
 from slimmer.analyse.inspect import Inspection, analyse, want_for_inspect
 from slimmer.analyse.slimreasons import load_slim_reasons
-from slimmer.bases.build import BaseImage, build_base, find_base
+from slimmer.bases.arch import DebianArch, arch_of
+from slimmer.bases.build import BaseImage, BaseListing, build_base
+from slimmer.bases.build import list_bases as bases_on
 from slimmer.bases.recipe import FLAVOURS, flavour
 from slimmer.context.run import NO_CONTEXT, RunContext
 from slimmer.elf.deps import DepsReport, deps_report
@@ -57,6 +59,7 @@ from slimmer.pipeline.project import ComposeTarget, in_context
 from slimmer.pipeline.seccomp import check_writable, traced_calls, write_profile
 from slimmer.pipeline.slim import SlimOptions, SlimResult, check_options, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
+from slimmer.registry.platforms import Platform
 from slimmer.registry.remote import RegistryOptions, remote_opener
 from slimmer.registry.transfer import NO_TRANSFERS, Transfers, ensure_pulled, push
 from slimmer.seccomp.profile import Evidence, SeccompProfile, build_profile
@@ -355,23 +358,31 @@ def deps(ref: str, paths: Sequence[str]) -> DepsReport:
         return deps_report(image.tree, env, paths, image.config.working_dir or "/")
 
 
-def build_bases(flavours: Sequence[str], progress: Progress = lambda _: None) -> list[BaseImage]:
-    """`slim bases build`: build and tag each flavour (all when none is named)."""
+def build_bases(
+    flavours: Sequence[str],
+    progress: Progress = lambda _: None,
+    platforms: Sequence[Platform] = (),
+) -> list[BaseImage]:
+    """`slim bases build`: build and tag each flavour (all when none is named) for
+    each of `platforms` (linux/amd64, linux/arm64; none: the engine's own)."""
     names = list(flavours) or list(FLAVOURS)
     for name in names:
         flavour(name)  # a bad name fails before anything is built
+    arches = [arch_of(p.architecture, p.os, p.variant) for p in platforms]
     with Engine.connect() as engine:
         out = []
-        for name in names:
-            progress(f"building {name}")
-            out.append(build_base(engine, name))
+        targets: list[DebianArch | None] = list(dict.fromkeys(arches)) or [None]
+        for arch in targets:
+            for name in names:
+                progress(f"building {name}" + (f" for {arch.platform}" if arch else ""))
+                out.append(build_base(engine, name, arch))
         return out
 
 
-def list_bases() -> list[tuple[str, str, str | None]]:
-    """`slim bases list`: (flavour, what it holds, the engine's image of it or None)."""
+def list_bases() -> list[BaseListing]:
+    """`slim bases list`: each flavour of each platform, and the engine's image of it."""
     with Engine.connect() as engine:
-        return [(f.name, f.summary, find_base(engine, f.name)) for f in FLAVOURS.values()]
+        return bases_on(engine)
 
 
 def diff(

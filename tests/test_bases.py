@@ -22,6 +22,7 @@ from typing import IO
 import pytest
 
 from slimmer.bases import recipe
+from slimmer.bases.arch import AMD64, DebianArch
 from slimmer.bases.build import (
     FLAVOUR_LABEL,
     PACKAGES_LABEL,
@@ -44,6 +45,7 @@ from slimmer.bases.errors import DebianError
 from slimmer.bases.libraries import missing_names, provided_libraries
 from slimmer.bases.rootfs import assemble, rootfs_tree
 from slimmer.bases.version import compare_versions, parse_version, version_key
+from slimmer.engine_api import ImageInfo
 from slimmer.errors import SlimError, UsageError
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import open_image
@@ -145,8 +147,13 @@ SHA256: {sha}
 """.format(sha="ab" * 32)
 
 
+AMD_ALL = ("amd64", "all")
+
+
 def test_scan_packages_takes_wanted_amd64_and_all_records() -> None:
-    records = list(scan_packages(PACKAGES, ["libc6", "tzdata"], "bookworm", "http://m/debian/"))
+    records = list(
+        scan_packages(PACKAGES, ["libc6", "tzdata"], "bookworm", "http://m/debian/", AMD_ALL)
+    )
     assert [(r.name, r.architecture) for r in records] == [("libc6", "amd64"), ("tzdata", "all")]
     libc = records[0]
     assert libc.url == "http://m/debian/pool/main/g/glibc/libc6_2.36-9+deb12u7_amd64.deb"
@@ -172,7 +179,7 @@ def test_malformed_paragraphs_are_refused(text: str) -> None:
 def test_unsafe_filename_is_refused() -> None:
     text = PACKAGES.replace("pool/main/z/zsh/zsh_5.9-4_amd64.deb", "../../etc/x.deb")
     with pytest.raises(DebianError, match="unsafe Filename"):
-        list(scan_packages(text, ["zsh"], "bookworm", "http://m"))
+        list(scan_packages(text, ["zsh"], "bookworm", "http://m", AMD_ALL))
 
 
 def test_release_files_and_status_text() -> None:
@@ -265,30 +272,33 @@ def control_text(name: str, version: str, depends: str = "", arch: str = "amd64"
 
 @dataclass
 class FakeMirror:
-    """Serves `Release`, `Packages.xz` and `.deb`s of three pockets from memory."""
+    """Serves `Release`, `Packages.xz` and `.deb`s of three pockets from memory, of
+    `arch`'s index (each package built for `arch`)."""
 
     files: dict[str, bytes] = field(default_factory=dict)
     packages: dict[str, list[str]] = field(default_factory=dict)
     opened: list[str] = field(default_factory=list)
     mirror: Mirror = Mirror("http://fake/debian", "http://fake/debian-security")
+    arch: DebianArch = AMD64
 
     def add(
         self, suite: str, name: str, version: str, members: list[Member], depends: str = ""
     ) -> None:
         base = self.mirror.security if suite.endswith("security") else self.mirror.debian
-        deb = deb_bytes(control_text(name, version, depends), members, md5sums=md5_lines(members))
-        filename = f"pool/main/{name[0]}/{name}/{name}_{version}_amd64.deb"
+        control = control_text(name, version, depends, self.arch.name)
+        deb = deb_bytes(control, members, md5sums=md5_lines(members))
+        filename = f"pool/main/{name[0]}/{name}/{name}_{version}_{self.arch.name}.deb"
         self.files[f"{base}/{filename}"] = deb
         self.packages.setdefault(suite, []).append(
-            control_text(name, version, depends)
-            + f"Filename: {filename}\nSize: {len(deb)}\nSHA256: {_sha(deb)}\n"
+            control + f"Filename: {filename}\nSize: {len(deb)}\nSHA256: {_sha(deb)}\n"
         )
 
     def publish(self) -> None:
+        index_path = f"main/binary-{self.arch.name}/Packages.xz"
         for pocket in self.mirror.pockets:
             index = lzma.compress("\n".join(self.packages.get(pocket.suite, [])).encode())
-            listing = f" {_sha(index)} {len(index)} main/binary-amd64/Packages.xz"
-            self.files[f"{pocket.dists_url}/main/binary-amd64/Packages.xz"] = index
+            listing = f" {_sha(index)} {len(index)} {index_path}"
+            self.files[f"{pocket.dists_url}/{index_path}"] = index
             release = f"Codename: {pocket.suite}\nSHA256:\n{listing}\n"
             self.files[f"{pocket.dists_url}/Release"] = release.encode()
 
@@ -310,13 +320,13 @@ def test_resolve_takes_the_highest_version_across_pockets(tmp_path: Path) -> Non
     fake.add("bookworm-security", "libssl3", "3.0.22-1~deb12u2", [])
     fake.add("bookworm-updates", "libssl3", "3.0.17-1~deb12u2", [])
     fake.publish()
-    got = resolve_packages(["libc6", "libssl3"], fake.mirror, tmp_path, fake.open)
+    got = resolve_packages(["libc6", "libssl3"], AMD64, fake.mirror, tmp_path, fake.open)
     assert {n: (r.version, r.origin) for n, r in got.items()} == {
         "libc6": ("2.36-9+deb12u14", "bookworm"),
         "libssl3": ("3.0.22-1~deb12u2", "bookworm-security"),
     }
     with pytest.raises(DebianError, match="zsh not found in bookworm, bookworm-updates"):
-        resolve_packages(["zsh"], fake.mirror, tmp_path, fake.open)
+        resolve_packages(["zsh"], AMD64, fake.mirror, tmp_path, fake.open)
 
 
 def test_an_index_whose_hash_does_not_match_its_release_is_refused(tmp_path: Path) -> None:
@@ -325,10 +335,10 @@ def test_an_index_whose_hash_does_not_match_its_release_is_refused(tmp_path: Pat
     url = "http://fake/debian/dists/bookworm/main/binary-amd64/Packages.xz"
     fake.files[url] = lzma.compress(b"Package: evil\n")
     with pytest.raises(DebianError, match=f"verifying {url}: "):
-        resolve_packages(["libc6"], fake.mirror, tmp_path, fake.open)
+        resolve_packages(["libc6"], AMD64, fake.mirror, tmp_path, fake.open)
     fake.files["http://fake/debian/dists/bookworm/Release"] = b"Codename: trixie\n"
     with pytest.raises(DebianError, match="describes 'trixie', not 'bookworm'"):
-        resolve_packages(["libc6"], fake.mirror, tmp_path, fake.open)
+        resolve_packages(["libc6"], AMD64, fake.mirror, tmp_path, fake.open)
 
 
 def test_download_verifies_and_reuses_the_cache(tmp_path: Path) -> None:
@@ -591,7 +601,7 @@ def _not_dropped(path: str) -> bool:
 
 def test_assemble_static(tmp_path: Path) -> None:
     store = ContentStore(tmp_path / "store")
-    rootfs = assemble("static", static_debs(tmp_path, store), store)
+    rootfs = assemble("static", AMD64, static_debs(tmp_path, store), store)
     tree = {e.path: e for e in rootfs.entries}
     assert [e.path for e in rootfs.entries] == sorted(tree)
     assert tree["/etc"].mtime == 2  # the later package's directory wins, as layers do
@@ -624,7 +634,7 @@ def test_a_file_two_packages_ship_is_a_conflict(tmp_path: Path) -> None:
     clash = FileEntry("/etc/services", EntryType.FILE, size=0)
     debs["tzdata"] = DebContents("tzdata", debs["tzdata"].control, (), (clash,))
     with pytest.raises(DebianError, match="installing tzdata: /etc/services is also in netbase"):
-        assemble("static", debs, store)
+        assemble("static", AMD64, debs, store)
 
 
 def test_provided_libraries_follow_symlinks_and_read_sonames(tmp_path: Path) -> None:
@@ -643,8 +653,8 @@ def test_provided_libraries_follow_symlinks_and_read_sonames(tmp_path: Path) -> 
     path = tmp_path / "libc6.deb"
     path.write_bytes(deb_bytes(control_text("libc6", "2.36"), lib_members))
     debs["libc6"] = read_deb(path, store, keep_all)
-    rootfs = assemble("base-nossl", debs, store)
-    libs = provided_libraries(rootfs_tree(rootfs, store))
+    rootfs = assemble("base-nossl", AMD64, debs, store)
+    libs = provided_libraries(rootfs_tree(rootfs, store), AMD64.search_dirs)
     # merged-/usr: /lib and /lib64 are links into /usr, so each library has two names
     libc, libz = "/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libz.so.1.3"
     assert [(lib.path, lib.target, lib.soname) for lib in libs] == [
@@ -664,12 +674,17 @@ def test_provided_libraries_follow_symlinks_and_read_sonames(tmp_path: Path) -> 
 
 @dataclass
 class LoadingEngine(UnusedEngine):
-    """Keeps each loaded archive on disk and remembers tags."""
+    """Keeps each loaded archive on disk and remembers tags; an engine of `native`
+    architecture that has the images of `present` (ref -> architecture)."""
 
     spool: Path
     tags: dict[str, str] = field(default_factory=dict)
     archives: list[Path] = field(default_factory=list)
-    present: set[str] = field(default_factory=set)
+    present: dict[str, str] = field(default_factory=dict)
+    native: str = "amd64"
+
+    def platform(self) -> tuple[str, str]:
+        return "linux", self.native
 
     def load_image(self, archive: IO[bytes] | bytes | Iterable[bytes]) -> list[str]:
         assert isinstance(archive, io.BufferedReader)
@@ -683,6 +698,10 @@ class LoadingEngine(UnusedEngine):
 
     def image_exists(self, ref: str) -> bool:
         return ref in self.present
+
+    def inspect_image(self, ref: str) -> ImageInfo:
+        arch = self.present[ref]
+        return ImageInfo(f"sha256:{_sha(ref.encode())}", (ref,), {}, {}, 1, arch, "linux")
 
 
 def static_mirror() -> FakeMirror:
@@ -711,7 +730,9 @@ def test_build_base_is_deterministic_and_labelled(tmp_path: Path) -> None:
         )
         for _ in range(2)
     ]
-    assert built[0] == built[1] and engine.tags == {base_tag("static"): built[0].image_id}
+    assert built[0] == built[1]
+    assert engine.tags == {tag: built[0].image_id for tag in built[0].tags}
+    assert built[0].tags == (base_tag("static"), "slimmer/distroless-static:debian12-amd64")
     assert dict(built[0].packages)["tzdata"] == "2026f-0" and built[0].libraries == ()
     assert sum(url.endswith(".deb") for url in fake.opened) == 5  # the second build used the cache
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "loaded-0.tar", "loaded-1.tar"]
@@ -746,10 +767,11 @@ def test_build_base_refuses_an_unmet_dependency(tmp_path: Path) -> None:
 
 def test_find_base_prefers_googles_image(tmp_path: Path) -> None:
     engine = LoadingEngine(tmp_path)
-    assert find_base(engine, "cc") is None
-    engine.present.add("slimmer/distroless-cc:debian12")
-    assert find_base(engine, "cc") == "slimmer/distroless-cc:debian12"
-    engine.present.add("gcr.io/distroless/cc-debian12")
-    assert find_base(engine, "cc") == distroless_ref("cc") == "gcr.io/distroless/cc-debian12"
+    assert find_base(engine, "cc", "amd64") is None
+    engine.present["slimmer/distroless-cc:debian12"] = "amd64"
+    assert find_base(engine, "cc", "amd64") == "slimmer/distroless-cc:debian12"
+    engine.present["gcr.io/distroless/cc-debian12"] = "amd64"
+    got = find_base(engine, "cc", "amd64")
+    assert got == distroless_ref("cc") == "gcr.io/distroless/cc-debian12"
     assert base_tag("base-nossl") == "slimmer/distroless-base-nossl:debian12"
     assert issubclass(DebianError, SlimError)

@@ -1,13 +1,21 @@
 """Build a distroless-style base image on the engine, or find one already there.
 
-`build_base` resolves the flavour's packages on the Debian mirror, checks the
+`build_base` resolves the flavour's packages for one architecture (`arch`:
+amd64 or arm64, default the engine's own) on the Debian mirror, checks the
 recipe's dependencies, downloads and unpacks the `.deb`s (cached), assembles
 the tree (`rootfs`), writes it as ONE layer with `write_layer`, adds a config
-(os linux, amd64, distroless's `Env`, `User` "", `WorkingDir` "/", labels
-naming the flavour and its packages), loads the archive and tags it
-`base_tag(flavour)`. Nothing time- or host-dependent goes in: every mtime comes
+(os linux, the architecture and its variant, distroless's `Env`, `User` "",
+`WorkingDir` "/", labels naming the flavour and its packages), loads the
+archive and tags it. Nothing time- or host-dependent goes in: every mtime comes
 from a package member or the recipe, the config's dates are the epoch, so the
 same packages (and slimmer version, which is a label) give the same image ID.
+
+Tags: the engine keeps one image per tag, so each architecture has its own,
+`slimmer/distroless-FLAVOUR:debian12-ARCH`; a build for the engine's own
+architecture is also tagged `slimmer/distroless-FLAVOUR:debian12`, the name
+slimmer has always used (and `find_base` returns for it). A tag thus names the
+same architecture on any engine, and the short name stays the native one.
+`find_base` takes an image only when its config says the architecture asked for.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any
 
 from slimmer import __version__
 from slimmer.bases import recipe
+from slimmer.bases.arch import ARCHES, DebianArch, arch_of
 from slimmer.bases.control import PackageRecord
 from slimmer.bases.debfile import DebContents, Keep, read_deb
 from slimmer.bases.debian import (
@@ -35,6 +44,7 @@ from slimmer.bases.errors import DebianError
 from slimmer.bases.libraries import Library, provided_libraries
 from slimmer.bases.rootfs import Rootfs, assemble, rootfs_tree
 from slimmer.engine_api import ContainerEngine
+from slimmer.errors import UsageError
 from slimmer.image.store import ContentStore
 from slimmer.image.writer import assemble_archive, sha256_file, write_layer
 from slimmer.model import VERSION_LABEL
@@ -45,24 +55,32 @@ CA_LABEL = "io.slimmer.base.ca-certificates"
 EPOCH = "1970-01-01T00:00:00Z"
 
 
-def base_tag(flavour: str) -> str:
-    """The tag slimmer gives its own build of `flavour`."""
-    return f"slimmer/distroless-{recipe.flavour(flavour).name}:debian{recipe.DEBIAN_VERSION}"
+def base_tag(flavour: str, arch: str = "") -> str:
+    """The tag slimmer gives its own build of `flavour` for `arch`
+    ("slimmer/distroless-base:debian12-arm64"); without `arch`, the short tag a
+    build for the engine's own architecture gets too ("...:debian12")."""
+    tail = f"-{arch}" if arch else ""
+    return f"slimmer/distroless-{recipe.flavour(flavour).name}:debian{recipe.DEBIAN_VERSION}{tail}"
 
 
-def distroless_ref(flavour: str) -> str:
-    """Google's image of `flavour` ("gcr.io/distroless/base-nossl-debian12")."""
-    return f"gcr.io/distroless/{recipe.flavour(flavour).name}-debian{recipe.DEBIAN_VERSION}"
+def distroless_ref(flavour: str, arch: str = "") -> str:
+    """Google's image of `flavour` ("gcr.io/distroless/base-nossl-debian12"); with
+    `arch`, its tag for that architecture alone ("...-debian12:latest-arm64")."""
+    ref = f"gcr.io/distroless/{recipe.flavour(flavour).name}-debian{recipe.DEBIAN_VERSION}"
+    return f"{ref}:latest-{arch}" if arch else ref
 
 
 @dataclass(frozen=True)
 class BaseImage:
-    """A base built and tagged on the engine. `packages` are (name, version)
-    sorted by name; `size` is the layer's uncompressed tar bytes; `files` the
-    number of layer members."""
+    """A base built and tagged on the engine. `tag` is the one `find_base` returns
+    for it, `tags` every tag it was given; `packages` are (name, version) sorted
+    by name; `size` is the layer's uncompressed tar bytes; `files` the number of
+    layer members."""
 
     flavour: str
+    arch: str
     tag: str
+    tags: tuple[str, ...]
     image_id: str
     packages: tuple[tuple[str, str], ...]
     size: int
@@ -70,18 +88,86 @@ class BaseImage:
     libraries: tuple[Library, ...] = ()
 
 
-def find_base(engine: ContainerEngine, flavour: str) -> str | None:
-    """The reference of a `flavour` base the engine has: Google's image when
-    present, else slimmer's own tag, else None."""
-    for ref in (distroless_ref(flavour), base_tag(flavour)):
-        if engine.image_exists(ref):
+@dataclass(frozen=True)
+class BaseListing:
+    """One flavour of one architecture, as `slim bases list` shows it: the
+    engine's image of it (`ref`, "" when it has none) and the command that builds it."""
+
+    flavour: str
+    summary: str
+    platform: str
+    ref: str
+    build: str
+
+
+def list_bases(engine: ContainerEngine) -> list[BaseListing]:
+    """Every flavour of every architecture, the engine's own architecture first."""
+    native = engine_arch(engine)
+    arches = sorted(ARCHES.values(), key=lambda a: a != native)  # stable: native first
+    return [
+        BaseListing(
+            f.name,
+            f.summary,
+            arch.platform,
+            find_base(engine, f.name, arch.name) or "",
+            build_command(f.name, arch, native),
+        )
+        for arch in arches
+        for f in recipe.FLAVOURS.values()
+    ]
+
+
+def find_base(engine: ContainerEngine, flavour: str, arch: str) -> str | None:
+    """The reference of a `flavour` base for `arch` the engine has: Google's image
+    when present (its plain tag, then `latest-ARCH`), else slimmer's own (the
+    short tag, then the architecture's), else None. An image whose config names
+    another architecture is passed over."""
+    refs = (
+        distroless_ref(flavour),
+        distroless_ref(flavour, arch),
+        base_tag(flavour),
+        base_tag(flavour, arch),
+    )
+    for ref in refs:
+        if engine.image_exists(ref) and engine.inspect_image(ref).architecture == arch:
             return ref
     return None
+
+
+def base_tags(flavour: str, arch: DebianArch, native: DebianArch | None) -> tuple[str, ...]:
+    """The tags a build of `flavour` for `arch` gets on an engine of `native`
+    architecture (None: one slimmer builds no bases for); the first is the one
+    `find_base` returns (module docstring)."""
+    own = base_tag(flavour, arch.name)
+    return (base_tag(flavour), own) if arch == native else (own,)
+
+
+def build_command(flavour: str, arch: DebianArch, native: DebianArch | None) -> str:
+    """The command that builds `flavour` for `arch` on an engine of `native` architecture."""
+    platform = "" if arch == native else f"--platform {arch.platform} "
+    return f"slim bases build {platform}{flavour}"
+
+
+def engine_arch(engine: ContainerEngine) -> DebianArch | None:
+    """The architecture of the engine's own platform; None when slimmer builds no
+    bases for it."""
+    try:
+        return default_arch(engine)
+    except UsageError:
+        return None
+
+
+def default_arch(engine: ContainerEngine) -> DebianArch:
+    """The architecture a base is built for when none is named: the engine's own
+    (`UsageError` when slimmer builds no bases for it: name one)."""
+    os_, name = engine.platform()
+    return arch_of(name, os_ or "linux")
 
 
 def build_base(
     engine: ContainerEngine,
     flavour: str,
+    arch: DebianArch | None = None,
     *,
     workdir: Path | None = None,
     cache_dir: Path | None = None,
@@ -89,41 +175,48 @@ def build_base(
     strip_docs: bool = True,
     opener: Opener = urlopen,
 ) -> BaseImage:
-    """Build `flavour` from Debian 12 packages, load it and tag it `base_tag`.
-    Scratch files live in a directory under `workdir` (default: the system's
-    temporary directory), removed on return; `.deb`s stay in `cache_dir`."""
+    """Build `flavour` for `arch` (default: the engine's own) from Debian 12
+    packages, load it and tag it (module docstring). Scratch files live in a
+    directory under `workdir` (default: the system's temporary directory),
+    removed on return; `.deb`s stay in `cache_dir`."""
     name = recipe.flavour(flavour).name
+    native = engine_arch(engine)
+    arch = arch or default_arch(engine)
     work = Path(tempfile.mkdtemp(prefix="slimmer-base-", dir=workdir))
     try:
         store = ContentStore(work / "store")
         cache = cache_dir or default_cache_dir()
-        rootfs = prepare_rootfs(name, store, cache, mirror or Mirror.from_env(), strip_docs, opener)
-        libraries = provided_libraries(rootfs_tree(rootfs, store))
+        mirror = mirror or Mirror.from_env()
+        rootfs = prepare_rootfs(name, arch, store, cache, mirror, strip_docs, opener)
+        libraries = provided_libraries(rootfs_tree(rootfs, store), arch.search_dirs)
         image_id, size, files = _write_and_load(engine, rootfs, store, work)
-        tag = base_tag(name)
-        engine.tag_image(image_id, tag)
+        tags = base_tags(name, arch, native)
+        for tag in tags:
+            engine.tag_image(image_id, tag)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     packages = tuple((p.name, p.version) for p in rootfs.packages)
-    return BaseImage(name, tag, image_id, packages, size, files, libraries)
+    return BaseImage(name, arch.name, tags[0], tags, image_id, packages, size, files, libraries)
 
 
 def prepare_rootfs(
     flavour: str,
+    arch: DebianArch,
     store: ContentStore,
     cache_dir: Path,
     mirror: Mirror,
     strip_docs: bool = True,
     opener: Opener = urlopen,
 ) -> Rootfs:
-    """The tree of `flavour` (no engine needed): resolve, check, fetch, unpack, assemble."""
+    """The `arch` tree of `flavour` (no engine needed): resolve, check, fetch,
+    unpack, assemble."""
     names = recipe.downloads_of(flavour)
-    records = resolve_packages(names, mirror, cache_dir, opener)
+    records = resolve_packages(names, arch, mirror, cache_dir, opener)
     problems = recipe.missing_depends(flavour, {n: r.depends for n, r in records.items()})
     if problems:
         raise DebianError(f"checking the {flavour} recipe: {'; '.join(problems)}")
     debs = {n: _unpack(records[n], cache_dir, store, _keep(n, strip_docs), opener) for n in names}
-    return assemble(flavour, debs, store)
+    return assemble(flavour, arch, debs, store)
 
 
 def _keep(package: str, strip_docs: bool) -> Keep:
@@ -138,11 +231,11 @@ def _unpack(
     record: PackageRecord, cache_dir: Path, store: ContentStore, keep: Keep, opener: Opener
 ) -> DebContents:
     deb = read_deb(fetch_deb(record, cache_dir, opener), store, keep)
-    said = (deb.control.get("Package"), deb.control.get("Version"))
-    if said != (record.name, record.version):
+    said = tuple(deb.control.get(f) for f in ("Package", "Version", "Architecture"))
+    if said != (record.name, record.version, record.architecture):
         raise DebianError(
-            f"unpacking {record.deb_name}: its control file says {said[0]} {said[1]},"
-            f" the index {record.name} {record.version}"
+            f"unpacking {record.deb_name}: its control file says {' '.join(said)},"
+            f" the index {record.name} {record.version} {record.architecture}"
         )
     return deb
 
@@ -164,8 +257,10 @@ def _write_and_load(
 def base_config(rootfs: Rootfs, layer_digest: str) -> dict[str, Any]:
     """The image config of `rootfs` written as the layer with `layer_digest`."""
     summary = recipe.flavour(rootfs.flavour).summary
+    variant = {"variant": rootfs.arch.variant} if rootfs.arch.variant else {}
     return {
-        "architecture": "amd64",
+        "architecture": rootfs.arch.name,
+        **variant,
         "os": "linux",
         "config": {
             "Env": list(recipe.ENV),

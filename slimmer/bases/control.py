@@ -8,12 +8,10 @@ field is kept exactly, so a control paragraph can be written back unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
 from slimmer.bases.errors import DebianError
-
-ARCHITECTURES = ("amd64", "all")  # the binary-amd64 index lists both
 
 
 @dataclass(frozen=True)
@@ -124,11 +122,16 @@ class PackageRecord:
 
 
 def scan_packages(
-    text: str, wanted: Iterable[str], origin: str, base_url: str
+    text: str,
+    wanted: Iterable[str],
+    origin: str,
+    base_url: str,
+    architectures: Container[str],
 ) -> Iterator[PackageRecord]:
     """The records of the `wanted` packages in a `Packages` index (every version
-    listed, for amd64 or all). Only the paragraphs of wanted packages are
-    parsed, so a 50 MB index is scanned in well under a second."""
+    listed whose `Architecture:` is in `architectures`: a `binary-arm64` index
+    lists arm64 and all). Only the paragraphs of wanted packages are parsed, so
+    a 50 MB index is scanned in well under a second."""
     names = set(wanted)
     for block in text.split("\n\n"):
         block = block.strip("\n")
@@ -136,7 +139,7 @@ def scan_packages(
         if not first.startswith("Package:") or first[8:].strip() not in names:
             continue
         para = parse_paragraphs(block, f"{origin} Packages")[0]
-        if para.get("Architecture") in ARCHITECTURES:
+        if para.get("Architecture") in architectures:
             yield _record(para, origin, base_url)
 
 

@@ -4,7 +4,8 @@ Debian 12 packages come from three pockets, as in a stock bookworm
 `sources.list`: `bookworm` and `bookworm-updates` on the main mirror and
 `bookworm-security` on the security mirror (`<security>/dists/bookworm-security`).
 For each pocket the `Release` file is read, the sha256 and size it lists for
-`main/binary-amd64/Packages.xz` are checked against the downloaded index, and
+the architecture's index (`main/binary-arm64/Packages.xz`; one `Release`
+lists every architecture's) are checked against the downloaded index, and
 each wanted package's records are taken from it; the highest version across
 the pockets wins (dpkg's order, `slimmer.bases.version`). A `.deb` is checked
 against the sha256 and size its index record gives before it is used.
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from slimmer.bases.arch import DebianArch
 from slimmer.bases.control import PackageRecord, parse_paragraphs, release_files, scan_packages
 from slimmer.bases.errors import DebianError
 from slimmer.bases.version import compare_versions
@@ -47,7 +49,6 @@ ENV_SECURITY = "SLIMMER_DEBIAN_SECURITY_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY = "http://deb.debian.org/debian-security"
 CODENAME = "bookworm"
-INDEX = "main/binary-amd64/Packages.xz"
 TIMEOUT = 60.0
 CHUNK = 1 << 20
 
@@ -104,26 +105,32 @@ def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 def resolve_packages(
-    names: Iterable[str], mirror: Mirror, cache_dir: Path, opener: Opener = urlopen
+    names: Iterable[str],
+    arch: DebianArch,
+    mirror: Mirror,
+    cache_dir: Path,
+    opener: Opener = urlopen,
 ) -> dict[str, PackageRecord]:
-    """The newest record of each package in `names` across the mirror's pockets.
-    `DebianError` when a package is in none of them."""
+    """The newest `arch` (or `all`) record of each package in `names` across the
+    mirror's pockets. `DebianError` when a package is in none of them."""
     wanted = sorted(set(names))
     best: dict[str, PackageRecord] = {}
     for pocket in mirror.pockets:
-        for record in _pocket_records(pocket, wanted, cache_dir, opener):
+        for record in _pocket_records(pocket, arch, wanted, cache_dir, opener):
             old = best.get(record.name)
             if old is None or compare_versions(record.version, old.version) > 0:
                 best[record.name] = record
     missing = [n for n in wanted if n not in best]
     if missing:
         where = ", ".join(p.suite for p in mirror.pockets)
-        raise DebianError(f"resolving packages: {', '.join(missing)} not found in {where}")
+        raise DebianError(
+            f"resolving {arch.name} packages: {', '.join(missing)} not found in {where}"
+        )
     return best
 
 
 def _pocket_records(
-    pocket: Pocket, wanted: list[str], cache_dir: Path, opener: Opener
+    pocket: Pocket, arch: DebianArch, wanted: list[str], cache_dir: Path, opener: Opener
 ) -> list[PackageRecord]:
     release_url = f"{pocket.dists_url}/Release"
     text = fetch_bytes(release_url, opener).decode("utf-8", "replace")
@@ -134,16 +141,18 @@ def _pocket_records(
     if pocket.suite not in (release.get("Codename"), release.get("Suite")):
         got = release.get("Codename") or "no codename"
         raise DebianError(f"reading {release_url}: it describes {got!r}, not {pocket.suite!r}")
-    listed = release_files(release, release_url).get(INDEX)
+    listed = release_files(release, release_url).get(arch.index)
     if listed is None:
-        raise DebianError(f"reading {release_url}: {INDEX} is not listed")
+        raise DebianError(f"reading {release_url}: {arch.index} is not listed")
     path = cache_dir / "indexes" / f"{listed.sha256}.xz"
-    download(f"{pocket.dists_url}/{INDEX}", path, listed.sha256, listed.size, opener)
+    download(f"{pocket.dists_url}/{arch.index}", path, listed.sha256, listed.size, opener)
     try:
         index = lzma.decompress(path.read_bytes()).decode("utf-8", "replace")
     except lzma.LZMAError as exc:
-        raise DebianError(f"reading {pocket.dists_url}/{INDEX}: {exc}") from exc
-    return list(scan_packages(index, wanted, pocket.suite, pocket.base_url))
+        raise DebianError(f"reading {pocket.dists_url}/{arch.index}: {exc}") from exc
+    return list(
+        scan_packages(index, wanted, pocket.suite, pocket.base_url, arch.package_architectures)
+    )
 
 
 # -- downloads ------------------------------------------------------------------------

@@ -3,12 +3,13 @@ covers an app's dependencies.
 
 A library counts as provided when glibc's loader would find it by name without
 an `ld.so.cache` (distroless runs no ldconfig, so none is there): a name in one
-of Debian 12's built-in x86-64 search directories (`ld.so --help`: the two
-multiarch directories, then `/lib`, `/usr/lib`), or in `/lib64`, where the
-program interpreter `ld-linux-x86-64.so.2` lives. The name may be a symlink
-(`libssl.so.3`) or a file; it must resolve, inside the root, to a regular ELF
-file (the reader's `is_elf`). Works on any `TreeView`: a tree `rootfs.rootfs_tree` assembled, or an
-image read back (a real `gcr.io/distroless` base included).
+of the base architecture's search directories (`DebianArch.search_dirs`:
+glibc's built-in path, the two multiarch directories, then `/lib`, `/usr/lib`;
+on amd64 also `/lib64`, where the program interpreter `ld-linux-x86-64.so.2`
+lives). The name may be a symlink (`libssl.so.3`) or a file; it must resolve,
+inside the root, to a regular ELF file (the reader's `is_elf`). Works on any
+`TreeView`: a tree `rootfs.rootfs_tree` assembled, or an image read back (a
+real `gcr.io/distroless` base included).
 """
 
 from __future__ import annotations
@@ -19,14 +20,6 @@ from dataclasses import dataclass
 
 from slimmer.elf.parse import parse_elf_at
 from slimmer.model import TreeView
-
-SEARCH_DIRS = (
-    "/lib/x86_64-linux-gnu",
-    "/usr/lib/x86_64-linux-gnu",
-    "/lib",
-    "/usr/lib",
-    "/lib64",
-)
 
 
 @dataclass(frozen=True)
@@ -41,7 +34,7 @@ class Library:
     soname: str
 
 
-def provided_libraries(tree: TreeView, dirs: Iterable[str] = SEARCH_DIRS) -> tuple[Library, ...]:
+def provided_libraries(tree: TreeView, dirs: Iterable[str]) -> tuple[Library, ...]:
     """Every shared-library name in `dirs` of `tree`, sorted by path."""
     found = {lib.path: lib for d in dirs for lib in _in_dir(tree, d)}
     return tuple(found[p] for p in sorted(found))

@@ -9,13 +9,14 @@ records, the CA bundle and the recipe's generated files and directories,
 which replace what a package put at their path.
 
 The tree is merged-/usr, as Debian 12 supports only that layout and its
-debootstrap builds it: what a package ships under /bin, /sbin, /lib or /lib64
-goes under /usr, and those four are symlinks to usr/bin, usr/sbin, usr/lib and
-usr/lib64. An app image built from Debian 12 then has its libc, loader and
-shell at the very paths the base has them, so the base's copies replace the
-app's path for path. A missing parent directory is
-added as root-owned 0755 with mtime 0. Every other entry keeps the mode,
-owner and mtime its package gives it, so the same packages give the same tree.
+debootstrap builds it: what a package ships under /bin, /sbin, /lib (and, on
+amd64, /lib64: `DebianArch.merged_dirs`) goes under /usr, and those are
+symlinks to usr/bin, usr/sbin, usr/lib (and usr/lib64). An app image built
+from Debian 12 then has its libc, loader and shell at the very paths the base
+has them, so the base's copies replace the app's path for path. A missing
+parent directory is added as root-owned 0755 with mtime 0. Every other entry
+keeps the mode, owner and mtime its package gives it, so the same packages
+give the same tree.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from slimmer.bases import recipe
+from slimmer.bases.arch import DebianArch
 from slimmer.bases.control import status_text
 from slimmer.bases.debfile import DebContents
 from slimmer.bases.errors import DebianError
@@ -33,20 +35,20 @@ from slimmer.image.store import ContentStore
 from slimmer.model import EntryType, FileEntry
 
 STATUS_DIR = "/var/lib/dpkg/status.d"
-MERGED_DIRS = ("bin", "sbin", "lib", "lib64")
 
 
-def merged_usr(path: str) -> str:
-    """Where `path` lives in a merged-/usr tree: `/lib/x` is `/usr/lib/x`."""
+def merged_usr(path: str, merged_dirs: Container[str]) -> str:
+    """Where `path` lives in a merged-/usr tree whose root links `merged_dirs`
+    into /usr: `/lib/x` is `/usr/lib/x`."""
     top = path.split("/", 2)[1] if path.startswith("/") else ""
-    return "/usr" + path if top in MERGED_DIRS else path
+    return "/usr" + path if top in merged_dirs else path
 
 
-def _usr_links() -> list[FileEntry]:
+def _usr_links(merged_dirs: Iterable[str]) -> list[FileEntry]:
+    names = tuple(merged_dirs)
     return [
-        FileEntry(f"/{name}", EntryType.SYMLINK, mode=0o777, link=f"usr/{name}")
-        for name in MERGED_DIRS
-    ] + [FileEntry(f"/usr/{name}", EntryType.DIR, mode=0o755) for name in MERGED_DIRS]
+        FileEntry(f"/{name}", EntryType.SYMLINK, mode=0o777, link=f"usr/{name}") for name in names
+    ] + [FileEntry(f"/usr/{name}", EntryType.DIR, mode=0o755) for name in names]
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Rootfs:
     file bytes in the store the tree was assembled with."""
 
     flavour: str
+    arch: DebianArch
     entries: tuple[FileEntry, ...]
     packages: tuple[Installed, ...]
     ca_version: str
@@ -74,35 +77,44 @@ class Rootfs:
         return sum(e.size for e in self.entries if e.type is EntryType.FILE)
 
 
-def assemble(flavour: str, debs: Mapping[str, DebContents], store: ContentStore) -> Rootfs:
-    """The tree of `flavour` from its unpacked packages (`debs`, by package name,
-    holding every `recipe.downloads_of(flavour)`), with the recipe's extras."""
+def assemble(
+    flavour: str, arch: DebianArch, debs: Mapping[str, DebContents], store: ContentStore
+) -> Rootfs:
+    """The `arch` tree of `flavour` from its unpacked packages (`debs`, by package
+    name, holding every `recipe.downloads_of(flavour)`), with the recipe's extras."""
     tree: dict[str, FileEntry] = {}
     owners: dict[str, str] = {}
     installed = [debs[name] for name in recipe.packages_of(flavour)]
     for deb in installed:
-        _install(tree, owners, deb)
-    for entry in _usr_links():
+        _install(tree, owners, deb, arch.merged_dirs)
+    for entry in _usr_links(arch.merged_dirs):
         tree.setdefault(entry.path, entry)
     generated = [_generated(g, store) for g in recipe.generated()]
     replaced = {g.path for g in generated}
     ca = debs[recipe.CA_PACKAGE]
-    for entry in [*status_files(installed, tree, replaced, store), *_ca_files(ca, store)]:
+    status = status_files(installed, tree, replaced, store, arch.merged_dirs)
+    for entry in [*status, *_ca_files(ca, store)]:
         tree[entry.path] = entry
     for entry in generated:
         tree[entry.path] = entry
     _add_parents(tree)
     entries = tuple(sorted(_linked(tree).values(), key=_path_bytes))
     packages = tuple(sorted((_installed(d) for d in installed), key=lambda p: p.name))
-    return Rootfs(flavour, entries, packages, ca.control.get("Version"))
+    return Rootfs(flavour, arch, entries, packages, ca.control.get("Version"))
 
 
-def _install(tree: dict[str, FileEntry], owners: dict[str, str], deb: DebContents) -> None:
+def _install(
+    tree: dict[str, FileEntry],
+    owners: dict[str, str],
+    deb: DebContents,
+    merged_dirs: tuple[str, ...],
+) -> None:
     for shipped in deb.entries:
-        if shipped.path in ("/" + d for d in MERGED_DIRS) and shipped.is_dir:
+        if shipped.path in ("/" + d for d in merged_dirs) and shipped.is_dir:
             continue  # the usr-merge symlink stands here
-        link = merged_usr(shipped.link) if shipped.type is EntryType.HARDLINK else shipped.link
-        entry = replace(shipped, path=merged_usr(shipped.path), link=link)
+        hardlink = shipped.type is EntryType.HARDLINK
+        link = merged_usr(shipped.link, merged_dirs) if hardlink else shipped.link
+        entry = replace(shipped, path=merged_usr(shipped.path, merged_dirs), link=link)
         old = tree.get(entry.path)
         if old is not None and not (old.is_dir and entry.is_dir):
             raise DebianError(
@@ -117,9 +129,11 @@ def status_files(
     tree: Mapping[str, FileEntry],
     replaced: Container[str],
     store: ContentStore,
+    merged_dirs: Container[str],
 ) -> list[FileEntry]:
     """`status.d/<name>` and `status.d/<name>.md5sums` of each package; the md5sums
-    list only the files of `tree` that nothing in `replaced` overwrites."""
+    list only the files of `tree` (merged-/usr over `merged_dirs`) that nothing in
+    `replaced` overwrites."""
     out = []
     for deb in debs:
         out.append(
@@ -128,7 +142,7 @@ def status_files(
         kept = [
             f"{md5}  {name}\n"
             for md5, name in deb.md5sums
-            if merged_usr("/" + name) in tree and merged_usr("/" + name) not in replaced
+            if (path := merged_usr("/" + name, merged_dirs)) in tree and path not in replaced
         ]
         if kept:
             data = "".join(kept).encode()

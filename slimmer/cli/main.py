@@ -71,7 +71,7 @@ def cli(debug: bool) -> None:
     slim deps IMAGE PATH...             the ELF closure the loader needs
     slim diff A B                       what differs between two images
     slim report DIR/report.json         a saved slim report, rendered again
-    slim bases build                    distroless-style bases from Debian
+    slim bases build [--platform P]     distroless-style bases from Debian
     slim profile IMAGE                  what the app touches under probes
     slim compose FILE                   every own service of a compose project
     """

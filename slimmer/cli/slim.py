@@ -70,7 +70,9 @@ from slimmer.trace.probes import collect_probes
     help="What to write on: scratch; auto (the smallest distroless flavour that has the "
     "app's libraries); static, base-nossl, base or cc (gcr.io/distroless/FLAVOUR-debian12 "
     "if the engine has it, else slimmer/distroless-FLAVOUR:debian12, built from Debian "
-    "packages when missing); or any image on the engine.",
+    "packages when missing; an arm64 image gets the linux/arm64 base, "
+    "...:debian12-arm64, see `slim bases build --platform`); or any image on the engine "
+    "of the image's platform.",
 )
 @click.option(
     "--user",

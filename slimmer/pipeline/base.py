@@ -13,6 +13,13 @@ names a base:
   built on demand from Debian packages.
 - Any other value is an engine image reference, used as it is.
 
+A flavour's base is the one of the image's own architecture (its config's;
+the engine's when it names none): an arm64 image goes on the arm64 base
+(`bases.build.find_base`), built for arm64 when the engine has none. slimmer
+builds bases for amd64 and arm64; an image of another architecture can go
+only on scratch or a REF, and a REF of another architecture than the image's
+is refused.
+
 Before anything is written, the versions every kept ELF file needs are checked
 against what the base's libraries define (`elf.compat`). A base that cannot
 run the app is refused with `BaseRefused`, whose message names the file and the
@@ -27,12 +34,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slimmer.bases import recipe
-from slimmer.bases.build import build_base, find_base
+from slimmer.bases.arch import DebianArch, arch_of
+from slimmer.bases.build import (
+    build_base,
+    build_command,
+    default_arch,
+    engine_arch,
+    find_base,
+)
+from slimmer.bases.errors import DebianError
 from slimmer.elf.compat import GLIBC_SONAMES, Provided, check_base, libc_of, provided_by
 from slimmer.elf.versions import SymbolVersions, read_versions
 from slimmer.engine import saver
 from slimmer.engine_api import ContainerEngine
-from slimmer.errors import BaseRefused
+from slimmer.errors import BaseRefused, UsageError
 from slimmer.image.reader import Image, open_with_layers
 from slimmer.image.writer import BaseLayers
 from slimmer.model import TreeView
@@ -97,22 +112,53 @@ def resolve_base(
     engine: ContainerEngine,
     spec: str,
     app: Mapping[str, SymbolVersions],
+    arch: str = "",
 ) -> BaseChoice:
-    """The base `spec` names, on the engine (a flavour is built when missing)."""
+    """The base `spec` names, on the engine, for an image of architecture `arch`
+    ("" for the engine's own); a flavour is built when missing."""
     if spec == AUTO:
         needs = {p: sv.needed for p, sv in app.items()}
         flavour, why = choose_flavour(needs, libc_of(app))
-        return _flavour_choice(engine, spec, flavour, why)
+        return _flavour_choice(engine, spec, flavour, why, arch)
     if spec in recipe.FLAVOURS:
-        return _flavour_choice(engine, spec, spec, f"--base {spec}")
+        return _flavour_choice(engine, spec, spec, f"--base {spec}", arch)
     info = engine.inspect_image(spec)
+    if arch and info.architecture and info.architecture != arch:
+        raise BaseRefused(
+            f"writing on {spec}: it is a linux/{info.architecture} image and the app is"
+            f" linux/{arch}; use a base of the app's platform (--base scratch always works)"
+        )
     return BaseChoice(spec, spec, info.id, _digest(info.digests), None, f"--base {spec}")
 
 
-def _flavour_choice(engine: ContainerEngine, spec: str, flavour: str, why: str) -> BaseChoice:
-    ref = find_base(engine, flavour) or build_base(engine, flavour).tag
+def _flavour_choice(
+    engine: ContainerEngine, spec: str, flavour: str, why: str, arch: str
+) -> BaseChoice:
+    want = _base_arch(arch, spec) if arch else default_arch(engine)
+    ref = find_base(engine, flavour, want.name) or _build(engine, flavour, want)
     info = engine.inspect_image(ref)
     return BaseChoice(spec, ref, info.id, _digest(info.digests), flavour, why)
+
+
+def _base_arch(arch: str, spec: str) -> DebianArch:
+    try:
+        return arch_of(arch)
+    except UsageError as exc:
+        raise BaseRefused(
+            f"--base {spec}: {exc}; use --base scratch or an image of linux/{arch} (--base REF)"
+        ) from exc
+
+
+def _build(engine: ContainerEngine, flavour: str, arch: DebianArch) -> str:
+    """Build the missing base; a failure says how to build it ahead of the run."""
+    try:
+        return build_base(engine, flavour, arch).tag
+    except DebianError as exc:
+        native = engine_arch(engine)
+        raise DebianError(
+            f"{exc} (building the {arch.platform} {flavour} base, which the engine lacks;"
+            f" build it ahead with `{build_command(flavour, arch, native)}`)"
+        ) from exc
 
 
 def _digest(digests: Iterable[str]) -> str | None:

@@ -492,7 +492,7 @@ class _Session:
 
     def _prepare_base(self, src: Image, keep: KeepSet) -> PreparedBase:
         app = elf_versions(src.tree, (src.tree.resolve(p).path for p in keep.paths()))
-        choice = resolve_base(self.engine, self.opts.base, app)
+        choice = resolve_base(self.engine, self.opts.base, app, src.config.architecture)
         prepared = prepare(self.engine, choice, self.work)
         try:
             self.warnings += refuse_if_incompatible(app, prepared)
