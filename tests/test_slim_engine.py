@@ -46,6 +46,7 @@ NOT_AN_APP = {"layers"}
 SERVING = (
     "c-static", "java-http", "nginx-static", "node-http", "py-ctypes", "py-http", "ruby-http",
     "shell-app",
+    "node-spawn", "perl-utf16", "py-openssl",
 )  # fmt: skip
 FIXTURES = [
     "c-static",
@@ -57,10 +58,13 @@ FIXTURES = [
     "musl-app",
     "nginx-static",
     "node-http",
+    "node-spawn",
+    "perl-utf16",
     "pg-db",
     "py-batch",
     "py-ctypes",
     "py-http",
+    "py-openssl",
     "root-batch",
     "ruby-http",
     "shell-app",
@@ -291,6 +295,9 @@ NEEDED_RULES = [
     ("py-http", "python", "lazy imports"),
     ("shell-app", "shell", "report mode"),
     ("c-static", "app-dirs", "file"),
+    ("py-openssl", "helpers", "openssl hmac"),
+    ("node-spawn", "helpers", "gzip"),
+    ("perl-utf16", "perl", "utf-16le"),
 ]
 
 
