@@ -87,6 +87,38 @@ def test_python_call_forms(source: str, expected: tuple[int, str, str, bool]) ->
     assert words(python_spawns(source)) == [expected]
 
 
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('from subprocess import run\nrun(["base64", "-w", "0"])', (2, "run", "base64", False)),
+        ('from subprocess import call as c\nc("date")', (2, "c", "date", False)),
+        ('import subprocess as sp\nsp.check_output(["gpg"])', (2, "sp.check_output", "gpg", False)),
+        ('from os import system\nsystem("hostname")', (2, "system", "hostname", True)),
+        ('import os as o\no.execvp("tar", ["tar"])', (2, "o.execvp", "tar", False)),
+        ('from shutil import which\nwhich("ffmpeg")', (2, "which", "ffmpeg", False)),
+        ('asyncio.create_subprocess_exec("openssl", "version")',
+         (1, "asyncio.create_subprocess_exec", "openssl", False)),
+        ('from asyncio import create_subprocess_shell as sh\nsh("ls | wc")',
+         (2, "sh", "ls | wc", True)),
+    ],
+)  # fmt: skip
+def test_python_calls_through_the_sources_imports(
+    source: str, expected: tuple[int, str, str, bool]
+) -> None:
+    """py-openssl's /base64 runs `run(["base64", ...])` after `from subprocess import run`:
+    base64 was not kept and the held-out probe failed with ENOENT."""
+    assert words(python_spawns(source)) == [expected]
+
+
+def test_python_names_imported_from_elsewhere_are_not_spawns() -> None:
+    source = (
+        "from subprocess import run\nfrom tasks import call\nimport mytool as subprocess2\n"
+        'call(["ls"])\nself.jobs.run(["ls"])\nsubprocess2.run(["ls"])\n'
+        'from .subprocess import run as r\nr(["ls"])\n'
+    )
+    assert python_spawns(source) == ()
+
+
 def test_python_computed_names_and_unparsable_sources_name_nothing() -> None:
     assert python_spawns("subprocess.run(name)\nos.system(f'{x} -v')\nrun('ls')\n") == ()
     assert python_spawns("def broken(:\n    os.system('ls')\n") == ()

@@ -10,7 +10,9 @@ time is not a literal: nothing is guessed for it.
 - Python (`ast`): `subprocess.run`/`Popen`/`call`/`check_call`/`check_output` (a
   string with `shell=True` is a command line, without it the program; a list's
   first item, also through a name bound to a list literal), `subprocess.getoutput`,
-  `os.system`, `os.popen`, `os.exec*`, `os.spawn*`, `os.posix_spawn*`, `shutil.which`.
+  `os.system`, `os.popen`, `os.exec*`, `os.spawn*`, `os.posix_spawn*`, `shutil.which`,
+  `asyncio.create_subprocess_exec` (the program) and `_shell` (a command line); also
+  through the source's imports (`import subprocess as sp`, `from subprocess import run`).
 - Node: `child_process` `exec`/`execSync` (a command line), `spawn`/`spawnSync`/
   `execFile`/`execFileSync` (the program).
 - Ruby: `system`, `spawn`, `exec`, `Open3.*` (one string: a command line; more
@@ -59,10 +61,12 @@ _SUBPROCESS = frozenset({"run", "Popen", "call", "check_call", "check_output"})
 _SUBPROCESS_SHELL = frozenset({"getoutput", "getstatusoutput"})
 _OS_SHELL = frozenset({"system", "popen"})
 _OS_EXEC = re.compile(r"(exec|spawn)[lv]p?e?\Z|posix_spawnp?\Z")
+_ASYNCIO = {"create_subprocess_exec": False, "create_subprocess_shell": True}  # name: shell
+_PY_MODULES = frozenset({"subprocess", "os", "shutil", "asyncio"})
 
 
 # A source without one of these words spawns nothing; it is not parsed.
-_PY_WORDS = re.compile(r"subprocess|Popen|check_(call|output)|\bos\.|shutil")
+_PY_WORDS = re.compile(r"subprocess|Popen|check_(call|output)|\bos(\.|\s+(import|as)\b)|shutil")
 
 
 def python_spawns(source: str) -> tuple[Spawn, ...]:
@@ -73,9 +77,26 @@ def python_spawns(source: str) -> tuple[Spawn, ...]:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return ()
-    lists = _literal_lists(tree)
-    out = [s for n in ast.walk(tree) if isinstance(n, ast.Call) for s in _py_call(n, lists)]
+    lists, imports = _literal_lists(tree), _imported_names(tree)
+    out = [
+        s for n in ast.walk(tree) if isinstance(n, ast.Call) for s in _py_call(n, lists, imports)
+    ]
     return tuple(sorted(out, key=lambda s: s.line))
+
+
+def _imported_names(tree: ast.AST) -> dict[str, tuple[str, str]]:
+    """The names a source's imports bind to a spawning module or to one of its
+    functions: `import subprocess as sp` binds sp to ("subprocess", ""), `from
+    subprocess import run as r` binds r to ("subprocess", "run")."""
+    out: dict[str, tuple[str, str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {
+                a.asname: (a.name, "") for a in node.names if a.asname and a.name in _PY_MODULES
+            }
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module in _PY_MODULES:
+            out |= {a.asname or a.name: (node.module, a.name) for a in node.names}
+    return out
 
 
 def _literal_lists(tree: ast.AST) -> dict[str, str]:
@@ -111,9 +132,24 @@ def _dotted(func: ast.expr) -> tuple[str, str]:
     return ("", func.id) if isinstance(func, ast.Name) else ("", "")
 
 
-def _py_call(node: ast.Call, lists: dict[str, str]) -> list[Spawn]:
-    owner, name = _dotted(node.func)
-    call = f"{owner}.{name}" if owner else name
+def _resolved(func: ast.expr, imports: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    """(module, function) of a call written `owner.name` or `name`, through the
+    source's imports: `sp.run` is subprocess.run after `import subprocess as sp`,
+    a bare `run` after `from subprocess import run` (not `x.y.run`)."""
+    owner, name = _dotted(func)
+    if owner:
+        module, function = imports.get(owner, (owner, ""))
+        return (owner, name) if function else (module, name)
+    if isinstance(func, ast.Name) and name in imports:
+        return imports[name]
+    return "", name
+
+
+def _py_call(
+    node: ast.Call, lists: dict[str, str], imports: dict[str, tuple[str, str]]
+) -> list[Spawn]:
+    call = ".".join(filter(None, _dotted(node.func)))
+    owner, name = _resolved(node.func, imports)
     args = list(node.args)
     first = args[0] if args else next((k.value for k in node.keywords if k.arg == "args"), None)
     if (owner == "subprocess" and name in _SUBPROCESS) or (
@@ -131,6 +167,11 @@ def _py_call(node: ast.Call, lists: dict[str, str]) -> list[Spawn]:
         return [Spawn(node.lineno, call, program=program)] if program else []
     if owner == "shutil" and name == "which" and (program := _literal(first)):
         return [Spawn(node.lineno, call, program=program)]
+    if owner == "asyncio" and name in _ASYNCIO and (text := _literal(first)):
+        shell = _ASYNCIO[name]
+        return [
+            _command(node.lineno, call, text) if shell else Spawn(node.lineno, call, program=text)
+        ]
     return []
 
 
