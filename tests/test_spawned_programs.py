@@ -178,10 +178,23 @@ def test_ruby_call_forms(source: str, expected: tuple[int, str, str, bool]) -> N
         ('open(my $fh, "-|", "date", "+%s");', (1, "open", "date", False)),
         ('open(FH, "uname -a |");', (1, "open", "uname -a", False)),
         ('open(my $out, "| gzip -c > x.gz");', (1, "open", "gzip -c > x.gz", True)),
+        ("use IPC::Open3;\nopen3($in, $out, $err, 'gzip', '-c');", (2, "open3", "gzip", False)),
+        ("use IPC::Open3;\nopen3('<&STDIN', \\*OUT, $e = gensym, \"openssl\", 'x');",
+         (2, "open3", "openssl", False)),
+        ("use IPC::Open2;\nopen2(my $out, my $in, 'sort -u');", (2, "open2", "sort -u", False)),
+        ("use IPC::Open2;\nIPC::Open2::open2($o, $i, 'ls | wc');", (2, "open2", "ls | wc", True)),
     ],
 )  # fmt: skip
 def test_perl_call_forms(source: str, expected: tuple[int, str, str, bool]) -> None:
     assert words(perl_spawns(source)) == [expected]
+
+
+def test_perl_open2_open3_with_a_computed_command_or_without_ipc_name_nothing() -> None:
+    source = (
+        "use IPC::Open3;\nopen3($in, $out, $err, $cmd, '-c');\nopen3($i, $o, $e, \"$cmd -c\");\n"
+    )
+    assert perl_spawns(source) == ()
+    assert perl_spawns("sub open2 { }\nopen2($a, $b, 'ls');\n") == ()
 
 
 def test_perl_reading_a_file_and_interpolated_commands_name_nothing() -> None:

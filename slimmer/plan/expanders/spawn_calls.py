@@ -18,7 +18,7 @@ time is not a literal: nothing is guessed for it.
 - Ruby: `system`, `spawn`, `exec`, `Open3.*` (one string: a command line; more
   arguments: the program), `IO.popen` (a string or an array), backticks, `%x`.
 - Perl: `system`, `exec` (as Ruby), `qx`, backticks, pipe `open` (`"cmd |"`,
-  `"-|", "cmd"`).
+  `"-|", "cmd"`), IPC::Open2's `open2` and IPC::Open3's `open3` (as `system`).
 - PHP: `exec`, `shell_exec`, `system`, `passthru`, `popen`, `proc_open` (a command
   line; `proc_open([...])` the program), backticks.
 """
@@ -234,6 +234,16 @@ _PERL_OPEN3 = re.compile(
     r"""\bopen\s*\(?\s*[^,;]+,\s*(['"])(-\||\|-)\1\s*,\s*""" + _STRING + r"\s*(,)?"
 )
 _PERL_OPEN2 = re.compile(r"""\bopen\s*\(?\s*[^,;]+,\s*(['"])\s*(\|?)\s*([^'"|\n]+?)\s*(\|?)\s*\1""")
+# IPC::Open2's open2($out, $in, CMD...) and IPC::Open3's open3($in, $out, $err, CMD...):
+# the command after the N handles
+_PERL_IPC_OPEN = {
+    n: re.compile(
+        rf"(?<![\w$@%&>:'\"])(?:IPC::Open{n}::)?open{n}\s*\(\s*(?:[^,;]+,\s*){{{n}}}"
+        + _STRING
+        + r"\s*(,)?"
+    )
+    for n in (2, 3)
+}
 
 
 def _direct_or_shell(line: int, call: str, text: str, more_args: bool) -> Spawn:
@@ -283,6 +293,11 @@ def perl_spawns(code: str) -> tuple[Spawn, ...]:
         piped = bool(m.group(2) or m.group(4)) and m.group(3) != "-"
         if piped and not _interpolates(m.group(3)):
             out.append(_command(_line_of(code, m.start()), "open", m.group(3), always_shell=False))
+    for n, pattern in _PERL_IPC_OPEN.items() if "IPC::Open" in code else ():
+        for m in pattern.finditer(code):
+            if not _interpolates(m.group(2)):
+                line = _line_of(code, m.start())
+                out.append(_direct_or_shell(line, f"open{n}", m.group(2), bool(m.group(3))))
     out += _quoted_commands(code, _BACKTICKS, "backticks")
     out += _quoted_commands(code, _QX, "qx")
     return tuple(sorted(out, key=lambda s: s.line))
