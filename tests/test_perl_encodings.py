@@ -195,3 +195,23 @@ def test_encoding_uses_reads_each_call_form() -> None:
         EncodingUse(7, "euc-cn"),
     )
     assert encoding_uses("sub encode { }\nencode($data);\n") == ()  # no Encode in the file
+
+
+def test_encoding_uses_reads_calls_without_parentheses_barewords_and_constants() -> None:
+    """`encode 'UTF-16LE', $s` was not read at all: no module kept, not even every one."""
+    code = (
+        "use Encode;\n"
+        "print encode 'UTF-16LE', $s;\n"
+        "from_to $d, 'latin1', 'UTF-16BE';\n"
+        "encode(utf8 => $s); decode(UTF16 => $b);\n"
+        "use constant ENC => 'UTF-32';\nencode(ENC, $s);\n"
+        "my %h = (encode => 1); encode_utf8($s); die 'cannot decode the input';\n"
+    )
+    assert encoding_uses(code) == (
+        EncodingUse(2, "UTF-16LE"),
+        EncodingUse(3, "latin1"),
+        EncodingUse(3, "UTF-16BE"),
+        EncodingUse(4, "utf8"),
+        EncodingUse(4, "UTF16"),
+        EncodingUse(6, ""),
+    )

@@ -6,10 +6,11 @@ required on its first lookup (`Encode::getEncoding`: the name, lower-cased, in
 `%Encode::ExtModule`, which `Encode/Config.pm` and an optional
 `Encode/ConfigLocal.pm` fill: `'UTF-16LE' => 'Encode::Unicode'`), so no `use`
 names it. Kept: the module of each encoding kept app code names by a literal
-(`encode("UTF-16LE", …)`, `decode`, `find_encoding`, `from_to`, an `:encoding(…)`
-I/O layer), with the modules of the names its aliases give it
-(`perl_encode_aliases`), or every module of the table when a name is computed at
-run time or neither the table nor the aliases settle it.
+(`encode("UTF-16LE", …)`, `decode`, `find_encoding`, `from_to`, with or without
+parentheses, a bareword before `=>` too; an `:encoding(…)` I/O layer), with the
+modules of the names its aliases give it (`perl_encode_aliases`), or every module
+of the table when a name is computed at run time (a variable, a call, a constant)
+or neither the table nor the aliases settle it.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from slimmer.plan.expanders._common import RUNTIME_LIBRARY
 from slimmer.plan.expanders.perl_encode_aliases import UNKNOWN, Alias, alias_names, parse_aliases
 from slimmer.plan.keep import ProfileContext, Reason
 
+# A call with or without parentheses; its name argument a quoted literal, a bareword
+# before `=>` (Perl quotes it: `encode(utf8 => $s)`), or computed: a variable, a
+# call, a constant (`encode(ENC, $s)`).
 _CALL = re.compile(
-    r"(?<![\w$@%>:])(?:Encode::)?(encode|decode|find_encoding|from_to)\s*\(\s*"
+    r"(?<![\w$@%>:])(?:Encode::)?(encode|decode|find_encoding|from_to)(?:\s*\(\s*|\s+)"
     r"(?:(\$\w+)\s*,\s*)?"  # from_to's first argument is the data
-    r"(?:(['\"])([\w.:+-]+)\3|([$@&]\w*|\w+\())"
+    r"(?:(['\"])([\w.:+-]+)\3|(\w+)(?=\s*=>)|([$@&]\w*|\w+\(|[A-Z_][A-Z0-9_]*\b))"
 )
 _FROM_TO_TARGET = re.compile(r"\s*,\s*(?:(['\"])([\w.:+-]+)\1|([$@&]\w*))")
 _LAYER = re.compile(r":encoding\(\s*(?:(['\"]?)([\w.:+-]+)\1|(\$\w+))\s*\)")
@@ -56,7 +60,7 @@ def encoding_uses(code: str) -> tuple[EncodingUse, ...]:
     out = []
     for m in _CALL.finditer(code) if "Encode" in code else ():
         line = code.count("\n", 0, m.start()) + 1
-        out.append(EncodingUse(line, m.group(4) or COMPUTED))
+        out.append(EncodingUse(line, m.group(4) or m.group(5) or COMPUTED))
         if m.group(1) == "from_to" and (t := _FROM_TO_TARGET.match(code, m.end())):
             out.append(EncodingUse(line, t.group(2) or COMPUTED))
     for m in _LAYER.finditer(code):
