@@ -139,6 +139,31 @@ def test_node_call_forms(source: str, expected: tuple[int, str, str, bool]) -> N
     assert words(node_spawns(f'const cp = require("child_process");\n{source};\n')) == [expected]
 
 
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("require('child_process').spawnSync(`gzip`, [])",
+         (1, "require('child_process').spawnSync", "gzip", False)),
+        ("const { execFile } = require('child_process');\n"
+         "const execFileAsync = util.promisify(execFile);\nawait execFileAsync('date', []);",
+         (3, "execFileAsync", "date", False)),
+        ("const run = promisify(require('node:child_process').exec);\nawait run('ls | wc');",
+         (2, "run", "ls | wc", True)),
+        ("const { execFile: run } = require('child_process');\nrun('gzip');",
+         (2, "run", "gzip", False)),
+    ],
+)  # fmt: skip
+def test_node_calls_through_other_names(source: str, expected: tuple[int, str, str, bool]) -> None:
+    """node-spawn's /epoch runs `date` through `promisify(execFile)`: date was not kept
+    and the held-out probe failed with ENOENT."""
+    assert words(node_spawns(source)) == [expected]
+
+
+def test_node_names_renamed_from_another_object_are_not_spawns() -> None:
+    source = "const cp = require('child_process');\nconst { exec: e } = other;\ne('ls');\n"
+    assert node_spawns(source) == ()
+
+
 def test_node_other_exec_methods_and_templates_name_nothing() -> None:
     source = 'require("child_process");\n/x/.exec("abc");\ncp.exec(`ls ${dir}`);\n'
     assert node_spawns(source) == ()

@@ -14,7 +14,8 @@ time is not a literal: nothing is guessed for it.
   `asyncio.create_subprocess_exec` (the program) and `_shell` (a command line); also
   through the source's imports (`import subprocess as sp`, `from subprocess import run`).
 - Node: `child_process` `exec`/`execSync` (a command line), `spawn`/`spawnSync`/
-  `execFile`/`execFileSync` (the program).
+  `execFile`/`execFileSync` (the program); also on `require("child_process")`,
+  renamed when destructured (`{ execFile: run }`) and promisified (`promisify(execFile)`).
 - Ruby: `system`, `spawn`, `exec`, `Open3.*` (one string: a command line; more
   arguments: the program), `IO.popen` (a string or an array), backticks, `%x`.
 - Perl: `system`, `exec` (as Ruby), `qx`, backticks, pipe `open` (`"cmd |"`,
@@ -192,11 +193,19 @@ def _py_subprocess(
 # -- Node ----------------------------------------------------------------------------------
 
 _JS_STRING = r"""(?P<q>['"`])((?:(?!(?P=q))[^\\\n]|\\.)+)(?P=q)"""
-_NODE = re.compile(
-    r"(?<![\w$.])((?:[A-Za-z_$][\w$]*\.)?(exec|execSync|spawn|spawnSync|execFile|execFileSync))"
-    r"\s*\(\s*" + _JS_STRING
-)
+_NODE_FUNCS = r"exec|execSync|spawn|spawnSync|execFile|execFileSync"
+_CHILD_PROCESS = r"""require\(\s*['"](?:node:)?child_process['"]\s*\)"""
+# `cp.`, `child_process.` or `require("child_process").` before the function's name
+_NODE_OWNER = rf"(?:[A-Za-z_$][\w$]*\.|{_CHILD_PROCESS}\s*\.)"
+_NODE = re.compile(rf"(?<![\w$.])({_NODE_OWNER}?({_NODE_FUNCS}))\s*\(\s*" + _JS_STRING)
 _NODE_COMMAND = frozenset({"exec", "execSync"})
+# Other names of those functions: `const { execFile: run } = require("child_process")`
+# and `const run = util.promisify(execFile)` (or promisify(cp.execFile))
+_NODE_DESTRUCTURED = re.compile(rf"\{{([^{{}}]*)\}}\s*=\s*{_CHILD_PROCESS}")
+_NODE_RENAMED = re.compile(rf"\b({_NODE_FUNCS})\s*:\s*([A-Za-z_$][\w$]*)")
+_NODE_PROMISIFIED = re.compile(
+    rf"\b([A-Za-z_$][\w$]*)\s*=\s*(?:util\.)?promisify\(\s*{_NODE_OWNER}?({_NODE_FUNCS})\s*\)"
+)
 
 
 def node_spawns(source: str) -> tuple[Spawn, ...]:
@@ -204,16 +213,33 @@ def node_spawns(source: str) -> tuple[Spawn, ...]:
     another object, `regex.exec("…")`, is not counted without that module)."""
     if "child_process" not in source:
         return ()
+    found = [(m.start(), m.group(1), m.group(2), m.group(4)) for m in _NODE.finditer(source)]
+    names = _node_names(source)
+    if names:
+        renamed = re.compile(
+            rf"(?<![\w$.])({'|'.join(map(re.escape, names))})\s*\(\s*" + _JS_STRING
+        )
+        found += [
+            (m.start(), m.group(1), names[m.group(1)], m.group(3)) for m in renamed.finditer(source)
+        ]
     out = []
-    for m in _NODE.finditer(source):
-        call, name, text = m.group(1), m.group(2), m.group(4)
+    for start, call, name, text in sorted(found):
         if "${" in text:  # a template literal with a substitution is computed
             continue
-        line = _line_of(source, m.start())
+        line = _line_of(source, start)
         out.append(
             _command(line, call, text) if name in _NODE_COMMAND else Spawn(line, call, program=text)
         )
     return tuple(out)
+
+
+def _node_names(source: str) -> dict[str, str]:
+    """Other names the source gives `child_process` functions (renamed when destructured,
+    promisified), to the function's name."""
+    out = {m.group(1): m.group(2) for m in _NODE_PROMISIFIED.finditer(source)}
+    for block in _NODE_DESTRUCTURED.finditer(source):
+        out |= {m.group(2): m.group(1) for m in _NODE_RENAMED.finditer(block.group(1))}
+    return {alias: name for alias, name in out.items() if alias != name}
 
 
 # -- Ruby and Perl ---------------------------------------------------------------------------
