@@ -39,10 +39,13 @@ _LAYER = re.compile(r":encoding\(\s*(?:(['\"]?)([\w.:+-]+)\1|(\$\w+))\s*\)")
 _COMMENT = re.compile(r"(?m)^[ \t]*#.*$")
 _TABLE_ENTRY = re.compile(r"""(['"])([^'"\n]+)\1\s*=>\s*(['"])(Encode::[\w:]+)\3""")
 # The encodings Encode.pm defines itself (Encode::XS, Encode::utf8), by their
-# names and the aliases every Encode knows them by, normalised (`_key`).
+# names and the aliases every Encode knows them by, normalised (`_key`). Encode.so
+# may compile in more (Encode 3.x: cp1252, which the table still gives Encode::Byte):
+# `xs_encodings` reads them from the image.
 BUILT_IN = frozenset(
     {"ascii", "usascii", "asciictrl", "iso88591", "latin1", "null", "utf8", "utf8strict"}
 )
+_C_STRING = re.compile(rb"(?<=\0)[\w.:+-]{2,32}(?=\0)")
 COMPUTED = ""
 
 
@@ -98,13 +101,41 @@ def encode_modules(
     key = "\0".join(inc)
     table = tree_memo(ctx.tree, "perl-encode:" + key, partial(encoding_table, ctx.tree, inc))
     aliases = tree_memo(ctx.tree, "perl-encode-alias:" + key, partial(_aliases, ctx.tree, inc))
+    xs = tree_memo(ctx.tree, "perl-encode-xs:" + key, partial(xs_encodings, ctx.tree, inc, table))
+    lookup = _Lookup(table, aliases, BUILT_IN | xs)
     out: list[tuple[str, Reason]] = []
     for path in sorted(sources):
         uses = tree_memo(ctx.tree, f"perl-encode-uses:{path}", partial(_uses_of, ctx.tree, path))
         for use in uses:
             if use.name or not RUNTIME_LIBRARY.search(path):
-                out += _modules_for(table, aliases, path, use, profile_name)
+                out += _modules_for(lookup, path, use, profile_name)
     return out
+
+
+def xs_encodings(tree: TreeView, inc: tuple[str, ...], table: dict[str, str]) -> frozenset[str]:
+    """The encodings of the table that the image's `auto/Encode/Encode.so` compiles
+    in (their names are C strings there): Encode finds them before its table, so
+    their table module is never loaded."""
+    so = next(
+        (f"{d}/auto/Encode/Encode.so" for d in inc if is_file(tree, f"{d}/auto/Encode/Encode.so")),
+        "",
+    )
+    try:
+        data = tree.read_bytes(so) if so else b""
+    except (LookupError, FileNotFoundError, OSError):
+        return frozenset()
+    names = {_key(m.group().decode()) for m in _C_STRING.finditer(data)}
+    return frozenset(names & table.keys())
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """What settles the module of an encoding's name: the table, the aliases, the
+    names Encode holds itself."""
+
+    table: dict[str, str]
+    aliases: tuple[Alias, ...]
+    built_in: frozenset[str]
 
 
 def _aliases(tree: TreeView, inc: tuple[str, ...]) -> tuple[Alias, ...]:
@@ -112,15 +143,21 @@ def _aliases(tree: TreeView, inc: tuple[str, ...]) -> tuple[Alias, ...]:
     return parse_aliases(read_text(tree, found) or "") if found else ()
 
 
-def table_modules(table: dict[str, str], aliases: tuple[Alias, ...], name: str) -> frozenset[str]:
+def table_modules(
+    table: dict[str, str],
+    aliases: tuple[Alias, ...],
+    name: str,
+    built_in: frozenset[str] = BUILT_IN,
+) -> frozenset[str]:
     """The modules Encode may load for `name`: those of the name and of every name
-    its aliases give it; none for an encoding Encode holds itself; every module
-    of the table when an alias cannot be read or nothing is found."""
-    if _key(name) in BUILT_IN:
+    its aliases give it; none for an encoding Encode holds itself (`built_in`);
+    every module of the table when an alias cannot be read or nothing is found."""
+    if _key(name) in built_in:
         return frozenset()
     names = {name, *alias_names(aliases, name)}
-    found = frozenset(table[_key(n)] for n in names if _key(n) in table)
-    if UNKNOWN not in names and (found or any(_key(n) in BUILT_IN for n in names)):
+    held = {n for n in names if _key(n) in built_in}
+    found = frozenset(table[_key(n)] for n in names - held if _key(n) in table)
+    if UNKNOWN not in names and (found or held):
         return found
     return frozenset(table.values())
 
@@ -131,15 +168,15 @@ def _uses_of(tree: TreeView, path: str) -> tuple[EncodingUse, ...]:
 
 
 def _modules_for(
-    table: dict[str, str],
-    aliases: tuple[Alias, ...],
-    path: str,
-    use: EncodingUse,
-    profile_name: str,
+    lookup: _Lookup, path: str, use: EncodingUse, profile_name: str
 ) -> list[tuple[str, Reason]]:
     where = f"{path}:{use.line}"
-    every = frozenset(table.values())
-    found = table_modules(table, aliases, use.name) if use.name else every
+    every = frozenset(lookup.table.values())
+    found = (
+        table_modules(lookup.table, lookup.aliases, use.name, lookup.built_in)
+        if use.name
+        else every
+    )
     if not use.name:
         why = f"{where} asks Encode for an encoding named at run time"
     elif found == every:
