@@ -125,6 +125,32 @@ def test_encodings_encode_holds_itself_keep_nothing() -> None:
     assert added('use Encode;\nencode("UTF-8", $x);\ndecode("latin1", $y);\n') == {}
 
 
+def added_with_xs(app: str, encode_so: bytes) -> dict[str, Addition]:
+    keep = {"/usr/bin/perl", "/app/run.pl", f"{ARCH}/Encode.pm"}
+    with_so = tree(app)
+    with_so.add(f"{ARCH}/auto/Encode/Encode.so", File(encode_so))
+    config = ImageConfig({"config": {"Cmd": ["perl", "/app/run.pl"]}})
+    context = ProfileContext(with_so, config, frozenset(), frozenset(), frozenset(keep))
+    additions, _ = EXPANDERS["perl-modules"](context, "perl")
+    return {a.path: a for a in additions if a.path in ALL}
+
+
+# Debian's Encode.so (Encode 3.17) compiles in cp1252 beside the names Encode.pm holds:
+# its C strings include "null", "iso-8859-1", "cp1252", "ascii-ctrl", "ascii".
+XS_CP1252 = ELF + b"\0Cannot find encoding\0null\0iso-8859-1\0cp1252\0ascii-ctrl\0ascii\0"
+
+
+def test_an_encoding_encode_so_compiles_in_keeps_nothing() -> None:
+    """perl-utf16's `encode 'cp1252', …` answered right without Encode::Byte (Encode
+    found cp1252 in Encode.so first), yet the rule kept Byte.pm and its 371 kB Byte.so."""
+    app = 'use Encode;\nencode("cp1252", $x);\ndecode("windows-1252", $y);\n'
+    assert added_with_xs(app, XS_CP1252) == {}
+    older = added_with_xs(app, ELF + b"\0null\0iso-8859-1\0ascii\0")
+    assert set(older) == {f"{ARCH}/Encode/Byte.pm", f"{ARCH}/auto/Encode/Byte/Byte.so"}
+    other = added_with_xs('use Encode;\nencode("iso-8859-2", $x);\n', XS_CP1252)
+    assert set(other) == {f"{ARCH}/Encode/Byte.pm", f"{ARCH}/auto/Encode/Byte/Byte.so"}
+
+
 def test_nothing_without_encode_kept_or_from_perls_own_library() -> None:
     app = 'use Encode;\nencode("UTF-16LE", $x);\n'
     keep = {"/usr/bin/perl", "/app/run.pl"}
@@ -195,3 +221,23 @@ def test_encoding_uses_reads_each_call_form() -> None:
         EncodingUse(7, "euc-cn"),
     )
     assert encoding_uses("sub encode { }\nencode($data);\n") == ()  # no Encode in the file
+
+
+def test_encoding_uses_reads_calls_without_parentheses_barewords_and_constants() -> None:
+    """`encode 'UTF-16LE', $s` was not read at all: no module kept, not even every one."""
+    code = (
+        "use Encode;\n"
+        "print encode 'UTF-16LE', $s;\n"
+        "from_to $d, 'latin1', 'UTF-16BE';\n"
+        "encode(utf8 => $s); decode(UTF16 => $b);\n"
+        "use constant ENC => 'UTF-32';\nencode(ENC, $s);\n"
+        "my %h = (encode => 1); encode_utf8($s); die 'cannot decode the input';\n"
+    )
+    assert encoding_uses(code) == (
+        EncodingUse(2, "UTF-16LE"),
+        EncodingUse(3, "latin1"),
+        EncodingUse(3, "UTF-16BE"),
+        EncodingUse(4, "utf8"),
+        EncodingUse(4, "UTF16"),
+        EncodingUse(6, ""),
+    )

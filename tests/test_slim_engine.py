@@ -45,8 +45,9 @@ NOT_AN_APP = {"layers"}
 # serving fixtures, slimmed with --seccomp (ctx-web/ctx-worker need their context: their
 # seccomp runs are in test_context_e2e)
 SERVING = (
-    "c-static", "ctx-redis", "java-http", "nginx-static", "node-http", "pg-db", "py-ctypes",
-    "py-http", "ruby-http", "shell-app",
+    "c-static", "ctx-redis", "java-http", "nginx-envsubst", "nginx-static", "node-http",
+    "node-spawn", "perl-utf16", "pg-db", "py-ctypes", "py-http", "py-openssl", "ruby-http",
+    "shell-app",
 )  # fmt: skip
 FIXTURES = [
     "c-static",
@@ -59,10 +60,13 @@ FIXTURES = [
     "nginx-envsubst",
     "nginx-static",
     "node-http",
+    "node-spawn",
+    "perl-utf16",
     "pg-db",
     "py-batch",
     "py-ctypes",
     "py-http",
+    "py-openssl",
     "root-batch",
     "ruby-http",
     "shell-app",
@@ -305,6 +309,9 @@ NEEDED_RULES = [
     ("py-http", "python", "lazy imports"),
     ("shell-app", "shell", "report mode"),
     ("c-static", "app-dirs", "file"),
+    ("py-openssl", "helpers", "openssl hmac"),
+    ("node-spawn", "helpers", "gzip"),
+    ("perl-utf16", "perl", "utf-16le"),
 ]
 
 

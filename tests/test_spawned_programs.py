@@ -87,6 +87,38 @@ def test_python_call_forms(source: str, expected: tuple[int, str, str, bool]) ->
     assert words(python_spawns(source)) == [expected]
 
 
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('from subprocess import run\nrun(["base64", "-w", "0"])', (2, "run", "base64", False)),
+        ('from subprocess import call as c\nc("date")', (2, "c", "date", False)),
+        ('import subprocess as sp\nsp.check_output(["gpg"])', (2, "sp.check_output", "gpg", False)),
+        ('from os import system\nsystem("hostname")', (2, "system", "hostname", True)),
+        ('import os as o\no.execvp("tar", ["tar"])', (2, "o.execvp", "tar", False)),
+        ('from shutil import which\nwhich("ffmpeg")', (2, "which", "ffmpeg", False)),
+        ('asyncio.create_subprocess_exec("openssl", "version")',
+         (1, "asyncio.create_subprocess_exec", "openssl", False)),
+        ('from asyncio import create_subprocess_shell as sh\nsh("ls | wc")',
+         (2, "sh", "ls | wc", True)),
+    ],
+)  # fmt: skip
+def test_python_calls_through_the_sources_imports(
+    source: str, expected: tuple[int, str, str, bool]
+) -> None:
+    """py-openssl's /base64 runs `run(["base64", ...])` after `from subprocess import run`:
+    base64 was not kept and the held-out probe failed with ENOENT."""
+    assert words(python_spawns(source)) == [expected]
+
+
+def test_python_names_imported_from_elsewhere_are_not_spawns() -> None:
+    source = (
+        "from subprocess import run\nfrom tasks import call\nimport mytool as subprocess2\n"
+        'call(["ls"])\nself.jobs.run(["ls"])\nsubprocess2.run(["ls"])\n'
+        'from .subprocess import run as r\nr(["ls"])\n'
+    )
+    assert python_spawns(source) == ()
+
+
 def test_python_computed_names_and_unparsable_sources_name_nothing() -> None:
     assert python_spawns("subprocess.run(name)\nos.system(f'{x} -v')\nrun('ls')\n") == ()
     assert python_spawns("def broken(:\n    os.system('ls')\n") == ()
@@ -105,6 +137,31 @@ def test_python_computed_names_and_unparsable_sources_name_nothing() -> None:
 )  # fmt: skip
 def test_node_call_forms(source: str, expected: tuple[int, str, str, bool]) -> None:
     assert words(node_spawns(f'const cp = require("child_process");\n{source};\n')) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("require('child_process').spawnSync(`gzip`, [])",
+         (1, "require('child_process').spawnSync", "gzip", False)),
+        ("const { execFile } = require('child_process');\n"
+         "const execFileAsync = util.promisify(execFile);\nawait execFileAsync('date', []);",
+         (3, "execFileAsync", "date", False)),
+        ("const run = promisify(require('node:child_process').exec);\nawait run('ls | wc');",
+         (2, "run", "ls | wc", True)),
+        ("const { execFile: run } = require('child_process');\nrun('gzip');",
+         (2, "run", "gzip", False)),
+    ],
+)  # fmt: skip
+def test_node_calls_through_other_names(source: str, expected: tuple[int, str, str, bool]) -> None:
+    """node-spawn's /epoch runs `date` through `promisify(execFile)`: date was not kept
+    and the held-out probe failed with ENOENT."""
+    assert words(node_spawns(source)) == [expected]
+
+
+def test_node_names_renamed_from_another_object_are_not_spawns() -> None:
+    source = "const cp = require('child_process');\nconst { exec: e } = other;\ne('ls');\n"
+    assert node_spawns(source) == ()
 
 
 def test_node_other_exec_methods_and_templates_name_nothing() -> None:
@@ -146,10 +203,23 @@ def test_ruby_call_forms(source: str, expected: tuple[int, str, str, bool]) -> N
         ('open(my $fh, "-|", "date", "+%s");', (1, "open", "date", False)),
         ('open(FH, "uname -a |");', (1, "open", "uname -a", False)),
         ('open(my $out, "| gzip -c > x.gz");', (1, "open", "gzip -c > x.gz", True)),
+        ("use IPC::Open3;\nopen3($in, $out, $err, 'gzip', '-c');", (2, "open3", "gzip", False)),
+        ("use IPC::Open3;\nopen3('<&STDIN', \\*OUT, $e = gensym, \"openssl\", 'x');",
+         (2, "open3", "openssl", False)),
+        ("use IPC::Open2;\nopen2(my $out, my $in, 'sort -u');", (2, "open2", "sort -u", False)),
+        ("use IPC::Open2;\nIPC::Open2::open2($o, $i, 'ls | wc');", (2, "open2", "ls | wc", True)),
     ],
 )  # fmt: skip
 def test_perl_call_forms(source: str, expected: tuple[int, str, str, bool]) -> None:
     assert words(perl_spawns(source)) == [expected]
+
+
+def test_perl_open2_open3_with_a_computed_command_or_without_ipc_name_nothing() -> None:
+    source = (
+        "use IPC::Open3;\nopen3($in, $out, $err, $cmd, '-c');\nopen3($i, $o, $e, \"$cmd -c\");\n"
+    )
+    assert perl_spawns(source) == ()
+    assert perl_spawns("sub open2 { }\nopen2($a, $b, 'ls');\n") == ()
 
 
 def test_perl_reading_a_file_and_interpolated_commands_name_nothing() -> None:

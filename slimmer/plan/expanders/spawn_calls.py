@@ -10,13 +10,16 @@ time is not a literal: nothing is guessed for it.
 - Python (`ast`): `subprocess.run`/`Popen`/`call`/`check_call`/`check_output` (a
   string with `shell=True` is a command line, without it the program; a list's
   first item, also through a name bound to a list literal), `subprocess.getoutput`,
-  `os.system`, `os.popen`, `os.exec*`, `os.spawn*`, `os.posix_spawn*`, `shutil.which`.
+  `os.system`, `os.popen`, `os.exec*`, `os.spawn*`, `os.posix_spawn*`, `shutil.which`,
+  `asyncio.create_subprocess_exec` (the program) and `_shell` (a command line); also
+  through the source's imports (`import subprocess as sp`, `from subprocess import run`).
 - Node: `child_process` `exec`/`execSync` (a command line), `spawn`/`spawnSync`/
-  `execFile`/`execFileSync` (the program).
+  `execFile`/`execFileSync` (the program); also on `require("child_process")`,
+  renamed when destructured (`{ execFile: run }`) and promisified (`promisify(execFile)`).
 - Ruby: `system`, `spawn`, `exec`, `Open3.*` (one string: a command line; more
   arguments: the program), `IO.popen` (a string or an array), backticks, `%x`.
 - Perl: `system`, `exec` (as Ruby), `qx`, backticks, pipe `open` (`"cmd |"`,
-  `"-|", "cmd"`).
+  `"-|", "cmd"`), IPC::Open2's `open2` and IPC::Open3's `open3` (as `system`).
 - PHP: `exec`, `shell_exec`, `system`, `passthru`, `popen`, `proc_open` (a command
   line; `proc_open([...])` the program), backticks.
 """
@@ -59,10 +62,12 @@ _SUBPROCESS = frozenset({"run", "Popen", "call", "check_call", "check_output"})
 _SUBPROCESS_SHELL = frozenset({"getoutput", "getstatusoutput"})
 _OS_SHELL = frozenset({"system", "popen"})
 _OS_EXEC = re.compile(r"(exec|spawn)[lv]p?e?\Z|posix_spawnp?\Z")
+_ASYNCIO = {"create_subprocess_exec": False, "create_subprocess_shell": True}  # name: shell
+_PY_MODULES = frozenset({"subprocess", "os", "shutil", "asyncio"})
 
 
 # A source without one of these words spawns nothing; it is not parsed.
-_PY_WORDS = re.compile(r"subprocess|Popen|check_(call|output)|\bos\.|shutil")
+_PY_WORDS = re.compile(r"subprocess|Popen|check_(call|output)|\bos(\.|\s+(import|as)\b)|shutil")
 
 
 def python_spawns(source: str) -> tuple[Spawn, ...]:
@@ -73,9 +78,26 @@ def python_spawns(source: str) -> tuple[Spawn, ...]:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return ()
-    lists = _literal_lists(tree)
-    out = [s for n in ast.walk(tree) if isinstance(n, ast.Call) for s in _py_call(n, lists)]
+    lists, imports = _literal_lists(tree), _imported_names(tree)
+    out = [
+        s for n in ast.walk(tree) if isinstance(n, ast.Call) for s in _py_call(n, lists, imports)
+    ]
     return tuple(sorted(out, key=lambda s: s.line))
+
+
+def _imported_names(tree: ast.AST) -> dict[str, tuple[str, str]]:
+    """The names a source's imports bind to a spawning module or to one of its
+    functions: `import subprocess as sp` binds sp to ("subprocess", ""), `from
+    subprocess import run as r` binds r to ("subprocess", "run")."""
+    out: dict[str, tuple[str, str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {
+                a.asname: (a.name, "") for a in node.names if a.asname and a.name in _PY_MODULES
+            }
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module in _PY_MODULES:
+            out |= {a.asname or a.name: (node.module, a.name) for a in node.names}
+    return out
 
 
 def _literal_lists(tree: ast.AST) -> dict[str, str]:
@@ -111,9 +133,24 @@ def _dotted(func: ast.expr) -> tuple[str, str]:
     return ("", func.id) if isinstance(func, ast.Name) else ("", "")
 
 
-def _py_call(node: ast.Call, lists: dict[str, str]) -> list[Spawn]:
-    owner, name = _dotted(node.func)
-    call = f"{owner}.{name}" if owner else name
+def _resolved(func: ast.expr, imports: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    """(module, function) of a call written `owner.name` or `name`, through the
+    source's imports: `sp.run` is subprocess.run after `import subprocess as sp`,
+    a bare `run` after `from subprocess import run` (not `x.y.run`)."""
+    owner, name = _dotted(func)
+    if owner:
+        module, function = imports.get(owner, (owner, ""))
+        return (owner, name) if function else (module, name)
+    if isinstance(func, ast.Name) and name in imports:
+        return imports[name]
+    return "", name
+
+
+def _py_call(
+    node: ast.Call, lists: dict[str, str], imports: dict[str, tuple[str, str]]
+) -> list[Spawn]:
+    call = ".".join(filter(None, _dotted(node.func)))
+    owner, name = _resolved(node.func, imports)
     args = list(node.args)
     first = args[0] if args else next((k.value for k in node.keywords if k.arg == "args"), None)
     if (owner == "subprocess" and name in _SUBPROCESS) or (
@@ -131,6 +168,11 @@ def _py_call(node: ast.Call, lists: dict[str, str]) -> list[Spawn]:
         return [Spawn(node.lineno, call, program=program)] if program else []
     if owner == "shutil" and name == "which" and (program := _literal(first)):
         return [Spawn(node.lineno, call, program=program)]
+    if owner == "asyncio" and name in _ASYNCIO and (text := _literal(first)):
+        shell = _ASYNCIO[name]
+        return [
+            _command(node.lineno, call, text) if shell else Spawn(node.lineno, call, program=text)
+        ]
     return []
 
 
@@ -151,11 +193,19 @@ def _py_subprocess(
 # -- Node ----------------------------------------------------------------------------------
 
 _JS_STRING = r"""(?P<q>['"`])((?:(?!(?P=q))[^\\\n]|\\.)+)(?P=q)"""
-_NODE = re.compile(
-    r"(?<![\w$.])((?:[A-Za-z_$][\w$]*\.)?(exec|execSync|spawn|spawnSync|execFile|execFileSync))"
-    r"\s*\(\s*" + _JS_STRING
-)
+_NODE_FUNCS = r"exec|execSync|spawn|spawnSync|execFile|execFileSync"
+_CHILD_PROCESS = r"""require\(\s*['"](?:node:)?child_process['"]\s*\)"""
+# `cp.`, `child_process.` or `require("child_process").` before the function's name
+_NODE_OWNER = rf"(?:[A-Za-z_$][\w$]*\.|{_CHILD_PROCESS}\s*\.)"
+_NODE = re.compile(rf"(?<![\w$.])({_NODE_OWNER}?({_NODE_FUNCS}))\s*\(\s*" + _JS_STRING)
 _NODE_COMMAND = frozenset({"exec", "execSync"})
+# Other names of those functions: `const { execFile: run } = require("child_process")`
+# and `const run = util.promisify(execFile)` (or promisify(cp.execFile))
+_NODE_DESTRUCTURED = re.compile(rf"\{{([^{{}}]*)\}}\s*=\s*{_CHILD_PROCESS}")
+_NODE_RENAMED = re.compile(rf"\b({_NODE_FUNCS})\s*:\s*([A-Za-z_$][\w$]*)")
+_NODE_PROMISIFIED = re.compile(
+    rf"\b([A-Za-z_$][\w$]*)\s*=\s*(?:util\.)?promisify\(\s*{_NODE_OWNER}?({_NODE_FUNCS})\s*\)"
+)
 
 
 def node_spawns(source: str) -> tuple[Spawn, ...]:
@@ -163,16 +213,33 @@ def node_spawns(source: str) -> tuple[Spawn, ...]:
     another object, `regex.exec("…")`, is not counted without that module)."""
     if "child_process" not in source:
         return ()
+    found = [(m.start(), m.group(1), m.group(2), m.group(4)) for m in _NODE.finditer(source)]
+    names = _node_names(source)
+    if names:
+        renamed = re.compile(
+            rf"(?<![\w$.])({'|'.join(map(re.escape, names))})\s*\(\s*" + _JS_STRING
+        )
+        found += [
+            (m.start(), m.group(1), names[m.group(1)], m.group(3)) for m in renamed.finditer(source)
+        ]
     out = []
-    for m in _NODE.finditer(source):
-        call, name, text = m.group(1), m.group(2), m.group(4)
+    for start, call, name, text in sorted(found):
         if "${" in text:  # a template literal with a substitution is computed
             continue
-        line = _line_of(source, m.start())
+        line = _line_of(source, start)
         out.append(
             _command(line, call, text) if name in _NODE_COMMAND else Spawn(line, call, program=text)
         )
     return tuple(out)
+
+
+def _node_names(source: str) -> dict[str, str]:
+    """Other names the source gives `child_process` functions (renamed when destructured,
+    promisified), to the function's name."""
+    out = {m.group(1): m.group(2) for m in _NODE_PROMISIFIED.finditer(source)}
+    for block in _NODE_DESTRUCTURED.finditer(source):
+        out |= {m.group(2): m.group(1) for m in _NODE_RENAMED.finditer(block.group(1))}
+    return {alias: name for alias, name in out.items() if alias != name}
 
 
 # -- Ruby and Perl ---------------------------------------------------------------------------
@@ -193,6 +260,16 @@ _PERL_OPEN3 = re.compile(
     r"""\bopen\s*\(?\s*[^,;]+,\s*(['"])(-\||\|-)\1\s*,\s*""" + _STRING + r"\s*(,)?"
 )
 _PERL_OPEN2 = re.compile(r"""\bopen\s*\(?\s*[^,;]+,\s*(['"])\s*(\|?)\s*([^'"|\n]+?)\s*(\|?)\s*\1""")
+# IPC::Open2's open2($out, $in, CMD...) and IPC::Open3's open3($in, $out, $err, CMD...):
+# the command after the N handles
+_PERL_IPC_OPEN = {
+    n: re.compile(
+        rf"(?<![\w$@%&>:'\"])(?:IPC::Open{n}::)?open{n}\s*\(\s*(?:[^,;]+,\s*){{{n}}}"
+        + _STRING
+        + r"\s*(,)?"
+    )
+    for n in (2, 3)
+}
 
 
 def _direct_or_shell(line: int, call: str, text: str, more_args: bool) -> Spawn:
@@ -242,6 +319,11 @@ def perl_spawns(code: str) -> tuple[Spawn, ...]:
         piped = bool(m.group(2) or m.group(4)) and m.group(3) != "-"
         if piped and not _interpolates(m.group(3)):
             out.append(_command(_line_of(code, m.start()), "open", m.group(3), always_shell=False))
+    for n, pattern in _PERL_IPC_OPEN.items() if "IPC::Open" in code else ():
+        for m in pattern.finditer(code):
+            if not _interpolates(m.group(2)):
+                line = _line_of(code, m.start())
+                out.append(_direct_or_shell(line, f"open{n}", m.group(2), bool(m.group(3))))
     out += _quoted_commands(code, _BACKTICKS, "backticks")
     out += _quoted_commands(code, _QX, "qx")
     return tuple(sorted(out, key=lambda s: s.line))
