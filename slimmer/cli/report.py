@@ -24,6 +24,18 @@ def write_reports(doc: dict[str, Any], report_dir: Path) -> Path:
     return path
 
 
+def write_index_reports(doc: dict[str, Any], report_dir: Path) -> Path:
+    """A multi-platform run's combined report.json, report.md and report.html."""
+    from slimmer.report import platforms_html, platforms_md
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "report.md").write_text(_utf8(platforms_md.render(doc)))
+    (report_dir / "report.html").write_text(_utf8(platforms_html.render(doc)))
+    path = report_dir / "report.json"
+    write_json(doc, path)
+    return path
+
+
 @click.command("report")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @format_option(("text", "json", "md", "html"), "What to render the saved report as.")
