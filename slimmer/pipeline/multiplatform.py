@@ -32,7 +32,7 @@ from slimmer.errors import ImageUnrunnable, SlimError, UsageError
 from slimmer.model import Progress
 from slimmer.pipeline.emulation import can_emulate, how_to_enable
 from slimmer.pipeline.slim import SlimOptions, SlimResult
-from slimmer.registry.client import RegistryClient
+from slimmer.registry.client import Manifest, RegistryClient
 from slimmer.registry.index import IndexEntry, compose, entries_of
 from slimmer.registry.platforms import Platform, choose
 from slimmer.registry.refs import RegistryRef, parse_registry_ref
@@ -104,6 +104,12 @@ class IndexResult:
         return tuple(r for r in self.runs if not r.passed)
 
 
+class ManifestSource(Protocol):
+    """What planning needs of a registry client (RegistryClient has it)."""
+
+    def manifest(self, repo: str, reference: str) -> Manifest: ...
+
+
 class IndexEngine(ContainerEngine, PullPushEngine, Protocol):
     """An engine that runs containers and pulls and pushes (slimmer.engine.Engine)."""
 
@@ -113,7 +119,7 @@ SlimOne = Callable[[str, SlimOptions], SlimResult]
 
 def plan_index(
     engine: ContainerEngine,
-    client: RegistryClient,
+    client: ManifestSource,
     ref: str,
     selection: PlatformSelection,
 ) -> IndexPlan | None:
