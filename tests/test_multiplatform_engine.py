@@ -228,3 +228,33 @@ def test_a_platform_the_engine_cannot_run_is_refused_with_exit_6_and_nothing_is_
     assert "binfmt" in res.stderr
     assert not engine.image_exists(out)
     assert _tags(plain_registry, "mp/s390x") == ["1"], "nothing is pushed"
+
+
+def test_when_a_platform_does_not_verify_nothing_is_pushed_and_the_exit_is_4(
+    engine: Engine,
+    plain_registry: LocalRegistry,
+    fixture_images: dict[str, str],
+    arm64_images: dict[str, str],
+    cleanup: list[str],
+    tmp_path: Path,
+) -> None:
+    """The stylesheet the probes fetch is excluded: every platform's slim image answers
+    404 where the original answered 200, so none is tagged and nothing is pushed."""
+    name = "nginx-static"
+    images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
+    source, _ = push_index_to(engine, images, plain_registry, "mp/failing:1")
+    out = f"{plain_registry.host}/mp/failing:1-slim"
+    cleanup.extend([out, f"{out}-arm64"])
+    probes = ROOT / "fixtures" / name / "probe.toml"
+    res = run_slim(
+        source, "-o", out, "--platform", "linux/amd64,linux/arm64", "--push",
+        "--probes", str(probes), "--exclude", "/srv/www/style.css",
+        "--report-dir", str(tmp_path),
+    )  # fmt: skip
+    assert res.returncode == 4, res.stderr[-3000:]
+    assert "nothing was pushed" in res.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["verdict"] == "failed" and report["pushed"] is None
+    assert [p["verification"] for p in report["platforms"]] == ["failed", "failed"]
+    assert not engine.image_exists(out) and not engine.image_exists(f"{out}-arm64")
+    assert _tags(plain_registry, "mp/failing") == ["1"], "nothing is pushed"

@@ -21,6 +21,7 @@ by digest and no other tag.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
@@ -193,17 +194,7 @@ def push_index(
     out = parse_registry_ref(result.output)
     if not out.tag:
         raise UsageError(f"pushing {result.output}: an index is pushed to a tag")
-    ordered = sorted(result.runs, key=lambda r: r.output == result.output)  # own last
-    pushed, entries = [], []
-    for run in ordered:
-        engine.tag_image(run.result.image_id, result.output)
-        digest = push(engine, result.output, env)
-        manifest = client.manifest(out.repository, digest)
-        entries.append(IndexEntry(run.platform, digest, manifest.media_type, len(manifest.raw)))
-        pushed.append(replace(run, pushed=digest))
-        progress(f"pushed {run.platform} as {out.host}/{out.repository}@{digest}")
-    if all(r.output != result.output for r in result.runs):  # no run of the engine's own
-        engine.remove_image(result.output)  # platform: OUT was only the push's name
+    pushed, entries = _push_each(engine, client, result, progress, env)
     by_platform = {str(e.platform): e for e in entries}
     raw, media = compose([by_platform[str(r.platform)] for r in result.runs])
     digest = client.put_manifest(out.repository, out.tag, raw, media)
@@ -215,6 +206,42 @@ def push_index(
         index=digest,
         index_media_type=media,
     )
+
+
+def _push_each(
+    engine: IndexEngine,
+    client: RegistryClient,
+    result: IndexResult,
+    progress: Progress,
+    env: Mapping[str, str] | None,
+) -> tuple[list[PlatformRun], list[IndexEntry]]:
+    """Each slim image pushed as `result.output` in turn, the engine's own platform's
+    last. Meanwhile that image keeps a second local tag: with `OUT` moved to another
+    platform's image it would be an untagged slim image, which `slim cleanup` (and any
+    other run's leftover sweep) removes. At the end `OUT` names it again (and only the
+    push's name when no run is of the engine's own platform: then it is removed)."""
+    out = parse_registry_ref(result.output)
+    own = [r for r in result.runs if r.output == result.output]
+    hold = f"{result.output}-pushing-{secrets.token_hex(4)}"
+    for r in own:
+        engine.tag_image(r.result.image_id, hold)
+    pushed, entries = [], []
+    try:
+        for run in sorted(result.runs, key=lambda r: r.output == result.output):
+            engine.tag_image(run.result.image_id, result.output)
+            digest = push(engine, result.output, env)
+            manifest = client.manifest(out.repository, digest)
+            size = len(manifest.raw)
+            entries.append(IndexEntry(run.platform, digest, manifest.media_type, size))
+            pushed.append(replace(run, pushed=digest))
+            progress(f"pushed {run.platform} as {out.host}/{out.repository}@{digest}")
+    finally:
+        for r in own:
+            engine.tag_image(r.result.image_id, result.output)
+            engine.remove_image(hold)
+        if not own:
+            engine.remove_image(result.output)
+    return pushed, entries
 
 
 def parse_selection(text: str) -> PlatformSelection:
