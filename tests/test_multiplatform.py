@@ -110,9 +110,13 @@ class _Registry:
     def __init__(self, doc: dict[str, Any] | None) -> None:
         self.doc = doc
 
+    def blob(self, repo: str, digest: str) -> bytes:
+        return json.dumps({"os": "linux", "architecture": "amd64"}).encode()
+
     def manifest(self, repo: str, reference: str) -> Manifest:
         if self.doc is None:
-            raw = json.dumps({"schemaVersion": 2, "layers": []}).encode()
+            doc = {"schemaVersion": 2, "config": {"digest": D["c"]}, "layers": []}
+            raw = json.dumps(doc).encode()
             return Manifest(raw, OCI_MANIFEST, "sha256:" + hashlib.sha256(raw).hexdigest())
         raw = json.dumps(self.doc).encode()
         return Manifest(raw, OCI_INDEX, "sha256:" + hashlib.sha256(raw).hexdigest())
@@ -134,8 +138,11 @@ def _plan(doc: dict[str, Any] | None, sel: PlatformSelection) -> Any:
     return plan_index(_Engine(), _Registry(doc), REF, sel)  # type: ignore[arg-type]
 
 
-def test_one_image_is_not_a_plan() -> None:
+def test_one_image_is_not_a_plan_unless_another_platform_is_named() -> None:
     assert _plan(None, PlatformSelection(all=True)) is None
+    assert _plan(None, parse_selection("linux/amd64")) is None
+    with pytest.raises(RegistryImageNotFound, match="one image, for linux/amd64"):
+        _plan(None, parse_selection("linux/arm64"))
 
 
 def test_all_refuses_a_platform_the_engine_cannot_run_with_exit_6_before_any_work() -> None:

@@ -21,6 +21,8 @@ import pytest
 import requests
 
 from slimmer.engine import Engine
+from slimmer.errors import SlimError
+from slimmer.model import SOURCE_LABEL
 from slimmer.trace.proberun import run_probes_on_image
 from slimmer.trace.probes import load_probe_file
 from slimmer.trace.sensor import EMULATED_TIMEOUT_FACTOR
@@ -41,18 +43,33 @@ pytestmark = [pytest.mark.engine, pytest.mark.e2e, pytest.mark.emulated]
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class Cleanup(list[str]):
+    """Refs to remove after the test (tags of slim images, images pulled); `sources`:
+    the IDs of the images this test slims."""
+
+    sources: set[str]
+
+
 @pytest.fixture
-def cleanup(engine: Engine) -> Iterator[list[str]]:
-    """Refs to remove after the test (tags of slim images, images pulled)."""
-    refs: list[str] = []
-    before = {x for x in engine.leftovers() if x.kind == "image"}
+def cleanup(engine: Engine) -> Iterator[Cleanup]:
+    refs = Cleanup()
+    refs.sources = set()
+    before = {x.id for x in engine.leftovers() if x.kind == "image"}
     yield refs
     for ref in refs:
         engine.remove_image(ref, force=True)
-    # images only: other helpers' runs share this engine and come and go with their
-    # own labelled containers and networks meanwhile
-    after = {x for x in engine.leftovers() if x.kind == "image"}
-    assert after <= before, "slimmer left images behind"
+    # Only images made from this test's sources count: other helpers' runs share this
+    # engine, and their own temporary images come and go meanwhile.
+    extra = [x for x in engine.leftovers() if x.kind == "image" and x.id not in before]
+    ours = [x for x in extra if _source_of(engine, x.id) in refs.sources]
+    assert ours == [], "slimmer left images behind"
+
+
+def _source_of(engine: Engine, image_id: str) -> str | None:
+    try:
+        return engine.inspect_image(image_id).labels.get(SOURCE_LABEL)
+    except SlimError:  # removed meanwhile
+        return None
 
 
 def _platforms(raw: bytes) -> dict[str, str]:
@@ -88,13 +105,14 @@ def _slim_index(
     name: str,
     fixture_images: dict[str, str],
     arm64_images: dict[str, str],
-    cleanup: list[str],
+    cleanup: Cleanup,
     report_dir: Path,
     env: dict[str, str] | None = None,
 ) -> tuple[str, str, dict[str, Any], Any]:
     """Push NAME's index, run the Done-when command on it; the source ref, the output
     ref, the combined report and the finished process."""
     images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
+    cleanup.sources |= {engine.inspect_image(i).id for i in images.values()}
     source, _ = push_index_to(engine, images, reg, f"mp/{name}:1")
     out = f"{reg.host}/mp/{name}:1-slim"
     cleanup.extend([out, f"{out}-arm64"])
@@ -112,7 +130,7 @@ def _check_pushed(
     name: str,
     out: str,
     report: dict[str, Any],
-    cleanup: list[str],
+    cleanup: Cleanup,
 ) -> None:
     assert report["schema"] == "slimmer.platforms/v1"
     assert report["verdict"] == "passed"
@@ -157,7 +175,7 @@ def test_an_index_is_slimmed_per_platform_and_pushed_as_one_index(
     plain_registry: LocalRegistry,
     fixture_images: dict[str, str],
     arm64_images: dict[str, str],
-    cleanup: list[str],
+    cleanup: Cleanup,
     tmp_path: Path,
 ) -> None:
     ids = {engine.inspect_image(i).id for i in (fixture_images[name], arm64_images[name])}
@@ -188,7 +206,7 @@ def test_an_index_is_slimmed_and_pushed_to_the_tls_registry_with_config_json_cre
     tls_registry: LocalRegistry,
     fixture_images: dict[str, str],
     arm64_images: dict[str, str],
-    cleanup: list[str],
+    cleanup: Cleanup,
     tmp_path: Path,
 ) -> None:
     name = "nginx-static"
@@ -211,7 +229,7 @@ def test_a_platform_the_engine_cannot_run_is_refused_with_exit_6_and_nothing_is_
     engine: Engine,
     plain_registry: LocalRegistry,
     fixture_images: dict[str, str],
-    cleanup: list[str],
+    cleanup: Cleanup,
 ) -> None:
     from tests.test_emulated_slim import _foreign_image
 
@@ -235,13 +253,14 @@ def test_when_a_platform_does_not_verify_nothing_is_pushed_and_the_exit_is_4(
     plain_registry: LocalRegistry,
     fixture_images: dict[str, str],
     arm64_images: dict[str, str],
-    cleanup: list[str],
+    cleanup: Cleanup,
     tmp_path: Path,
 ) -> None:
     """The stylesheet the probes fetch is excluded: every platform's slim image answers
     404 where the original answered 200, so none is tagged and nothing is pushed."""
     name = "nginx-static"
     images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
+    cleanup.sources |= {engine.inspect_image(i).id for i in images.values()}
     source, _ = push_index_to(engine, images, plain_registry, "mp/failing:1")
     out = f"{plain_registry.host}/mp/failing:1-slim"
     cleanup.extend([out, f"{out}-arm64"])

@@ -21,6 +21,7 @@ by digest and no other tag.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -29,13 +30,13 @@ from typing import Protocol
 
 from slimmer.engine import split_tag
 from slimmer.engine_api import ContainerEngine
-from slimmer.errors import ImageUnrunnable, SlimError, UsageError
+from slimmer.errors import ImageUnrunnable, RegistryImageNotFound, SlimError, UsageError
 from slimmer.model import Progress
 from slimmer.pipeline.emulation import can_emulate, how_to_enable
 from slimmer.pipeline.slim import SlimOptions, SlimResult
 from slimmer.registry.client import Manifest, RegistryClient
 from slimmer.registry.index import IndexEntry, compose, entries_of
-from slimmer.registry.platforms import Platform, choose
+from slimmer.registry.platforms import Platform, choose, matches
 from slimmer.registry.refs import RegistryRef, parse_registry_ref
 from slimmer.registry.transfer import PullPolicy, PullPushEngine, ensure_pulled, push
 
@@ -110,6 +111,8 @@ class ManifestSource(Protocol):
 
     def manifest(self, repo: str, reference: str) -> Manifest: ...
 
+    def blob(self, repo: str, digest: str) -> bytes: ...
+
 
 class IndexEngine(ContainerEngine, PullPushEngine, Protocol):
     """An engine that runs containers and pulls and pushes (slimmer.engine.Engine)."""
@@ -128,9 +131,11 @@ def plan_index(
     image (the single-image run applies). Refusals come here, before any work."""
     source = parse_registry_ref(ref)
     manifest = client.manifest(source.repository, source.reference)
-    if not manifest.is_index:
-        return None
     where = f"{source.host}/{source.repository}:{source.reference}"
+    if not manifest.is_index:
+        if selection.named:
+            _check_single(client, source.repository, manifest, selection.named, where)
+        return None
     entries = _dedupe(entries_of(manifest.json(), where))
     if selection.named:
         raw = [{"platform": _plat(e.platform), "i": i} for i, e in enumerate(entries)]
@@ -254,6 +259,24 @@ def parse_selection(text: str) -> PlatformSelection:
     if not named:
         raise UsageError("--platform: name `all` or OS/ARCH[,OS/ARCH...]")
     return PlatformSelection(named=named)
+
+
+def _check_single(
+    client: ManifestSource,
+    repo: str,
+    manifest: Manifest,
+    named: Sequence[Platform],
+    where: str,
+) -> None:
+    """A single image is slimmed as today when it is of a named platform; else exit 8."""
+    config = json.loads(client.blob(repo, str(manifest.json()["config"]["digest"])))
+    entry = {"platform": {k: config.get(k) for k in ("os", "architecture", "variant")}}
+    if not any(matches(p, entry) for p in named):
+        have = f"{config.get('os', '?')}/{config.get('architecture', '?')}"
+        raise RegistryImageNotFound(
+            f"reading {where}: it is one image, for {have}, not an index with "
+            + ", ".join(map(str, named))
+        )
 
 
 def _runs(engine: ContainerEngine, native: tuple[str, str], p: Platform) -> bool:
