@@ -248,6 +248,40 @@ def test_a_platform_the_engine_cannot_run_is_refused_with_exit_6_and_nothing_is_
     assert _tags(plain_registry, "mp/s390x") == ["1"], "nothing is pushed"
 
 
+def test_without_platform_a_pulled_index_is_slimmed_on_what_the_engine_runs(
+    engine: Engine,
+    plain_registry: LocalRegistry,
+    fixture_images: dict[str, str],
+    cleanup: Cleanup,
+    tmp_path: Path,
+) -> None:
+    """The default: every platform of the index the engine runs (amd64 here), and one
+    line naming the one it skipped (s390x, which it cannot show it emulates)."""
+    from tests.test_emulated_slim import _foreign_image
+
+    tag = "slimmer-test/s390x-app:mp-default"
+    engine.load_image(_foreign_image("s390x", tag))
+    cleanup.append(tag)
+    images = {"linux/amd64": fixture_images["nginx-static"], "linux/s390x": tag}
+    cleanup.sources |= {engine.inspect_image(i).id for i in images.values()}
+    source, digests = push_index_to(engine, images, plain_registry, "mp/default:1")
+    out = "slimmer-test/mp-default:slim"
+    cleanup.extend([out, f"{out}-s390x"])
+    probes = ROOT / "fixtures" / "nginx-static" / "probe.toml"
+    res = run_slim(
+        source, "-o", out, "--pull", "always", "--probes", str(probes),
+        "--report-dir", str(tmp_path),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "skipped (the engine cannot run them): linux/s390x" in res.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [p["platform"] for p in report["platforms"]] == ["linux/amd64"]
+    assert report["skipped"] == ["linux/s390x"] and report["pushed"] is None
+    assert report["platforms"][0]["source"].endswith(digests["linux/amd64"])
+    assert engine.inspect_image(out).architecture == "amd64"
+    assert not engine.image_exists(f"{out}-s390x")
+
+
 def test_when_a_platform_does_not_verify_nothing_is_pushed_and_the_exit_is_4(
     engine: Engine,
     plain_registry: LocalRegistry,
