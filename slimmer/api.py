@@ -430,11 +430,18 @@ def _index_plan(
             return None
         try:
             with client_as_engine(parse_registry_ref(ref).host, None, registry_ca) as client:
-                return plan_index(engine, client, ref, platforms)
+                plan = plan_index(engine, client, ref, platforms)
         except RegistryError:
             if platforms.explicit:
                 raise
             return None
+    one_file = [o for o, v in (("--dockerfile", opts.dockerfile), ("--seccomp", opts.seccomp)) if v]
+    if plan is not None and len(plan.chosen) > 1 and one_file:
+        raise UsageError(
+            f"{' and '.join(one_file)} name one file, and {ref} is slimmed for "
+            f"{len(plan.chosen)} platforms: slim one --platform at a time"
+        )
+    return plan
 
 
 def deps(ref: str, paths: Sequence[str]) -> DepsReport:
