@@ -311,3 +311,23 @@ def test_when_a_platform_does_not_verify_nothing_is_pushed_and_the_exit_is_4(
     assert [p["verification"] for p in report["platforms"]] == ["failed", "failed"]
     assert not engine.image_exists(out) and not engine.image_exists(f"{out}-arm64")
     assert _tags(plain_registry, "mp/failing") == ["1"], "nothing is pushed"
+
+
+def test_one_file_options_with_several_platforms_are_a_usage_error_before_any_work(
+    engine: Engine,
+    plain_registry: LocalRegistry,
+    fixture_images: dict[str, str],
+    arm64_images: dict[str, str],
+    cleanup: Cleanup,
+    tmp_path: Path,
+) -> None:
+    name = "nginx-static"
+    images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
+    source, digests = push_index_to(engine, images, plain_registry, "mp/onefile:1")
+    out = f"{plain_registry.host}/mp/onefile:1-slim"
+    cleanup.extend([out, f"{out}-arm64"])
+    res = run_slim(source, "-o", out, "--platform", "all", "--dockerfile", str(tmp_path / "D"))
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "--dockerfile name one file" in res.stderr and "2 platforms" in res.stderr
+    assert not engine.image_exists(out) and not (tmp_path / "D").exists()
+    assert not any(engine.image_exists(f"{source.rsplit(':', 1)[0]}@{d}") for d in digests.values())
