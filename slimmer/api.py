@@ -490,15 +490,17 @@ def diff(
         return diff_images(a, b, saver(engine), reasons, progress, _remote(registry))
 
 
-def load_slim_report(path: Path) -> dict[str, Any]:
-    """A saved `report.json` (`slimmer.slim/v3`), for `slim report` to render again."""
+def load_slim_report(path: Path, schemas: Sequence[str] = (SLIM_SCHEMA,)) -> dict[str, Any]:
+    """A saved `report.json` (`slimmer.slim/v3`, or one of `schemas`), for `slim report`
+    to render again."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"reading report {path}: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("schema") != SLIM_SCHEMA:
+    if not isinstance(doc, dict) or doc.get("schema") not in schemas:
         found = doc.get("schema") if isinstance(doc, dict) else None
-        raise UsageError(f"reading report {path}: not a {SLIM_SCHEMA} document (schema {found!r})")
+        want = " or ".join(schemas)
+        raise UsageError(f"reading report {path}: not a {want} document (schema {found!r})")
     return doc
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -215,3 +216,22 @@ def test_the_report_has_a_section_per_platform_and_a_combined_summary(
     assert 'href="linux-amd64/report.html"' in page
     assert f'data-verdict="{doc["verdict"]}"' in page
     assert platforms_view.dir_name(ARM64) == "linux-arm64-v8"
+
+
+def test_slim_report_renders_a_saved_combined_report_again(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from slimmer.cli.main import cli
+    from slimmer.report.common import write_json
+
+    doc = platforms_view.to_json(_result(True, True), {})
+    saved = tmp_path / "report.json"
+    write_json(doc, saved)
+    runner = CliRunner()
+    text = runner.invoke(cli, ["report", str(saved)])
+    assert text.exit_code == 0, text.output
+    assert "2 of 2 platform(s) verified" in text.output and "linux/arm64/v8" in text.output
+    md = runner.invoke(cli, ["report", str(saved), "--format", "md"]).output
+    assert md == platforms_md.render(doc)
+    back = runner.invoke(cli, ["report", str(saved), "--format", "json"]).output
+    assert json.loads(back) == doc
