@@ -94,6 +94,7 @@ def test_local_tags_are_out_for_the_engines_platform_and_suffixed_for_another(
     out: str, plat: Platform, want: str
 ) -> None:
     assert local_tag(out, plat, ("linux", "amd64")) == want
+    assert local_tag(out, plat, ("linux", "amd64"), alone=True) == out  # a run of one
 
 
 def test_platform_selection_is_all_or_a_list() -> None:

@@ -331,3 +331,32 @@ def test_one_file_options_with_several_platforms_are_a_usage_error_before_any_wo
     assert "--dockerfile name one file" in res.stderr and "2 platforms" in res.stderr
     assert not engine.image_exists(out) and not (tmp_path / "D").exists()
     assert not any(engine.image_exists(f"{source.rsplit(':', 1)[0]}@{d}") for d in digests.values())
+
+
+def test_one_named_platform_is_tagged_out_and_pushed_as_an_index_of_one(
+    engine: Engine,
+    plain_registry: LocalRegistry,
+    fixture_images: dict[str, str],
+    arm64_images: dict[str, str],
+    cleanup: Cleanup,
+) -> None:
+    name = "nginx-static"
+    images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
+    cleanup.sources |= {engine.inspect_image(i).id for i in images.values()}
+    source, _ = push_index_to(engine, images, plain_registry, "mp/one:1")
+    out = f"{plain_registry.host}/mp/one:1-slim"
+    cleanup.extend([out, f"{out}-arm64"])
+    probes = ROOT / "fixtures" / name / "probe.toml"
+    res = run_slim(
+        source, "-o", out, "--platform", "linux/arm64", "--push", "--probes", str(probes)
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "1 of 1 platform(s) verified" in res.stdout
+    local = engine.inspect_image(out)
+    assert local.architecture == "arm64"
+    assert not engine.image_exists(f"{out}-arm64")
+    raw, _ = get_manifest(plain_registry, "mp/one", "1-slim")
+    listed = _platforms(raw)
+    assert list(listed) == ["linux/arm64"]
+    assert any(d.endswith(listed["linux/arm64"]) for d in local.digests)
+    assert _tags(plain_registry, "mp/one") == ["1", "1-slim"]

@@ -12,7 +12,8 @@ exit 6 before any work, naming each and how to enable emulation). Without
 cannot run are reported as skipped.
 
 Local tags: the engine's own platform's slim image is tagged `OUT`, every other
-platform's `OUT-ARCH[VARIANT]` (`app:1-slim-arm64`). With `--push`, and only when
+platform's `OUT-ARCH[VARIANT]` (`app:1-slim-arm64`); the one platform of a run of
+one (`--platform linux/arm64`) is tagged `OUT`. With `--push`, and only when
 every platform verified, each slim image is pushed to `OUT` in turn (foreign
 platforms first, so `OUT` ends on the engine's own platform) and one index naming
 all of them is then stored at `OUT`: the registry holds the per-platform manifests
@@ -151,9 +152,10 @@ def plan_index(
     return IndexPlan(source, manifest.digest, tuple(runnable), tuple(refused), native)
 
 
-def local_tag(output: str, platform: Platform, native: tuple[str, str]) -> str:
-    """`output` for the engine's own platform, `output-ARCH[VARIANT]` for another."""
-    if (platform.os, platform.architecture) == native:
+def local_tag(output: str, platform: Platform, native: tuple[str, str], alone: bool = False) -> str:
+    """`output` for the engine's own platform (or the one platform of a run `alone`),
+    `output-ARCH[VARIANT]` for another."""
+    if alone or (platform.os, platform.architecture) == native:
         return output
     repo, tag = split_tag(output)
     return f"{repo}:{tag or 'latest'}-{platform.architecture}{platform.variant}"
@@ -172,7 +174,7 @@ def slim_index(
     src = plan.source
     for entry in plan.chosen:
         ref = f"{src.host}/{src.repository}@{entry.digest}"
-        out = local_tag(opts.output, entry.platform, plan.native)
+        out = local_tag(opts.output, entry.platform, plan.native, len(plan.chosen) == 1)
         progress(f"platform {entry.platform}: {ref} -> {out}")
         pulled = ensure_pulled(engine, ref, PullPolicy.MISSING, env, str(entry.platform))
         try:
