@@ -21,8 +21,6 @@ import pytest
 import requests
 
 from slimmer.engine import Engine
-from slimmer.errors import SlimError
-from slimmer.model import SOURCE_LABEL
 from slimmer.trace.proberun import run_probes_on_image
 from slimmer.trace.probes import load_probe_file
 from slimmer.trace.sensor import EMULATED_TIMEOUT_FACTOR
@@ -44,32 +42,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Cleanup(list[str]):
-    """Refs to remove after the test (tags of slim images, images pulled); `sources`:
-    the IDs of the images this test slims."""
+    """Refs to remove after the test (tags of slim images, images pulled); `reports`:
+    the report directories of its runs; `ids`: other image IDs its runs made."""
 
-    sources: set[str]
+    reports: list[Path]
+    ids: set[str]
 
 
 @pytest.fixture
 def cleanup(engine: Engine) -> Iterator[Cleanup]:
     refs = Cleanup()
-    refs.sources = set()
+    refs.reports, refs.ids = [], set()
     before = {x.id for x in engine.leftovers() if x.kind == "image"}
     yield refs
     for ref in refs:
         engine.remove_image(ref, force=True)
-    # Only images made from this test's sources count: other helpers' runs share this
-    # engine, and their own temporary images come and go meanwhile.
+    # Only the images this test's runs made count: other helpers' runs share this engine
+    # (and slim the same fixtures), their temporary images coming and going meanwhile.
+    made = set(refs.ids)
+    for f in (f for d in refs.reports for f in d.glob("*/report.json")):
+        doc = json.loads(f.read_text())
+        made |= {doc["result"]["id"], *(r["image_id"] for r in doc["verification"]["rounds"])}
     extra = [x for x in engine.leftovers() if x.kind == "image" and x.id not in before]
-    ours = [x for x in extra if _source_of(engine, x.id) in refs.sources]
-    assert ours == [], "slimmer left images behind"
-
-
-def _source_of(engine: Engine, image_id: str) -> str | None:
-    try:
-        return engine.inspect_image(image_id).labels.get(SOURCE_LABEL)
-    except SlimError:  # removed meanwhile
-        return None
+    assert [x for x in extra if x.id in made] == [], "slimmer left images behind"
 
 
 def _platforms(raw: bytes) -> dict[str, str]:
@@ -112,12 +107,12 @@ def _slim_index(
     """Push NAME's index, run the Done-when command on it; the source ref, the output
     ref, the combined report and the finished process."""
     images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
-    cleanup.sources |= {engine.inspect_image(i).id for i in images.values()}
     source, _ = push_index_to(engine, images, reg, f"mp/{name}:1")
     out = f"{reg.host}/mp/{name}:1-slim"
     cleanup.extend([out, f"{out}-arm64"])
     probes = ROOT / "fixtures" / name / "probe.toml"
     args = [source, "-o", out, "--platform", "all", "--push", "--probes", str(probes)]
+    cleanup.reports.append(report_dir)
     res = run_slim(*args, "--report-dir", str(report_dir), env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads((report_dir / "report.json").read_text())
@@ -263,11 +258,11 @@ def test_without_platform_a_pulled_index_is_slimmed_on_what_the_engine_runs(
     engine.load_image(_foreign_image("s390x", tag))
     cleanup.append(tag)
     images = {"linux/amd64": fixture_images["nginx-static"], "linux/s390x": tag}
-    cleanup.sources |= {engine.inspect_image(i).id for i in images.values()}
     source, digests = push_index_to(engine, images, plain_registry, "mp/default:1")
     out = "slimmer-test/mp-default:slim"
     cleanup.extend([out, f"{out}-s390x"])
     probes = ROOT / "fixtures" / "nginx-static" / "probe.toml"
+    cleanup.reports.append(tmp_path)
     res = run_slim(
         source, "-o", out, "--pull", "always", "--probes", str(probes),
         "--report-dir", str(tmp_path),
@@ -294,11 +289,11 @@ def test_when_a_platform_does_not_verify_nothing_is_pushed_and_the_exit_is_4(
     404 where the original answered 200, so none is tagged and nothing is pushed."""
     name = "nginx-static"
     images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
-    cleanup.sources |= {engine.inspect_image(i).id for i in images.values()}
     source, _ = push_index_to(engine, images, plain_registry, "mp/failing:1")
     out = f"{plain_registry.host}/mp/failing:1-slim"
     cleanup.extend([out, f"{out}-arm64"])
     probes = ROOT / "fixtures" / name / "probe.toml"
+    cleanup.reports.append(tmp_path)
     res = run_slim(
         source, "-o", out, "--platform", "linux/amd64,linux/arm64", "--push",
         "--probes", str(probes), "--exclude", "/srv/www/style.css",
@@ -342,7 +337,6 @@ def test_one_named_platform_is_tagged_out_and_pushed_as_an_index_of_one(
 ) -> None:
     name = "nginx-static"
     images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
-    cleanup.sources |= {engine.inspect_image(i).id for i in images.values()}
     source, _ = push_index_to(engine, images, plain_registry, "mp/one:1")
     out = f"{plain_registry.host}/mp/one:1-slim"
     cleanup.extend([out, f"{out}-arm64"])
@@ -353,6 +347,7 @@ def test_one_named_platform_is_tagged_out_and_pushed_as_an_index_of_one(
     assert res.returncode == 0, res.stderr[-3000:]
     assert "1 of 1 platform(s) verified" in res.stdout
     local = engine.inspect_image(out)
+    cleanup.ids.add(local.id)
     assert local.architecture == "arm64"
     assert not engine.image_exists(f"{out}-arm64")
     raw, _ = get_manifest(plain_registry, "mp/one", "1-slim")
