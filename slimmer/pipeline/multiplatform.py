@@ -144,9 +144,7 @@ def plan_index(
     native = engine.platform()
     runnable = [e for e in entries if _runs(engine, native, e.platform)]
     refused = [e.platform for e in entries if e not in runnable]
-    if refused and selection.explicit:
-        raise ImageUnrunnable(_refusal(where, native, refused))
-    if not runnable:
+    if refused and (selection.explicit or not runnable):
         raise ImageUnrunnable(_refusal(where, native, refused))
     runnable.sort(key=lambda e: (e.platform.os, e.platform.architecture) != native)
     return IndexPlan(source, manifest.digest, tuple(runnable), tuple(refused), native)
@@ -199,12 +197,10 @@ def push_index(
     if result.failed:
         raise UsageError("pushing an index: not every platform verified")  # caller checks
     out = parse_registry_ref(result.output)
-    if not out.tag:
-        raise UsageError(f"pushing {result.output}: an index is pushed to a tag")
     pushed, entries = _push_each(engine, client, result, progress, env)
     by_platform = {str(e.platform): e for e in entries}
     raw, media = compose([by_platform[str(r.platform)] for r in result.runs])
-    digest = client.put_manifest(out.repository, out.tag, raw, media)
+    digest = client.put_manifest(out.repository, out.tag or "latest", raw, media)
     progress(f"pushed the index {result.output}@{digest}")
     runs = {str(r.platform): r for r in pushed}
     return replace(
