@@ -394,7 +394,7 @@ def slim_platforms(
         def one(source: str, o: SlimOptions) -> SlimResult:
             return slim_image(engine, source, o, profiles, progress)
 
-        result = slim_index(engine, plan, opts, one, progress)
+        result = slim_index(engine, plan, opts, one, progress, pull=transfers.pull)
         if not transfers.push or result.failed:
             return result
         host = parse_registry_ref(opts.output).host

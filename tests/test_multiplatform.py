@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,15 @@ from slimmer.pipeline.multiplatform import (
     local_tag,
     parse_selection,
     plan_index,
+    push_index,
+    slim_index,
 )
 from slimmer.pipeline.slim import SlimResult
 from slimmer.plan.keep import KeepSet
 from slimmer.registry.client import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Manifest
 from slimmer.registry.index import IndexEntry, compose, entries_of
 from slimmer.registry.platforms import Platform
+from slimmer.registry.transfer import PullPolicy
 from slimmer.report import platforms_html, platforms_md, platforms_view
 from tests.schemas import json_schema
 
@@ -236,3 +240,107 @@ def test_slim_report_renders_a_saved_combined_report_again(tmp_path: Path) -> No
     assert md == platforms_md.render(doc)
     back = runner.invoke(cli, ["report", str(saved), "--format", "json"]).output
     assert json.loads(back) == doc
+
+
+class _Tags:
+    """An engine's tags, pulls and pushes, in memory. `watch`: an image ID that must never
+    be left without a tag (a sweep of untagged slim images would remove it)."""
+
+    def __init__(self, have: set[str], watch: str = "") -> None:
+        self.tags: dict[str, str] = {}
+        self.have, self.watch = have, watch
+        self.pulled: list[str] = []
+        self.removed: list[str] = []
+        self.pushed: list[tuple[str, str]] = []
+
+    def _check(self) -> None:
+        if self.watch:
+            assert self.watch in self.tags.values(), "the own image was left untagged"
+
+    def image_exists(self, ref: str) -> bool:
+        return ref in self.have or ref in self.tags
+
+    def pull_image(self, ref: str, auth: Any = None, platform: str | None = None) -> None:
+        self.pulled.append(ref)
+
+    def remove_image(self, ref: str, force: bool = False) -> None:
+        self.removed.append(ref)
+        self.tags.pop(ref, None)
+        self._check()
+
+    def tag_image(self, image_id: str, ref: str) -> None:
+        self.tags[ref] = image_id
+        self._check()
+
+    def push_image(self, ref: str, auth: Any = None) -> str:
+        digest = "sha256:" + hashlib.sha256(self.tags[ref].encode()).hexdigest()
+        self.pushed.append((ref, self.tags[ref]))
+        return digest
+
+
+def _plan_of(*entries: IndexEntry) -> Any:
+    from slimmer.pipeline.multiplatform import IndexPlan
+    from slimmer.registry.refs import parse_registry_ref
+
+    return IndexPlan(parse_registry_ref(REF), D["c"], entries, (), ("linux", "amd64"))
+
+
+def test_each_platform_is_pulled_by_digest_slimmed_alone_and_the_pull_removed() -> None:
+    from slimmer.pipeline.slim import SlimOptions
+
+    plan = _plan_of(
+        IndexEntry(AMD64, D["a"], DOCKER_MANIFEST, 1), IndexEntry(ARM64, D["b"], DOCKER_MANIFEST, 1)
+    )
+    have = {f"127.0.0.1:5000/app@{D['a']}"}  # the engine had amd64's by digest already
+    eng = _Tags(have)
+    seen: list[tuple[str, str]] = []
+
+    def one(ref: str, o: SlimOptions) -> SlimResult:
+        seen.append((ref, o.output))
+        return _result(True, False).runs[0].result
+
+    opts = SlimOptions(output="127.0.0.1:5000/app:1-slim")
+    res = slim_index(eng, plan, opts, one)  # type: ignore[arg-type]
+    assert seen == [
+        (f"127.0.0.1:5000/app@{D['a']}", "127.0.0.1:5000/app:1-slim"),
+        (f"127.0.0.1:5000/app@{D['b']}", "127.0.0.1:5000/app:1-slim-arm64v8"),
+    ]
+    assert eng.pulled == [f"127.0.0.1:5000/app@{D['b']}"]
+    assert eng.removed == eng.pulled  # only what this run pulled
+    assert [r.output for r in res.runs] == [o for _, o in seen]
+    never = _Tags(have)  # --pull never: nothing is pulled; each slim gets its digest ref
+    seen.clear()
+    slim_index(never, plan, opts, one, pull=PullPolicy.NEVER)  # type: ignore[arg-type]
+    assert never.pulled == [] and never.removed == []
+    assert [ref for ref, _ in seen] == [f"127.0.0.1:5000/app@{D[k]}" for k in ("a", "b")]
+
+
+class _Pushed:
+    def __init__(self) -> None:
+        self.put: list[tuple[str, str, bytes, str]] = []
+
+    def manifest(self, repo: str, reference: str) -> Manifest:
+        return Manifest(b"x" * 7, DOCKER_MANIFEST, reference)
+
+    def put_manifest(self, repo: str, reference: str, raw: bytes, media: str) -> str:
+        self.put.append((repo, reference, raw, media))
+        return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def test_the_index_is_pushed_after_each_image_and_the_own_image_never_goes_untagged() -> None:
+    res = _result(True, False)
+    res = replace(res, runs=tuple(replace(r, result=replace(r.result, image_id=f"sha256:{i}"))
+                                  for i, r in enumerate(res.runs)))  # fmt: skip
+    eng = _Tags(set(), watch="sha256:0")
+    eng.tags = {"o:1": "sha256:0", "o:1-arm64v8": "sha256:1"}
+    client = _Pushed()
+    done = push_index(eng, client, res)  # type: ignore[arg-type]
+    assert [i for _, i in eng.pushed] == ["sha256:1", "sha256:0"]  # own platform last
+    assert eng.tags == {"o:1": "sha256:0", "o:1-arm64v8": "sha256:1"}  # hold tag gone
+    [(repo, tag, raw, media)] = client.put
+    assert (repo, tag, media) == ("library/o", "1", DOCKER_LIST)
+    listed = {m["platform"]["architecture"]: m["digest"] for m in json.loads(raw)["manifests"]}
+    assert listed == {"amd64": done.runs[0].pushed, "arm64": done.runs[1].pushed}
+    assert done.index == client.put_manifest("library/o", "1", raw, media)
+    with pytest.raises(UsageError):
+        push_index(eng, client, _result(False, False))  # type: ignore[arg-type]

@@ -166,15 +166,18 @@ def slim_index(
     slim_one: SlimOne,
     progress: Progress = lambda _: None,
     env: Mapping[str, str] | None = None,
+    pull: PullPolicy = PullPolicy.MISSING,
 ) -> IndexResult:
-    """Each planned platform pulled by digest, slimmed and verified on its own."""
+    """Each planned platform pulled by digest (unless `pull` is never: then the engine
+    must have it), slimmed and verified on its own."""
     runs = []
     src = plan.source
     for entry in plan.chosen:
         ref = f"{src.host}/{src.repository}@{entry.digest}"
         out = local_tag(opts.output, entry.platform, plan.native, len(plan.chosen) == 1)
         progress(f"platform {entry.platform}: {ref} -> {out}")
-        pulled = ensure_pulled(engine, ref, PullPolicy.MISSING, env, str(entry.platform))
+        policy = PullPolicy.NEVER if pull is PullPolicy.NEVER else PullPolicy.MISSING
+        pulled = ensure_pulled(engine, ref, policy, env, str(entry.platform))
         try:
             result = slim_one(ref, replace(opts, output=out))
         finally:
