@@ -38,6 +38,7 @@ from slimmer.engine_api import ContainerEngine, Leftover
 from slimmer.errors import (
     BudgetExceeded,
     ImageInvalid,
+    RegistryError,
     SlimError,
     UsageError,
     VerificationFailed,
@@ -54,14 +55,31 @@ from slimmer.image.validate import Validation, validate_archive
 from slimmer.image.validate import validate_image as validate_archive_image
 from slimmer.model import SLIM_SCHEMA, ImageConfig, ImageRef, Progress
 from slimmer.pipeline.fleet import FleetFailed, FleetOptions, FleetResult, slim_fleet
+from slimmer.pipeline.multiplatform import (
+    DEFAULT_PLATFORMS,
+    IndexPlan,
+    IndexResult,
+    PlatformSelection,
+    plan_index,
+    push_index,
+    slim_index,
+)
 from slimmer.pipeline.preflight import check_engine_image
 from slimmer.pipeline.project import ComposeTarget, in_context
 from slimmer.pipeline.seccomp import check_writable, traced_calls, write_profile
 from slimmer.pipeline.slim import SlimOptions, SlimResult, check_options, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
 from slimmer.registry.platforms import Platform
+from slimmer.registry.refs import parse_registry_ref
 from slimmer.registry.remote import RegistryOptions, remote_opener
-from slimmer.registry.transfer import NO_TRANSFERS, Transfers, ensure_pulled, push
+from slimmer.registry.transfer import (
+    NO_TRANSFERS,
+    PullPolicy,
+    Transfers,
+    client_as_engine,
+    ensure_pulled,
+    push,
+)
 from slimmer.seccomp.profile import Evidence, SeccompProfile, build_profile
 from slimmer.trace.events import Trace
 from slimmer.trace.probes import ProbeSpec
@@ -351,6 +369,84 @@ def slim(
         return result
 
 
+def slim_platforms(
+    ref: str,
+    opts: SlimOptions,
+    progress: Progress = lambda _: None,
+    transfers: Transfers = NO_TRANSFERS,
+    compose: ComposeTarget | None = None,
+    platforms: PlatformSelection = DEFAULT_PLATFORMS,
+    registry_ca: Path | None = None,
+) -> SlimResult | IndexResult:
+    """`slim IMAGE -o OUT [--platform ...]`: when IMAGE is an image index in its registry
+    (and `platforms` names platforms, or the image is pulled: see `_index_plan`), each
+    platform slimmed and verified on its own and, with `transfers.push`, one index of
+    the slim images pushed to OUT (slimmer.pipeline.multiplatform); else `slim`."""
+    plan = _index_plan(ref, opts, transfers, compose, platforms, registry_ca)
+    if plan is None:
+        return slim(ref, opts, progress, transfers, compose)
+    profiles = profiles_fn(
+        profile_dirs(opts.profiles_extra),
+        forced=opts.profiles_forced,
+        disabled=opts.profiles_disabled,
+    )
+    if plan.skipped:
+        progress("skipped (the engine cannot run them): " + ", ".join(map(str, plan.skipped)))
+    with Engine.connect() as engine:
+
+        def one(source: str, o: SlimOptions) -> SlimResult:
+            return slim_image(engine, source, o, profiles, progress)
+
+        result = slim_index(engine, plan, opts, one, progress, pull=transfers.pull)
+        if not transfers.push or result.failed:
+            return result
+        host = parse_registry_ref(opts.output).host
+        with client_as_engine(host, None, registry_ca) as client:
+            return push_index(engine, client, result, progress)
+
+
+def _index_plan(
+    ref: str,
+    opts: SlimOptions,
+    transfers: Transfers,
+    compose: ComposeTarget | None,
+    platforms: PlatformSelection,
+    registry_ca: Path | None,
+) -> IndexPlan | None:
+    """The multi-platform plan for `ref`, or None for the single-image run. The registry
+    is asked when platforms are named, or else when the image is to be pulled (`--pull
+    always`, or `missing` and the engine lacks it); unasked, or when the registry
+    answers with one image or not at all (the single run's pull then says why), None."""
+    check_options(ref, opts)
+    if parse_ref(ref).transport != "engine":
+        if platforms.explicit:
+            raise UsageError(f"slimming {ref}: --platform needs an image in a registry")
+        return None
+    if compose is not None and platforms.explicit:
+        raise UsageError("--platform and --compose cannot be combined")
+    with Engine.connect() as engine:
+        if not platforms.explicit and (
+            compose is not None
+            or transfers.pull is PullPolicy.NEVER
+            or (transfers.pull is PullPolicy.MISSING and engine.image_exists(ref))
+        ):
+            return None
+        try:
+            with client_as_engine(parse_registry_ref(ref).host, None, registry_ca) as client:
+                plan = plan_index(engine, client, ref, platforms)
+        except RegistryError:
+            if platforms.explicit:
+                raise
+            return None
+    one_file = [o for o, v in (("--dockerfile", opts.dockerfile), ("--seccomp", opts.seccomp)) if v]
+    if plan is not None and len(plan.chosen) > 1 and one_file:
+        raise UsageError(
+            f"{' and '.join(one_file)} name one file, and {ref} is slimmed for "
+            f"{len(plan.chosen)} platforms: slim one --platform at a time"
+        )
+    return plan
+
+
 def deps(ref: str, paths: Sequence[str]) -> DepsReport:
     """`slim deps`: the loader's closure of `paths` inside the image."""
     with read_image(ref, keep_all) as image:
@@ -405,15 +501,17 @@ def diff(
         return diff_images(a, b, saver(engine), reasons, progress, _remote(registry))
 
 
-def load_slim_report(path: Path) -> dict[str, Any]:
-    """A saved `report.json` (`slimmer.slim/v3`), for `slim report` to render again."""
+def load_slim_report(path: Path, schemas: Sequence[str] = (SLIM_SCHEMA,)) -> dict[str, Any]:
+    """A saved `report.json` (`slimmer.slim/v3`, or one of `schemas`), for `slim report`
+    to render again."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"reading report {path}: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("schema") != SLIM_SCHEMA:
+    if not isinstance(doc, dict) or doc.get("schema") not in schemas:
         found = doc.get("schema") if isinstance(doc, dict) else None
-        raise UsageError(f"reading report {path}: not a {SLIM_SCHEMA} document (schema {found!r})")
+        want = " or ".join(schemas)
+        raise UsageError(f"reading report {path}: not a {want} document (schema {found!r})")
     return doc
 
 
@@ -447,6 +545,18 @@ def raise_for_verdict(result: SlimResult, report: Path | None = None) -> None:
         raise VerificationFailed(
             f"verifying {result.output}: {len(result.diffs)} probe(s) answered differently"
             f"{refused}; not tagged{where}"
+        )
+
+
+def raise_for_index(result: IndexResult, report: Path | None = None) -> None:
+    """`VerificationFailed` (exit 4) when a platform's slim image answered differently:
+    then nothing was pushed."""
+    if result.failed:
+        where = f" (see {report})" if report else ""
+        names = ", ".join(str(r.platform) for r in result.failed)
+        pushed = "; nothing was pushed" if result.index is None else ""
+        raise VerificationFailed(
+            f"slimming {result.source}: {names} did not verify (not tagged){pushed}{where}"
         )
 
 

@@ -231,9 +231,10 @@ class Engine:
         self, ref: str, auth: Mapping[str, str] | None = None, platform: str | None = None
     ) -> None:
         """Pull `ref` from its registry through the engine, with `auth` (user, password)
-        when given. The engine's answers become `RegistryError`s (see `_registry_error`)."""
-        repo, tag = split_tag(ref)
-        with _calling(f"pulling {ref}"), _registry_faults(f"pulling {ref}"):
+        when given; `REPO@sha256:...` pulls that manifest. The engine's answers become
+        `RegistryError`s (see `_registry_error`)."""
+        repo, tag = ref.split("@", 1) if "@" in ref else split_tag(ref)  # the API's `tag`
+        with _calling(f"pulling {ref}"), _registry_faults(f"pulling {ref}"):  # holds a digest
             stream = self._api.pull(
                 repo,
                 tag=tag or "latest",

@@ -10,6 +10,7 @@ it, an oracle that does not depend on slimmer's own counting.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from slimmer.engine import Engine
 
@@ -125,3 +127,71 @@ def push_to(engine: Engine, image: str, reg: LocalRegistry, name: str) -> str:
     finally:
         engine.remove_image(ref)
     return ref
+
+
+def push_index_to(
+    engine: Engine, images: dict[str, str], reg: LocalRegistry, name: str
+) -> tuple[str, dict[str, str]]:
+    """Push engine images (`{"linux/amd64": image, ...}`) to `reg` as one index at
+    `name` (REPO:TAG): each image is pushed to that tag in turn, which leaves its
+    manifest in the repository by digest, then a Docker manifest list naming them all
+    is PUT at the tag (written here by hand, not by slimmer's index code). The ref and
+    each platform's manifest digest."""
+    ref = f"{reg.host}/{name}"
+    repo, tag = name.rsplit(":", 1)
+    entries, digests = [], {}
+    for plat, image in images.items():
+        push_to(engine, image, reg, name)
+        raw, media = get_manifest(reg, repo, tag)
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        os_, arch = plat.split("/")[:2]
+        entries.append(
+            {
+                "mediaType": media,
+                "digest": digest,
+                "size": len(raw),
+                "platform": {"os": os_, "architecture": arch},
+            }
+        )
+        digests[plat] = digest
+    doc = {"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": entries}
+    _put(reg, f"/v2/{repo}/manifests/{tag}", json.dumps(doc).encode(), DOCKER_LIST)
+    return ref, digests
+
+
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+_ACCEPT = ", ".join(
+    (
+        DOCKER_LIST,
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+)
+
+
+def _session(reg: LocalRegistry) -> tuple[requests.Session, str]:
+    s = requests.Session()
+    s.trust_env = False
+    if reg.ca is not None:
+        s.verify = str(reg.ca)
+        s.auth = (reg.user, reg.password)
+        return s, f"https://{reg.host}"
+    return s, f"http://{reg.host}"
+
+
+def get_manifest(reg: LocalRegistry, repo: str, reference: str) -> tuple[bytes, str]:
+    """A manifest's bytes and media type, fetched with plain `requests` (not slimmer's
+    client: an oracle of its own)."""
+    s, base = _session(reg)
+    with s:
+        resp = s.get(f"{base}/v2/{repo}/manifests/{reference}", headers={"Accept": _ACCEPT})
+        resp.raise_for_status()
+        return resp.content, resp.headers["Content-Type"].split(";")[0]
+
+
+def _put(reg: LocalRegistry, path: str, body: bytes, media: str) -> None:
+    s, base = _session(reg)
+    with s:
+        resp = s.put(f"{base}{path}", data=body, headers={"Content-Type": media})
+        resp.raise_for_status()

@@ -66,6 +66,40 @@ def registry_options(f: F) -> F:
     return cast(F, wrapped)
 
 
+def platform_selection(f: F) -> F:
+    """Add `--platform all|OS/ARCH[,...]` and `--registry-ca FILE` to `slim`; it receives
+    them as `platforms: PlatformSelection` and `registry_ca`."""
+    from slimmer.pipeline.multiplatform import DEFAULT_PLATFORMS, parse_selection
+
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        if value is None:
+            return DEFAULT_PLATFORMS
+        try:
+            return parse_selection(value)
+        except SlimError as exc:
+            raise click.BadParameter(exc.message, ctx, param) from None
+
+    wrapped = click.option(
+        "--platform",
+        "platforms",
+        default=None,
+        metavar="all|OS/ARCH[,...]",
+        callback=convert,
+        help="IMAGE is an index in a registry: slim and verify these of its platforms, "
+        "each on its own (a foreign one under emulation), and with --push push one index "
+        "of them to OUTPUT. Default: every platform the engine runs, when IMAGE is pulled.",
+    )(f)
+    wrapped = click.option(
+        "--registry-ca",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE",
+        help="Also trust this CA (PEM) for registry TLS, beside the system store and "
+        "/etc/docker/certs.d/HOST/ca.crt.",
+    )(wrapped)
+    return wrapped
+
+
 def transfer_options(f: F) -> F:
     """Add `--pull always|missing|never` and `--push` to a command; it receives them as
     `transfers: Transfers`."""

@@ -24,19 +24,44 @@ def write_reports(doc: dict[str, Any], report_dir: Path) -> Path:
     return path
 
 
+def write_index_reports(doc: dict[str, Any], report_dir: Path) -> Path:
+    """A multi-platform run's combined report.json, report.md and report.html."""
+    from slimmer.report import platforms_html, platforms_md
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "report.md").write_text(_utf8(platforms_md.render(doc)))
+    (report_dir / "report.html").write_text(_utf8(platforms_html.render(doc)))
+    path = report_dir / "report.json"
+    write_json(doc, path)
+    return path
+
+
 @click.command("report")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @format_option(("text", "json", "md", "html"), "What to render the saved report as.")
 def report_command(file: Path, fmt: str) -> None:
-    """Render a saved report.json again: text, json, md or html."""
+    """Render a saved report.json again: text, json, md or html (a slim run's, or a
+    multi-platform run's combined one)."""
     from slimmer import api
-    from slimmer.report import slim_html, slim_md, slim_view
+    from slimmer.model import SLIM_SCHEMA
+    from slimmer.report import (
+        platforms_html,
+        platforms_md,
+        platforms_view,
+        slim_html,
+        slim_md,
+        slim_view,
+    )
 
-    doc = api.load_slim_report(file)
-    if fmt == "text":
-        console().print(slim_view.render(doc, str(file)))
+    doc = api.load_slim_report(file, (SLIM_SCHEMA, platforms_view.SCHEMA))
+    if doc["schema"] == platforms_view.SCHEMA:  # a multi-platform run's combined report
+        text, md, page = platforms_view.render, platforms_md.render, platforms_html.render
     else:
-        render = {"json": dump_json, "md": slim_md.render, "html": slim_html.render}[fmt]
+        text, md, page = slim_view.render, slim_md.render, slim_html.render
+    if fmt == "text":
+        console().print(text(doc, str(file)))
+    else:
+        render = {"json": dump_json, "md": md, "html": page}[fmt]
         click.echo(_utf8(render(doc)), nl=False)
 
 

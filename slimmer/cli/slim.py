@@ -9,8 +9,8 @@ import click
 
 from slimmer.cli.console import console
 from slimmer.cli.progress import stages
-from slimmer.cli.registry_params import transfer_options
-from slimmer.cli.report import write_reports
+from slimmer.cli.registry_params import platform_selection, transfer_options
+from slimmer.cli.report import write_index_reports, write_reports
 from slimmer.cli.run_options import (
     compose_options,
     compose_target,
@@ -20,6 +20,7 @@ from slimmer.cli.run_options import (
     probe_options,
     run_context,
 )
+from slimmer.pipeline.multiplatform import IndexResult, PlatformSelection
 from slimmer.plan.planner import UserRules
 from slimmer.registry.transfer import Transfers
 from slimmer.trace.probes import collect_probes
@@ -120,6 +121,7 @@ from slimmer.trace.probes import collect_probes
 @limit_options
 @context_options
 @transfer_options
+@platform_selection
 @compose_options
 def slim_command(
     image: str,
@@ -148,6 +150,8 @@ def slim_command(
     memory: int,
     cpus: float | None,
     transfers: Transfers,
+    platforms: PlatformSelection,
+    registry_ca: Path | None,
     **run: Any,
 ) -> None:
     """Make IMAGE small: trace, resolve, rewrite, verify, tag OUTPUT.
@@ -190,7 +194,12 @@ def slim_command(
             "without checking that it still works"
         )
     with stages(err, "slim") as progress:
-        result = api.slim(image, opts, progress=progress, transfers=transfers, compose=compose)
+        result = api.slim_platforms(
+            image, opts, progress, transfers, compose, platforms, registry_ca
+        )
+    if isinstance(result, IndexResult):
+        _index_reports(result, report_dir)
+        return
     doc = slim_view.to_json(result)
     written = write_reports(doc, report_dir) if report_dir is not None else None
     out = console()
@@ -205,3 +214,21 @@ def slim_command(
         where = f" (see {report})" if report else ""
         err.print(f"[bold yellow]warning:[/] verification failed; tagged anyway (--force){where}")
     api.raise_for_verdict(result, report)
+
+
+def _index_reports(result: IndexResult, report_dir: Path | None) -> None:
+    """The multi-platform run's faces: one report per platform under `report_dir`
+    (PLATFORM/report.json ...), the combined one beside them, the terminal's summary."""
+    from slimmer import api
+    from slimmer.report import platforms_view, slim_view
+
+    reports: dict[str, str] = {}
+    if report_dir is not None:
+        for run in result.runs:
+            sub = platforms_view.dir_name(run.platform)
+            write_reports(slim_view.to_json(run.result), report_dir / sub)
+            reports[str(run.platform)] = f"{sub}/report.json"
+    doc = platforms_view.to_json(result, reports)
+    written = write_index_reports(doc, report_dir) if report_dir is not None else None
+    console().print(platforms_view.render(doc, str(written) if written else None))
+    api.raise_for_index(result, written)

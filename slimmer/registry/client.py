@@ -138,6 +138,23 @@ class RegistryClient:
         self.stats.blob_digests.append(digest)
         return cast(IO[bytes], BlobStream(resp.raw, resp.close, digest, where, self.stats, copy_to))
 
+    # -- writing ---------------------------------------------------------------
+
+    def put_manifest(self, repo: str, reference: str, raw: bytes, media_type: str) -> str:
+        """Store manifest or index `raw` as `reference` (a tag) of `repo`; its digest,
+        checked against the one the registry answers with."""
+        where = f"{self.host}/{repo}:{reference}"
+        headers = {"Content-Type": media_type}
+        resp = self._request(
+            "PUT", repo, f"manifests/{reference}", where, headers, body=raw, push=True
+        )
+        resp.close()
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        answered = resp.headers.get("Docker-Content-Digest", digest)
+        if answered != digest:
+            raise RegistryError(f"writing {where}: the registry stored {answered[:19]}")
+        return digest
+
     def has_blob(self, repo: str, digest: str) -> bool:
         where = f"{self.host}/{repo}@{digest[:19]}"
         try:
@@ -156,24 +173,27 @@ class RegistryClient:
         where: str,
         headers: dict[str, str],
         stream: bool = False,
+        body: bytes | None = None,
+        push: bool = False,
     ) -> requests.Response:
         url = f"{self._root()}/v2/{repo}/{path}"
-        scope = f"repository:{repo}:pull"
-        resp = self._send(method, url, where, {**headers, **self._header(scope)}, stream)
+        scope = f"repository:{repo}:{'pull,push' if push else 'pull'}"
+        verb = "writing" if push else "reading"
+        resp = self._send(method, url, where, {**headers, **self._header(scope)}, stream, body)
         if resp.status_code == 401:
             resp.close()
             self._auth[scope] = self._answer(resp.headers.get("WWW-Authenticate", ""), scope, where)
-            resp = self._send(method, url, where, {**headers, **self._header(scope)}, stream)
+            resp = self._send(method, url, where, {**headers, **self._header(scope)}, stream, body)
         if resp.status_code in (401, 403):
             resp.close()
             given = "the credentials from config.json" if self._creds else "no credentials"
-            raise RegistryAuthRefused(f"reading {where}: the registry refused {given}")
+            raise RegistryAuthRefused(f"{verb} {where}: the registry refused {given}")
         if resp.status_code == 404:
             resp.close()
-            raise RegistryImageNotFound(f"reading {where}: {_not_found(resp)}")
+            raise RegistryImageNotFound(f"{verb} {where}: {_not_found(resp)}")
         if resp.status_code >= 400:
             resp.close()
-            raise RegistryError(f"reading {where}: the registry answered {resp.status_code}")
+            raise RegistryError(f"{verb} {where}: the registry answered {resp.status_code}")
         return resp
 
     def _header(self, scope: str) -> dict[str, str]:
@@ -181,13 +201,20 @@ class RegistryClient:
         return {"Authorization": value} if value else {}
 
     def _send(
-        self, method: str, url: str, where: str, headers: Mapping[str, str], stream: bool
+        self,
+        method: str,
+        url: str,
+        where: str,
+        headers: Mapping[str, str],
+        stream: bool,
+        body: bytes | None = None,
     ) -> requests.Response:
         try:
             return self._session.request(
                 method,
                 url,
                 headers=dict(headers),
+                data=body,
                 stream=stream,
                 timeout=_TIMEOUT,
                 verify=self._verify,

@@ -85,8 +85,7 @@ def _diagnose(ref: str, env: Mapping[str, str] | None) -> RegistryError | None:
     and the CA the engine trusts for that host (/etc/docker/certs.d/HOST/ca.crt),
     tells an unknown image (8), a refused login (9) and TLS (10) apart."""
     parsed = parse_registry_ref(ref)
-    ca = CERTS_D / parsed.host / "ca.crt"
-    client = RegistryClient(parsed.host, lookup(parsed.host, env), ca if ca.is_file() else None)
+    client = client_as_engine(parsed.host, env)
     try:
         client.manifest(parsed.repository, parsed.reference)
     except RegistryError as exc:
@@ -94,6 +93,16 @@ def _diagnose(ref: str, env: Mapping[str, str] | None) -> RegistryError | None:
     finally:
         client.close()
     return None
+
+
+def client_as_engine(
+    host: str, env: Mapping[str, str] | None = None, ca_file: Path | None = None
+) -> RegistryClient:
+    """A client for `host` with the login the engine is given (config.json) and the CA
+    the engine trusts for it (/etc/docker/certs.d/HOST/ca.crt), or `ca_file`."""
+    ca = CERTS_D / host / "ca.crt"
+    trust = ca_file or (ca if ca.is_file() else None)
+    return RegistryClient(host, lookup(host, env), trust)
 
 
 def push(engine: PullPushEngine, ref: str, env: Mapping[str, str] | None = None) -> str:
