@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from slimmer.engine import Engine
+from slimmer.report.platforms_view import SCHEMA as PLATFORMS_SCHEMA
 from slimmer.trace.proberun import run_probes_on_image
 from slimmer.trace.probes import load_probe_file
 from slimmer.trace.sensor import EMULATED_TIMEOUT_FACTOR
@@ -127,7 +128,7 @@ def _check_pushed(
     report: dict[str, Any],
     cleanup: Cleanup,
 ) -> None:
-    assert report["schema"] == "slimmer.platforms/v1"
+    assert report["schema"] == PLATFORMS_SCHEMA
     assert report["verdict"] == "passed"
     by = {p["platform"]: p for p in report["platforms"]}
     assert set(by) == {"linux/amd64", "linux/arm64"}

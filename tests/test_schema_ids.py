@@ -12,7 +12,7 @@ from slimmer.analyse.slimreasons import SLIM_SCHEMAS
 from slimmer.findings import rules
 from slimmer.image import validate
 from slimmer.model import SLIM_SCHEMA
-from slimmer.report import deps_view, fleet_view, trace_view
+from slimmer.report import deps_view, fleet_view, platforms_view, trace_view
 from slimmer.trace import events
 from tests.schemas import SCHEMAS, json_schema, schema_path
 
@@ -27,6 +27,7 @@ PINNED = {
     trace_view.SCHEMA: "slimmer.profile/v1",  # `slim profile --format json`: the command's name
     events.SCHEMA: "slimmer.trace/v1",
     fleet_view.SCHEMA: "slimmer.fleet/v1",
+    platforms_view.SCHEMA: "slimmer.platforms/v1",
 }
 
 
