@@ -356,3 +356,39 @@ def test_one_named_platform_is_tagged_out_and_pushed_as_an_index_of_one(
     assert list(listed) == ["linux/arm64"]
     assert any(d.endswith(listed["linux/arm64"]) for d in local.digests)
     assert _tags(plain_registry, "mp/one") == ["1", "1-slim"]
+
+
+def test_base_auto_puts_each_platform_on_the_base_of_its_own_platform(
+    engine: Engine,
+    plain_registry: LocalRegistry,
+    fixture_images: dict[str, str],
+    arm64_images: dict[str, str],
+    cleanup: Cleanup,
+    tmp_path: Path,
+) -> None:
+    """`--base auto` chooses per platform: the amd64 image lands on the amd64 base, the
+    arm64 one on the arm64 base (built from Debian's arm64 packages when missing), and
+    each verifies and answers its held-out probes."""
+    name = "nginx-static"
+    images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
+    source, _ = push_index_to(engine, images, plain_registry, "mp/based:1")
+    out = "slimmer-test/mp-based:slim"
+    cleanup.extend([out, f"{out}-arm64"])
+    probes = ROOT / "fixtures" / name / "probe.toml"
+    cleanup.reports.append(tmp_path)
+    res = run_slim(
+        source, "-o", out, "--platform", "all", "--base", "auto", "--probes", str(probes),
+        "--report-dir", str(tmp_path),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    bases = {}
+    for p in report["platforms"]:
+        own = json.loads((tmp_path / p["report"]).read_text())
+        assert own["verification"]["status"] == "passed"
+        bases[p["platform"]] = engine.inspect_image(own["base"]["id"]).architecture
+    assert bases == {"linux/amd64": "amd64", "linux/arm64": "arm64"}
+    assert engine.inspect_image(out).architecture == "amd64"
+    assert engine.inspect_image(f"{out}-arm64").architecture == "arm64"
+    _heldout(engine, out, name, emulated=False)
+    _heldout(engine, f"{out}-arm64", name, emulated=True)
