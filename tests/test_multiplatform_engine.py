@@ -392,3 +392,46 @@ def test_base_auto_puts_each_platform_on_the_base_of_its_own_platform(
     assert engine.inspect_image(f"{out}-arm64").architecture == "arm64"
     _heldout(engine, out, name, emulated=False)
     _heldout(engine, f"{out}-arm64", name, emulated=True)
+
+
+_WHERE = frozenset({"ref", "source", "repo_tags", "tags"})
+
+
+def _without(doc: Any) -> Any:
+    """`doc` without the keys that name where the image was read from, at any depth."""
+    if isinstance(doc, dict):
+        return {k: _without(v) for k, v in doc.items() if k not in _WHERE}
+    if isinstance(doc, list):
+        return [_without(v) for v in doc]
+    return doc
+
+
+def _inspect(*args: str) -> Any:
+    res = run_slim("inspect", *args, "--format", "json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(res.stdout)
+
+
+@pytest.mark.parametrize("name", FOREIGN_FIXTURES)
+def test_inspect_of_each_platform_from_the_index_equals_the_pulled_image(
+    name: str,
+    engine: Engine,
+    plain_registry: LocalRegistry,
+    fixture_images: dict[str, str],
+    arm64_images: dict[str, str],
+    cleanup: Cleanup,
+) -> None:
+    """`slim inspect registry:REF --platform P` reads P's image straight from the index;
+    its numbers equal `slim inspect` of that image pulled to the engine by digest."""
+    images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
+    source, digests = push_index_to(engine, images, plain_registry, f"mp/inspect-{name}:1")
+    repo = source.rsplit(":", 1)[0]
+    for platform, digest in digests.items():
+        remote = _inspect(f"registry:{source}", "--platform", platform)
+        pulled = f"{repo}@{digest}"
+        engine.pull_image(pulled, None, platform)
+        cleanup.append(pulled)
+        assert engine.inspect_image(pulled).architecture == platform.split("/")[1]
+        local = _inspect(pulled)
+        assert remote["layers"], platform
+        assert _without(remote) == _without(local), platform
