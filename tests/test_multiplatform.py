@@ -344,3 +344,20 @@ def test_the_index_is_pushed_after_each_image_and_the_own_image_never_goes_untag
     assert done.index == client.put_manifest("library/o", "1", raw, media)
     with pytest.raises(UsageError):
         push_index(eng, client, _result(False, False))  # type: ignore[arg-type]
+
+
+def test_an_emulated_platform_says_how_much_slower_its_app_phases_ran_than_native() -> None:
+    native = {"emulated": False, "phases": {"reading": 9.0, "tracing": 2.0, "verifying": 4.0}}
+    emulated = {"emulated": True, "phases": {"reading": 1.0, "tracing": 5.0, "verifying": 7.0}}
+    ratio = platforms_view.slowdown(emulated, native)
+    assert ratio == {"tracing": 2.5, "verifying": 1.75, "app": 2.0}  # reading is left out
+    assert platforms_view.slowdown(emulated, None) is None
+    assert platforms_view.how({**emulated, "slowdown": ratio}) == "emulated (2.0x native)"
+    assert platforms_view.how(native) == "native"
+    doc = platforms_view.to_json(_result(True, True))
+    assert [p["slowdown"] for p in doc["platforms"]] == [
+        None,
+        {"tracing": 1.0, "verifying": 1.0, "app": 1.0},
+    ]
+    assert "1.0x the native platform's time" in platforms_md.render(doc)
+    assert "emulated (1.0x native)" in platforms_html.render(doc)

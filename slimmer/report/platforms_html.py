@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from slimmer.report.common import human_bytes
-from slimmer.report.platforms_view import summary_line
+from slimmer.report.platforms_view import how, summary_line
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
@@ -48,7 +48,7 @@ def _table(doc: Mapping[str, Any]) -> str:
             f'<td class="n">{human_bytes(p["before_bytes"])}</td>'
             f'<td class="n">{human_bytes(p["after_bytes"])}</td>'
             f'<td class="{_e(status)}">{_e(status)}</td>'
-            f"<td>{'emulated' if p['emulated'] else 'native'}</td>"
+            f"<td>{_e(how(p))}</td>"
             f'<td class="n">{p["seconds"]:.0f}s</td>'
             f"<td><code>{_e(p['pushed_digest'] or '-')}</code></td>"
             f"<td>{_link(link)}</td></tr>"

@@ -26,6 +26,9 @@ def _section(p: Mapping[str, Any]) -> str:
     report = p["report"]
     link = f"[{report}]({report})" if report else "-"
     how = "under emulation (qemu-user)" if p["emulated"] else "natively"
+    ratio = (p.get("slowdown") or {}).get("app")
+    if ratio is not None:
+        how += f", its app phases {ratio:.1f}x the native platform's time"
     rows = [
         f"## {p['platform']}\n",
         "| | |",

@@ -30,6 +30,9 @@ def to_json(r: IndexResult, reports: Mapping[str, str] | None = None) -> dict[st
     """The `slimmer.platforms/v1` document (docs/schemas/platforms-v1.json). `reports`
     maps a platform to its own report.json, relative to the combined report."""
     runs = [_platform(x, (reports or {}).get(str(x.platform))) for x in r.runs]
+    native = next((run for run in runs if not run["emulated"]), None)
+    for run in runs:
+        run["slowdown"] = slowdown(run, native) if run["emulated"] else None
     passed = [x for x in r.runs if x.passed]
     return {
         "schema": SCHEMA,
@@ -78,6 +81,37 @@ def _platform(x: PlatformRun, report: str | None) -> dict[str, Any]:
     }
 
 
+# the phases that run the app (under emulation, the guest's code): their times compared
+SLOWED = ("tracing", "verifying")
+
+
+def slowdown(
+    emulated: Mapping[str, Any], native: Mapping[str, Any] | None
+) -> dict[str, float] | None:
+    """How many times longer an emulated platform's app phases took than the native
+    platform's in the same run (per phase, and both together); None with no native run."""
+    if native is None:
+        return None
+    out: dict[str, float] = {}
+    for phase in SLOWED:
+        mine, theirs = emulated["phases"].get(phase), native["phases"].get(phase)
+        if mine is not None and theirs:
+            out[phase] = round(mine / theirs, 2)
+    mine = sum(emulated["phases"].get(k, 0.0) for k in SLOWED)
+    theirs = sum(native["phases"].get(k, 0.0) for k in SLOWED)
+    if theirs:
+        out["app"] = round(mine / theirs, 2)
+    return out or None
+
+
+def how(p: Mapping[str, Any]) -> str:
+    """`native`, or `emulated` with how much slower its app phases ran than native."""
+    if not p["emulated"]:
+        return "native"
+    ratio = (p.get("slowdown") or {}).get("app")
+    return "emulated" if ratio is None else f"emulated ({ratio:.1f}x native)"
+
+
 STATUS = {"passed": "[green]passed[/]", "failed": "[red]FAILED[/]", "skipped": "[yellow]not run[/]"}
 
 
@@ -94,7 +128,7 @@ def render(doc: Mapping[str, Any], report: str | None = None) -> RenderableType:
             human_bytes(p["before_bytes"]),
             human_bytes(p["after_bytes"]),
             STATUS[p["verification"]],
-            "emulated" if p["emulated"] else "native",
+            how(p),
             f"{p['seconds']:.0f}s",
         )
     lines: list[RenderableType] = [t, Text(summary_line(doc))]
