@@ -50,6 +50,7 @@ from slimmer.findings.rules import FindingsReport, Severity
 from slimmer.image.archive import ArchiveImage, open_archive
 from slimmer.image.compressed import compressed_sizes
 from slimmer.image.filetree import WantContent, keep_all
+from slimmer.image.platforms import Platform
 from slimmer.image.reader import Image, RemoteOpener, open_image, parse_ref
 from slimmer.image.validate import Validation, validate_archive
 from slimmer.image.validate import validate_image as validate_archive_image
@@ -69,7 +70,6 @@ from slimmer.pipeline.project import ComposeTarget, in_context
 from slimmer.pipeline.seccomp import check_writable, traced_calls, write_profile
 from slimmer.pipeline.slim import SlimOptions, SlimResult, check_options, slim_image
 from slimmer.plan.profiles import profile_dirs, profiles_fn
-from slimmer.registry.platforms import Platform
 from slimmer.registry.refs import parse_registry_ref
 from slimmer.registry.remote import RegistryOptions, remote_opener
 from slimmer.registry.transfer import (
@@ -92,13 +92,18 @@ def read_image(ref: str, want: WantContent, registry: RegistryOptions | None = N
     only for `registry:` ones (see slimmer.registry)."""
     parsed = parse_ref(ref)
     if parsed.transport != "engine":
-        return open_image(parsed, remote=_remote(registry), want=want)
+        return open_image(parsed, remote=_remote(registry), want=want, platform=_platform(registry))
     with Engine.connect() as engine:
         return open_image(parsed, save=saver(engine), want=want)
 
 
 def _remote(registry: RegistryOptions | None) -> RemoteOpener:
     return remote_opener(registry or RegistryOptions())
+
+
+def _platform(registry: RegistryOptions | None) -> Platform | None:
+    """`--platform`: which image of an index (a registry's, or an OCI layout's) is read."""
+    return registry.platform if registry is not None else None
 
 
 def _opened(archive: ArchiveImage) -> RemoteOpener:
@@ -127,7 +132,9 @@ def lint_image(
     parsed = parse_ref(ref)
     try:
         if parsed.transport != "engine":
-            with open_image(parsed, remote=_remote(registry), want=want_for_lint) as image:
+            with open_image(
+                parsed, remote=_remote(registry), want=want_for_lint, platform=_platform(registry)
+            ) as image:
                 return lint(image, ignore=ignore, opened=opened, large_bytes=large_bytes)
         with Engine.connect() as engine:
             tags = engine.inspect_image(parsed.name).tags
@@ -196,7 +203,9 @@ def check_image(
         linting = needs_findings(rules)
         want = want_for_lint if linting else want_for_inspect
         remote = _opened(shared) if shared is not None else None
-        with open_image(archive_ref, remote=remote, want=want) as image:
+        with open_image(
+            archive_ref, remote=remote, want=want, platform=_platform(registry)
+        ) as image:
             ins = replace(analyse(image), ref=str(parsed), id=image_id or image.id)
             paths = tuple(e.path for e in image.tree) if needs_paths(rules) else ()
             findings = finding_facts(lint(image)) if linting else None
@@ -229,7 +238,7 @@ def _archive_of(
     `keep_blobs`: a registry image's layers are read more than once; each is fetched
     once and kept in a temporary directory until the end."""
     if ref.transport != "registry":
-        yield open_archive(ref.transport, Path(ref.name))
+        yield open_archive(ref.transport, Path(ref.name), _platform(registry))
         return
     opts = replace(registry or RegistryOptions(), keep_blobs=keep_blobs)
     archive, close = _remote(opts)(ref.name)
@@ -248,7 +257,9 @@ def validate_image(ref: str, registry: RegistryOptions | None = None) -> Validat
         with _archive_of(parsed, registry, keep_blobs=True) as archive:
             return validate_archive_image(archive, str(parsed), None)
     with _check_archive(parsed) as (archive_ref, _image_id):
-        found = validate_archive(archive_ref.transport, Path(archive_ref.name))
+        found = validate_archive(
+            archive_ref.transport, Path(archive_ref.name), platform=_platform(registry)
+        )
     return replace(found, source=str(parsed))
 
 
@@ -495,10 +506,11 @@ def diff(
     report.json of the slim run that made B from A: it adds why each file of B is there.
     """
     reasons = load_slim_reasons(report) if report is not None else None
+    remote, platform = _remote(registry), _platform(registry)
     if all(parse_ref(ref).transport != "engine" for ref in (a, b)):
-        return diff_images(a, b, None, reasons, progress, _remote(registry))
+        return diff_images(a, b, None, reasons, progress, remote, platform)
     with Engine.connect() as engine:
-        return diff_images(a, b, saver(engine), reasons, progress, _remote(registry))
+        return diff_images(a, b, saver(engine), reasons, progress, remote, platform)
 
 
 def load_slim_report(path: Path, schemas: Sequence[str] = (SLIM_SCHEMA,)) -> dict[str, Any]:

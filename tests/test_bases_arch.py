@@ -327,7 +327,7 @@ def test_a_ref_of_another_platform_and_an_unknown_platform_are_refused(tmp_path:
 
 def test_build_bases_refuses_an_unknown_platform_before_the_engine() -> None:
     from slimmer import api
-    from slimmer.registry.platforms import Platform
+    from slimmer.image.platforms import Platform
 
     arm64 = Platform("linux", "arm64")
     with pytest.raises(UsageError, match="bases for linux/riscv64"):

@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 
 from slimmer.errors import ImageUnrunnable, RegistryImageNotFound, UsageError
+from slimmer.image.platforms import Platform
 from slimmer.pipeline.multiplatform import (
     IndexResult,
     PlatformRun,
@@ -28,7 +29,6 @@ from slimmer.pipeline.slim import SlimResult
 from slimmer.plan.keep import KeepSet
 from slimmer.registry.client import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Manifest
 from slimmer.registry.index import IndexEntry, compose, entries_of
-from slimmer.registry.platforms import Platform
 from slimmer.registry.transfer import PullPolicy
 from slimmer.report import platforms_html, platforms_md, platforms_view
 from tests.schemas import json_schema

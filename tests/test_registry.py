@@ -28,11 +28,11 @@ from slimmer.errors import (
     RegistryTLSError,
     UsageError,
 )
+from slimmer.image.platforms import Platform, choose, parse_platform
 from slimmer.image.reader import parse_ref
 from slimmer.registry.blobs import BlobStream, FetchStats
 from slimmer.registry.client import OCI_MANIFEST, RegistryClient
 from slimmer.registry.credentials import Credentials, lookup
-from slimmer.registry.platforms import Platform, choose, parse_platform
 from slimmer.registry.refs import is_loopback, parse_registry_ref
 from slimmer.registry.transfer import PullPolicy, ensure_pulled
 
@@ -103,7 +103,7 @@ def test_a_platform_is_chosen_from_an_index(want: str, digest: str) -> None:
 
 def test_a_platform_the_index_lacks_is_not_found_naming_what_is_there() -> None:
     with pytest.raises(RegistryImageNotFound) as err:
-        choose(INDEX, Platform("linux", "arm", "v6"), "x")
+        choose(INDEX, Platform("linux", "arm", "v6"), "x", RegistryImageNotFound)
     assert "linux/arm/v6" in err.value.message and "linux/arm64/v8" in err.value.message
     assert err.value.exit_code == ExitStatus.NOT_FOUND
     with pytest.raises(UsageError):

@@ -21,6 +21,7 @@ from slimmer.analyse.configdiff import ConfigChange, config_changes
 from slimmer.analyse.packages import Package, inventory, is_metadata_file
 from slimmer.analyse.slimreasons import KeptFiles, SlimRunReasons, kept_files
 from slimmer.image.filetree import WantContent
+from slimmer.image.platforms import Platform
 from slimmer.image.reader import EngineSaver, Image, RemoteOpener, open_image
 from slimmer.image.store import CHUNK, ContentStore
 from slimmer.model import SOURCE_LABEL, EntryType, FileEntry, ImageConfig, Progress
@@ -174,14 +175,23 @@ def hash_stream(src: IO[bytes], head: bytes = b"") -> tuple[str, int]:
 
 
 def read_snapshot(
-    ref: str, save: EngineSaver | None = None, remote: RemoteOpener | None = None
+    ref: str,
+    save: EngineSaver | None = None,
+    remote: RemoteOpener | None = None,
+    platform: Platform | None = None,
 ) -> Snapshot:
     """Read `ref` (engine reference or archive) into a `Snapshot`; no bytes are kept
     after this returns (the spool of an engine image is removed once read)."""
     with tempfile.TemporaryDirectory(prefix="slimmer-diff-") as tmp:
         store = DigestStore(Path(tmp) / "store", is_metadata_file)
         with open_image(
-            ref, save=save, remote=remote, want=store.want, workdir=Path(tmp), store=store
+            ref,
+            save=save,
+            remote=remote,
+            want=store.want,
+            workdir=Path(tmp),
+            store=store,
+            platform=platform,
         ) as img:
             return snapshot(img)
 
@@ -206,12 +216,14 @@ def diff_images(
     report: SlimRunReasons | None = None,
     progress: Progress = lambda _: None,
     remote: RemoteOpener | None = None,
+    platform: Platform | None = None,
 ) -> ImageDiff:
-    """Read A, then B (one at a time), and compare them."""
+    """Read A, then B (one at a time), and compare them; of an index, each side's
+    image of `platform`."""
     progress(f"reading {a}")
-    first = read_snapshot(a, save, remote)
+    first = read_snapshot(a, save, remote, platform)
     progress(f"reading {b}")
-    second = read_snapshot(b, save, remote)
+    second = read_snapshot(b, save, remote, platform)
     progress("comparing")
     return compare_snapshots(first, second, report)
 

@@ -6,7 +6,7 @@ import click
 
 from slimmer.cli.console import console
 from slimmer.cli.registry_params import PlatformType
-from slimmer.registry.platforms import Platform
+from slimmer.image.platforms import Platform
 
 
 @click.group("bases")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from slimmer.errors import SlimError
-from slimmer.registry.platforms import Platform, parse_platform
+from slimmer.image.platforms import Platform, parse_platform
 from slimmer.registry.remote import RegistryOptions
 from slimmer.registry.transfer import PullPolicy, Transfers
 
@@ -53,8 +53,8 @@ def registry_options(f: F) -> F:
         type=PlatformType(),
         default=None,
         metavar="OS/ARCH",
-        help="The image of a multi-platform index to read (registry: images; "
-        "default: this host's platform).",
+        help="The image of a multi-platform index to read (registry: images and OCI "
+        "layouts; default: this host's platform).",
     )(wrapper)
     wrapped = click.option(
         "--registry-ca",

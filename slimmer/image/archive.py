@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from slimmer.errors import ImageNotFound, ImageReadError
+from slimmer.image.platforms import Platform, choose, host_platform
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _MAX_JSON = 64 << 20
@@ -153,13 +154,13 @@ def _loads(data: bytes, where: str) -> Any:
         raise ImageReadError(f"reading {where}: invalid JSON ({exc})") from exc
 
 
-def open_docker_archive(path: Path) -> ArchiveImage:
+def open_docker_archive(path: Path, platform: Platform | None = None) -> ArchiveImage:
     if not path.is_file():
         raise ImageNotFound(f"reading docker-archive {path}: no such file")
     idx = _TarIndex(path)
     if not idx.has("manifest.json"):
         if idx.has("index.json"):
-            return _oci_from(_TarBlobs(idx), str(path))
+            return _oci_from(_TarBlobs(idx), str(path), platform)
         raise ImageReadError(f"reading docker-archive {path}: no manifest.json")
     manifest = idx.read_json("manifest.json")
     if not isinstance(manifest, list) or not manifest or not isinstance(manifest[0], dict):
@@ -256,9 +257,9 @@ def _blob_name(digest: Any, where: str) -> str:
     return "blobs/sha256/" + digest.split(":", 1)[1]
 
 
-def _oci_from(blobs: _DirBlobs | _TarBlobs, where: str) -> ArchiveImage:
+def _oci_from(blobs: _DirBlobs | _TarBlobs, where: str, platform: Platform | None) -> ArchiveImage:
     index = blobs.read_json("index.json")
-    manifest = _pick_manifest(blobs, index, where)
+    manifest = _pick_manifest(blobs, index, where, platform)
     config_digest = (manifest.get("config") or {}).get("digest")
     raw = blobs.read_bytes(_blob_name(config_digest, where))
     config = _loads(raw, f"{where}: config")
@@ -280,18 +281,22 @@ def _oci_from(blobs: _DirBlobs | _TarBlobs, where: str) -> ArchiveImage:
     return ArchiveImage(config, str(config_digest), tuple(layers), tags, raw)
 
 
-def _pick_manifest(blobs: _DirBlobs | _TarBlobs, index: Any, where: str) -> dict[str, Any]:
-    """Follow index.json (and nested indexes) to the first image manifest.
+def _pick_manifest(
+    blobs: _DirBlobs | _TarBlobs, index: Any, where: str, platform: Platform | None
+) -> dict[str, Any]:
+    """Follow index.json (and nested indexes) to one image manifest.
 
-    A multi-platform index picks linux/amd64 when present, else the first entry.
+    An index whose entries name platforms gives the entry of `platform` (default: this
+    host's); one it lacks is `ImageNotFound` naming what it has. Entries without a
+    platform (a plain layout of one image) give the first.
     """
     for _ in range(8):
         manifests = (index or {}).get("manifests") if isinstance(index, dict) else None
         if not manifests:
             raise ImageReadError(f"reading {where}: index has no manifests")
-        chosen = next(
-            (m for m in manifests if (m.get("platform") or {}).get("architecture") == "amd64"),
-            manifests[0],
+        described = [m for m in manifests if isinstance(m, dict) and m.get("platform")]
+        chosen = (
+            choose(described, platform or host_platform(), where) if described else manifests[0]
         )
         doc = blobs.read_json(_blob_name(chosen.get("digest"), where))
         if not isinstance(doc, dict):
@@ -302,23 +307,26 @@ def _pick_manifest(blobs: _DirBlobs | _TarBlobs, index: Any, where: str) -> dict
     raise ImageReadError(f"reading {where}: indexes nested too deeply")
 
 
-def open_oci_dir(path: Path) -> ArchiveImage:
+def open_oci_dir(path: Path, platform: Platform | None = None) -> ArchiveImage:
     if not (path / "index.json").is_file():
         raise ImageNotFound(f"reading OCI layout {path}: no index.json")
-    return _oci_from(_DirBlobs(path), str(path))
+    return _oci_from(_DirBlobs(path), str(path), platform)
 
 
-def open_oci_archive(path: Path) -> ArchiveImage:
+def open_oci_archive(path: Path, platform: Platform | None = None) -> ArchiveImage:
     if not path.is_file():
         raise ImageNotFound(f"reading oci-archive {path}: no such file")
-    return _oci_from(_TarBlobs(_TarIndex(path)), str(path))
+    return _oci_from(_TarBlobs(_TarIndex(path)), str(path), platform)
 
 
-def open_archive(transport: str, path: Path) -> ArchiveImage:
+def open_archive(transport: str, path: Path, platform: Platform | None = None) -> ArchiveImage:
+    """The image in the file at `path`; of an OCI index, the image of `platform` (default:
+    this host's). A docker-archive holds one image per tag, not per platform, unless
+    it is an OCI layout in a tar (as `docker save` of containerd's store writes)."""
     if transport == "docker-archive":
-        return open_docker_archive(path)
+        return open_docker_archive(path, platform)
     if transport == "oci-archive":
-        return open_oci_archive(path)
+        return open_oci_archive(path, platform)
     if transport == "oci":
-        return open_oci_dir(path)
+        return open_oci_dir(path, platform)
     raise ImageReadError(f"unknown image transport {transport!r}")

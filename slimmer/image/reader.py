@@ -23,6 +23,7 @@ from slimmer.errors import UsageError
 from slimmer.image.archive import ArchiveImage, LayerSource, open_archive
 from slimmer.image.filetree import FileTree, WantContent, apply_layers, keep_all, keep_none
 from slimmer.image.meter import MeteredReader
+from slimmer.image.platforms import Platform
 from slimmer.image.store import ContentStore
 from slimmer.model import ImageConfig, ImageRef, Layer, Progress, Warning_, metered
 
@@ -97,9 +98,12 @@ def open_image(
     workdir: Path | None = None,
     store: ContentStore | None = None,
     progress: Progress | None = None,
+    platform: Platform | None = None,
 ) -> Image:
     """Read `ref` into an `Image`. Engine references need `save` (see engine.saver),
-    registry references `remote` (see registry.remote.remote_opener).
+    registry references `remote` (see registry.remote.remote_opener, which picks the
+    platform of an index itself); of an OCI layout's index, the image of `platform`
+    (default: this host's) is read.
     `progress`, when given, is told the layer bytes read as a `Transfer`.
 
     File bytes go into `store` when given (a shared, longer-lived store, see
@@ -120,7 +124,8 @@ def open_image(
             return image
         if image_ref.transport == "registry":
             return _read_remote(image_ref, remote, store, want, work, progress)
-        archive = _metered(open_archive(image_ref.transport, Path(image_ref.name)), progress)
+        archive = open_archive(image_ref.transport, Path(image_ref.name), platform)
+        archive = _metered(archive, progress)
         return _read(image_ref, archive.config_digest, archive, store, want, work)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

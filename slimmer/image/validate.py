@@ -37,6 +37,7 @@ from typing import IO, Any, cast
 from slimmer.errors import ImageReadError
 from slimmer.image.archive import ArchiveImage, LayerSource, open_archive
 from slimmer.image.filetree import stream_members
+from slimmer.image.platforms import Platform
 
 SCHEMA = "slimmer.validate/v1"
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -83,7 +84,9 @@ class _LayerCheck:
     warnings: tuple[Violation, ...]
 
 
-def validate_archive(transport: str, path: Path, *, sorted_from: int | None = None) -> Validation:
+def validate_archive(
+    transport: str, path: Path, *, sorted_from: int | None = None, platform: Platform | None = None
+) -> Validation:
     """Validate the image at `path` (`docker-archive`, `oci-archive` or `oci`).
 
     Layers at index `sorted_from` and above (0-based) must be sorted; the order of
@@ -92,7 +95,7 @@ def validate_archive(transport: str, path: Path, *, sorted_from: int | None = No
     """
     source = f"{transport}:{path}"
     try:
-        image = open_archive(transport, path)
+        image = open_archive(transport, path, platform)
     except ImageReadError as exc:
         return Validation(source, "", 0, 0, (Violation("structure", exc.message),))
     except (AttributeError, TypeError, KeyError, ValueError) as exc:

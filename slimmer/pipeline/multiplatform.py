@@ -32,12 +32,12 @@ from typing import Protocol
 from slimmer.engine import split_tag
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import ImageUnrunnable, RegistryImageNotFound, SlimError, UsageError
+from slimmer.image.platforms import Platform, choose, matches
 from slimmer.model import Progress
 from slimmer.pipeline.emulation import can_emulate, how_to_enable
 from slimmer.pipeline.slim import SlimOptions, SlimResult
 from slimmer.registry.client import Manifest, RegistryClient
 from slimmer.registry.index import IndexEntry, compose, entries_of
-from slimmer.registry.platforms import Platform, choose, matches
 from slimmer.registry.refs import RegistryRef, parse_registry_ref
 from slimmer.registry.transfer import PullPolicy, PullPushEngine, ensure_pulled, push
 
@@ -140,7 +140,9 @@ def plan_index(
     entries = _dedupe(entries_of(manifest.json(), where))
     if selection.named:
         raw = [{"platform": _plat(e.platform), "i": i} for i, e in enumerate(entries)]
-        entries = tuple(entries[int(choose(raw, p, where)["i"])] for p in selection.named)
+        entries = tuple(
+            entries[int(choose(raw, p, where, RegistryImageNotFound)["i"])] for p in selection.named
+        )
     native = engine.platform()
     runnable = [e for e in entries if _runs(engine, native, e.platform)]
     refused = [e.platform for e in entries if e not in runnable]
@@ -252,7 +254,7 @@ def _push_each(
 
 def parse_selection(text: str) -> PlatformSelection:
     """`all`, or a comma-separated list of `OS/ARCH[/VARIANT]`."""
-    from slimmer.registry.platforms import parse_platform
+    from slimmer.image.platforms import parse_platform
 
     if text.strip() == "all":
         return PlatformSelection(all=True)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from slimmer.errors import ImageReadError
+from slimmer.image.platforms import Platform
 from slimmer.registry.client import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
-from slimmer.registry.platforms import Platform
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from slimmer.errors import ImageReadError
+from slimmer.errors import ImageReadError, RegistryImageNotFound
 from slimmer.image.archive import ArchiveImage, LayerSource
+from slimmer.image.platforms import Platform, choose, host_platform
 from slimmer.registry.client import MANIFEST_TYPES, Manifest, RegistryClient
 from slimmer.registry.credentials import lookup
-from slimmer.registry.platforms import Platform, choose, host_platform
 from slimmer.registry.refs import RegistryRef, parse_registry_ref
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -70,7 +70,7 @@ def open_remote(
         entries = manifest.json().get("manifests") or []
         if not isinstance(entries, list):
             raise ImageReadError(f"reading {where}: the index's manifests is not a list")
-        entry = choose(entries, opts.platform or host_platform(), where)
+        entry = choose(entries, opts.platform or host_platform(), where, RegistryImageNotFound)
         manifest = client.manifest(ref.repository, str(entry.get("digest", "")))
     if manifest.media_type not in MANIFEST_TYPES:
         raise ImageReadError(f"reading {where}: indexes nested too deeply")

@@ -14,8 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from slimmer import __version__
+from slimmer.image.platforms import Platform
 from slimmer.pipeline.multiplatform import IndexResult, PlatformRun
-from slimmer.registry.platforms import Platform
 from slimmer.report.common import human_bytes
 
 SCHEMA = "slimmer.platforms/v1"

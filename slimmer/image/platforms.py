@@ -1,4 +1,5 @@
-"""Choosing one image of an image index (OCI index or Docker manifest list) by platform.
+"""Choosing one image of an image index (OCI index or Docker manifest list) by platform:
+an index in a registry, or the `index.json` of an OCI layout.
 
 A platform is `os/architecture[/variant]` as the OCI image spec writes it
 (`linux/amd64`, `linux/arm64/v8`). When the index gives no variant, or the asked
@@ -9,11 +10,11 @@ platform names none, the variant does not decide; `arm64` with no variant matche
 from __future__ import annotations
 
 import platform as _host
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from slimmer.errors import RegistryImageNotFound, UsageError
+from slimmer.errors import ImageNotFound, SlimError, UsageError
 
 _MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -60,13 +61,19 @@ def _variant(arch: str, variant: str) -> str:
     return "v8" if arch == "arm64" and variant in ("", "v8") else variant
 
 
-def choose(entries: Sequence[Mapping[str, Any]], want: Platform, where: str) -> Mapping[str, Any]:
-    """The index entry for `want`; none is a `RegistryImageNotFound` naming what is there."""
+def choose(
+    entries: Sequence[Mapping[str, Any]],
+    want: Platform,
+    where: str,
+    missing: Callable[[str], SlimError] = ImageNotFound,
+) -> Mapping[str, Any]:
+    """The index entry for `want`; none is the `missing` error (a registry's
+    `RegistryImageNotFound`, a file's `ImageNotFound`) naming what is there."""
     for entry in entries:
         if matches(want, entry):
             return entry
     have = sorted({_describe(e) for e in entries})
-    raise RegistryImageNotFound(
+    raise missing(
         f"reading {where}: the index has no {want} image (it has {', '.join(have) or 'none'})"
     )
 
