@@ -16,6 +16,7 @@ does.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,9 @@ WITH_DOCKERFILE = SERVING
 # The Dockerfile's image against the one slim wrote: a COPY writes a hardlink's
 # second name as a file of its own, the one documented difference in bytes.
 MAX_DOCKERFILE_RATIO = 1.05
+# The outputs' tag: a second run of this module on the same engine (a CI job beside
+# a developer's) must not remove or overwrite this one's images.
+RUN = secrets.token_hex(4)
 # hadolint rules the generated Dockerfile does not follow, and why.
 HADOLINT_IGNORED = {
     "DL3007": "the app stage names the input image as the user named it (often :latest); "
@@ -58,7 +62,7 @@ class Migrated:
 
 
 def _migrate(name: str, tag: str, tmp: Path, *extra: str) -> Migrated:
-    out = f"slimmer-test/{name}:distroless"
+    out = f"slimmer-test/{name}:distroless-{RUN}"
     probes = ROOT / "fixtures" / name / "probe.toml"
     dockerfile = tmp / "build" / "Dockerfile"
     if name in WITH_DOCKERFILE:
