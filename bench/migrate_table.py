@@ -68,16 +68,17 @@ def stored(rows: Iterable[dict[str, Any]]) -> tuple[int, int]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| fixture | base (why) | total | app layer | Dockerfile image | scratch | "
-        "verified | held-out |",
-        "|---|---|---:|---:|---:|---:|---|---:|",
+        "| fixture | base (why) | total | app layer | Dockerfile image | Dockerfile / total "
+        "| scratch | verified | held-out |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
         ok = "yes" if r["verified"] and r["dockerfile_verified"] else "NO"
         lines.append(
             f"| {r['fixture']} | `{r['base']}` ({r['why']}) | {human_bytes(r['size'])} | "
             f"{human_bytes(r['app_layer'])} | {human_bytes(r['dockerfile_size'])} "
-            f"({r['dockerfile_copies']} COPY) | {human_bytes(r['scratch_size'])} | {ok} | "
+            f"({r['dockerfile_copies']} COPY) | {r['dockerfile_size'] / r['size']:.2f} | "
+            f"{human_bytes(r['scratch_size'])} | {ok} | "
             f"{r['heldout_passed']}/{r['heldout_total']} |"
         )
     return "\n".join(lines)

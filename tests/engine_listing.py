@@ -68,7 +68,9 @@ def outside_init(path: str) -> bool:
 
 def engine_listing(engine: Engine, image: str) -> dict[str, Listed]:
     """The engine's merged filesystem of `image`, path -> `Listed` (init layer left out)."""
-    container = engine.create_container(image)
+    # a command of its own: the container never starts, and an image without one
+    # (a distroless base) can be listed too
+    container = engine.create_container(image, command=["/never-started"])
     try:
         stream = io.BufferedReader(_Chunks(engine.get_archive(container, "/")), 1 << 20)
         with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tf:

@@ -14,6 +14,7 @@ from slimmer.errors import UsageError
 from slimmer.findings.delta import compare_findings
 from slimmer.findings.rules import RULES, Finding, FindingsReport
 from slimmer.model import SLIM_SCHEMA
+from slimmer.pipeline.rebuild import DockerfileResult
 from slimmer.pipeline.slim import Round, SlimResult
 from slimmer.pipeline.verify import MissingPath, ProbeDiff
 from slimmer.plan.keep import GeneratedFile, KeepSet, Reason
@@ -95,6 +96,22 @@ def test_the_report_names_the_engine_that_ran_it() -> None:
         slim_md.render(doc).split("\n\n")[1].endswith(f"; slimmer {__version__} on Podman 4.3.1.")
     )
     assert "engine" not in slim_view.to_json(result(True))  # not asked: not said
+
+
+def test_every_face_gives_the_dockerfile_image_size_beside_the_direct_one() -> None:
+    built = DockerfileResult(
+        path=Path("out/Dockerfile"), copies=3, exact_bytes=90, copied_bytes=90,
+        image_id="sha256:" + "c" * 64, size_bytes=102_000_000, direct_bytes=100_000_000, diffs=(),
+    )  # fmt: skip
+    doc = json.loads(dump_json(slim_view.to_json(replace(result(True), dockerfile=built))))
+    jsonschema.validate(doc, json_schema(SLIM_SCHEMA))
+    assert doc["dockerfile"]["built_size_bytes"] == 102_000_000
+    assert doc["dockerfile"]["direct_size_bytes"] == 100_000_000
+    said = "102.0 MB, 1.02x the 100.0 MB slim wrote"
+    assert said in slim_md.render(doc) and said in slim_html.render(doc)
+    older = {**doc, "dockerfile": {k: v for k, v in doc["dockerfile"].items()
+                                   if k != "direct_size_bytes"}}  # fmt: skip
+    assert "builds 102.0 MB; its verification passed" in slim_md.render(older)
 
 
 def test_explain() -> None:

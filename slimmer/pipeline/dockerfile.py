@@ -2,29 +2,45 @@
 commits it, and rebuilds it in CI whenever the app image changes.
 
     FROM <the input image> AS app
+    FROM scratch AS pick
+    ADD slimmer-files/tree.tar /pick/     (directories and symlinks, exact)
+    COPY --from=app [files..., "/pick/<dir>/"]   (one per directory, each with why)
     FROM <the base>
-    COPY --from=app ...      (a bounded number, grouped by directory, each with why)
+    COPY --from=pick /pick/ /
     COPY slimmer-files/...   (files slimmer generated: merged passwd, trimmed dpkg status)
     ENTRYPOINT/CMD/ENV/WORKDIR/USER/EXPOSE/HEALTHCHECK/STOPSIGNAL/LABEL
 
-It builds with the engine's classic builder (API 1.41): no `# syntax=` line,
-no BuildKit-only flags. Grouping rules:
+It builds with the engine's classic builder (API 1.41): no `# syntax=` line, no
+BuildKit-only flags, no `RUN`, so neither the input nor the base needs a shell
+or `tar`. The final image gets exactly the app layer slim writes, in one layer:
 
-- One `COPY` per directory and owner lists the directory's kept files. The
-  destination ends in `/`, so each file lands under its own name.
-- Symlinks are not listed there: `COPY --from` copies a listed link's target,
-  and a program found through a link (`/usr/bin/java` -> the JDK) would no
-  longer find its home. They are written as real symlinks into
-  `slimmer-files/links/` of the build context instead. One `COPY` of that
-  directory, after the files, puts them in place as links. Links inside a
-  directory copied whole come with it.
-- When there are more groups than `MAX_COPIES`, whole directories are copied
-  instead, one subtree at a time. The next subtree is the one that merges the
-  most groups per byte it adds beyond the keep set. A whole-directory COPY takes
-  files the keep set left out, so `coarse_bytes` is reported beside the exact
-  size. A directory is never copied whole when that would overwrite a base file
-  that has other content (the base's libc stays the base's). On scratch, a
-  top-level directory is never copied whole.
+- The pick stage starts from scratch and holds the app layer under `/pick`. Its
+  directories and symlinks (and any device node or FIFO) come from
+  `slimmer-files/tree.tar` in the build context, which slimmer writes with each
+  entry's mode, owner and xattrs: `ADD` of a local tar unpacks it with those,
+  where a `COPY --from` of a directory would copy its contents and make the
+  directory itself 0755 root, and a `COPY --from` of a symlink copies its target.
+  Every ancestor of a kept path is in the tar too, with the base's metadata
+  where the base has it: the final `COPY` writes each directory's metadata, and
+  the base's `/tmp` (1777) must stay 1777.
+- Regular files are copied from the app image, one `COPY --from=app` per
+  directory; a `COPY --from` keeps each file's owner and mode. A path a `COPY`
+  source cannot spell literally (one with `*`, `?`, `[`, `\\` or `$`, which the
+  builder reads as a pattern, an escape or a variable, or a name that is not
+  printable UTF-8) goes into the tar with its bytes instead.
+- The classic builder commits a layer per instruction, and overlay2 stacks at
+  most 128: after `PICK_STEPS` instructions a new scratch stage takes the
+  previous one's `/pick` in one `COPY` and goes on.
+- The final stage takes the last pick stage's `/pick/` in one `COPY`, then the
+  generated files.
+
+Documented differences from slim's own image: a hardlink (another name of a
+file) is copied as a file of its own, since a `COPY` cannot link; and file
+times are those the builder keeps. Paths, types, modes, owners, link targets and
+bytes are slim's.
+
+`slimmer-files/keep-list.txt` lists the pick stage's paths for a reviewer
+(`keep_list`): it is what the Dockerfile and tree.tar build, in text.
 """
 
 from __future__ import annotations
@@ -37,19 +53,22 @@ from dataclasses import dataclass
 
 from slimmer.model import EntryType, FileEntry, ImageConfig, TreeView
 
-MAX_COPIES = 24
 GENERATED_DIR = "slimmer-files"
-LINKS_DIR = GENERATED_DIR + "/links"
+TREE_TAR = GENERATED_DIR + "/tree.tar"
+KEEP_LIST = GENERATED_DIR + "/keep-list.txt"
+PICK = "/pick/"
+PICK_STEPS = 100  # instructions per pick stage: overlay2 stacks at most 128 layers
+_UNSPELLABLE = frozenset("*?[\\$")  # a pattern, an escape or a variable to the builder
 
 
 @dataclass(frozen=True)
 class CopyGroup:
-    """One `COPY --from=app` instruction: sources, destination, owner, why."""
+    """One `COPY --from=app` into the pick stage: the files of one directory (and, when
+    slim changed their owner, that owner), and why they are kept."""
 
     sources: tuple[str, ...]
-    dest: str
-    owner: tuple[int, int]
-    whole_dir: bool
+    dest: str  # the directory in the final image, ending in "/"
+    chown: tuple[int, int] | None
     why: str
 
 
@@ -58,9 +77,10 @@ class DockerfilePlan:
     text: str
     copies: tuple[CopyGroup, ...]
     exact_bytes: int  # the app layer's file bytes, as slimmer writes it
-    coarse_bytes: int  # what the COPY instructions take from the app image
+    copied_bytes: int  # the file bytes the pick stage takes (a hardlink's again)
     generated: tuple[str, ...]  # paths under GENERATED_DIR the build context must hold
-    links: tuple[FileEntry, ...]  # symlinks to put under GENERATED_DIR/links
+    tree: tuple[FileEntry, ...]  # what TREE_TAR holds, sorted
+    keep_list: str  # the text of KEEP_LIST
 
 
 def plan_dockerfile(
@@ -78,124 +98,75 @@ def plan_dockerfile(
     labels: Mapping[str, str] | None = None,
     seccomp: str | None = None,
 ) -> DockerfilePlan:
-    """The Dockerfile for an app layer of `entries` (source paths) on `base_ref`.
+    """The Dockerfile for an app layer of `entries` (paths as written) on `base_ref`.
 
     `base_pin` is `name@sha256:...` when the engine knows a registry digest, else
     the base's image ID (given in a comment). `why` maps a kept path to its
     first reason, for the comments. `seccomp` is the path of the seccomp profile
     written with `--seccomp`: a comment says how to run the image under it.
     """
-    files = [e for e in entries if e.type is not EntryType.SYMLINK]
-    groups = _groups(files, base_tree, source_tree)
-    copies = tuple(_copy(g, files, why) for g in groups)
-    whole = [c.sources[0] for c in copies if c.whole_dir]
-    links = tuple(
-        e
-        for e in entries
-        if e.type is EntryType.SYMLINK and not any(e.path.startswith(d + "/") for d in whole)
-    )
+    copied = [e for e in entries if e.is_regular and spellable(e.path)]
+    tree = pick_tree(entries, {e.path for e in copied}, base_tree, source_tree)
+    copies = _copies(copied, source_tree, why)
     gen = tuple(sorted(generated))
     text = "\n".join(
         [
-            *_header(source_ref, source_id, base_ref, base_pin),
+            *_header(source_ref, source_id),
+            *_pick_lines(tree, copies),
+            "",
+            *_base_lines(base_ref, base_pin),
             *_seccomp_lines(seccomp),
-            *(line for c in copies for line in _copy_lines(c)),
-            *_links_lines(links),
+            *_final_copy_lines(tree, copies),
             *_generated_lines(gen),
             *_config_lines(config, user, labels or {}),
         ]
     )
     exact = sum(e.size for e in entries if e.is_regular)
-    coarse = sum(_bytes_copied(c, source_tree) for c in copies)
-    return DockerfilePlan(text + "\n", copies, exact, coarse, gen, links)
+    copied_bytes = sum(e.size for e in copied)
+    return DockerfilePlan(
+        text + "\n", copies, exact, copied_bytes, gen, tree, keep_list(tree, copied)
+    )
 
 
-# -- grouping ------------------------------------------------------------------------
+def spellable(path: str) -> bool:
+    """Whether a `COPY` source can name `path` literally: printable UTF-8 without a
+    character the builder reads as a pattern (`*?[`), an escape or a variable."""
+    if not path.isprintable() or any(c in _UNSPELLABLE for c in path):
+        return False
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # a byte that is not UTF-8, kept as a surrogate
+        return False
+    return True
 
 
-@dataclass(frozen=True)
-class _Group:
-    directory: str
-    owner: tuple[int, int]
-    names: tuple[str, ...]  # file paths; empty for a whole-directory copy
-    whole: bool = False
+# -- the pick stage ------------------------------------------------------------------
 
 
-def _groups(entries: Sequence[FileEntry], base: TreeView | None, source: TreeView) -> list[_Group]:
-    by_dir: dict[tuple[str, tuple[int, int]], list[str]] = defaultdict(list)
-    has_child = {posixpath.dirname(e.path) for e in entries}
+def pick_tree(
+    entries: Sequence[FileEntry],
+    copied: set[str],
+    base: TreeView | None,
+    source: TreeView,
+) -> tuple[FileEntry, ...]:
+    """What `tree.tar` holds: every entry not copied from the app, and every ancestor
+    directory of a kept path with the base's metadata (the source's on scratch or
+    where the base lacks it; 0755 root where neither has it)."""
+    out = {e.path: e for e in entries if e.path not in copied}
     for e in entries:
-        if not e.is_dir:
-            by_dir[(posixpath.dirname(e.path), (e.uid, e.gid))].append(e.path)
-    groups = [_Group(d, o, tuple(sorted(n))) for (d, o), n in sorted(by_dir.items())]
-    groups += [
-        _Group(e.path, (e.uid, e.gid), (), True)
-        for e in entries
-        if e.is_dir and e.path not in has_child
-    ]
-    if len(groups) > MAX_COPIES:
-        sizes = _DirSizes(source, base, entries)
-        while len(groups) > MAX_COPIES:
-            collapsed = _collapse_once(groups, sizes)
-            if collapsed is None:
-                break
-            groups = collapsed
-    return sorted(groups, key=lambda g: (g.directory, g.owner))
+        for d in _ancestors(posixpath.dirname(e.path)):
+            if d not in out:
+                out[d] = _ancestor(d, base, source)
+    return tuple(sorted(out.values(), key=lambda e: e.path.encode("utf-8", "surrogateescape")))
 
 
-class _DirSizes:
-    """Per directory of the source: file bytes below it, kept bytes below it, and
-    whether copying it whole would overwrite a base file with other content."""
-
-    def __init__(self, source: TreeView, base: TreeView | None, kept: Sequence[FileEntry]):
-        self.total: dict[str, int] = defaultdict(int)
-        self.kept: dict[str, int] = defaultdict(int)
-        self.unsafe: set[str] = {"/"}
-        for e in source:
-            for d in _ancestors(posixpath.dirname(e.path)):
-                self.total[d] += e.size if e.is_regular else 0
-            if base is not None and _conflicts(e, base):
-                self.unsafe.update(_ancestors(posixpath.dirname(e.path)))
-        for e in kept:
-            for d in _ancestors(posixpath.dirname(e.path)):
-                self.kept[d] += e.size if e.is_regular else 0
-        if base is None:  # on scratch only a top-level directory is too coarse to copy
-            self.unsafe.update(d for d in self.total if d.count("/") == 1)
-
-    def extra(self, directory: str) -> int:
-        return self.total[directory] - self.kept[directory]
-
-
-def _conflicts(entry: FileEntry, base: TreeView) -> bool:
-    theirs = base.get(entry.path)
-    if theirs is None or entry.is_dir:
-        return theirs is not None and entry.is_dir and not theirs.is_dir
-    if entry.is_regular and theirs.is_regular:
-        return entry.content is None or entry.content != theirs.content
-    return (entry.type, entry.link) != (theirs.type, theirs.link)
-
-
-def _collapse_once(groups: list[_Group], sizes: _DirSizes) -> list[_Group] | None:
-    """Copy one directory whole: the one that merges most groups per byte it adds
-    beyond the keep set, among those that overwrite no differing base file."""
-    counts: dict[str, int] = defaultdict(int)
-    for g in groups:
-        for d in _ancestors(g.directory):
-            if d not in sizes.unsafe:
-                counts[d] += 1
-    scored = [
-        ((n - 1) / (sizes.extra(d) + (1 << 20)), d.count("/"), d)  # ties: the deepest
-        for d, n in counts.items()
-        if n > 1
-    ]
-    if not scored:
-        return None
-    _, _, top = max(scored)
-    inside = [g for g in groups if g.directory == top or g.directory.startswith(top + "/")]
-    rest = [g for g in groups if g not in inside]
-    owners = {g.owner for g in inside}
-    owner = inside[0].owner if len(owners) == 1 else (0, 0)
-    return [*rest, _Group(top, owner, (), True)]
+def _ancestor(path: str, base: TreeView | None, source: TreeView) -> FileEntry:
+    for tree in (base, source):
+        found = tree.get(path) if tree is not None else None
+        if found is not None and found.is_dir:
+            return FileEntry(path, EntryType.DIR, mode=found.mode, uid=found.uid,
+                             gid=found.gid, mtime=found.mtime, xattrs=found.xattrs)  # fmt: skip
+    return FileEntry(path, EntryType.DIR, mode=0o755)
 
 
 def _ancestors(directory: str) -> list[str]:
@@ -206,19 +177,25 @@ def _ancestors(directory: str) -> list[str]:
     return out
 
 
-def _copy(group: _Group, entries: Sequence[FileEntry], why: Mapping[str, str]) -> CopyGroup:
-    if group.whole:
-        inside = [
-            e.path
-            for e in entries
-            if e.path == group.directory or e.path.startswith(group.directory + "/")
-        ]
-        reasons = sorted({why.get(p, "kept") for p in inside})
-        text = f"the whole directory ({len(inside)} kept paths: {_summary(reasons)})"
-        return CopyGroup((group.directory,), group.directory, group.owner, True, text)
-    reasons = sorted({why.get(p, "kept") for p in group.names})
-    dest = group.directory.rstrip("/") + "/"
-    return CopyGroup(group.names, dest, group.owner, False, _summary(reasons))
+def _copies(
+    copied: Sequence[FileEntry], source: TreeView, why: Mapping[str, str]
+) -> tuple[CopyGroup, ...]:
+    """One `COPY` per directory and owner change. A `COPY --from` keeps the app's
+    owner; `--chown` only where slim gave the file another (`--user`)."""
+    groups: dict[tuple[str, tuple[int, int] | None], list[str]] = defaultdict(list)
+    for e in copied:
+        theirs = source.get(e.path)
+        same = theirs is not None and (theirs.uid, theirs.gid) == (e.uid, e.gid)
+        groups[(posixpath.dirname(e.path), None if same else (e.uid, e.gid))].append(e.path)
+    return tuple(
+        CopyGroup(
+            tuple(sorted(paths)),
+            d.rstrip("/") + "/",
+            chown,
+            _summary(sorted({why.get(p, "kept") for p in paths})),
+        )  # fmt: skip
+        for (d, chown), paths in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or ()))
+    )
 
 
 def _summary(reasons: Sequence[str], most: int = 2) -> str:
@@ -226,36 +203,106 @@ def _summary(reasons: Sequence[str], most: int = 2) -> str:
     return shown + (f"; and {len(reasons) - most} more" if len(reasons) > most else "")
 
 
-def _bytes_copied(copy: CopyGroup, tree: TreeView) -> int:
-    if not copy.whole_dir:
-        return sum(e.size for p in copy.sources if (e := tree.get(p)) and e.is_regular)
-    top = copy.sources[0]
-    return sum(
-        e.size
-        for e in tree
-        if e.is_regular and (e.path == top or e.path.startswith(top.rstrip("/") + "/"))
-    )
+# -- the keep list -------------------------------------------------------------------
+
+
+def keep_list(tree: Sequence[FileEntry], copied: Sequence[FileEntry]) -> str:
+    """The pick stage's paths as text, one a line, sorted by their bytes:
+    `PATH<TAB>KIND MODE UID:GID`, then a file's size, a link's `-> TARGET`, and
+    `(tree.tar)` for a file whose bytes are in the tar. Names are escaped as
+    `escape_name` says, so every line is one path."""
+    lines = [
+        "# The app layer the Dockerfile's pick stage builds, one path a line (slim --dockerfile).",
+        "# PATH<TAB>KIND MODE UID:GID [SIZE] [-> TARGET]; in names \\\\ \\t \\n and \\xHH"
+        " (a byte that is not printable UTF-8)",
+    ]
+    in_tar = {e.path for e in tree}
+    everything = sorted([*tree, *copied], key=lambda e: e.path.encode("utf-8", "surrogateescape"))
+    for e in everything:
+        line = f"{escape_name(e.path)}\t{e.type.value} {e.mode & 0o7777:04o} {e.uid}:{e.gid}"
+        if e.is_regular:
+            line += f" {e.size}"
+        if e.type in (EntryType.SYMLINK, EntryType.HARDLINK):
+            line += f" -> {escape_name(e.link)}"
+        if e.is_regular and e.path in in_tar:
+            line += " (tree.tar)"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def escape_name(name: str) -> str:
+    """`name` on one line of printable UTF-8: `\\` as `\\\\`, tab and newline as `\\t`
+    and `\\n`, and every other byte of a character that is not printable, or not
+    UTF-8 at all, as `\\xHH`."""
+    out = []
+    for c in name:
+        if c == "\\":
+            out.append("\\\\")
+        elif c in "\t\n":
+            out.append("\\t" if c == "\t" else "\\n")
+        elif c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF:
+            out.append(c)
+        else:
+            out += [f"\\x{b:02x}" for b in c.encode("utf-8", "surrogateescape")]
+    return "".join(out)
 
 
 # -- rendering -----------------------------------------------------------------------
 
 
-def _header(source_ref: str, source_id: str, base_ref: str, base_pin: str) -> list[str]:
-    if base_ref == "scratch":
-        base_line = "FROM scratch"
-    elif "@sha256:" in base_pin:
-        base_line = f"FROM {base_pin}"
-    else:
-        base_line = f"# {base_ref} is image {base_pin} on the engine that wrote this file\n"
-        base_line += f"FROM {base_ref}"
+def _header(source_ref: str, source_id: str) -> list[str]:
     return [
         "# Written by `slim --dockerfile`: the app's files on a smaller base.",
         "# Rebuild it whenever the app image changes; each COPY says why its files are kept.",
         f"# {source_ref} is image {source_id} on the engine that wrote this file",
         f"FROM {source_ref} AS app",
-        "",
-        base_line,
     ]
+
+
+def _base_lines(base_ref: str, base_pin: str) -> list[str]:
+    if base_ref == "scratch":
+        return ["FROM scratch"]
+    if "@sha256:" in base_pin:
+        return [f"FROM {base_pin}"]
+    return [f"# {base_ref} is image {base_pin} on the engine that wrote this file",
+            f"FROM {base_ref}"]  # fmt: skip
+
+
+def _pick_lines(tree: Sequence[FileEntry], copies: Sequence[CopyGroup]) -> list[str]:
+    """The pick stages: the tar, then a `COPY` per group; a new stage every
+    `PICK_STEPS` instructions."""
+    steps: list[list[str]] = []
+    if tree:
+        odd = sum(1 for e in tree if e.is_regular)
+        what = f" and {odd} files whose names a COPY cannot spell" if odd else ""
+        steps.append([f"# directories and symlinks with their modes and owners{what}",
+                      f"ADD {json.dumps([TREE_TAR, PICK])}"])  # fmt: skip
+    for c in copies:
+        chown = f" --chown={c.chown[0]}:{c.chown[1]}" if c.chown is not None else ""
+        args = json.dumps([*c.sources, PICK.rstrip("/") + c.dest], ensure_ascii=False)
+        steps.append([f"# {c.why}", f"COPY --from=app{chown} {args}"])
+    if not steps:
+        return []
+    lines = ["", f"# the app layer, exactly; {KEEP_LIST} lists its paths", "FROM scratch AS pick"]
+    for i, step in enumerate(steps):
+        if i and i % PICK_STEPS == 0:
+            n = i // PICK_STEPS
+            lines += ["", f"FROM scratch AS {_stage(n)}",
+                      f"COPY --from={_stage(n - 1)} {json.dumps([PICK, PICK])}"]  # fmt: skip
+        lines += step
+    return lines
+
+
+def _stage(n: int) -> str:
+    return "pick" if n == 0 else f"pick{n + 1}"
+
+
+def _final_copy_lines(tree: Sequence[FileEntry], copies: Sequence[CopyGroup]) -> list[str]:
+    steps = len(copies) + (1 if tree else 0)
+    if not steps:
+        return []
+    last = _stage((steps - 1) // PICK_STEPS)
+    return [f"COPY --from={last} {json.dumps([PICK, '/'])}"]
 
 
 def _seccomp_lines(path: str | None) -> list[str]:
@@ -264,21 +311,6 @@ def _seccomp_lines(path: str | None) -> list[str]:
     return [
         f"# Verified under the seccomp profile {path} (slim --seccomp); run it with:",
         f"#   docker run --security-opt seccomp={path} IMAGE",
-    ]
-
-
-def _copy_lines(c: CopyGroup) -> list[str]:
-    chown = f" --chown={c.owner[0]}:{c.owner[1]}" if c.owner != (0, 0) else ""
-    args = json.dumps([*c.sources, c.dest], ensure_ascii=False)
-    return [f"# {c.why}", f"COPY --from=app{chown} {args}"]
-
-
-def _links_lines(links: Sequence[FileEntry]) -> list[str]:
-    if not links:
-        return []
-    return [
-        f"# {len(links)} symlinks the app uses, as links (COPY --from would copy their targets)",
-        f"COPY {json.dumps([LINKS_DIR + '/', '/'])}",
     ]
 
 

@@ -1,16 +1,17 @@
 """`--dockerfile PATH`: write the Dockerfile that rebuilds the slim image, build it with
 the engine's own `docker build`, and verify what it builds with the same probes.
 
-The Dockerfile goes to PATH, and the files slimmer generated (merged accounts, the
-trimmed dpkg status) go to `slimmer-files/` beside it: they are part of the
-build context. The build itself runs in a private context holding only those, is
+The Dockerfile goes to PATH, and `slimmer-files/` beside it holds the rest of its
+build context: the files slimmer generated (merged accounts, the trimmed dpkg
+status), `tree.tar` (the app layer's directories and symlinks) and
+`keep-list.txt` (the app layer's paths as text, for a reviewer; see
+`pipeline.dockerfile`). The build itself runs in a private context holding only those, is
 labelled temporary, and its image is removed once it has been measured and
 verified (`slim cleanup` finds it after a crash).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import uuid
@@ -21,17 +22,23 @@ from pathlib import Path
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import SlimError
 from slimmer.image.reader import Image
-from slimmer.image.writer import ExtraFile, kept_entries
+from slimmer.image.store import ContentStore
+from slimmer.image.writer import ExtraFile, kept_entries, write_layer
 from slimmer.model import (
     MANAGED_LABEL,
     OCI_BASE_DIGEST,
     OCI_BASE_NAME,
     SOURCE_LABEL,
-    FileEntry,
     ImageConfig,
 )
 from slimmer.pipeline.base import PreparedBase
-from slimmer.pipeline.dockerfile import GENERATED_DIR, LINKS_DIR, plan_dockerfile
+from slimmer.pipeline.dockerfile import (
+    GENERATED_DIR,
+    KEEP_LIST,
+    TREE_TAR,
+    DockerfilePlan,
+    plan_dockerfile,
+)
 from slimmer.pipeline.verify import ProbeDiff, compare_probes
 from slimmer.plan.keep import KeepSet
 from slimmer.plan.onbase import AppLayer
@@ -46,9 +53,10 @@ class DockerfileResult:
     path: Path
     copies: int
     exact_bytes: int
-    coarse_bytes: int
+    copied_bytes: int  # the file bytes the pick stage takes from the app (a hardlink's again)
     image_id: str
     size_bytes: int
+    direct_bytes: int  # the size of the image slim wrote itself, for comparison
     diffs: tuple[ProbeDiff, ...]
 
     @property
@@ -72,9 +80,10 @@ class Rebuild:
 
 
 def build_dockerfile(
-    job: Rebuild, src: Image, keep: KeepSet, traced_run: TracedRun, path: Path
+    job: Rebuild, src: Image, keep: KeepSet, traced_run: TracedRun, path: Path, direct_bytes: int
 ) -> DockerfileResult:
-    """Write the Dockerfile for this run's result to `path`, build and verify it."""
+    """Write the Dockerfile for this run's result to `path`, build and verify it.
+    `direct_bytes` is the size of the image slim wrote, reported beside the built one's."""
     base, layer = job.base, job.layer
     if base is None or layer is None:
         entries = with_owners(kept_entries(src.tree, keep.paths(), src.store), job.owners)
@@ -100,7 +109,7 @@ def build_dockerfile(
         labels=_labels(config.container.get("Labels") or {}, src.id, base),
         seccomp=str(job.seccomp) if job.seccomp is not None else None,
     )
-    _write_files(path, plan.text, generated, plan.links)
+    _write_files(path, plan, generated, src.store)
     image_id = _build(job, path)
     try:
         check = job.run(image_id)
@@ -111,9 +120,10 @@ def build_dockerfile(
         path=path,
         copies=len(plan.copies),
         exact_bytes=plan.exact_bytes,
-        coarse_bytes=plan.coarse_bytes,
+        copied_bytes=plan.copied_bytes,
         image_id=image_id,
         size_bytes=size,
+        direct_bytes=direct_bytes,
         diffs=compare_probes(traced_run.results, check.results),
     )
 
@@ -135,17 +145,18 @@ def _labels(source: Mapping[str, str], source_id: str, base: PreparedBase | None
 
 
 def _write_files(
-    path: Path, text: str, generated: Iterable[ExtraFile], links: Iterable[FileEntry]
+    path: Path, plan: DockerfilePlan, generated: Iterable[ExtraFile], store: ContentStore
 ) -> None:
-    """The Dockerfile at `path`; generated files and the symlinks under `slimmer-files/`
-    beside it (replacing what an earlier run left there)."""
+    """The Dockerfile at `path`; under `slimmer-files/` beside it the tree tar, the keep
+    list and the generated files (replacing what an earlier run left there)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    path.write_text(plan.text)
     shutil.rmtree(path.parent / GENERATED_DIR, ignore_errors=True)
-    for link in links:
-        dest = path.parent / LINKS_DIR / link.path.lstrip("/")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(link.link, dest)
+    (path.parent / GENERATED_DIR).mkdir()
+    if plan.tree:
+        with (path.parent / TREE_TAR).open("wb") as out:
+            write_layer(plan.tree, store, out)
+    (path.parent / KEEP_LIST).write_text(plan.keep_list, encoding="utf-8")
     for gen in generated:
         dest = path.parent / GENERATED_DIR / gen.path.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -308,7 +308,7 @@ class _Session:
         if opts.dockerfile is not None:
             with self.clock.phase("building the Dockerfile"):
                 dockerfile = build_dockerfile(
-                    self._rebuild(traced_run), src, keep, traced_run, opts.dockerfile
+                    self._rebuild(traced_run), src, keep, traced_run, opts.dockerfile, after_bytes
                 )
         return SlimResult(
             source_ref=self.ref,

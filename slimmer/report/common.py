@@ -146,3 +146,14 @@ def context_rows(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
         )
         rows.append(("not kept", f"{len(mounted)} opened path(s) the context provides: {shown}"))
     return rows
+
+
+def dockerfile_sizes(d: Mapping[str, Any]) -> str:
+    """The size of the image the generated Dockerfile built beside the one slim wrote
+    (`dockerfile` of a `slimmer.slim/v3` report; a report older than
+    `direct_size_bytes` gives the built size alone)."""
+    built = human_bytes(d["built_size_bytes"])
+    direct = d.get("direct_size_bytes")
+    if not direct:
+        return built
+    return f"{built}, {d['built_size_bytes'] / direct:.2f}x the {human_bytes(direct)} slim wrote"

@@ -17,7 +17,7 @@ from typing import Any
 import squarify
 
 from slimmer.report import seccomp_view
-from slimmer.report.common import Cell, context_rows, facts_rows, human_bytes
+from slimmer.report.common import Cell, context_rows, dockerfile_sizes, facts_rows, human_bytes
 
 W, H = 560, 360
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
@@ -72,6 +72,17 @@ def _verdict(doc: Mapping[str, Any]) -> str:
         f'<span data-bytes-before="{src["size_bytes"]}">{human_bytes(src["size_bytes"])}</span>'
         f' → <span data-bytes-after="{res["size_bytes"]}">{human_bytes(res["size_bytes"])}</span>'
         f" ({res['reduction']}x smaller){'' if res['tagged'] else ', not tagged'}</p>"
+        f"{_dockerfile(doc)}"
+    )
+
+
+def _dockerfile(doc: Mapping[str, Any]) -> str:
+    d = doc.get("dockerfile")
+    if not d:
+        return ""
+    return (
+        f'<p class="dockerfile">The Dockerfile <code>{_e(d["path"])}</code> builds '
+        f"{_e(dockerfile_sizes(d))}; its verification {_e(d['verification'])}.</p>"
     )
 
 

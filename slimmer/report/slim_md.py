@@ -9,7 +9,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from slimmer.report import seccomp_view
-from slimmer.report.common import context_rows, facts_rows, human_bytes, md_cell, md_code
+from slimmer.report.common import (
+    context_rows,
+    dockerfile_sizes,
+    facts_rows,
+    human_bytes,
+    md_cell,
+    md_code,
+)
 
 LIMIT = 50  # rows per list: the whole report stays far below GitHub's 1 MiB
 
@@ -49,6 +56,17 @@ def _verdict(doc: Mapping[str, Any]) -> str:
         f"{human_bytes(src['size_bytes'])} → **{human_bytes(res['size_bytes'])}** "
         f"({res['reduction']}x smaller), {tagged}; slimmer {doc['slimmer_version']}"
         f"{' on ' + doc['engine'] if doc.get('engine') else ''}."
+        f"{_dockerfile(doc)}"
+    )
+
+
+def _dockerfile(doc: Mapping[str, Any]) -> str:
+    d = doc.get("dockerfile")
+    if not d:
+        return ""
+    return (
+        f" The Dockerfile `{md_code(d['path'], in_table=False)}` builds "
+        f"{dockerfile_sizes(d)}; its verification {d['verification']}."
     )
 
 

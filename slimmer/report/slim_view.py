@@ -15,7 +15,7 @@ from slimmer.pipeline.slim import SlimResult
 from slimmer.pipeline.summary import ImageFacts
 from slimmer.plan.keep import KeepSet, Reason
 from slimmer.report import seccomp_view
-from slimmer.report.common import context_rows, human_bytes
+from slimmer.report.common import context_rows, dockerfile_sizes, human_bytes
 from slimmer.report.lint_view import delta_to_json
 from slimmer.trace.probes import ProbeResult
 
@@ -184,8 +184,9 @@ def _dockerfile_json(r: SlimResult) -> dict[str, Any] | None:
         "path": str(d.path),
         "copies": d.copies,
         "exact_bytes": d.exact_bytes,
-        "coarse_bytes": d.coarse_bytes,
+        "coarse_bytes": d.copied_bytes,
         "built_size_bytes": d.size_bytes,
+        "direct_size_bytes": d.direct_bytes,
         "verification": "passed" if d.verified else "failed",
         "differences": [x.describe() for x in d.diffs],
     }
@@ -315,9 +316,7 @@ def _rows_base(t: Table, doc: Mapping[str, Any]) -> None:
         t.add_row(
             "Dockerfile",
             f"{dockerfile['path']}: {dockerfile['copies']} COPY instructions, builds "
-            f"{human_bytes(dockerfile['built_size_bytes'])} (exact keep set "
-            f"{human_bytes(dockerfile['exact_bytes'])}, copied "
-            f"{human_bytes(dockerfile['coarse_bytes'])}); verification {ok}",
+            f"{dockerfile_sizes(dockerfile)}; verification {ok}",
         )
 
 
