@@ -35,7 +35,7 @@ from slimmer.plan.profiles import list_profiles
 from slimmer.report.common import human_bytes
 from slimmer.trace.proberun import run_probes_on_image
 from slimmer.trace.probes import ProbeSet, load_probe_file
-from tests.fixtures_build import build_fixtures, fixture_names
+from tests.fixtures_build import build_fixtures, standalone_fixture_names
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_AN_APP = {"layers", "ctx-web", "ctx-worker"}  # ctx-*: they start only in their context
@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("names", nargs="*")
     parser.add_argument("--dump", type=Path, help="write both keep sets per fixture here")
     args = parser.parse_args()
-    names = [n for n in (args.names or fixture_names()) if n not in NOT_AN_APP]
+    names = [n for n in (args.names or standalone_fixture_names()) if n not in NOT_AN_APP]
     with Engine.connect() as engine:
         images = build_fixtures(engine, names)
         rows, errors = [], {}
