@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from slimmer.image.compressed import METHODS, Compressed
 from slimmer.image.filetree import FileTree
 from slimmer.image.reader import Image
 from slimmer.image.store import ContentStore
@@ -78,18 +79,28 @@ class ReadCache:
     def _compressed_path(self, image_id: str) -> Path:
         return self.root / "images" / (image_id.replace(":", "-") + ".gzip-bytes")
 
-    def compressed(self, image_id: str) -> int | None:
-        """The gzip size of the image's layers, when a run noted it."""
+    def compressed(self, image_id: str) -> Compressed | None:
+        """The gzip size of the image's layers, when a run noted it ("BYTES METHOD"; an
+        older entry's bare number was a full gzip)."""
         try:
-            return int(self._compressed_path(image_id).read_text())
-        except (OSError, ValueError):
+            fields = self._compressed_path(image_id).read_text().split()
+            method = fields[1] if len(fields) > 1 else "full"
+            for known in METHODS:
+                if method == known:
+                    return Compressed(int(fields[0]), known)
+            return None
+        except (OSError, ValueError, IndexError):
             return None
 
-    def note_compressed(self, image_id: str, size: int) -> None:
-        """Keep the gzip size of an image's layers with its entry."""
+    def note_compressed(self, image_id: str, size: Compressed) -> None:
+        """Keep the gzip size of an image's layers with its entry; a better figure
+        (`METHODS`) is never replaced by a worse one."""
+        known = self.compressed(image_id)
+        if known is not None and METHODS.index(known.method) < METHODS.index(size.method):
+            return
         path = self._compressed_path(image_id)
         tmp = path.with_name(f".in-{path.name}")
-        tmp.write_text(str(size))
+        tmp.write_text(f"{size.bytes} {size.method}")
         os.replace(tmp, path)
 
     def save(self, image: Image) -> None:

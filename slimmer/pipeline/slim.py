@@ -22,6 +22,7 @@ from slimmer.engine_api import ContainerEngine
 from slimmer.errors import EngineError, SlimError, TraceError, UsageError
 from slimmer.findings.delta import FindingsDelta
 from slimmer.image.cache import ReadCache
+from slimmer.image.compressed import Compressed
 from slimmer.image.reader import Image, parse_ref
 from slimmer.image.writer import WriteRequest, WrittenImage, kept_entries, write_image
 from slimmer.model import ImageConfig, Progress
@@ -350,8 +351,8 @@ class _Session:
         write_profile(self.opts.seccomp, profile)
         return SeccompResult(self.opts.seccomp, profile, rounds[-1].refused_calls)
 
-    def _compressed_before(self, image_id: str) -> int | None:
-        """The source's gzip size: computed beside this run, or by an earlier run that
+    def _compressed_before(self, image_id: str) -> Compressed | None:
+        """The source's gzip size: estimated beside this run, or by an earlier run that
         read it into the read cache."""
         cache = ReadCache.from_env(self.opts.cache_dir)
         if self.gzip_before is None:

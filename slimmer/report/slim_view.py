@@ -15,7 +15,7 @@ from slimmer.pipeline.slim import SlimResult
 from slimmer.pipeline.summary import ImageFacts
 from slimmer.plan.keep import KeepSet, Reason
 from slimmer.report import seccomp_view
-from slimmer.report.common import context_rows, human_bytes
+from slimmer.report.common import compressed_cell, context_rows, human_bytes
 from slimmer.report.lint_view import delta_to_json
 from slimmer.trace.probes import ProbeResult
 
@@ -92,6 +92,7 @@ def _facts(f: ImageFacts) -> dict[str, Any]:
     return {
         "size_bytes": f.size_bytes,
         "compressed_bytes": f.compressed_bytes,
+        "compressed_method": f.compressed_method,
         "layers": f.layers,
         "files": f.files,
         "symlinks": f.symlinks,
@@ -266,9 +267,14 @@ def render(doc: Mapping[str, Any], report: str | None = None) -> RenderableType:
         f"{human_bytes(src['size_bytes'])} -> {human_bytes(res['size_bytes'])}  "
         f"([bold]{res['reduction']:.1f}x[/] smaller)",
     )
-    gz_before, gz_after = ((doc.get(k) or {}).get("compressed_bytes") for k in ("before", "after"))
-    if gz_before is not None and gz_after is not None:
-        t.add_row("Compressed", f"{human_bytes(gz_before)} -> {human_bytes(gz_after)} (gzip)")
+    gz_before, gz_after = (doc.get(k) or {} for k in ("before", "after"))
+    if (
+        gz_before.get("compressed_bytes") is not None
+        and gz_after.get("compressed_bytes") is not None
+    ):
+        t.add_row(
+            "Compressed", f"{compressed_cell(gz_before)} -> {compressed_cell(gz_after)} (gzip)"
+        )
     t.add_row("Files", f"{src['files']:,} -> {res['files']:,} regular files")
     _rows_base(t, doc)
     for what, detail in context_rows(doc):
