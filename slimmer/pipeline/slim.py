@@ -35,12 +35,13 @@ from slimmer.pipeline.base import (
     refuse_if_incompatible,
     resolve_base,
 )
+from slimmer.pipeline.beside import Beside
 from slimmer.pipeline.clock import Clock
 from slimmer.pipeline.compression import CompressedSize
 from slimmer.pipeline.emulation import emulation_notes
 from slimmer.pipeline.findings import findings_delta, opened_paths
 from slimmer.pipeline.inputs import ElfClosure, outside_context, traced_paths
-from slimmer.pipeline.preflight import check_runnable
+from slimmer.pipeline.preflight import check_platform_of, check_program, check_runnable
 from slimmer.pipeline.rebuild import DockerfileResult, Rebuild, build_dockerfile
 from slimmer.pipeline.seccomp import (
     SeccompState,
@@ -260,32 +261,7 @@ class _Session:
 
     def run(self) -> SlimResult:
         opts = self.opts
-        with self.clock.phase("reading the image"):
-            read = self._read()
-        self.source = src = read.image
-        self.source_bytes = read.size_bytes
-        check_runnable(src, self.engine)  # preflight: refuse what cannot run
-        self.warnings += emulation_notes(src.config, opts.timeout)
-        self._refuse_overwrite(src)
-        with self.clock.phase("tracing"):
-            traced_run = self.trace(
-                self.engine,
-                read.run_id,
-                src.config,
-                opts.probes,
-                opts.timeout,
-                progress=self.clock.sub("tracing"),
-                limits=opts.limits,
-                context=opts.context,
-                seccomp=SeccompRun(record=True) if opts.seccomp else NO_SECCOMP,
-            )
-        failed = [r for r in traced_run.results if not r.ok]
-        if failed:
-            hint = f"; {CONTEXT_HINT}" if died_at_start(failed[0].error) else ""
-            raise TraceError(
-                f"probing the original image: {failed[0].probe.label} failed "
-                f"({failed[0].error}){hint}"
-            )
+        src, traced_run = self._read_and_trace()
         self.owners = self._owners(src, traced_run)
         if opts.seccomp is not None:
             arch = src.config.architecture or host_architecture()
@@ -342,6 +318,88 @@ class _Session:
             engine=self.engine.versions()[0],
             seccomp=seccomp,
         )
+
+    def _read_and_trace(self) -> tuple[Image, TracedRun]:
+        """The source read, and its traced run. An engine image is read (saved and
+        parsed) in a thread while its engine copy is traced (pipeline.beside); an
+        archive must be read (and loaded) before it can run."""
+        ref = parse_ref(self.ref)
+        if ref.transport != "engine":
+            with self.clock.phase("reading the image"):
+                read = self._read()
+            src = self._took(read)
+            check_runnable(src, self.engine)  # preflight: refuse what cannot run
+            self._before_tracing(src.id, src.repo_tags, src.config)
+            return src, self._trace_original(read.run_id, src.config)
+        info = self.engine.inspect_image(ref.name)
+        config = ImageConfig(
+            {"config": dict(info.config), "os": info.os, "architecture": info.architecture}
+        )
+        check_platform_of(str(ref), config, self.engine)  # preflight, before a container
+        self._before_tracing(info.id, info.tags, config)
+        reading = Beside(self._read_beside, self.clock.sub("reading the image"), "slimmer-read")
+        try:
+            traced_run = self._trace_original(info.id, config)
+        except SlimError:  # an image that cannot run says why, once it is read
+            src = self._read_by(reading)
+            check_program(str(src.ref), src.config, src.tree)
+            raise
+        except BaseException:  # Ctrl-C: the read stops at its next chunk
+            self._call_off(reading)
+            raise
+        src = self._read_by(reading)
+        check_program(str(src.ref), src.config, src.tree)
+        return src, traced_run
+
+    def _read_by(self, reading: Beside[Source]) -> Image:
+        """The source, once `reading` is done (called off on a Ctrl-C while waiting)."""
+        try:
+            return self._took(reading.result())
+        except BaseException:
+            self._call_off(reading)
+            raise
+
+    def _call_off(self, reading: Beside[Source]) -> None:
+        done = reading.cancel()
+        if done is not None:  # it had finished: close it with the rest
+            self._took(done)
+
+    def _read_beside(self, tell: Progress) -> Source:
+        with self.clock.phase("reading the image"):
+            return self._read(tell)
+
+    def _took(self, read: Source) -> Image:
+        """The source read: this session owns it from now (closes it at the end)."""
+        self.source = read.image
+        self.source_bytes = read.size_bytes
+        return read.image
+
+    def _before_tracing(self, image_id: str, tags: Sequence[str], config: ImageConfig) -> None:
+        self.warnings += emulation_notes(config, self.opts.timeout)
+        self._refuse_overwrite(image_id, tags)
+
+    def _trace_original(self, run_id: str, config: ImageConfig) -> TracedRun:
+        opts = self.opts
+        with self.clock.phase("tracing"):
+            traced_run = self.trace(
+                self.engine,
+                run_id,
+                config,
+                opts.probes,
+                opts.timeout,
+                progress=self.clock.sub("tracing"),
+                limits=opts.limits,
+                context=opts.context,
+                seccomp=SeccompRun(record=True) if opts.seccomp else NO_SECCOMP,
+            )
+        failed = [r for r in traced_run.results if not r.ok]
+        if failed:
+            hint = f"; {CONTEXT_HINT}" if died_at_start(failed[0].error) else ""
+            raise TraceError(
+                f"probing the original image: {failed[0].probe.label} failed "
+                f"({failed[0].error}){hint}"
+            )
+        return traced_run
 
     def _seccomp_result(self, rounds: list[Round]) -> SeccompResult | None:
         """Write the profile of the evidence gathered in every round."""
@@ -502,9 +560,9 @@ class _Session:
             raise
         return prepared
 
-    def _read(self) -> Source:
+    def _read(self, tell: Progress | None = None) -> Source:
         ref = parse_ref(self.ref)
-        tell = self.clock.sub("reading the image")
+        tell = tell or self.clock.sub("reading the image")
         if ref.transport == "engine":
             cache = ReadCache.from_env(self.opts.cache_dir)
             read = read_engine_image(self.engine, ref, cache, self.work, tell)
@@ -515,16 +573,16 @@ class _Session:
         self.gzip_before = read.gzip
         return read
 
-    def _refuse_overwrite(self, src: Image) -> None:
+    def _refuse_overwrite(self, image_id: str, tags: Sequence[str]) -> None:
         if self.opts.force:
             return
-        if self.opts.output == self.ref or self.opts.output in src.repo_tags:
+        if self.opts.output == self.ref or self.opts.output in tags:
             raise UsageError(
                 f"-o {self.opts.output}: that is the input image; pass --force to replace its tag"
             )
         if (
             self.engine.image_exists(self.opts.output)
-            and self.engine.inspect_image(self.opts.output).id == src.id
+            and self.engine.inspect_image(self.opts.output).id == image_id
         ):
             raise UsageError(
                 f"-o {self.opts.output}: that tag names the input image; pass --force to replace it"
