@@ -150,6 +150,7 @@ class SlimResult:
     dockerfile: DockerfileResult | None = None
     summary: Summary | None = None
     peaks: tuple[tuple[str, int], ...] = ()  # phase -> peak RSS bytes when it ended
+    starts: tuple[float, ...] = ()  # each phase's start, seconds into the run
     options: SlimOptions | None = None
     findings: FindingsDelta | None = None  # `slim lint` of the input and of the result
     # paths the traced app opened that its context provides (a mount, a delivered
@@ -312,6 +313,7 @@ class _Session:
             dockerfile=dockerfile,
             summary=summary,
             peaks=tuple(self.clock.peaks),
+            starts=tuple(s for _, s in self.clock.starts),
             options=opts,
             findings=findings,
             mounted=mounted,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +152,34 @@ def context_rows(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
         )
         rows.append(("not kept", f"{len(mounted)} opened path(s) the context provides: {shown}"))
     return rows
+
+
+def critical_path(phases: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Seconds of each phase (a `slimmer.slim` document's `phases`, in order) on the
+    run's critical path. Each instant is given to the phase that ends last among those
+    running then (the one the run waits for), so a phase run beside another counts
+    only for the time it alone took. A phase without `start` (an older report) is
+    taken to start where the one before it ended."""
+    spans: list[tuple[float, float]] = []
+    clock = 0.0
+    for p in phases:
+        start = float(p.get("start", clock))
+        spans.append((start, start + float(p["seconds"])))
+        clock = start + float(p["seconds"])
+    cuts = sorted({t for span in spans for t in span})
+    out = [0.0] * len(spans)
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        running = [(end, i) for i, (start, end) in enumerate(spans) if start <= a and end >= b]
+        if running:
+            out[max(running)[1]] += b - a
+    return out
+
+
+def phase_bar(wall: float, critical: float, total: float, width: int = 20) -> str:
+    """A phase's time as a bar of `width` cells for the run's `total`: solid for its time
+    on the critical path, light for the rest of its wall time."""
+    if total <= 0:
+        return ""
+    solid = round(width * critical / total)
+    light = max(0, round(width * wall / total) - solid)
+    return "█" * solid + "░" * light

@@ -9,7 +9,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from slimmer.report import seccomp_view
-from slimmer.report.common import context_rows, facts_rows, human_bytes, md_cell, md_code
+from slimmer.report.common import (
+    context_rows,
+    critical_path,
+    facts_rows,
+    human_bytes,
+    md_cell,
+    md_code,
+    phase_bar,
+)
 
 LIMIT = 50  # rows per list: the whole report stays far below GitHub's 1 MiB
 
@@ -189,12 +197,19 @@ def _warnings(doc: Mapping[str, Any]) -> str:
 
 
 def _phases(doc: Mapping[str, Any]) -> str:
+    """Each phase's wall time and its time on the critical path (phases overlap: the
+    source is read beside its tracing), with a bar of both, and the peak RSS."""
+    phases = doc["phases"]
+    crit = critical_path(phases)
+    total = sum(crit)
     rows = [
-        (p["name"], f"{p['seconds']:.1f} s",
+        (p["name"], f"{p['seconds']:.1f} s", f"{c:.1f} s",
+         f"`{phase_bar(p['seconds'], c, total)}`" if total else "",
          human_bytes(p["peak_rss_bytes"]) if p.get("peak_rss_bytes") else "")
-        for p in doc["phases"]
+        for p, c in zip(phases, crit, strict=True)
     ]  # fmt: skip
-    return _details("Time and peak memory by phase", _table(("phase", "time", "peak RSS"), rows))
+    head = ("phase", "wall time", "on the critical path", "█ critical, ░ beside", "peak RSS")
+    return _details("Time and peak memory by phase", _table(head, rows))
 
 
 def _findings(doc: Mapping[str, Any]) -> str:

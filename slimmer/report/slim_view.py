@@ -83,9 +83,11 @@ def _context_json(r: SlimResult) -> dict[str, Any]:
 
 def _phases(r: SlimResult) -> list[dict[str, Any]]:
     peaks = dict(r.peaks)
-    return [
-        {"name": n, "seconds": round(s, 3), "peak_rss_bytes": peaks.get(n)} for n, s in r.phases
-    ]
+    out = [{"name": n, "seconds": round(s, 3), "peak_rss_bytes": peaks.get(n)} for n, s in r.phases]
+    if len(r.starts) == len(out):
+        for phase, start in zip(out, r.starts, strict=True):
+            phase["start"] = round(start, 3)
+    return out
 
 
 def _facts(f: ImageFacts) -> dict[str, Any]:
