@@ -23,6 +23,7 @@ from slimmer.errors import EngineError, SlimError, TraceError, UsageError
 from slimmer.findings.delta import FindingsDelta
 from slimmer.image.cache import ReadCache
 from slimmer.image.compressed import Compressed
+from slimmer.image.paths import using_content_memo
 from slimmer.image.reader import Image, parse_ref
 from slimmer.image.writer import WriteRequest, WrittenImage, kept_entries, write_image
 from slimmer.model import ImageConfig, Progress
@@ -53,6 +54,7 @@ from slimmer.pipeline.source import Source, read_archive_image, read_engine_imag
 from slimmer.pipeline.summary import Summary, facts_of_source, facts_of_written, summarize
 from slimmer.pipeline.transfers import metered_load, write_meter
 from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare_probes, denied, missing_paths
+from slimmer.plan.expanders.python_source import parser_fingerprint
 from slimmer.plan.keep import KeepSet, ProfilesFn, Reason
 from slimmer.plan.onbase import AppLayer, app_layer
 from slimmer.plan.owners import owners_for, parse_user, user_field, with_owners, written_paths
@@ -125,6 +127,16 @@ class Round:
 
 
 @dataclass(frozen=True)
+class CacheUse:
+    """What a run with a read cache (`--cache-dir`) took from it."""
+
+    image: bool  # the source as read before: no `docker save`, no pass over its layers
+    compressed: bool  # the source's compressed size
+    parsed: int  # Python sources whose imports came from it, by content digest
+    parsed_new: int  # Python sources parsed in this run, added to it
+
+
+@dataclass(frozen=True)
 class SlimResult:
     source_ref: str
     source_id: str
@@ -158,6 +170,7 @@ class SlimResult:
     mounted: tuple[str, ...] = ()
     engine: str = ""  # the engine that ran it, "Podman 4.3.1" (empty: not asked)
     seccomp: SeccompResult | None = None
+    cache: CacheUse | None = None  # None: no read cache
 
     @property
     def reduction(self) -> float:
@@ -240,6 +253,10 @@ class _Session:
         # image ID -> the archive written for it, and its gzip size being computed
         self.gzip_after: dict[str, CompressedSize] = {}
         self.seccomp: SeccompState | None = None  # --seccomp: the evidence so far
+        cache = ReadCache.from_env(opts.cache_dir)
+        # imports of Python sources by content digest, kept for later runs
+        self.parsed = cache.parsed(parser_fingerprint()) if cache is not None else None
+        self.cached_image = self.cached_compressed = False
 
     def __enter__(self) -> _Session:
         return self
@@ -269,6 +286,8 @@ class _Session:
             self.seccomp = start_state(src.tree, arch, traced_run.traces)
         traced, mounted = outside_context(traced_paths(traced_run), opts.context)
         keep, rounds, slim_results, refused = self._rounds(src, traced_run, traced)
+        if self.parsed is not None:
+            self.parsed.save()
         seccomp = self._seccomp_result(rounds)
         image_id, verified = rounds[-1].image_id, None
         if opts.verify:
@@ -319,7 +338,14 @@ class _Session:
             mounted=mounted,
             engine=self.engine.versions()[0],
             seccomp=seccomp,
+            cache=self._cache_use(),
         )
+
+    def _cache_use(self) -> CacheUse | None:
+        if self.parsed is None:
+            return None
+        hits, misses = self.parsed.hits, self.parsed.misses
+        return CacheUse(self.cached_image, self.cached_compressed, hits, misses)
 
     def _read_and_trace(self) -> tuple[Image, TracedRun]:
         """The source read, and its traced run. An engine image is read (saved and
@@ -374,6 +400,7 @@ class _Session:
         """The source read: this session owns it from now (closes it at the end)."""
         self.source = read.image
         self.source_bytes = read.size_bytes
+        self.cached_image = read.cached
         return read.image
 
     def _before_tracing(self, image_id: str, tags: Sequence[str], config: ImageConfig) -> None:
@@ -416,7 +443,9 @@ class _Session:
         read it into the read cache."""
         cache = ReadCache.from_env(self.opts.cache_dir)
         if self.gzip_before is None:
-            return cache.compressed(image_id) if cache is not None else None
+            known = cache.compressed(image_id) if cache is not None else None
+            self.cached_compressed = known is not None
+            return known
         size = self.gzip_before.result()
         if cache is not None and size is not None:
             cache.note_compressed(image_id, size)
@@ -593,7 +622,8 @@ class _Session:
     def _plan(self, src: Image, traced: list[TracedPath], extra: list[MissingPath]) -> KeepSet:
         more = [TracedPath(m.path, "verify", m.by) for m in extra]
         rules = self.opts.rules
-        keep = plan(src.tree, src.config, [*traced, *more], self.closure, self.profiles, rules)
+        with using_content_memo(self.parsed):
+            keep = plan(src.tree, src.config, [*traced, *more], self.closure, self.profiles, rules)
         if not extra:
             return keep
         reasons = dict(keep.reasons)

@@ -183,3 +183,14 @@ def phase_bar(wall: float, critical: float, total: float, width: int = 20) -> st
     solid = round(width * critical / total)
     light = max(0, round(width * wall / total) - solid)
     return "█" * solid + "░" * light
+
+
+def cache_line(doc: Mapping[str, Any]) -> str | None:
+    """What the run took from its read cache, in words (None: it had none)."""
+    c = doc.get("cache")
+    if not c:
+        return None
+    took = [w for w, yes in (("the image read", c["image"]),
+                             ("its compressed size", c["compressed_size"])) if yes]  # fmt: skip
+    took.append(f"the imports of {c['parsed_sources']:,} Python sources")
+    return f"{', '.join(took)}; {c['parsed_sources_new']:,} sources parsed and added"

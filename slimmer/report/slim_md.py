@@ -10,6 +10,7 @@ from typing import Any
 
 from slimmer.report import seccomp_view
 from slimmer.report.common import (
+    cache_line,
     context_rows,
     critical_path,
     facts_rows,
@@ -209,7 +210,11 @@ def _phases(doc: Mapping[str, Any]) -> str:
         for p, c in zip(phases, crit, strict=True)
     ]  # fmt: skip
     head = ("phase", "wall time", "on the critical path", "█ critical, ░ beside", "peak RSS")
-    return _details("Time and peak memory by phase", _table(head, rows))
+    body = _table(head, rows)
+    cached = cache_line(doc)
+    if cached is not None:
+        body += f"\n\nFrom the read cache: {md_cell(cached)}."
+    return _details("Time and peak memory by phase", body)
 
 
 def _findings(doc: Mapping[str, Any]) -> str:

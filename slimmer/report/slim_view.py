@@ -15,7 +15,7 @@ from slimmer.pipeline.slim import SlimResult
 from slimmer.pipeline.summary import ImageFacts
 from slimmer.plan.keep import KeepSet, Reason
 from slimmer.report import seccomp_view
-from slimmer.report.common import compressed_cell, context_rows, human_bytes
+from slimmer.report.common import cache_line, compressed_cell, context_rows, human_bytes
 from slimmer.report.lint_view import delta_to_json
 from slimmer.trace.probes import ProbeResult
 
@@ -69,6 +69,22 @@ def to_json(r: SlimResult) -> dict[str, Any]:
         "findings": delta_to_json(r.findings) if r.findings is not None else None,
         **_context_json(r),
         **({"seccomp": seccomp_view.to_json(r.seccomp)} if r.seccomp is not None else {}),
+        **_cache_json(r),
+    }
+
+
+def _cache_json(r: SlimResult) -> dict[str, Any]:
+    """`cache`, only when the run had a read cache: what came from it."""
+    if r.cache is None:
+        return {}
+    c = r.cache
+    return {
+        "cache": {
+            "image": c.image,
+            "compressed_size": c.compressed,
+            "parsed_sources": c.parsed,
+            "parsed_sources_new": c.parsed_new,
+        }
     }
 
 
@@ -286,6 +302,9 @@ def render(doc: Mapping[str, Any], report: str | None = None) -> RenderableType:
     rounds = f" after {len(v['rounds'])} rounds" if len(v["rounds"]) > 1 else ""
     t.add_row("Verification", f"{status}{rounds}")
     t.add_row("Time", ", ".join(f"{n} {s:.1f}s" for n, s in _merged(doc["phases"])))
+    cached = cache_line(doc)
+    if cached is not None:
+        t.add_row("From the cache", cached)
     reasons = sorted(doc["bytes_by_reason"].items(), key=lambda kv: -kv[1])
     t.add_row("Bytes by reason", ", ".join(f"{k} {human_bytes(n)}" for k, n in reasons))
     warnings = doc["warnings"]
