@@ -257,11 +257,15 @@ class _Session:
         # imports of Python sources by content digest, kept for later runs
         self.parsed = cache.parsed(parser_fingerprint()) if cache is not None else None
         self.cached_image = self.cached_compressed = False
+        # image ID -> its summary and findings, worked out beside its verification
+        self._ahead: dict[str, Beside[tuple[Summary, FindingsDelta]]] = {}
 
     def __enter__(self) -> _Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for ahead in self._ahead.values():  # before the files they read go
+            ahead.cancel()
         for sizing in (self.gzip_before, *self.gzip_after.values()):
             if sizing is not None:
                 sizing.stop()
@@ -296,11 +300,7 @@ class _Session:
         if tagged:
             self.engine.tag_image(image_id, opts.output)
         after_bytes = self.engine.inspect_image(image_id).size
-        with self.clock.phase("summarizing"):
-            summary = self._summary(src, keep, image_id, after_bytes)
-        with self.clock.phase("linting"):
-            opened = opened_paths(traced_run.traces)
-            findings = findings_delta(src, opts.output, self.gzip_after[image_id].path, opened)
+        summary, findings = self._ahead[image_id].result()
         dockerfile = None
         if opts.dockerfile is not None:
             with self.clock.phase("building the Dockerfile"):
@@ -340,6 +340,26 @@ class _Session:
             seccomp=seccomp,
             cache=self._cache_use(),
         )
+
+    def _summarize_ahead(
+        self, src: Image, keep: KeepSet, image_id: str, traced_run: TracedRun
+    ) -> None:
+        """Summarize and lint this round's image in a thread while it is verified: the
+        run takes the result if the round is its last (`pipeline.beside`)."""
+
+        def work(tell: Progress) -> tuple[Summary, FindingsDelta]:
+            after_bytes = self.engine.inspect_image(image_id).size
+            with self.clock.phase("summarizing"):
+                summary = self._summary(src, keep, image_id, after_bytes)
+            tell("linting")  # where a call-off stops it
+            with self.clock.phase("linting"):
+                opened = opened_paths(traced_run.traces)
+                archive = self.gzip_after[image_id].path
+                findings = findings_delta(src, self.opts.output, archive, opened)
+            return summary, findings
+
+        if image_id not in self._ahead:  # a round may write the image of an earlier one
+            self._ahead[image_id] = Beside(work, lambda _: None, "slimmer-summary")
 
     def _cache_use(self) -> CacheUse | None:
         if self.parsed is None:
@@ -481,8 +501,10 @@ class _Session:
             with self.clock.phase("loading"):
                 image_id, files = self.load(written), written.files
             if not opts.verify:
+                self._summarize_ahead(src, keep, image_id, traced_run)
                 rounds.append(Round(number, image_id, files, (), ()))
                 break
+            self._summarize_ahead(src, keep, image_id, traced_run)
             with self.clock.phase("verifying"):
                 check = self._run(image_id, traced_run, traced=False, phase="verifying")
             slim_results = check.results
@@ -504,6 +526,8 @@ class _Session:
             rounds.append(Round(number, image_id, files, diffs, added, calls))
             if not diffs or not (added or calls) or last:
                 break
+            self._ahead[image_id].cancel()  # before the next round reads the tree
+            del self._ahead[image_id]  # (which may write this same image again)
             extra.extend(added)
         return keep, rounds, slim_results, refused
 

@@ -205,7 +205,7 @@ def _phases(doc: Mapping[str, Any]) -> str:
     total = sum(crit)
     rows = [
         (p["name"], f"{p['seconds']:.1f} s", f"{c:.1f} s",
-         f"`{phase_bar(p['seconds'], c, total)}`" if total else "",
+         phase_bar(p["seconds"], c, total),
          human_bytes(p["peak_rss_bytes"]) if p.get("peak_rss_bytes") else "")
         for p, c in zip(phases, crit, strict=True)
     ]  # fmt: skip
