@@ -42,7 +42,7 @@ def _layers() -> list[bytes]:
             M("bin/"),
             M("bin/x", data=b"\x7fELF" + b"x" * 9_000),
         ),
-        layer(M("etc/.wh.a"), M("etc/b", data=b"b" * 30_000)),
+        layer(M("etc/.wh.a"), M("etc/b", data=b"b" * 30_000), M("etc/c", "hardlink", link="etc/b")),
     ]
 
 
@@ -90,3 +90,4 @@ def test_layers_written_out_of_order_are_stacked_by_the_manifest(tmp_path: Path)
         )
         assert followed.tree.get("/etc/a") is None and followed.tree.get("/etc/b") is not None
         assert followed.tree.get("/etc/b").layer == 1  # type: ignore[union-attr]
+        assert followed.tree.read_bytes("/etc/c") == b"b" * 30_000  # a hardlink, moved too

@@ -106,8 +106,8 @@ def _parse_following(
                 member = outer.extractfile(info)
                 if member is None:
                     continue
-                # the engine writes the layers in their order: the n-th is most likely
-                # layer n (`take` corrects the entries of one that is not)
+                # guessed: the n-th is layer n (a legacy save writes the layer
+                # directories sorted by their v1 IDs, so `take` often corrects it)
                 index, origin = len(early), (spool, info.offset_data)
                 changes = read_layer(member, index, _PLACEHOLDER, store, want, origin)
                 early[info.offset_data] = changes
@@ -128,7 +128,9 @@ def take(
         replace(w, where=where) if w.where == placeholder else w for w in changes.warnings
     ]
     if changes.index != index:  # each entry records the layer it came from
-        changes.entries[:] = [replace(e, layer=index) for e in changes.entries]
-        changes.hardlinks[:] = [(replace(e, layer=index), to) for e, to in changes.hardlinks]
+        # (a hardlink is known by the identity of its entry: moved together)
+        moved = {id(e): replace(e, layer=index) for e in changes.entries}
+        changes.hardlinks[:] = [(moved[id(e)], to) for e, to in changes.hardlinks]
+        changes.entries[:] = [moved[id(e)] for e in changes.entries]
     changes.index, changes.digest = index, digest
     return changes

@@ -51,7 +51,13 @@ from slimmer.pipeline.seccomp import (
     write_profile,
 )
 from slimmer.pipeline.source import Source, read_archive_image, read_engine_image
-from slimmer.pipeline.summary import Summary, facts_of_source, facts_of_written, summarize
+from slimmer.pipeline.summary import (
+    Summary,
+    facts_of_source,
+    facts_of_written,
+    summarize,
+    with_compressed,
+)
 from slimmer.pipeline.transfers import metered_load, write_meter
 from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare_probes, denied, missing_paths
 from slimmer.plan.expanders.python_source import parser_fingerprint
@@ -356,7 +362,8 @@ class _Session:
                 opened = opened_paths(traced_run.traces)
                 archive = self.gzip_after[image_id].path
                 findings = findings_delta(src, self.opts.output, archive, opened)
-            return summary, findings
+            with self.clock.phase("sizing"):
+                return self._with_compressed(summary, src.id, image_id), findings
 
         if image_id not in self._ahead:  # a round may write the image of an earlier one
             self._ahead[image_id] = Beside(work, lambda _: None, "slimmer-summary")
@@ -473,11 +480,20 @@ class _Session:
 
     def _summary(self, src: Image, keep: KeepSet, image_id: str, after_bytes: int) -> Summary:
         # sizes as the engine counts them, the same in every face of the report
-        gz_before = self._compressed_before(src.id)
-        before = replace(facts_of_source(analyse(src), gz_before), size_bytes=self.source_bytes)
+        before = replace(facts_of_source(analyse(src)), size_bytes=self.source_bytes)
         written = self.gzip_after[image_id]  # the archive loaded, and its gzip size
-        after = facts_of_written(written.path, after_bytes, written.result(), self.work)
+        after = facts_of_written(written.path, after_bytes, None, self.work)
         return summarize(src.tree, keep, before, after)
+
+    def _with_compressed(self, summary: Summary, source_id: str, image_id: str) -> Summary:
+        """`summary` with both compressed sizes, taken last: their threads had the
+        whole summary and lint to finish in."""
+        before, after = (self._compressed_before(source_id), self.gzip_after[image_id].result())
+        return replace(
+            summary,
+            before=with_compressed(summary.before, before),
+            after=with_compressed(summary.after, after),
+        )
 
     def _rounds(
         self, src: Image, traced_run: TracedRun, traced: list[TracedPath]

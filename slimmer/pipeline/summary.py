@@ -100,6 +100,13 @@ def facts_of_source(ins: Inspection, compressed: Compressed | None = None) -> Im
     )
 
 
+def with_compressed(facts: ImageFacts, compressed: Compressed | None) -> ImageFacts:
+    """`facts` with the image's compressed size (and how it was found)."""
+    if compressed is None:
+        return replace(facts, compressed_bytes=None, compressed_method=None)
+    return replace(facts, compressed_bytes=compressed.bytes, compressed_method=compressed.method)
+
+
 def facts_of_written(
     archive: Path,
     size_bytes: int,
