@@ -705,9 +705,10 @@ class _Session:
     def load(self, written: WrittenImage) -> str:
         """Load a written archive; a new image is temporary until tagged."""
         existed = self.engine.image_exists(written.image_id)
-        metered_load(self.engine, written.archive, self.clock.sub("loading"))
         if written.image_id not in self.gzip_after:  # the archive stays until __exit__
+            # sized while the engine loads it: the summary needs the size soon after
             self.gzip_after[written.image_id] = CompressedSize(written.archive)
+        metered_load(self.engine, written.archive, self.clock.sub("loading"))
         if not existed:
             self.temporary.add(written.image_id)
         return written.image_id
