@@ -29,7 +29,7 @@ from slimmer.engine import Engine, saver
 from slimmer.image.reader import open_image
 from slimmer.model import SLIM_SCHEMA, EntryType, ImageConfig
 from slimmer.pipeline.seccomp import SeccompState
-from slimmer.report.common import human_bytes
+from slimmer.report.common import compressed_cell, human_bytes
 from slimmer.seccomp.profile import Evidence
 from slimmer.trace.proberun import run_probes_on_image
 from slimmer.trace.probes import ProbeSpec, load_probe_file
@@ -420,7 +420,11 @@ def test_report_faces_agree_with_the_engine(
     md = (item.report_dir / "report.md").read_text()
     assert len(md.encode()) < 1 << 20 and md.startswith("### ✅ slim ")
     assert f"{human_bytes(before)} | {human_bytes(after)} |" in md
-    assert f"| {human_bytes(gz[0])} | {human_bytes(gz[1])} |" in md
+    cells = [compressed_cell(doc[k]) for k in ("before", "after")]
+    assert f"| {cells[0]} | {cells[1]} |" in md
+    # a layer over SAMPLES * BLOCK bytes is estimated from a sample, and says so
+    assert all(doc[k]["compressed_method"] in ("full", "sampled") for k in ("before", "after"))
+    assert ("(estimate)" in cells[0]) == (doc["before"]["compressed_method"] == "sampled")
     # the long byte moves were drawn as progress (plain lines when not on a terminal)
     assert "slim: writing: layer: " in item.run.stderr
     assert "slim: loading: into the engine: " in item.run.stderr
@@ -466,6 +470,7 @@ def test_compressed_size_is_gzip_of_the_saved_layers(
         layers = [tf.extractfile(m).read() for m in members]  # type: ignore[union-attr]
     expected = sum(len(gzip.compress(data, compresslevel=6, mtime=0)) for data in layers)
     assert item.report["after"]["compressed_bytes"] == expected
+    assert item.report["after"]["compressed_method"] == "full"  # small layers: whole
 
 
 @pytest.mark.parametrize("name", FIXTURES)

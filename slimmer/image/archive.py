@@ -63,7 +63,7 @@ class ArchiveImage:
     config_bytes: bytes = b""  # the config file as stored (its sha256 is the image ID)
 
 
-def _compression(head: bytes) -> str | None:
+def compression_of(head: bytes) -> str | None:
     """The compression a layer blob starting with `head` (4 bytes) is stored in."""
     if head[:2] == b"\x1f\x8b":
         return "gzip"
@@ -73,7 +73,7 @@ def _compression(head: bytes) -> str | None:
 
 
 def _decompress(raw: IO[bytes], layer: LayerSource) -> IO[bytes]:
-    kind = _compression(_peek(raw, 4))
+    kind = compression_of(_peek(raw, 4))
     if kind == "gzip":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if kind == "zstd":
@@ -115,7 +115,7 @@ class _TarIndex:
         if member is None or not member.isfile() or member.issparse():
             return None
         with self.open(name) as fh:
-            if _compression(fh.read(4)) is not None:
+            if compression_of(fh.read(4)) is not None:
                 return None
         return int(member.offset_data)
 

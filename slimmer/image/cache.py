@@ -8,6 +8,12 @@ content-addressed store (`blobs/`), so images that share layers share bytes.
 
 Enabled by `SLIMMER_CACHE_DIR` (or `slim --cache-dir`); remove the directory
 to empty it. Only reads that kept every file's bytes are cached.
+
+Beside the images, `parsed/` keeps results of work on a file's bytes (the
+modules a Python source imports), by the bytes' digest (`ParsedCache`): a second
+run, or a run over another image holding the same file, skips that work. Each
+file of it belongs to one version of the code that made its results (its
+`fingerprint`), so a changed parser never reads an older one's results.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from slimmer.image.compressed import METHODS, Compressed
 from slimmer.image.filetree import FileTree
 from slimmer.image.reader import Image
 from slimmer.image.store import ContentStore
@@ -78,19 +85,33 @@ class ReadCache:
     def _compressed_path(self, image_id: str) -> Path:
         return self.root / "images" / (image_id.replace(":", "-") + ".gzip-bytes")
 
-    def compressed(self, image_id: str) -> int | None:
-        """The gzip size of the image's layers, when a run noted it."""
+    def compressed(self, image_id: str) -> Compressed | None:
+        """The gzip size of the image's layers, when a run noted it ("BYTES METHOD"; an
+        older entry's bare number was a full gzip)."""
         try:
-            return int(self._compressed_path(image_id).read_text())
-        except (OSError, ValueError):
+            fields = self._compressed_path(image_id).read_text().split()
+            method = fields[1] if len(fields) > 1 else "full"
+            for known in METHODS:
+                if method == known:
+                    return Compressed(int(fields[0]), known)
+            return None
+        except (OSError, ValueError, IndexError):
             return None
 
-    def note_compressed(self, image_id: str, size: int) -> None:
-        """Keep the gzip size of an image's layers with its entry."""
+    def note_compressed(self, image_id: str, size: Compressed) -> None:
+        """Keep the gzip size of an image's layers with its entry; a better figure
+        (`METHODS`) is never replaced by a worse one."""
+        known = self.compressed(image_id)
+        if known is not None and METHODS.index(known.method) < METHODS.index(size.method):
+            return
         path = self._compressed_path(image_id)
         tmp = path.with_name(f".in-{path.name}")
-        tmp.write_text(str(size))
+        tmp.write_text(f"{size.bytes} {size.method}")
         os.replace(tmp, path)
+
+    def parsed(self, fingerprint: str) -> ParsedCache:
+        """The results by content digest of the code `fingerprint` names."""
+        return ParsedCache(self.root, fingerprint)
 
     def save(self, image: Image) -> None:
         tree = image.tree
@@ -111,3 +132,46 @@ class ReadCache:
             os.replace(tmp, self._path(image.id))
         finally:
             tree.attach_store(self.blobs)
+
+
+class ParsedCache:
+    """Results by content digest (`slimmer.image.paths.ContentMemo`), loaded from one
+    file under `parsed/` and written back by `save()` when a run added to it. Counts
+    its hits and misses, for the report."""
+
+    def __init__(self, root: Path, fingerprint: str) -> None:
+        self.path = root / "parsed" / f"{fingerprint}.pickle"
+        self.hits = self.misses = 0
+        self._new: dict[str, object] = {}
+        self._known = self._load()
+
+    def _load(self) -> dict[str, object]:
+        try:
+            with open(self.path, "rb") as fh:
+                known = pickle.load(fh)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+            return {}
+        return known if isinstance(known, dict) else {}
+
+    def get(self, key: str) -> object | None:
+        value = self._known.get(key, self._new.get(key))
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
+
+    def put(self, key: str, value: object) -> None:
+        self._new[key] = value
+
+    def save(self) -> None:
+        """Add this run's results to the file (another run's, written meanwhile, kept)."""
+        if not self._new:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        merged = {**self._load(), **self._new}
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".in-")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(merged, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, self.path)
+        self._known, self._new = merged, {}

@@ -366,8 +366,10 @@ def apply_layers(
     config: ImageConfig,
     store: ContentStore | None,
     want: WantContent,
+    parsed: Callable[[LayerSource], LayerChanges | None] = lambda _: None,
 ) -> tuple[FileTree, tuple[Layer, ...]]:
     """Read and stack every layer in order; return the tree and the layer records.
+    `parsed` gives the changes of a layer read already (`image.follow`), if any.
 
     Layers are matched to the config's non-empty history entries in order, as
     `docker history` and dive do; a missing entry gives an empty `created_by`.
@@ -376,8 +378,10 @@ def apply_layers(
     history = [h for h in config.history if not h.empty_layer]
     layers = []
     for src in sources:
-        with src.open() as stream:
-            changes = read_layer(stream, src.index, src.digest, store, want, src.origin)
+        changes = parsed(src)
+        if changes is None:
+            with src.open() as stream:
+                changes = read_layer(stream, src.index, src.digest, store, want, src.origin)
         tree.apply(changes)
         hist = history[src.index] if src.index < len(history) else None
         layers.append(

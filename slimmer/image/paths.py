@@ -17,7 +17,9 @@ from __future__ import annotations
 import posixpath
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TypeVar, cast
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Protocol, TypeVar, cast
 
 from slimmer.globs import Glob as Glob
 from slimmer.globs import compile_glob as compile_glob
@@ -43,6 +45,49 @@ def tree_memo(tree: TreeView, key: str, make: Callable[[], T]) -> T:
     if key not in store:
         store[key] = make()
     return cast(T, store[key])
+
+
+class ContentMemo(Protocol):
+    """Results of work on a file's bytes, by the bytes' digest, that outlive a run
+    (`slimmer.image.cache.ParsedCache`)."""
+
+    def get(self, key: str) -> object | None: ...
+    def put(self, key: str, value: object) -> None: ...
+
+
+_CONTENT_MEMO: ContextVar[ContentMemo | None] = ContextVar("slimmer_content_memo", default=None)
+
+
+@contextmanager
+def using_content_memo(memo: ContentMemo | None) -> Iterator[None]:
+    """`content_memo` consults and fills `memo` inside this block."""
+    token = _CONTENT_MEMO.set(memo)
+    try:
+        yield
+    finally:
+        _CONTENT_MEMO.reset(token)
+
+
+def content_memo(tree: TreeView, path: str, key: str, make: Callable[[], T]) -> T:
+    """`make()`, a function of the bytes of the file at `path` and of `key` alone:
+    remembered per tree (`tree_memo`) and, inside `using_content_memo`, by the
+    file's content digest, so a later run over the same bytes (the same image
+    again, or another holding the same file) skips the work."""
+
+    def by_content() -> T:
+        memo = _CONTENT_MEMO.get()
+        entry = tree.get(path)
+        if memo is None or entry is None or not entry.content:
+            return make()
+        stored = f"{key}\0{entry.content}"
+        hit = memo.get(stored)
+        if hit is not None:
+            return cast(T, hit)
+        value = make()
+        memo.put(stored, value)
+        return value
+
+    return tree_memo(tree, f"{key}\0{path}", by_content)
 
 
 def expand(tree: TreeView, glob: Glob) -> tuple[str, ...]:

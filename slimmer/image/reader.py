@@ -21,7 +21,15 @@ from typing import IO, cast
 
 from slimmer.errors import UsageError
 from slimmer.image.archive import ArchiveImage, LayerSource, open_archive
-from slimmer.image.filetree import FileTree, WantContent, apply_layers, keep_all, keep_none
+from slimmer.image.filetree import (
+    FileTree,
+    LayerChanges,
+    WantContent,
+    apply_layers,
+    keep_all,
+    keep_none,
+)
+from slimmer.image.follow import save_and_parse, take
 from slimmer.image.meter import MeteredReader
 from slimmer.image.platforms import Platform
 from slimmer.image.store import ContentStore
@@ -117,9 +125,10 @@ def open_image(
             if save is None:
                 raise UsageError(f"reading {image_ref}: no engine to read it from")
             spool = work / "image.tar"
-            image_id = save(image_ref.name, spool)
+            # each layer parsed while the save goes on (image.follow)
+            image_id, early = save_and_parse(save, image_ref.name, spool, store, want)
             archive = _metered(open_archive("docker-archive", spool), progress)
-            image = _read(image_ref, image_id, archive, store, want, work)
+            image = _read(image_ref, image_id, archive, store, want, work, _taker(early))
             spool.unlink(missing_ok=True)
             return image
         if image_ref.transport == "registry":
@@ -165,6 +174,15 @@ def _metered(archive: ArchiveImage, progress: Progress | None) -> ArchiveImage:
     return replace(archive, layers=layers)
 
 
+def _taker(early: dict[int, LayerChanges]) -> Callable[[LayerSource], LayerChanges | None]:
+    def parsed(src: LayerSource) -> LayerChanges | None:
+        if src.origin is None:
+            return None
+        return take(early, src.origin[1], src.index, src.digest)
+
+    return parsed
+
+
 def _read(
     ref: ImageRef,
     image_id: str,
@@ -172,9 +190,10 @@ def _read(
     store: ContentStore,
     want: WantContent,
     work: Path,
+    parsed: Callable[[LayerSource], LayerChanges | None] = lambda _: None,
 ) -> Image:
     config = ImageConfig(archive.config)
-    tree, layers = apply_layers(archive.layers, config, store, want)
+    tree, layers = apply_layers(archive.layers, config, store, want, parsed)
     tree.attach_store(store)
     return Image(
         ref=ref,

@@ -4,6 +4,7 @@ at its end."""
 from __future__ import annotations
 
 import resource
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,12 @@ class Clock:
     def __init__(self, progress: Progress) -> None:
         self.phases: list[tuple[str, float]] = []
         self.peaks: list[tuple[str, int]] = []  # phase -> peak RSS bytes so far
+        # phase -> when it started, seconds after the clock did (phases may overlap:
+        # reading beside tracing)
+        self.starts: list[tuple[str, float]] = []
         self._progress = progress
+        self._zero = time.monotonic()
+        self._lock = threading.Lock()  # phases end in two threads: reading, tracing
 
     def sub(self, phase: str) -> Progress:
         """Progress inside `phase`: its stages and transfers are named `PHASE: STEP`."""
@@ -49,5 +55,8 @@ class Clock:
                 raise
             raise full from exc
         finally:
-            self.phases.append((name, time.monotonic() - start))
-            self.peaks.append((name, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            with self._lock:
+                self.phases.append((name, time.monotonic() - start))
+                self.starts.append((name, start - self._zero))
+                self.peaks.append((name, peak))

@@ -47,9 +47,13 @@ SHEBANG_BYTES = 256  # the kernel reads this much of a script for its #! line
 
 def check_runnable(image: Image, engine: ContainerEngine) -> None:
     """Refuse (`ImageUnrunnable`, exit 6) an image the engine cannot run as configured."""
-    name = str(image.ref)
-    check_platform(name, image.config, engine.platform(), _emulates(engine))
-    check_program(name, image.config, image.tree)
+    check_platform_of(str(image.ref), image.config, engine)
+    check_program(str(image.ref), image.config, image.tree)
+
+
+def check_platform_of(name: str, config: ImageConfig, engine: ContainerEngine) -> None:
+    """The platform half of `check_runnable`: from the config alone."""
+    check_platform(name, config, engine.platform(), _emulates(engine))
 
 
 def check_engine_image(

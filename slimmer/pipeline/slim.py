@@ -22,6 +22,8 @@ from slimmer.engine_api import ContainerEngine
 from slimmer.errors import EngineError, SlimError, TraceError, UsageError
 from slimmer.findings.delta import FindingsDelta
 from slimmer.image.cache import ReadCache
+from slimmer.image.compressed import Compressed
+from slimmer.image.paths import using_content_memo
 from slimmer.image.reader import Image, parse_ref
 from slimmer.image.writer import WriteRequest, WrittenImage, kept_entries, write_image
 from slimmer.model import ImageConfig, Progress
@@ -34,12 +36,13 @@ from slimmer.pipeline.base import (
     refuse_if_incompatible,
     resolve_base,
 )
+from slimmer.pipeline.beside import Beside
 from slimmer.pipeline.clock import Clock
 from slimmer.pipeline.compression import CompressedSize
 from slimmer.pipeline.emulation import emulation_notes
 from slimmer.pipeline.findings import findings_delta, opened_paths
 from slimmer.pipeline.inputs import ElfClosure, outside_context, traced_paths
-from slimmer.pipeline.preflight import check_runnable
+from slimmer.pipeline.preflight import check_platform_of, check_program, check_runnable
 from slimmer.pipeline.rebuild import DockerfileResult, Rebuild, build_dockerfile
 from slimmer.pipeline.seccomp import (
     SeccompState,
@@ -48,9 +51,16 @@ from slimmer.pipeline.seccomp import (
     write_profile,
 )
 from slimmer.pipeline.source import Source, read_archive_image, read_engine_image
-from slimmer.pipeline.summary import Summary, facts_of_source, facts_of_written, summarize
+from slimmer.pipeline.summary import (
+    Summary,
+    facts_of_source,
+    facts_of_written,
+    summarize,
+    with_compressed,
+)
 from slimmer.pipeline.transfers import metered_load, write_meter
 from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare_probes, denied, missing_paths
+from slimmer.plan.expanders.python_source import parser_fingerprint
 from slimmer.plan.keep import KeepSet, ProfilesFn, Reason
 from slimmer.plan.onbase import AppLayer, app_layer
 from slimmer.plan.owners import owners_for, parse_user, user_field, with_owners, written_paths
@@ -123,6 +133,16 @@ class Round:
 
 
 @dataclass(frozen=True)
+class CacheUse:
+    """What a run with a read cache (`--cache-dir`) took from it."""
+
+    image: bool  # the source as read before: no `docker save`, no pass over its layers
+    compressed: bool  # the source's compressed size
+    parsed: int  # Python sources whose imports came from it, by content digest
+    parsed_new: int  # Python sources parsed in this run, added to it
+
+
+@dataclass(frozen=True)
 class SlimResult:
     source_ref: str
     source_id: str
@@ -148,6 +168,7 @@ class SlimResult:
     dockerfile: DockerfileResult | None = None
     summary: Summary | None = None
     peaks: tuple[tuple[str, int], ...] = ()  # phase -> peak RSS bytes when it ended
+    starts: tuple[float, ...] = ()  # each phase's start, seconds into the run
     options: SlimOptions | None = None
     findings: FindingsDelta | None = None  # `slim lint` of the input and of the result
     # paths the traced app opened that its context provides (a mount, a delivered
@@ -155,6 +176,7 @@ class SlimResult:
     mounted: tuple[str, ...] = ()
     engine: str = ""  # the engine that ran it, "Podman 4.3.1" (empty: not asked)
     seccomp: SeccompResult | None = None
+    cache: CacheUse | None = None  # None: no read cache
 
     @property
     def reduction(self) -> float:
@@ -237,11 +259,19 @@ class _Session:
         # image ID -> the archive written for it, and its gzip size being computed
         self.gzip_after: dict[str, CompressedSize] = {}
         self.seccomp: SeccompState | None = None  # --seccomp: the evidence so far
+        cache = ReadCache.from_env(opts.cache_dir)
+        # imports of Python sources by content digest, kept for later runs
+        self.parsed = cache.parsed(parser_fingerprint()) if cache is not None else None
+        self.cached_image = self.cached_compressed = False
+        # image ID -> its summary and findings, worked out beside its verification
+        self._ahead: dict[str, Beside[tuple[Summary, FindingsDelta]]] = {}
 
     def __enter__(self) -> _Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for ahead in self._ahead.values():  # before the files they read go
+            ahead.cancel()
         for sizing in (self.gzip_before, *self.gzip_after.values()):
             if sizing is not None:
                 sizing.stop()
@@ -259,38 +289,15 @@ class _Session:
 
     def run(self) -> SlimResult:
         opts = self.opts
-        with self.clock.phase("reading the image"):
-            read = self._read()
-        self.source = src = read.image
-        self.source_bytes = read.size_bytes
-        check_runnable(src, self.engine)  # preflight: refuse what cannot run
-        self.warnings += emulation_notes(src.config, opts.timeout)
-        self._refuse_overwrite(src)
-        with self.clock.phase("tracing"):
-            traced_run = self.trace(
-                self.engine,
-                read.run_id,
-                src.config,
-                opts.probes,
-                opts.timeout,
-                progress=self.clock.sub("tracing"),
-                limits=opts.limits,
-                context=opts.context,
-                seccomp=SeccompRun(record=True) if opts.seccomp else NO_SECCOMP,
-            )
-        failed = [r for r in traced_run.results if not r.ok]
-        if failed:
-            hint = f"; {CONTEXT_HINT}" if died_at_start(failed[0].error) else ""
-            raise TraceError(
-                f"probing the original image: {failed[0].probe.label} failed "
-                f"({failed[0].error}){hint}"
-            )
+        src, traced_run = self._read_and_trace()
         self.owners = self._owners(src, traced_run)
         if opts.seccomp is not None:
             arch = src.config.architecture or host_architecture()
             self.seccomp = start_state(src.tree, arch, traced_run.traces)
         traced, mounted = outside_context(traced_paths(traced_run), opts.context)
         keep, rounds, slim_results, refused = self._rounds(src, traced_run, traced)
+        if self.parsed is not None:
+            self.parsed.save()
         seccomp = self._seccomp_result(rounds)
         image_id, verified = rounds[-1].image_id, None
         if opts.verify:
@@ -299,11 +306,7 @@ class _Session:
         if tagged:
             self.engine.tag_image(image_id, opts.output)
         after_bytes = self.engine.inspect_image(image_id).size
-        with self.clock.phase("summarizing"):
-            summary = self._summary(src, keep, image_id, after_bytes)
-        with self.clock.phase("linting"):
-            opened = opened_paths(traced_run.traces)
-            findings = findings_delta(src, opts.output, self.gzip_after[image_id].path, opened)
+        summary, findings = self._ahead[image_id].result()
         dockerfile = None
         if opts.dockerfile is not None:
             with self.clock.phase("building the Dockerfile"):
@@ -335,12 +338,124 @@ class _Session:
             dockerfile=dockerfile,
             summary=summary,
             peaks=tuple(self.clock.peaks),
+            starts=tuple(s for _, s in self.clock.starts),
             options=opts,
             findings=findings,
             mounted=mounted,
             engine=self.engine.versions()[0],
             seccomp=seccomp,
+            cache=self._cache_use(),
         )
+
+    def _summarize_ahead(
+        self, src: Image, keep: KeepSet, image_id: str, traced_run: TracedRun
+    ) -> None:
+        """Summarize and lint this round's image in a thread while it is verified: the
+        run takes the result if the round is its last (`pipeline.beside`)."""
+
+        def work(tell: Progress) -> tuple[Summary, FindingsDelta]:
+            after_bytes = self.engine.inspect_image(image_id).size
+            with self.clock.phase("summarizing"):
+                summary = self._summary(src, keep, image_id, after_bytes)
+            tell("linting")  # where a call-off stops it
+            with self.clock.phase("linting"):
+                opened = opened_paths(traced_run.traces)
+                archive = self.gzip_after[image_id].path
+                findings = findings_delta(src, self.opts.output, archive, opened)
+            with self.clock.phase("sizing"):
+                return self._with_compressed(summary, src.id, image_id), findings
+
+        if image_id not in self._ahead:  # a round may write the image of an earlier one
+            self._ahead[image_id] = Beside(work, lambda _: None, "slimmer-summary")
+
+    def _cache_use(self) -> CacheUse | None:
+        if self.parsed is None:
+            return None
+        hits, misses = self.parsed.hits, self.parsed.misses
+        return CacheUse(self.cached_image, self.cached_compressed, hits, misses)
+
+    def _read_and_trace(self) -> tuple[Image, TracedRun]:
+        """The source read, and its traced run. An engine image is read (saved and
+        parsed) in a thread while its engine copy is traced (pipeline.beside); an
+        archive must be read (and loaded) before it can run."""
+        ref = parse_ref(self.ref)
+        if ref.transport != "engine":
+            with self.clock.phase("reading the image"):
+                read = self._read()
+            src = self._took(read)
+            check_runnable(src, self.engine)  # preflight: refuse what cannot run
+            self._before_tracing(src.id, src.repo_tags, src.config)
+            return src, self._trace_original(read.run_id, src.config)
+        info = self.engine.inspect_image(ref.name)
+        config = ImageConfig(
+            {"config": dict(info.config), "os": info.os, "architecture": info.architecture}
+        )
+        check_platform_of(str(ref), config, self.engine)  # preflight, before a container
+        self._before_tracing(info.id, info.tags, config)
+        reading = Beside(self._read_beside, self.clock.sub("reading the image"), "slimmer-read")
+        try:
+            traced_run = self._trace_original(info.id, config)
+        except SlimError:  # an image that cannot run says why, once it is read
+            src = self._read_by(reading)
+            check_program(str(src.ref), src.config, src.tree)
+            raise
+        except BaseException:  # Ctrl-C: the read stops at its next chunk
+            self._call_off(reading)
+            raise
+        src = self._read_by(reading)
+        check_program(str(src.ref), src.config, src.tree)
+        return src, traced_run
+
+    def _read_by(self, reading: Beside[Source]) -> Image:
+        """The source, once `reading` is done (called off on a Ctrl-C while waiting)."""
+        try:
+            return self._took(reading.result())
+        except BaseException:
+            self._call_off(reading)
+            raise
+
+    def _call_off(self, reading: Beside[Source]) -> None:
+        done = reading.cancel()
+        if done is not None:  # it had finished: close it with the rest
+            self._took(done)
+
+    def _read_beside(self, tell: Progress) -> Source:
+        with self.clock.phase("reading the image"):
+            return self._read(tell)
+
+    def _took(self, read: Source) -> Image:
+        """The source read: this session owns it from now (closes it at the end)."""
+        self.source = read.image
+        self.source_bytes = read.size_bytes
+        self.cached_image = read.cached
+        return read.image
+
+    def _before_tracing(self, image_id: str, tags: Sequence[str], config: ImageConfig) -> None:
+        self.warnings += emulation_notes(config, self.opts.timeout)
+        self._refuse_overwrite(image_id, tags)
+
+    def _trace_original(self, run_id: str, config: ImageConfig) -> TracedRun:
+        opts = self.opts
+        with self.clock.phase("tracing"):
+            traced_run = self.trace(
+                self.engine,
+                run_id,
+                config,
+                opts.probes,
+                opts.timeout,
+                progress=self.clock.sub("tracing"),
+                limits=opts.limits,
+                context=opts.context,
+                seccomp=SeccompRun(record=True) if opts.seccomp else NO_SECCOMP,
+            )
+        failed = [r for r in traced_run.results if not r.ok]
+        if failed:
+            hint = f"; {CONTEXT_HINT}" if died_at_start(failed[0].error) else ""
+            raise TraceError(
+                f"probing the original image: {failed[0].probe.label} failed "
+                f"({failed[0].error}){hint}"
+            )
+        return traced_run
 
     def _seccomp_result(self, rounds: list[Round]) -> SeccompResult | None:
         """Write the profile of the evidence gathered in every round."""
@@ -350,12 +465,14 @@ class _Session:
         write_profile(self.opts.seccomp, profile)
         return SeccompResult(self.opts.seccomp, profile, rounds[-1].refused_calls)
 
-    def _compressed_before(self, image_id: str) -> int | None:
-        """The source's gzip size: computed beside this run, or by an earlier run that
+    def _compressed_before(self, image_id: str) -> Compressed | None:
+        """The source's gzip size: estimated beside this run, or by an earlier run that
         read it into the read cache."""
         cache = ReadCache.from_env(self.opts.cache_dir)
         if self.gzip_before is None:
-            return cache.compressed(image_id) if cache is not None else None
+            known = cache.compressed(image_id) if cache is not None else None
+            self.cached_compressed = known is not None
+            return known
         size = self.gzip_before.result()
         if cache is not None and size is not None:
             cache.note_compressed(image_id, size)
@@ -363,11 +480,20 @@ class _Session:
 
     def _summary(self, src: Image, keep: KeepSet, image_id: str, after_bytes: int) -> Summary:
         # sizes as the engine counts them, the same in every face of the report
-        gz_before = self._compressed_before(src.id)
-        before = replace(facts_of_source(analyse(src), gz_before), size_bytes=self.source_bytes)
+        before = replace(facts_of_source(analyse(src)), size_bytes=self.source_bytes)
         written = self.gzip_after[image_id]  # the archive loaded, and its gzip size
-        after = facts_of_written(written.path, after_bytes, written.result(), self.work)
+        after = facts_of_written(written.path, after_bytes, None, self.work)
         return summarize(src.tree, keep, before, after)
+
+    def _with_compressed(self, summary: Summary, source_id: str, image_id: str) -> Summary:
+        """`summary` with both compressed sizes, taken last: their threads had the
+        whole summary and lint to finish in."""
+        before, after = (self._compressed_before(source_id), self.gzip_after[image_id].result())
+        return replace(
+            summary,
+            before=with_compressed(summary.before, before),
+            after=with_compressed(summary.after, after),
+        )
 
     def _rounds(
         self, src: Image, traced_run: TracedRun, traced: list[TracedPath]
@@ -391,8 +517,10 @@ class _Session:
             with self.clock.phase("loading"):
                 image_id, files = self.load(written), written.files
             if not opts.verify:
+                self._summarize_ahead(src, keep, image_id, traced_run)
                 rounds.append(Round(number, image_id, files, (), ()))
                 break
+            self._summarize_ahead(src, keep, image_id, traced_run)
             with self.clock.phase("verifying"):
                 check = self._run(image_id, traced_run, traced=False, phase="verifying")
             slim_results = check.results
@@ -414,6 +542,8 @@ class _Session:
             rounds.append(Round(number, image_id, files, diffs, added, calls))
             if not diffs or not (added or calls) or last:
                 break
+            self._ahead[image_id].cancel()  # before the next round reads the tree
+            del self._ahead[image_id]  # (which may write this same image again)
             extra.extend(added)
         return keep, rounds, slim_results, refused
 
@@ -501,9 +631,9 @@ class _Session:
             raise
         return prepared
 
-    def _read(self) -> Source:
+    def _read(self, tell: Progress | None = None) -> Source:
         ref = parse_ref(self.ref)
-        tell = self.clock.sub("reading the image")
+        tell = tell or self.clock.sub("reading the image")
         if ref.transport == "engine":
             cache = ReadCache.from_env(self.opts.cache_dir)
             read = read_engine_image(self.engine, ref, cache, self.work, tell)
@@ -514,16 +644,16 @@ class _Session:
         self.gzip_before = read.gzip
         return read
 
-    def _refuse_overwrite(self, src: Image) -> None:
+    def _refuse_overwrite(self, image_id: str, tags: Sequence[str]) -> None:
         if self.opts.force:
             return
-        if self.opts.output == self.ref or self.opts.output in src.repo_tags:
+        if self.opts.output == self.ref or self.opts.output in tags:
             raise UsageError(
                 f"-o {self.opts.output}: that is the input image; pass --force to replace its tag"
             )
         if (
             self.engine.image_exists(self.opts.output)
-            and self.engine.inspect_image(self.opts.output).id == src.id
+            and self.engine.inspect_image(self.opts.output).id == image_id
         ):
             raise UsageError(
                 f"-o {self.opts.output}: that tag names the input image; pass --force to replace it"
@@ -532,7 +662,8 @@ class _Session:
     def _plan(self, src: Image, traced: list[TracedPath], extra: list[MissingPath]) -> KeepSet:
         more = [TracedPath(m.path, "verify", m.by) for m in extra]
         rules = self.opts.rules
-        keep = plan(src.tree, src.config, [*traced, *more], self.closure, self.profiles, rules)
+        with using_content_memo(self.parsed):
+            keep = plan(src.tree, src.config, [*traced, *more], self.closure, self.profiles, rules)
         if not extra:
             return keep
         reasons = dict(keep.reasons)
@@ -574,9 +705,10 @@ class _Session:
     def load(self, written: WrittenImage) -> str:
         """Load a written archive; a new image is temporary until tagged."""
         existed = self.engine.image_exists(written.image_id)
-        metered_load(self.engine, written.archive, self.clock.sub("loading"))
         if written.image_id not in self.gzip_after:  # the archive stays until __exit__
+            # sized while the engine loads it: the summary needs the size soon after
             self.gzip_after[written.image_id] = CompressedSize(written.archive)
+        metered_load(self.engine, written.archive, self.clock.sub("loading"))
         if not existed:
             self.temporary.add(written.image_id)
         return written.image_id

@@ -35,6 +35,7 @@ class Source:
     size_bytes: int  # as the engine counts it; of an archive, its layers' bytes
     gzip: CompressedSize | None  # its layers' gzip size, computed beside the run
     loaded: str | None = None  # a flattened copy this run loaded to run (an archive)
+    cached: bool = False  # taken from the read cache (no `docker save`)
 
 
 def read_engine_image(
@@ -57,7 +58,7 @@ def read_engine_image(
     if cache is not None:
         cached = cache.load(ref, info.id)
         if cached is not None and cache.compressed(info.id) is not None:
-            return Source(cached, cached.id, info.size, None)
+            return Source(cached, cached.id, info.size, None, cached=True)
         if cached is not None:
             cached.close()
         store = cache.blobs

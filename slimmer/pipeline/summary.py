@@ -16,6 +16,7 @@ from pathlib import Path
 
 from slimmer.analyse.inspect import Inspection, analyse, want_for_inspect
 from slimmer.analyse.packages import Package, inventory
+from slimmer.image.compressed import Compressed
 from slimmer.image.reader import open_image
 from slimmer.model import FileEntry, ImageRef, TreeView
 from slimmer.plan.keep import KeepSet
@@ -38,6 +39,9 @@ class ImageFacts:
     package_managers: tuple[str, ...]
     setuid: tuple[str, ...]
     compressed_bytes: int | None = None
+    # how compressed_bytes was found: "stored", "full" or "sampled" (an estimate;
+    # slimmer.image.compressed)
+    compressed_method: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class Summary:
     dirs: tuple[DirBytes, ...] = ()
 
 
-def facts_of_source(ins: Inspection, compressed: int | None = None) -> ImageFacts:
+def facts_of_source(ins: Inspection, compressed: Compressed | None = None) -> ImageFacts:
     return ImageFacts(
         size_bytes=ins.size_bytes,
         layers=len(ins.layers),
@@ -91,12 +95,23 @@ def facts_of_source(ins: Inspection, compressed: int | None = None) -> ImageFact
         shells=ins.shells,
         package_managers=ins.package_managers,
         setuid=ins.setuid,
-        compressed_bytes=compressed,
+        compressed_bytes=compressed.bytes if compressed is not None else None,
+        compressed_method=compressed.method if compressed is not None else None,
     )
 
 
+def with_compressed(facts: ImageFacts, compressed: Compressed | None) -> ImageFacts:
+    """`facts` with the image's compressed size (and how it was found)."""
+    if compressed is None:
+        return replace(facts, compressed_bytes=None, compressed_method=None)
+    return replace(facts, compressed_bytes=compressed.bytes, compressed_method=compressed.method)
+
+
 def facts_of_written(
-    archive: Path, size_bytes: int, compressed: int | None = None, workdir: Path | None = None
+    archive: Path,
+    size_bytes: int,
+    compressed: Compressed | None = None,
+    workdir: Path | None = None,
 ) -> ImageFacts:
     """The facts of the slim image as it was written: its docker-save `archive` read
     back (file metadata, and the bytes of package metadata only) and counted by `slim

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,16 @@ def write_json(doc: Any, path: Path) -> None:
 Cell = str | tuple[str, ...]  # a value, or a list of names (shells, setuid files)
 
 
+def compressed_cell(facts: Mapping[str, Any]) -> str:
+    """An image's compressed size as every face of the slim report shows it: marked
+    as an estimate when it is one (sampled, `slimmer.image.compressed`)."""
+    n = facts.get("compressed_bytes")
+    if n is None:
+        return "not measured"
+    estimated = facts.get("compressed_method") == "sampled"
+    return f"{human_bytes(n)} (estimate)" if estimated else human_bytes(n)
+
+
 def facts_rows(doc: Mapping[str, Any]) -> list[tuple[str, Cell, Cell]]:
     """The before/after table of a `slimmer.slim` document, as (row, before, after): the
     same rows in the Markdown and HTML reports. Empty when the run has no summary."""
@@ -94,13 +104,9 @@ def facts_rows(doc: Mapping[str, Any]) -> list[tuple[str, Cell, Cell]]:
     if not b or not a:
         return []
 
-    def gz(facts: Mapping[str, Any]) -> str:
-        n = facts.get("compressed_bytes")
-        return human_bytes(n) if n is not None else "not measured"
-
     return [
         ("size", human_bytes(b["size_bytes"]), human_bytes(a["size_bytes"])),
-        ("compressed (gzip, estimated)", gz(b), gz(a)),
+        ("compressed (gzip)", compressed_cell(b), compressed_cell(a)),
         ("layers", str(b["layers"]), str(a["layers"])),
         ("files", f"{b['files']:,}", f"{a['files']:,}"),
         ("symlinks", f"{b['symlinks']:,}", f"{a['symlinks']:,}"),
@@ -157,3 +163,45 @@ def dockerfile_sizes(d: Mapping[str, Any]) -> str:
     if not direct:
         return built
     return f"{built}, {d['built_size_bytes'] / direct:.2f}x the {human_bytes(direct)} slim wrote"
+
+
+def critical_path(phases: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Seconds of each phase (a `slimmer.slim` document's `phases`, in order) on the
+    run's critical path. Each instant is given to the phase that ends last among those
+    running then (the one the run waits for), so a phase run beside another counts
+    only for the time it alone took. A phase without `start` (an older report) is
+    taken to start where the one before it ended."""
+    spans: list[tuple[float, float]] = []
+    clock = 0.0
+    for p in phases:
+        start = float(p.get("start", clock))
+        spans.append((start, start + float(p["seconds"])))
+        clock = start + float(p["seconds"])
+    cuts = sorted({t for span in spans for t in span})
+    out = [0.0] * len(spans)
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        running = [(end, i) for i, (start, end) in enumerate(spans) if start <= a and end >= b]
+        if running:
+            out[max(running)[1]] += b - a
+    return out
+
+
+def phase_bar(wall: float, critical: float, total: float, width: int = 20) -> str:
+    """A phase's time as a bar of `width` cells for the run's `total`: solid for its time
+    on the critical path, light for the rest of its wall time."""
+    if total <= 0:
+        return ""
+    solid = round(width * critical / total)
+    light = max(0, round(width * wall / total) - solid)
+    return "█" * solid + "░" * light
+
+
+def cache_line(doc: Mapping[str, Any]) -> str | None:
+    """What the run took from its read cache, in words (None: it had none)."""
+    c = doc.get("cache")
+    if not c:
+        return None
+    took = [w for w, yes in (("the image read", c["image"]),
+                             ("its compressed size", c["compressed_size"])) if yes]  # fmt: skip
+    took.append(f"the imports of {c['parsed_sources']:,} Python sources")
+    return f"{', '.join(took)}; {c['parsed_sources_new']:,} sources parsed and added"

@@ -17,7 +17,16 @@ from typing import Any
 import squarify
 
 from slimmer.report import seccomp_view
-from slimmer.report.common import Cell, context_rows, dockerfile_sizes, facts_rows, human_bytes
+from slimmer.report.common import (
+    Cell,
+    cache_line,
+    context_rows,
+    critical_path,
+    dockerfile_sizes,
+    facts_rows,
+    human_bytes,
+    phase_bar,
+)
 
 W, H = 560, 360
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
@@ -55,6 +64,7 @@ def render(doc: Mapping[str, Any]) -> str:
             _kept(doc),
             "<h2>Largest removed</h2>",
             _removed(doc),
+            _phases(doc),
         ]
     )
     return PAGE.format(title=_e(f"slim {src['ref']}"), body=body, script=SCRIPT, style=STYLE)
@@ -188,6 +198,23 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[tuple[str, object]]], ti
     )
     head_row = f"<thead><tr>{th}</tr></thead>"
     return f'<table class="sortable" id="{tid}">{head_row}<tbody>{trs}</tbody></table>'
+
+
+def _phases(doc: Mapping[str, Any]) -> str:
+    """Each phase's wall time and time on the critical path, with the Markdown report's
+    bar (report.common.phase_bar)."""
+    phases = doc["phases"]
+    crit = critical_path(phases)
+    total = sum(crit)
+    rows = [
+        [(p["name"], i), (f"{p['seconds']:.1f} s", p["seconds"]), (f"{c:.1f} s", c),
+         (phase_bar(p["seconds"], c, total), c)]
+        for i, (p, c) in enumerate(zip(phases, crit, strict=True))
+    ]  # fmt: skip
+    head = ("phase", "wall time", "on the critical path", "█ critical, ░ beside")
+    cached = cache_line(doc)
+    tail = f"<p>From the read cache: {_e(cached)}.</p>" if cached is not None else ""
+    return "<h2>Time by phase</h2>" + _table(head, rows, "phases") + tail
 
 
 def _context(doc: Mapping[str, Any]) -> str:

@@ -10,12 +10,15 @@ from typing import Any
 
 from slimmer.report import seccomp_view
 from slimmer.report.common import (
+    cache_line,
     context_rows,
+    critical_path,
     dockerfile_sizes,
     facts_rows,
     human_bytes,
     md_cell,
     md_code,
+    phase_bar,
 )
 
 LIMIT = 50  # rows per list: the whole report stays far below GitHub's 1 MiB
@@ -207,12 +210,23 @@ def _warnings(doc: Mapping[str, Any]) -> str:
 
 
 def _phases(doc: Mapping[str, Any]) -> str:
+    """Each phase's wall time and its time on the critical path (phases overlap: the
+    source is read beside its tracing), with a bar of both, and the peak RSS."""
+    phases = doc["phases"]
+    crit = critical_path(phases)
+    total = sum(crit)
     rows = [
-        (p["name"], f"{p['seconds']:.1f} s",
+        (p["name"], f"{p['seconds']:.1f} s", f"{c:.1f} s",
+         phase_bar(p["seconds"], c, total),
          human_bytes(p["peak_rss_bytes"]) if p.get("peak_rss_bytes") else "")
-        for p in doc["phases"]
+        for p, c in zip(phases, crit, strict=True)
     ]  # fmt: skip
-    return _details("Time and peak memory by phase", _table(("phase", "time", "peak RSS"), rows))
+    head = ("phase", "wall time", "on the critical path", "█ critical, ░ beside", "peak RSS")
+    body = _table(head, rows)
+    cached = cache_line(doc)
+    if cached is not None:
+        body += f"\n\nFrom the read cache: {md_cell(cached)}."
+    return _details("Time and peak memory by phase", body)
 
 
 def _findings(doc: Mapping[str, Any]) -> str:

@@ -15,7 +15,13 @@ from slimmer.pipeline.slim import SlimResult
 from slimmer.pipeline.summary import ImageFacts
 from slimmer.plan.keep import KeepSet, Reason
 from slimmer.report import seccomp_view
-from slimmer.report.common import context_rows, dockerfile_sizes, human_bytes
+from slimmer.report.common import (
+    cache_line,
+    compressed_cell,
+    context_rows,
+    dockerfile_sizes,
+    human_bytes,
+)
 from slimmer.report.lint_view import delta_to_json
 from slimmer.trace.probes import ProbeResult
 
@@ -69,6 +75,22 @@ def to_json(r: SlimResult) -> dict[str, Any]:
         "findings": delta_to_json(r.findings) if r.findings is not None else None,
         **_context_json(r),
         **({"seccomp": seccomp_view.to_json(r.seccomp)} if r.seccomp is not None else {}),
+        **_cache_json(r),
+    }
+
+
+def _cache_json(r: SlimResult) -> dict[str, Any]:
+    """`cache`, only when the run had a read cache: what came from it."""
+    if r.cache is None:
+        return {}
+    c = r.cache
+    return {
+        "cache": {
+            "image": c.image,
+            "compressed_size": c.compressed,
+            "parsed_sources": c.parsed,
+            "parsed_sources_new": c.parsed_new,
+        }
     }
 
 
@@ -83,15 +105,18 @@ def _context_json(r: SlimResult) -> dict[str, Any]:
 
 def _phases(r: SlimResult) -> list[dict[str, Any]]:
     peaks = dict(r.peaks)
-    return [
-        {"name": n, "seconds": round(s, 3), "peak_rss_bytes": peaks.get(n)} for n, s in r.phases
-    ]
+    out = [{"name": n, "seconds": round(s, 3), "peak_rss_bytes": peaks.get(n)} for n, s in r.phases]
+    if len(r.starts) == len(out):
+        for phase, start in zip(out, r.starts, strict=True):
+            phase["start"] = round(start, 3)
+    return out
 
 
 def _facts(f: ImageFacts) -> dict[str, Any]:
     return {
         "size_bytes": f.size_bytes,
         "compressed_bytes": f.compressed_bytes,
+        "compressed_method": f.compressed_method,
         "layers": f.layers,
         "files": f.files,
         "symlinks": f.symlinks,
@@ -267,9 +292,14 @@ def render(doc: Mapping[str, Any], report: str | None = None) -> RenderableType:
         f"{human_bytes(src['size_bytes'])} -> {human_bytes(res['size_bytes'])}  "
         f"([bold]{res['reduction']:.1f}x[/] smaller)",
     )
-    gz_before, gz_after = ((doc.get(k) or {}).get("compressed_bytes") for k in ("before", "after"))
-    if gz_before is not None and gz_after is not None:
-        t.add_row("Compressed", f"{human_bytes(gz_before)} -> {human_bytes(gz_after)} (gzip)")
+    gz_before, gz_after = (doc.get(k) or {} for k in ("before", "after"))
+    if (
+        gz_before.get("compressed_bytes") is not None
+        and gz_after.get("compressed_bytes") is not None
+    ):
+        t.add_row(
+            "Compressed", f"{compressed_cell(gz_before)} -> {compressed_cell(gz_after)} (gzip)"
+        )
     t.add_row("Files", f"{src['files']:,} -> {res['files']:,} regular files")
     _rows_base(t, doc)
     for what, detail in context_rows(doc):
@@ -279,6 +309,9 @@ def render(doc: Mapping[str, Any], report: str | None = None) -> RenderableType:
     rounds = f" after {len(v['rounds'])} rounds" if len(v["rounds"]) > 1 else ""
     t.add_row("Verification", f"{status}{rounds}")
     t.add_row("Time", ", ".join(f"{n} {s:.1f}s" for n, s in _merged(doc["phases"])))
+    cached = cache_line(doc)
+    if cached is not None:
+        t.add_row("From the cache", cached)
     reasons = sorted(doc["bytes_by_reason"].items(), key=lambda kv: -kv[1])
     t.add_row("Bytes by reason", ", ".join(f"{k} {human_bytes(n)}" for k, n in reasons))
     warnings = doc["warnings"]

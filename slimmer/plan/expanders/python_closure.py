@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import NamedTuple
 
-from slimmer.image.paths import tree_memo
+from slimmer.image.paths import content_memo
 from slimmer.model import TreeView
 from slimmer.plan.expanders.python_imports import (
     BOOTSTRAP_FROZEN,
@@ -131,8 +131,10 @@ def _imports_of(
         return Imports(frozenset(EXTENSION_IMPORTS.get(module, ()))), dirs
     main = path in mains or module in mains
     search = dirs if found is not None else (posixpath.dirname(path), *dirs)
-    key = f"python_imports:{path}\0{module}\0{is_package}\0{main}"
-    names = tree_memo(tree, key, partial(_parse_imports, tree, path, module, is_package, main))
+    key = f"python_imports:{module}\0{is_package}\0{main}"
+    names = content_memo(
+        tree, path, key, partial(_parse_imports, tree, path, module, is_package, main)
+    )
     return names, search
 
 

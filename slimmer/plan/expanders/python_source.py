@@ -30,15 +30,23 @@ fallbacks (`Fallback`): the caller keeps them only when a tried module is missin
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 _FROM = re.compile(rb"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+\(?([\w, \t]+)", re.M)
 _IMPORT = re.compile(rb"^[ \t]*import[ \t]+([\w., \t]+)", re.M)
 _DYNAMIC = re.compile(rb"""\b(?:import_module|__import__)\(\s*(['"])([A-Za-z_][\w.]*)\1""")
 IDENT = re.compile(r"^[A-Za-z_]\w*$")
 MAX_PARSE = 4_000_000  # bytes; bigger sources (generated tables) get the line scan
+
+
+def parser_fingerprint() -> str:
+    """Names this version of `parse_imports` (the digest of this module's code): results
+    kept by content digest (`slimmer.image.cache.ParsedCache`) are this parser's only."""
+    return "imports-" + hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 def absolute_name(name: str, level: int, package: str) -> str | None:

@@ -1,0 +1,136 @@
+"""Reading a `docker save` archive while the engine is still writing it.
+
+The engine writes a legacy `docker save` archive layer by layer (`<id>/layer.tar`
+members, each a plain tar), and its `manifest.json`, which says which member is
+which layer, last. Parsing each layer as its bytes arrive, instead of after the
+whole save, takes the parse off the wait for the save: `save_and_parse` runs the
+save in a thread and follows the growing file in the caller's thread, parsing
+every `*/layer.tar` member into `LayerChanges`, keyed by where its bytes start in
+the file. Once the save has ended, the reader opens the archive as usual and
+takes each layer's changes by that offset (`take`), giving them their layer's
+index and digest; a layer not parsed here (an archive of another shape, a member
+compressed) is read the usual way then.
+
+Any trouble while following (a layer tar the parser refuses, an outer archive
+cut short) drops what was parsed early: the usual read of the finished archive
+then reports the error with the layer's name.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from slimmer.errors import ImageReadError
+from slimmer.image.filetree import LayerChanges, WantContent, read_layer, stream_members
+from slimmer.image.store import ContentStore
+
+POLL = 0.02  # seconds between looks at a file that has not grown
+_PLACEHOLDER = "sha256:"  # the digest of a layer parsed before the manifest named it
+
+
+class _Growing(io.RawIOBase):
+    """A file being written: a read at its end waits for more bytes, until `done`."""
+
+    def __init__(self, path: Path, done: threading.Event) -> None:
+        self._fh = open(path, "rb")  # noqa: SIM115  # closed by close()
+        self._done = done
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while True:
+            n = self._fh.readinto(buffer)
+            if n:
+                return n
+            if self._done.is_set():  # bytes written between the read and the check
+                return self._fh.readinto(buffer) or 0
+            self._done.wait(POLL)
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def save_and_parse(
+    save: Callable[[str, Path], str],
+    name: str,
+    spool: Path,
+    store: ContentStore,
+    want: WantContent,
+) -> tuple[str, dict[int, LayerChanges]]:
+    """`save(name, spool)` in a thread while the caller parses the layers it writes:
+    the image ID, and the changes of each layer parsed, by its offset in `spool`.
+    An error of the save is raised here, once the parse has stopped."""
+    spool.touch()
+    done = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["id"] = save(name, spool)
+        except BaseException as exc:  # raised in the caller's thread below
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run, name="slimmer-save", daemon=True)
+    thread.start()
+    try:
+        early = _parse_following(spool, done, store, want)
+    except (ImageReadError, tarfile.TarError, EOFError, OSError, ValueError):
+        early = {}  # the usual read of the finished archive says what is wrong
+    # the save ends (or fails) before its file is read again; a Ctrl-C here does not
+    # wait for it (the caller removes the spool, and the process ends)
+    thread.join()
+    error = outcome.get("error")
+    if isinstance(error, BaseException):
+        raise error
+    return str(outcome["id"]), early
+
+
+def _parse_following(
+    spool: Path, done: threading.Event, store: ContentStore, want: WantContent
+) -> dict[int, LayerChanges]:
+    early: dict[int, LayerChanges] = {}
+    with io.BufferedReader(_Growing(spool, done), 1 << 20) as stream:
+        with tarfile.open(fileobj=stream, mode="r|") as outer:
+            for info in stream_members(outer):
+                if not (info.isfile() and info.name.endswith("/layer.tar")):
+                    continue
+                member = outer.extractfile(info)
+                if member is None:
+                    continue
+                # guessed: the n-th is layer n (a legacy save writes the layer
+                # directories sorted by their v1 IDs, so `take` often corrects it)
+                index, origin = len(early), (spool, info.offset_data)
+                changes = read_layer(member, index, _PLACEHOLDER, store, want, origin)
+                early[info.offset_data] = changes
+    return early
+
+
+def take(
+    early: dict[int, LayerChanges], offset: int, index: int, digest: str
+) -> LayerChanges | None:
+    """The changes parsed early of the layer whose tar starts at `offset` in the spool,
+    as layer `index` (`digest`) of the image; None when it was not parsed early."""
+    changes = early.pop(offset, None)
+    if changes is None:
+        return None
+    where = f"layer {index + 1} ({digest[:19]})"
+    placeholder = f"layer {changes.index + 1} ({_PLACEHOLDER})"
+    changes.warnings[:] = [
+        replace(w, where=where) if w.where == placeholder else w for w in changes.warnings
+    ]
+    if changes.index != index:  # each entry records the layer it came from
+        # (a hardlink is known by the identity of its entry: moved together)
+        moved = {id(e): replace(e, layer=index) for e in changes.entries}
+        changes.hardlinks[:] = [(moved[id(e)], to) for e, to in changes.hardlinks]
+        changes.entries[:] = [moved[id(e)] for e in changes.entries]
+    changes.index, changes.digest = index, digest
+    return changes

@@ -1,0 +1,92 @@
+"""The compressed size the slim report shows: stored, full or a sampled estimate
+(slimmer.image.compressed), checked against Python's own gzip module."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+from slimmer.image.archive import open_archive
+from slimmer.image.cache import ReadCache
+from slimmer.image.compressed import (
+    BLOCK,
+    ERROR_BOUND,
+    SAMPLES,
+    Compressed,
+    estimate_image,
+    estimate_layer,
+    sample_offsets,
+)
+from tests.synth import M, docker_archive, layer, oci_layout
+
+
+def _mixed_layer(seed: int, megabytes: int) -> bytes:
+    """A layer of files of uneven content: text, random bytes, runs, as real layers are
+    (seeded: the same bytes every run)."""
+    rng = random.Random(seed)
+    words = [rng.randbytes(rng.randint(2, 9)).hex() for _ in range(2000)]
+    members: list[M] = []
+    total = 0
+    while total < megabytes << 20:
+        kind, size = rng.choice(("text", "random", "run")), rng.randint(10_000, 2_000_000)
+        if kind == "text":
+            data = " ".join(rng.choices(words, k=size // 8)).encode()[:size]
+        elif kind == "random":
+            data = rng.randbytes(size)
+        else:
+            data = bytes([rng.randrange(256)]) * size
+        members.append(M(f"f{len(members)}", data=data))
+        total += size
+    return layer(*members)
+
+
+def test_sample_offsets_are_fixed_and_spread_over_the_layer() -> None:
+    size = 100 << 20
+    offsets = sample_offsets(size)
+    assert offsets == sample_offsets(size)  # deterministic
+    assert len(offsets) == SAMPLES and offsets == tuple(sorted(offsets))
+    assert offsets[0] > 0 and offsets[-1] + BLOCK < size
+    gaps = {b - a for a, b in zip(offsets, offsets[1:], strict=False)}
+    assert max(gaps) - min(gaps) <= 1  # one block per equal stratum
+
+
+def test_a_large_layer_is_estimated_within_the_bound_of_gzip(tmp_path: Path) -> None:
+    data = _mixed_layer(7, 48)
+    archive = open_archive("docker-archive", docker_archive(tmp_path / "d.tar", [data]))
+    estimate = estimate_layer(archive.layers[0])
+    full = len(gzip.compress(data, compresslevel=6, mtime=0))
+    assert estimate.method == "sampled" and estimate.estimated
+    assert abs(estimate.bytes - full) <= ERROR_BOUND * full, (estimate.bytes, full)
+    assert estimate_layer(archive.layers[0]) == estimate  # the same figure again
+
+
+def test_a_small_layer_is_compressed_whole_and_a_gzip_blob_is_its_own_size(
+    tmp_path: Path,
+) -> None:
+    data = layer(M("a", data=b"hello " * 50_000))
+    archive = open_archive("docker-archive", docker_archive(tmp_path / "d.tar", [data]))
+    full = Compressed(len(gzip.compress(data, compresslevel=6, mtime=0)), "full")
+    assert estimate_layer(archive.layers[0]) == full
+    oci = open_archive("oci", oci_layout(tmp_path / "oci", [data]))
+    blobs = list((tmp_path / "oci" / "blobs" / "sha256").iterdir())
+    stored = estimate_layer(oci.layers[0])
+    assert stored.method == "stored" and not stored.estimated
+    assert stored.bytes in {p.stat().st_size for p in blobs}
+    # an image's figure is as good as its worst layer's
+    both = estimate_image([archive.layers[0], oci.layers[0]])
+    assert both == Compressed(full.bytes + stored.bytes, "full")
+
+
+def test_the_cache_keeps_the_better_figure(tmp_path: Path) -> None:
+    cache = ReadCache(tmp_path / "cache")
+    image_id = "sha256:" + "a" * 64
+    assert cache.compressed(image_id) is None
+    cache.note_compressed(image_id, Compressed(100, "full"))
+    cache.note_compressed(image_id, Compressed(90, "sampled"))  # worse: not kept
+    assert cache.compressed(image_id) == Compressed(100, "full")
+    cache.note_compressed(image_id, Compressed(95, "stored"))
+    assert cache.compressed(image_id) == Compressed(95, "stored")
+    # an entry an older slimmer wrote: a bare number, a full gzip
+    (tmp_path / "cache" / "images" / (image_id.replace(":", "-") + ".gzip-bytes")).write_text("7")
+    assert cache.compressed(image_id) == Compressed(7, "full")
