@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,26 @@ def cleanup(engine: Engine) -> Iterator[Cleanup]:
         made |= {doc["result"]["id"], *(r["image_id"] for r in doc["verification"]["rounds"])}
     extra = [x for x in engine.leftovers() if x.kind == "image" and x.id not in before]
     assert [x for x in extra if x.id in made] == [], "slimmer left images behind"
+
+
+IndexPusher = Callable[[str, str], tuple[str, dict[str, str]]]
+
+
+@pytest.fixture
+def two_platform_index(
+    engine: Engine,
+    plain_registry: LocalRegistry,
+    fixture_images: dict[str, str],
+    arm64_images: dict[str, str],
+) -> IndexPusher:
+    """Push fixture NAME's amd64 and arm64 images to the plain registry as one index at
+    REPO:TAG; the index's ref and each platform's manifest digest."""
+
+    def push(name: str, at: str) -> tuple[str, dict[str, str]]:
+        images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
+        return push_index_to(engine, images, plain_registry, at)
+
+    return push
 
 
 def _platforms(raw: bytes) -> dict[str, str]:
@@ -281,16 +301,14 @@ def test_without_platform_a_pulled_index_is_slimmed_on_what_the_engine_runs(
 def test_when_a_platform_does_not_verify_nothing_is_pushed_and_the_exit_is_4(
     engine: Engine,
     plain_registry: LocalRegistry,
-    fixture_images: dict[str, str],
-    arm64_images: dict[str, str],
+    two_platform_index: IndexPusher,
     cleanup: Cleanup,
     tmp_path: Path,
 ) -> None:
     """The stylesheet the probes fetch is excluded: every platform's slim image answers
     404 where the original answered 200, so none is tagged and nothing is pushed."""
     name = "nginx-static"
-    images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
-    source, _ = push_index_to(engine, images, plain_registry, "mp/failing:1")
+    source, _ = two_platform_index(name, "mp/failing:1")
     out = f"{plain_registry.host}/mp/failing:1-slim"
     cleanup.extend([out, f"{out}-arm64"])
     probes = ROOT / "fixtures" / name / "probe.toml"
@@ -312,14 +330,12 @@ def test_when_a_platform_does_not_verify_nothing_is_pushed_and_the_exit_is_4(
 def test_one_file_options_with_several_platforms_are_a_usage_error_before_any_work(
     engine: Engine,
     plain_registry: LocalRegistry,
-    fixture_images: dict[str, str],
-    arm64_images: dict[str, str],
+    two_platform_index: IndexPusher,
     cleanup: Cleanup,
     tmp_path: Path,
 ) -> None:
     name = "nginx-static"
-    images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
-    source, digests = push_index_to(engine, images, plain_registry, "mp/onefile:1")
+    source, digests = two_platform_index(name, "mp/onefile:1")
     out = f"{plain_registry.host}/mp/onefile:1-slim"
     cleanup.extend([out, f"{out}-arm64"])
     res = run_slim(source, "-o", out, "--platform", "all", "--dockerfile", str(tmp_path / "D"))
@@ -332,13 +348,11 @@ def test_one_file_options_with_several_platforms_are_a_usage_error_before_any_wo
 def test_one_named_platform_is_tagged_out_and_pushed_as_an_index_of_one(
     engine: Engine,
     plain_registry: LocalRegistry,
-    fixture_images: dict[str, str],
-    arm64_images: dict[str, str],
+    two_platform_index: IndexPusher,
     cleanup: Cleanup,
 ) -> None:
     name = "nginx-static"
-    images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
-    source, _ = push_index_to(engine, images, plain_registry, "mp/one:1")
+    source, _ = two_platform_index(name, "mp/one:1")
     out = f"{plain_registry.host}/mp/one:1-slim"
     cleanup.extend([out, f"{out}-arm64"])
     probes = ROOT / "fixtures" / name / "probe.toml"
@@ -360,9 +374,7 @@ def test_one_named_platform_is_tagged_out_and_pushed_as_an_index_of_one(
 
 def test_base_auto_puts_each_platform_on_the_base_of_its_own_platform(
     engine: Engine,
-    plain_registry: LocalRegistry,
-    fixture_images: dict[str, str],
-    arm64_images: dict[str, str],
+    two_platform_index: IndexPusher,
     cleanup: Cleanup,
     tmp_path: Path,
 ) -> None:
@@ -370,8 +382,7 @@ def test_base_auto_puts_each_platform_on_the_base_of_its_own_platform(
     arm64 one on the arm64 base (built from Debian's arm64 packages when missing), and
     each verifies and answers its held-out probes."""
     name = "nginx-static"
-    images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
-    source, _ = push_index_to(engine, images, plain_registry, "mp/based:1")
+    source, _ = two_platform_index(name, "mp/based:1")
     out = "slimmer-test/mp-based:slim"
     cleanup.extend([out, f"{out}-arm64"])
     probes = ROOT / "fixtures" / name / "probe.toml"
@@ -416,15 +427,12 @@ def _inspect(*args: str) -> Any:
 def test_inspect_of_each_platform_from_the_index_equals_the_pulled_image(
     name: str,
     engine: Engine,
-    plain_registry: LocalRegistry,
-    fixture_images: dict[str, str],
-    arm64_images: dict[str, str],
+    two_platform_index: IndexPusher,
     cleanup: Cleanup,
 ) -> None:
     """`slim inspect registry:REF --platform P` reads P's image straight from the index;
     its numbers equal `slim inspect` of that image pulled to the engine by digest."""
-    images = {"linux/amd64": fixture_images[name], "linux/arm64": arm64_images[name]}
-    source, digests = push_index_to(engine, images, plain_registry, f"mp/inspect-{name}:1")
+    source, digests = two_platform_index(name, f"mp/inspect-{name}:1")
     repo = source.rsplit(":", 1)[0]
     for platform, digest in digests.items():
         remote = _inspect(f"registry:{source}", "--platform", platform)
