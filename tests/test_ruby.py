@@ -257,27 +257,48 @@ def test_only_the_specs_of_gems_in_use_and_their_dependencies_are_kept() -> None
 
 
 ENC = "/usr/lib/x86_64-linux-gnu/ruby/3.1.0/enc"
-ENCODINGS: dict[str, Spec] = {
-    f"{ENC}/{n}": SO
-    for n in ("encdb.so", "utf_16le.so", "shift_jis.so", "trans/transdb.so", "trans/japanese.so")
-}
+ENC_FILES = (
+    "encdb.so",
+    "utf_16le.so",
+    "shift_jis.so",
+    "windows_31j.so",
+    "euc_jp.so",
+    "iso_8859_1.so",
+    "trans/transdb.so",
+    "trans/japanese.so",
+    "trans/japanese_sjis.so",
+    "trans/japanese_euc.so",
+    "trans/single_byte.so",
+)
+ENCODINGS: dict[str, Spec] = {f"{ENC}/{n}": SO for n in ENC_FILES}
+CORE = {f"{ENC}/encdb.so", f"{ENC}/utf_16le.so", f"{ENC}/trans/transdb.so"}
 
 
-def _enc(tree: MemTree, traced: Iterable[str] = (), **config: Any) -> set[str]:
+def _adds(tree: MemTree, traced: Iterable[str] = (), **config: Any) -> dict[str, Addition]:
     context = ctx(tree, ["/usr/bin/ruby3.1", "/srv/app/server.rb"], **config)
     context = ProfileContext(
         context.tree, context.config, frozenset(traced), context.executed, context.kept
     )
-    return {a.path for a in run(context) if a.path.startswith(ENC) and a.path.endswith(".so")}
+    return {a.path: a for a in run(context) if a.path.startswith(ENC) and a.path.endswith(".so")}
+
+
+def _enc(tree: MemTree, traced: Iterable[str] = (), **config: Any) -> set[str]:
+    return set(_adds(tree, traced, **config))
+
+
+def _app(code: bytes) -> MemTree:
+    return ruby_tree({**ENCODINGS, "/srv/app/lib/router.rb": code})
 
 
 def test_encodings_core_set_without_evidence() -> None:
-    core = {f"{ENC}/encdb.so", f"{ENC}/utf_16le.so", f"{ENC}/trans/transdb.so"}
-    assert _enc(ruby_tree(ENCODINGS)) == core
+    assert _enc(ruby_tree(ENCODINGS)) == CORE
     # Ruby's own library converting encodings is not evidence: the app chooses
     lib = {f"{LIB}/json.rb": b"require 'json/common'\ndef c(s) = s.force_encoding(e)\n"}
-    assert _enc(ruby_tree({**ENCODINGS, **lib})) == core
-    assert _enc(ruby_tree(ENCODINGS), Env=["LANG=C.UTF-8", "LC_ALL=en_US.utf8"]) == core
+    assert _enc(ruby_tree({**ENCODINGS, **lib})) == CORE
+    assert _enc(ruby_tree(ENCODINGS), Env=["LANG=C.UTF-8", "LC_ALL=en_US.utf8"]) == CORE
+    # no encoding named: options only, no argument, a method of that name defined
+    for code in (b"s.encode(xml: :text)\n", b"s.encode\n", b"def encode(x) = x\n"):
+        assert _enc(_app(code)) <= CORE | {f"{ENC}/trans/escape.so"}, code
 
 
 def test_encodings_whole_on_evidence() -> None:
@@ -286,12 +307,50 @@ def test_encodings_whole_on_evidence() -> None:
     assert _enc(ruby_tree(ENCODINGS), Env=["LANG=ja_JP.eucJP"]) == every
     assert _enc(ruby_tree(ENCODINGS), Env=["RUBYOPT=-Eiso-8859-1"]) == every
     for code in (
-        b"def r(b, cs) = b.force_encoding(cs)\n",
-        b"File.read(p, encoding: 'cp932')\n",
-        b"x = Encoding::Shift_JIS\n",
+        b"def r(b, cs) = b.force_encoding(cs)\n",  # computed
+        b"File.read(p, encoding: enc)\n",
+        b"s.encode(to, 'UTF-8')\n",
+        b"Encoding.find(ENV['CHARSET'])\n",
+        b"NKF.nkf('-w', s)\n",
+        b"s.encode('latin1')\n",  # a name Ruby does not know (it raises; kept whole)
+        b"x = Encoding::Klingon\n",
         b"# -*- coding: euc-jp -*-\nputs 1\n",
     ):
-        tree = ruby_tree({**ENCODINGS, "/srv/app/lib/router.rb": code})
-        assert _enc(tree) == every, code
-    tree = ruby_tree({**ENCODINGS, "/srv/app/lib/router.rb": b"# force_encoding(x)\n"})
-    assert _enc(tree) != every  # a comment is not evidence
+        assert _enc(_app(code)) == every, code
+    assert _enc(_app(b"# force_encoding(x)\n")) != every  # a comment is not evidence
+    why = _adds(_app(b"x = 1\ns.force_encoding(cs)\n"))[f"{ENC}/shift_jis.so"].reason.detail
+    assert "/srv/app/lib/router.rb:2 names an encoding at run time" in why
+
+
+def test_encodings_named_by_literals_keep_their_libraries() -> None:
+    # ISO-8859-1: its library and the single-byte transcoders to and from UTF-8
+    latin1 = {f"{ENC}/iso_8859_1.so", f"{ENC}/trans/single_byte.so"}
+    for code in (
+        b's = "h\xc3\xa9".encode("ISO-8859-1")\n',
+        b"s.force_encoding 'iso8859-1'\n",  # an alias
+        b"x = Encoding::ISO_8859_1\n",
+        b"File.open(p, 'r:iso-8859-1:utf-8')\n",
+        b"File.read(p, encoding: 'ISO-8859-1')\n",
+    ):
+        assert _enc(_app(code)) == CORE | latin1, code
+    # CP932 and SJIS are Windows-31J in Ruby 3.1: windows_31j.so, not shift_jis.so
+    sjis = {f"{ENC}/windows_31j.so", f"{ENC}/trans/japanese_sjis.so"}
+    assert _enc(_app(b"Encoding.find('cp932')\n")) == CORE | sjis
+    assert _enc(_app(b"s.encode('SJIS')\n")) == CORE | sjis
+    assert _enc(_app(b"s.encode(Encoding::Windows_31J)\n")) == CORE | sjis
+    adds = _adds(_app(b"x = 1\ns.encode('CP932')\n"))
+    why = adds[f"{ENC}/windows_31j.so"].reason.detail
+    assert why.startswith("/srv/app/lib/router.rb:2 asks Ruby for 'CP932'"), why
+
+
+def test_encodings_a_literal_pair_keeps_its_transcoder() -> None:
+    # Shift_JIS -> EUC-JP is one step, in trans/japanese.so; each side to UTF-8 too
+    kept = _enc(_app(b"s.encode('EUC-JP', 'Shift_JIS')\n"))
+    assert kept == CORE | {
+        f"{ENC}/shift_jis.so",
+        f"{ENC}/euc_jp.so",
+        f"{ENC}/trans/japanese.so",
+        f"{ENC}/trans/japanese_sjis.so",
+        f"{ENC}/trans/japanese_euc.so",
+    }
+    assert f"{ENC}/trans/japanese.so" not in _enc(_app(b"s.encode('EUC-JP')\n"))
