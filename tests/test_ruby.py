@@ -354,3 +354,20 @@ def test_encodings_a_literal_pair_keeps_its_transcoder() -> None:
         f"{ENC}/trans/japanese_euc.so",
     }
     assert f"{ENC}/trans/japanese.so" not in _enc(_app(b"s.encode('EUC-JP')\n"))
+
+
+def test_encodings_whole_when_the_image_is_not_the_table() -> None:
+    latin1 = b"s.encode('ISO-8859-1')\n"
+    assert _enc(_app(latin1)) == CORE | {f"{ENC}/iso_8859_1.so", f"{ENC}/trans/single_byte.so"}
+    # a library Ruby 3.1 does not have
+    tree = ruby_tree({**ENCODINGS, f"{ENC}/klingon.so": SO, "/srv/app/lib/router.rb": latin1})
+    assert _enc(tree) == {*ENCODINGS, f"{ENC}/klingon.so"}
+    # encdb.so declares a name the table does not know
+    encdb = File(ELF + b"UTF-8\0Shift_JIS\0Klingon-8\0rb_encdb_declare\0.rodata\0")
+    tree = ruby_tree({**ENCODINGS, f"{ENC}/encdb.so": encdb, "/srv/app/lib/router.rb": latin1})
+    adds = _adds(tree)
+    assert set(adds) == set(ENCODINGS)
+    assert "declares 'Klingon-8'" in adds[f"{ENC}/shift_jis.so"].reason.detail
+    encdb = File(ELF + b"UTF-8\0Shift_JIS\0SJIS\0rb_encdb_declare\0.rodata\0")
+    tree = ruby_tree({**ENCODINGS, f"{ENC}/encdb.so": encdb, "/srv/app/lib/router.rb": latin1})
+    assert _enc(tree) != set(ENCODINGS)

@@ -80,6 +80,10 @@ _MAGIC = re.compile(
 )
 _UTF8_LOCALE = re.compile(r"\A(|C|POSIX|[\w@]*\.(?i:utf-?8)(@\w+)?)\Z")
 COMPUTED = None
+_C_STRING = re.compile(rb"(?<=\0)[\w.:+-]{3,40}(?=\0)")
+# The C strings of an index that are not encoding names: ELF sections, symbols,
+# libraries, and the decorators of `transdb.so` (newlines, XML escapes).
+_NOT_A_NAME = re.compile(r"\A(?:[._]|rb_|Init_|lib|GLIBC_|GNU\Z)|_newline\Z|escape\Z|\Axml_")
 
 
 @dataclass(frozen=True)
@@ -224,13 +228,9 @@ def ruby_encodings(
             named.setdefault(lib, why)
     out: list[Addition] = []
     for d in dirs:
-        unknown = sorted(
-            p
-            for p in walk_below(tree, d)
-            if p.endswith(".so") and p[len(d) + 1 :] not in KNOWN_LIBRARIES
-        )
-        if evidence or (named and unknown):
-            why = evidence or f"{unknown[0]} is not in Ruby 3.1's encoding table"
+        mismatch = tree_memo(tree, f"ruby-enc-table:{d}", partial(table_mismatch, tree, d))
+        if evidence or (named and mismatch):
+            why = evidence or mismatch
             reason = Reason(
                 "profile", f"Ruby loads any encoding it is asked for: {why}", profile_name
             )
@@ -248,6 +248,27 @@ def ruby_encodings(
             if lib not in CORE_ENCODINGS and is_file(tree, f"{d}/{lib}")
         ]
     return out
+
+
+def table_mismatch(tree: TreeView, enc_dir: str) -> str:
+    """What in the image's `enc_dir` Ruby 3.1's tables (`ruby_encoding_table`) do
+    not know: a library, or an encoding name `encdb.so`/`trans/transdb.so` declare
+    (C strings there); '' when they all match."""
+    for path in sorted(walk_below(tree, enc_dir)):
+        if path.endswith(".so") and path[len(enc_dir) + 1 :] not in KNOWN_LIBRARIES:
+            return f"{path} is not in Ruby 3.1's encoding table"
+    stems = {lib.removeprefix("trans/").removesuffix(".so") for lib in KNOWN_LIBRARIES}
+    ends = {n.lower() for pair in TRANSCODERS for n in pair}
+    for index, known in (("encdb.so", NAMES.keys()), ("trans/transdb.so", ends)):
+        try:
+            data = tree.read_bytes(f"{enc_dir}/{index}")
+        except (LookupError, FileNotFoundError, OSError):
+            continue
+        for m in _C_STRING.finditer(data):
+            name = m.group().decode()
+            if name.lower() not in known and not _NOT_A_NAME.search(name) and name not in stems:
+                return f"{enc_dir}/{index} declares {name!r}, which Ruby 3.1's table does not know"
+    return ""
 
 
 def _encoding_evidence(ctx: ProfileContext, dirs: list[str]) -> str:
