@@ -314,6 +314,8 @@ def test_encodings_whole_on_evidence() -> None:
         b"NKF.nkf('-w', s)\n",
         b"s.encode('latin1')\n",  # a name Ruby does not know (it raises; kept whole)
         b"x = Encoding::Klingon\n",
+        b'File.open(p, "r:#{enc}")\n',
+        b"File.open(p, 'r:' + enc)\n",
         b"# -*- coding: euc-jp -*-\nputs 1\n",
     ):
         assert _enc(_app(code)) == every, code
@@ -330,6 +332,8 @@ def test_encodings_named_by_literals_keep_their_libraries() -> None:
         b"s.force_encoding 'iso8859-1'\n",  # an alias
         b"x = Encoding::ISO_8859_1\n",
         b"File.open(p, 'r:iso-8859-1:utf-8')\n",
+        b"File.open(p, 'rb:BOM|iso-8859-1')\n",
+        b"Encoding.default_external = 'ISO-8859-1'\n",
         b"File.read(p, encoding: 'ISO-8859-1')\n",
     ):
         assert _enc(_app(code)) == CORE | latin1, code

@@ -55,11 +55,13 @@ KNOWN_LIBRARIES = frozenset(
 _DEFAULT = "UTF-8"
 _PICKS_ENCODING = re.compile(
     r"\bforce_encoding\b|(?<!def )\bencode!?(?![\w?])|Encoding\.find\b|Encoding::Converter\b"
-    r"|\bset_encoding\b|\w*_encoding\s*(?==[^=])|\bencoding:|:encoding\s*=>"
-    r"|Encoding::(?!UTF_8\b|BINARY\b|ASCII_8BIT\b|US_ASCII\b)([A-Z]\w*)"
-    r"|['\"](?:[rwa]b?\+?|[rwa]\+?b?):(?:BOM\|)?([\w-]+)(?::([\w-]+))?"
-    r"|\b(NKF|Kconv|Iconv)\b",
+    r"|\bset_encoding\b|\w*_encoding\s*(?==[^=])|\bdefault_(?:ex|in)ternal\s*(?==[^=])"
+    r"|\bencoding:|:encoding\s*=>"
+    r"|Encoding::(?!UTF_8\b|BINARY\b|ASCII_8BIT\b|US_ASCII\b)(?P<const>[A-Z]\w*)"
+    r"|(?P<q>['\"])(?:[rwa][bt]?\+?|[rwa]\+?[bt]?):(?i:bom\|)?(?P<mode>[^'\"\s]*)(?P=q)"
+    r"|\b(?P<own>NKF|Kconv|Iconv)\b",
 )
+_MODE_NAME = re.compile(r"[\w.+-]+")
 _NOT_ENCODINGS = frozenset(
     {
         "Converter",
@@ -106,14 +108,15 @@ def encoding_uses(code: str) -> tuple[EncodingUse, ...]:
     for m in _PICKS_ENCODING.finditer(code):
         line = code.count("\n", 0, m.start()) + 1
         said = m.group(0).strip()
-        if m.group(4):  # NKF, Kconv, Iconv convert by names of their own
+        if m["own"]:  # NKF, Kconv, Iconv convert by names of their own
             out.append(EncodingUse(line, said, COMPUTED))
-        elif m.group(2):  # an I/O mode string: "r:ext:int"
-            names = tuple(n for n in (m.group(2), m.group(3)) if n)
-            out.append(EncodingUse(line, said, names, pair=len(names) == 2))
-        elif m.group(1):  # Encoding::Shift_JIS
-            if m.group(1) not in _NOT_ENCODINGS:
-                out.append(EncodingUse(line, said, (f"Encoding::{m.group(1)}",)))
+        elif m["q"]:  # an I/O mode string: "r:ext:int"; "r:#{enc}" is computed
+            parts = m["mode"].split(":")
+            names = tuple(parts) if all(_MODE_NAME.fullmatch(n) for n in parts) else COMPUTED
+            out.append(EncodingUse(line, said, names, pair=len(parts) == 2))
+        elif m["const"]:  # Encoding::Shift_JIS
+            if m["const"] not in _NOT_ENCODINGS:
+                out.append(EncodingUse(line, said, (f"Encoding::{m['const']}",)))
         elif use := _call_use(code, m, line, said):
             out.append(use)
     return tuple(out)
