@@ -297,7 +297,12 @@ def test_encodings_core_set_without_evidence() -> None:
     assert _enc(ruby_tree({**ENCODINGS, **lib})) == CORE
     assert _enc(ruby_tree(ENCODINGS), Env=["LANG=C.UTF-8", "LC_ALL=en_US.utf8"]) == CORE
     # no encoding named: options only, no argument, a method of that name defined
-    for code in (b"s.encode(xml: :text)\n", b"s.encode\n", b"def encode(x) = x\n"):
+    for code in (
+        b"s.encode(xml: :text)\n",
+        b"s.encode\n",
+        b"def encode(x) = x\n",
+        b"t = s.encode if x\n",
+    ):
         assert _enc(_app(code)) <= CORE | {f"{ENC}/trans/escape.so"}, code
 
 
@@ -310,6 +315,7 @@ def test_encodings_whole_on_evidence() -> None:
         b"def r(b, cs) = b.force_encoding(cs)\n",  # computed
         b"File.read(p, encoding: enc)\n",
         b"s.encode(to, 'UTF-8')\n",
+        b"s.encode('UTF-8', from, invalid: :replace)\n",
         b"Encoding.find(ENV['CHARSET'])\n",
         b"NKF.nkf('-w', s)\n",
         b"s.encode('latin1')\n",  # a name Ruby does not know (it raises; kept whole)

@@ -73,7 +73,12 @@ _NOT_ENCODINGS = frozenset(
 )
 _OPEN_ARGS = re.compile(r"\s*(?:=|\.(?:new|search_convpath|asciicompat_encoding)\b)?\s*\(?\s*")
 _ARG = re.compile(r"(['\"])([\w.:+-]+)\1|Encoding::(\w+)")
-_NO_NAME = re.compile(r"\)|\*\*|\w+:(?!:)|$", re.M)
+_COMMA = re.compile(r"\s*,\s*")
+# What may follow `encode` and the like when they name no encoding: nothing, an
+# option, the end of the call or statement.
+_NO_NAME = re.compile(
+    r"\)|\*\*|\w+:(?!:)|$|[.;&|}\]]|(?:if|unless|and|or|then|do|end|rescue|nil)\b", re.M
+)
 _XML = re.compile(r"[^\n]*?\bxml:")
 # A magic comment on the first two lines naming a source encoding other than UTF-8.
 _MAGIC = re.compile(
@@ -130,10 +135,11 @@ def _call_use(code: str, m: re.Match[str], line: int, said: str) -> EncodingUse 
     names: list[str] = []
     while arg := _ARG.match(code, at):
         names.append(arg.group(2) or f"Encoding::{arg.group(3)}")
-        sep = re.compile(r"\s*,\s*").match(code, arg.end())
-        if not sep:
+        if not (sep := _COMMA.match(code, arg.end())):
             break
         at = sep.end()
+        if not _ARG.match(code, at) and not _NO_NAME.match(code, at):
+            return EncodingUse(line, said, COMPUTED)  # encode("UTF-8", from)
     xml = bool(said.startswith("encode") and _XML.match(code, m.end()))
     if names:
         pair = said.startswith(("encode", "Encoding::Converter")) and len(names) >= 2
