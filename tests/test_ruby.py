@@ -302,6 +302,7 @@ def test_encodings_core_set_without_evidence() -> None:
         b"s.encode\n",
         b"def encode(x) = x\n",
         b"t = s.encode if x\n",
+        b"Encoding.default_internal = nil\n",
     ):
         assert _enc(_app(code)) <= CORE | {f"{ENC}/trans/escape.so"}, code
 
