@@ -303,6 +303,9 @@ def test_encodings_core_set_without_evidence() -> None:
         b"def encode(x) = x\n",
         b"t = s.encode if x\n",
         b"Encoding.default_internal = nil\n",
+        b"out_encoding = s.encoding\n",  # a local variable
+        b"Encoding.find('locale')\n",  # UTF-8 or US-ASCII: the locale is UTF-8 or C
+        b"File.join(d.encode(::Encoding::UTF_8))\n",
     ):
         assert _enc(_app(code)) <= CORE | {f"{ENC}/trans/escape.so"}, code
 
@@ -341,6 +344,7 @@ def test_encodings_named_by_literals_keep_their_libraries() -> None:
         b"File.open(p, 'r:iso-8859-1:utf-8')\n",
         b"File.open(p, 'rb:BOM|iso-8859-1')\n",
         b"Encoding.default_external = 'ISO-8859-1'\n",
+        b"config.default_encoding = 'ISO-8859-1'\n",
         b"File.read(p, encoding: 'ISO-8859-1')\n",
     ):
         assert _enc(_app(code)) == CORE | latin1, code

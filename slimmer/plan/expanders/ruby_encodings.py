@@ -53,9 +53,12 @@ KNOWN_LIBRARIES = frozenset(
     | {lib for libs in TRANSCODERS.values() for lib in libs}
 )
 _DEFAULT = "UTF-8"
+# The names Ruby gives the locale's charset and its defaults: UTF-8 or US-ASCII
+# here, as `-E`/`-K` and a locale that is not UTF-8 or C keep all of enc/.
+_LOCALE_NAMES = frozenset({"locale", "filesystem", "external", "internal"})
 _PICKS_ENCODING = re.compile(
     r"\bforce_encoding\b|(?<!def )\bencode!?(?![\w?])|Encoding\.find\b|Encoding::Converter\b"
-    r"|\bset_encoding\b|\w*_encoding\s*(?==[^=])|\bdefault_(?:ex|in)ternal\s*(?==[^=])"
+    r"|\bset_encoding\b|\.\w*encoding\s*(?==[^=])|\bdefault_(?:ex|in)ternal\s*(?==[^=])"
     r"|\bencoding:|:encoding\s*=>"
     r"|Encoding::(?!UTF_8\b|BINARY\b|ASCII_8BIT\b|US_ASCII\b)(?P<const>[A-Z]\w*)"
     r"|(?P<q>['\"])(?:[rwa][bt]?\+?|[rwa]\+?[bt]?):(?i:bom\|)?(?P<mode>[^'\"\s]*)(?P=q)"
@@ -72,7 +75,7 @@ _NOT_ENCODINGS = frozenset(
     }
 )
 _OPEN_ARGS = re.compile(r"\s*(?:=|\.(?:new|search_convpath|asciicompat_encoding)\b)?\s*\(?\s*")
-_ARG = re.compile(r"(['\"])([\w.:+-]+)\1|Encoding::(\w+)")
+_ARG = re.compile(r"(['\"])([\w.:+-]+)\1|(?:::)?Encoding::(\w+)")
 _COMMA = re.compile(r"\s*,\s*")
 # What may follow `encode` and the like when they name no encoding: nothing, an
 # option, the end of the call or statement.
@@ -152,6 +155,8 @@ def _call_use(code: str, m: re.Match[str], line: int, said: str) -> EncodingUse 
 def canonical(name: str) -> str | None:
     """The encoding Ruby gives `name` (a name, an alias or an `Encoding::` constant),
     None when Ruby 3.1 does not know it."""
+    if name.lower() in _LOCALE_NAMES:
+        return _DEFAULT
     if name.startswith("Encoding::"):
         const = name.removeprefix("Encoding::").lower()
         found = {c for n, (c, _) in NAMES.items() if re.sub(r"[^0-9a-z]", "_", n) == const}
