@@ -295,6 +295,10 @@ def test_encodings_core_set_without_evidence() -> None:
     # Ruby's own library converting encodings is not evidence: the app chooses
     lib = {f"{LIB}/json.rb": b"require 'json/common'\ndef c(s) = s.force_encoding(e)\n"}
     assert _enc(ruby_tree({**ENCODINGS, **lib})) == CORE
+    # its literal names count: Ruby loads what it names
+    lib = {f"{LIB}/json.rb": b"require 'json/common'\ndef c(s) = s.encode('ISO-8859-1')\n"}
+    latin1 = {f"{ENC}/iso_8859_1.so", f"{ENC}/trans/single_byte.so"}
+    assert _enc(ruby_tree({**ENCODINGS, **lib})) == CORE | latin1
     assert _enc(ruby_tree(ENCODINGS), Env=["LANG=C.UTF-8", "LC_ALL=en_US.utf8"]) == CORE
     # no encoding named: options only, no argument, a method of that name defined
     for code in (

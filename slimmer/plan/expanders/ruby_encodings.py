@@ -225,19 +225,21 @@ def ruby_encodings(
     the core traced, a non-UTF-8 locale or `-E`/`-K` in RUBYOPT, a magic comment,
     app or gem code (not Ruby's own library) naming an encoding at run time or by
     a name Ruby's table does not settle; else the core set and the libraries of
-    the encodings named by literals."""
+    the encodings kept code names by literals (Ruby's own library too)."""
     tree = ctx.tree
     dirs = [d for g in ENC_DIR_GLOBS for d in expand(tree, compile_glob(g)) if is_dir(tree, d)]
     if not dirs:
         return []
     own = tuple(d + "/" for d in load_path if not in_gem_dir(tree, d))
-    sources = sorted(p for p in code if p.endswith(".rb") and not p.startswith(own))
     evidence = _encoding_evidence(ctx, dirs)
     named: dict[str, str] = {}
-    for path in sources:
+    for path in sorted(p for p in code if p.endswith(".rb")):
         if evidence:
             break
-        evidence, libs = _source_libraries(tree, path)
+        said, libs = _source_libraries(tree, path)
+        # Ruby's own library counts with its literal names (cgi/util's
+        # Encoding::ISO_8859_1), not its computed ones: its caller picks those
+        evidence = "" if path.startswith(own) else said
         for lib, why in libs.items():
             named.setdefault(lib, why)
     out: list[Addition] = []
@@ -309,17 +311,18 @@ def _source_libraries(tree: TreeView, path: str) -> tuple[str, dict[str, str]]:
 
 def _read_source(tree: TreeView, path: str) -> tuple[str, dict[str, str]]:
     text = read_text(tree, path) or ""
+    evidence = ""
     if magic := _MAGIC.search(text):
-        return f"{path} says {magic.group(0).strip()!r}", {}
+        evidence = f"{path} says {magic.group(0).strip()!r}"
     out: dict[str, str] = {}
     for use in encoding_uses(ruby_code(text)):
         where = f"{path}:{use.line}"
         libs = use_libraries(use)
         names = ", ".join(map(repr, use.names or ()))
         if libs is None and use.names is COMPUTED:
-            return f"{where} names an encoding at run time ({use.said!r})", {}
-        if libs is None:
-            return f"{where} names {names}, which Ruby 3.1 does not know", {}
-        for lib, serves in libs.items():
+            evidence = evidence or f"{where} names an encoding at run time ({use.said!r})"
+        elif libs is None:
+            evidence = evidence or f"{where} names {names}, which Ruby 3.1 does not know"
+        for lib, serves in (libs or {}).items():
             out.setdefault(lib, f"{where} asks Ruby for {names}: {serves} needs enc/{lib}")
-    return "", out
+    return evidence, out
