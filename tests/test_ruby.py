@@ -10,6 +10,7 @@ from typing import Any
 from slimmer.model import ImageConfig
 from slimmer.plan.expanders import EXPANDERS
 from slimmer.plan.expanders.ruby import resolve_require, ruby_load_path
+from slimmer.plan.expanders.ruby_encodings import CORE_ENCODINGS, KNOWN_LIBRARIES, table_mismatch
 from slimmer.plan.expanders.ruby_gems import gemspec_dependencies, gemspec_require_paths
 from slimmer.plan.expanders.ruby_source import SELF, ruby_code, ruby_specs
 from slimmer.plan.keep import Addition, ProfileContext
@@ -390,3 +391,34 @@ def test_encodings_whole_when_the_image_is_not_the_table() -> None:
     encdb = File(ELF + b"UTF-8\0Shift_JIS\0SJIS\0rb_encdb_declare\0.rodata\0")
     tree = ruby_tree({**ENCODINGS, f"{ENC}/encdb.so": encdb, "/srv/app/lib/router.rb": latin1})
     assert _enc(tree) != set(ENCODINGS)
+
+
+# The libraries of Debian bookworm's ruby3.1 (`ls enc enc/trans` in the ruby-http
+# fixture): every one is in the tables, so literal names keep only their own.
+DEBIAN_RUBY31_ENC = (
+    "big5 cesu_8 cp949 emacs_mule encdb euc_jp euc_kr euc_tw gb18030 gb2312 gbk iso_8859_1"
+    " iso_8859_10 iso_8859_11 iso_8859_13 iso_8859_14 iso_8859_15 iso_8859_16 iso_8859_2"
+    " iso_8859_3 iso_8859_4 iso_8859_5 iso_8859_6 iso_8859_7 iso_8859_8 iso_8859_9 koi8_r"
+    " koi8_u shift_jis utf_16be utf_16le utf_32be utf_32le windows_1250 windows_1251"
+    " windows_1252 windows_1253 windows_1254 windows_1257 windows_31j trans/big5 trans/cesu_8"
+    " trans/chinese trans/ebcdic trans/emoji trans/emoji_iso2022_kddi trans/emoji_sjis_docomo"
+    " trans/emoji_sjis_kddi trans/emoji_sjis_softbank trans/escape trans/gb18030 trans/gbk"
+    " trans/iso2022 trans/japanese trans/japanese_euc trans/japanese_sjis trans/korean"
+    " trans/single_byte trans/transdb trans/utf8_mac trans/utf_16_32"
+).split()
+
+
+def test_encodings_table_knows_debian_ruby31() -> None:
+    files = {f"{n}.so" for n in DEBIAN_RUBY31_ENC}
+    assert files == set(KNOWN_LIBRARIES)
+    tree = ruby_tree({f"{ENC}/{n}": SO for n in files})
+    assert table_mismatch(tree, ENC) == ""
+    kept = _enc(
+        ruby_tree(
+            {**{f"{ENC}/{n}": SO for n in files}, "/srv/app/lib/router.rb": b"s.encode('GB2312')\n"}
+        )
+    )
+    assert kept == {f"{ENC}/{n}" for n in CORE_ENCODINGS} | {
+        f"{ENC}/euc_kr.so",
+        f"{ENC}/trans/chinese.so",
+    }

@@ -403,3 +403,6 @@ def _transcoder_rows() -> dict[tuple[str, str], tuple[str, ...]]:
 NAMES = _name_rows()
 # (source, destination) encoding -> libraries of that direct transcoder.
 TRANSCODERS = _transcoder_rows()
+# Libraries Ruby 3.1 ships that no name loads: `encdb.so` declares GB2312 a
+# replica of EUC-KR, so `Encoding.find("GB2312")` loads euc_kr.so, not gb2312.so.
+UNLOADED = frozenset({"gb2312.so"})

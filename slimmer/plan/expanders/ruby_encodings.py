@@ -28,7 +28,7 @@ from slimmer.image.paths import (
     walk_below,
 )
 from slimmer.model import TreeView
-from slimmer.plan.expanders.ruby_encoding_table import NAMES, TRANSCODERS
+from slimmer.plan.expanders.ruby_encoding_table import NAMES, TRANSCODERS, UNLOADED
 from slimmer.plan.expanders.ruby_gems import in_gem_dir
 from slimmer.plan.expanders.ruby_source import ruby_code
 from slimmer.plan.keep import Addition, ProfileContext, Reason
@@ -48,7 +48,7 @@ CORE_ENCODINGS = (
 # The XML escaping decorators of `encode(xml: :text)`.
 XML_ESCAPE = "trans/escape.so"
 KNOWN_LIBRARIES = frozenset(
-    {*CORE_ENCODINGS, XML_ESCAPE}
+    {*CORE_ENCODINGS, XML_ESCAPE, *UNLOADED}
     | {lib for _, libs in NAMES.values() for lib in libs}
     | {lib for libs in TRANSCODERS.values() for lib in libs}
 )
