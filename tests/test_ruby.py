@@ -270,6 +270,7 @@ ENC_FILES = (
     "trans/japanese_sjis.so",
     "trans/japanese_euc.so",
     "trans/single_byte.so",
+    "trans/escape.so",
 )
 ENCODINGS: dict[str, Spec] = {f"{ENC}/{n}": SO for n in ENC_FILES}
 CORE = {f"{ENC}/encdb.so", f"{ENC}/utf_16le.so", f"{ENC}/trans/transdb.so"}
@@ -312,7 +313,8 @@ def test_encodings_core_set_without_evidence() -> None:
         b"Encoding.find('locale')\n",  # UTF-8 or US-ASCII: the locale is UTF-8 or C
         b"File.join(d.encode(::Encoding::UTF_8))\n",
     ):
-        assert _enc(_app(code)) <= CORE | {f"{ENC}/trans/escape.so"}, code
+        xml = {f"{ENC}/trans/escape.so"} if b"xml" in code else set()
+        assert _enc(_app(code)) == CORE | xml, code
 
 
 def test_encodings_whole_on_evidence() -> None:
@@ -361,6 +363,12 @@ def test_encodings_named_by_literals_keep_their_libraries() -> None:
     adds = _adds(_app(b"x = 1\ns.encode('CP932')\n"))
     why = adds[f"{ENC}/windows_31j.so"].reason.detail
     assert why.startswith("/srv/app/lib/router.rb:2 asks Ruby for 'CP932'"), why
+    adds = _adds(_app(b"s.encode(xml: :text)\n"))
+    why = adds[f"{ENC}/trans/escape.so"].reason.detail
+    assert (
+        why
+        == "/srv/app/lib/router.rb:1 asks Ruby for XML escaping, which needs enc/trans/escape.so"
+    )
 
 
 def test_encodings_a_literal_pair_keeps_its_transcoder() -> None:

@@ -324,5 +324,6 @@ def _read_source(tree: TreeView, path: str) -> tuple[str, dict[str, str]]:
         elif libs is None:
             evidence = evidence or f"{where} names {names}, which Ruby 3.1 does not know"
         for lib, serves in (libs or {}).items():
-            out.setdefault(lib, f"{where} asks Ruby for {names}: {serves} needs enc/{lib}")
+            asks = f"{names}: {serves}" if names else serves
+            out.setdefault(lib, f"{where} asks Ruby for {asks}, which needs enc/{lib}")
     return evidence, out
