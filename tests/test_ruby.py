@@ -10,6 +10,7 @@ from typing import Any
 from slimmer.model import ImageConfig
 from slimmer.plan.expanders import EXPANDERS
 from slimmer.plan.expanders.ruby import resolve_require, ruby_load_path
+from slimmer.plan.expanders.ruby_encodings import CORE_ENCODINGS, KNOWN_LIBRARIES, table_mismatch
 from slimmer.plan.expanders.ruby_gems import gemspec_dependencies, gemspec_require_paths
 from slimmer.plan.expanders.ruby_source import SELF, ruby_code, ruby_specs
 from slimmer.plan.keep import Addition, ProfileContext
@@ -257,27 +258,63 @@ def test_only_the_specs_of_gems_in_use_and_their_dependencies_are_kept() -> None
 
 
 ENC = "/usr/lib/x86_64-linux-gnu/ruby/3.1.0/enc"
-ENCODINGS: dict[str, Spec] = {
-    f"{ENC}/{n}": SO
-    for n in ("encdb.so", "utf_16le.so", "shift_jis.so", "trans/transdb.so", "trans/japanese.so")
-}
+ENC_FILES = (
+    "encdb.so",
+    "utf_16le.so",
+    "shift_jis.so",
+    "windows_31j.so",
+    "euc_jp.so",
+    "iso_8859_1.so",
+    "trans/transdb.so",
+    "trans/japanese.so",
+    "trans/japanese_sjis.so",
+    "trans/japanese_euc.so",
+    "trans/single_byte.so",
+    "trans/escape.so",
+)
+ENCODINGS: dict[str, Spec] = {f"{ENC}/{n}": SO for n in ENC_FILES}
+CORE = {f"{ENC}/encdb.so", f"{ENC}/utf_16le.so", f"{ENC}/trans/transdb.so"}
 
 
-def _enc(tree: MemTree, traced: Iterable[str] = (), **config: Any) -> set[str]:
+def _adds(tree: MemTree, traced: Iterable[str] = (), **config: Any) -> dict[str, Addition]:
     context = ctx(tree, ["/usr/bin/ruby3.1", "/srv/app/server.rb"], **config)
     context = ProfileContext(
         context.tree, context.config, frozenset(traced), context.executed, context.kept
     )
-    return {a.path for a in run(context) if a.path.startswith(ENC) and a.path.endswith(".so")}
+    return {a.path: a for a in run(context) if a.path.startswith(ENC) and a.path.endswith(".so")}
+
+
+def _enc(tree: MemTree, traced: Iterable[str] = (), **config: Any) -> set[str]:
+    return set(_adds(tree, traced, **config))
+
+
+def _app(code: bytes) -> MemTree:
+    return ruby_tree({**ENCODINGS, "/srv/app/lib/router.rb": code})
 
 
 def test_encodings_core_set_without_evidence() -> None:
-    core = {f"{ENC}/encdb.so", f"{ENC}/utf_16le.so", f"{ENC}/trans/transdb.so"}
-    assert _enc(ruby_tree(ENCODINGS)) == core
+    assert _enc(ruby_tree(ENCODINGS)) == CORE
     # Ruby's own library converting encodings is not evidence: the app chooses
     lib = {f"{LIB}/json.rb": b"require 'json/common'\ndef c(s) = s.force_encoding(e)\n"}
-    assert _enc(ruby_tree({**ENCODINGS, **lib})) == core
-    assert _enc(ruby_tree(ENCODINGS), Env=["LANG=C.UTF-8", "LC_ALL=en_US.utf8"]) == core
+    assert _enc(ruby_tree({**ENCODINGS, **lib})) == CORE
+    # its literal names count: Ruby loads what it names
+    lib = {f"{LIB}/json.rb": b"require 'json/common'\ndef c(s) = s.encode('ISO-8859-1')\n"}
+    latin1 = {f"{ENC}/iso_8859_1.so", f"{ENC}/trans/single_byte.so"}
+    assert _enc(ruby_tree({**ENCODINGS, **lib})) == CORE | latin1
+    assert _enc(ruby_tree(ENCODINGS), Env=["LANG=C.UTF-8", "LC_ALL=en_US.utf8"]) == CORE
+    # no encoding named: options only, no argument, a method of that name defined
+    for code in (
+        b"s.encode(xml: :text)\n",
+        b"s.encode\n",
+        b"def encode(x) = x\n",
+        b"t = s.encode if x\n",
+        b"Encoding.default_internal = nil\n",
+        b"out_encoding = s.encoding\n",  # a local variable
+        b"Encoding.find('locale')\n",  # UTF-8 or US-ASCII: the locale is UTF-8 or C
+        b"File.join(d.encode(::Encoding::UTF_8))\n",
+    ):
+        xml = {f"{ENC}/trans/escape.so"} if b"xml" in code else set()
+        assert _enc(_app(code)) == CORE | xml, code
 
 
 def test_encodings_whole_on_evidence() -> None:
@@ -286,12 +323,110 @@ def test_encodings_whole_on_evidence() -> None:
     assert _enc(ruby_tree(ENCODINGS), Env=["LANG=ja_JP.eucJP"]) == every
     assert _enc(ruby_tree(ENCODINGS), Env=["RUBYOPT=-Eiso-8859-1"]) == every
     for code in (
-        b"def r(b, cs) = b.force_encoding(cs)\n",
-        b"File.read(p, encoding: 'cp932')\n",
-        b"x = Encoding::Shift_JIS\n",
+        b"def r(b, cs) = b.force_encoding(cs)\n",  # computed
+        b"File.read(p, encoding: enc)\n",
+        b"s.encode(to, 'UTF-8')\n",
+        b"s.encode('UTF-8', from, invalid: :replace)\n",
+        b"Encoding.find(ENV['CHARSET'])\n",
+        b"NKF.nkf('-w', s)\n",
+        b"s.encode('latin1')\n",  # a name Ruby does not know (it raises; kept whole)
+        b"x = Encoding::Klingon\n",
+        b'File.open(p, "r:#{enc}")\n',
+        b"File.open(p, 'r:' + enc)\n",
         b"# -*- coding: euc-jp -*-\nputs 1\n",
     ):
-        tree = ruby_tree({**ENCODINGS, "/srv/app/lib/router.rb": code})
-        assert _enc(tree) == every, code
-    tree = ruby_tree({**ENCODINGS, "/srv/app/lib/router.rb": b"# force_encoding(x)\n"})
-    assert _enc(tree) != every  # a comment is not evidence
+        assert _enc(_app(code)) == every, code
+    assert _enc(_app(b"# force_encoding(x)\n")) != every  # a comment is not evidence
+    why = _adds(_app(b"x = 1\ns.force_encoding(cs)\n"))[f"{ENC}/shift_jis.so"].reason.detail
+    assert "/srv/app/lib/router.rb:2 names an encoding at run time" in why
+
+
+def test_encodings_named_by_literals_keep_their_libraries() -> None:
+    # ISO-8859-1: its library and the single-byte transcoders to and from UTF-8
+    latin1 = {f"{ENC}/iso_8859_1.so", f"{ENC}/trans/single_byte.so"}
+    for code in (
+        b's = "h\xc3\xa9".encode("ISO-8859-1")\n',
+        b"s.force_encoding 'iso8859-1'\n",  # an alias
+        b"x = Encoding::ISO_8859_1\n",
+        b"File.open(p, 'r:iso-8859-1:utf-8')\n",
+        b"File.open(p, 'rb:BOM|iso-8859-1')\n",
+        b"Encoding.default_external = 'ISO-8859-1'\n",
+        b"config.default_encoding = 'ISO-8859-1'\n",
+        b"File.read(p, encoding: 'ISO-8859-1')\n",
+    ):
+        assert _enc(_app(code)) == CORE | latin1, code
+    # CP932 and SJIS are Windows-31J in Ruby 3.1: windows_31j.so, not shift_jis.so
+    sjis = {f"{ENC}/windows_31j.so", f"{ENC}/trans/japanese_sjis.so"}
+    assert _enc(_app(b"Encoding.find('cp932')\n")) == CORE | sjis
+    assert _enc(_app(b"s.encode('SJIS')\n")) == CORE | sjis
+    assert _enc(_app(b"s.encode(Encoding::Windows_31J)\n")) == CORE | sjis
+    adds = _adds(_app(b"x = 1\ns.encode('CP932')\n"))
+    why = adds[f"{ENC}/windows_31j.so"].reason.detail
+    assert why.startswith("/srv/app/lib/router.rb:2 asks Ruby for 'CP932'"), why
+    adds = _adds(_app(b"s.encode(xml: :text)\n"))
+    why = adds[f"{ENC}/trans/escape.so"].reason.detail
+    assert (
+        why
+        == "/srv/app/lib/router.rb:1 asks Ruby for XML escaping, which needs enc/trans/escape.so"
+    )
+
+
+def test_encodings_a_literal_pair_keeps_its_transcoder() -> None:
+    # Shift_JIS -> EUC-JP is one step, in trans/japanese.so; each side to UTF-8 too
+    kept = _enc(_app(b"s.encode('EUC-JP', 'Shift_JIS')\n"))
+    assert kept == CORE | {
+        f"{ENC}/shift_jis.so",
+        f"{ENC}/euc_jp.so",
+        f"{ENC}/trans/japanese.so",
+        f"{ENC}/trans/japanese_sjis.so",
+        f"{ENC}/trans/japanese_euc.so",
+    }
+    assert f"{ENC}/trans/japanese.so" not in _enc(_app(b"s.encode('EUC-JP')\n"))
+
+
+def test_encodings_whole_when_the_image_is_not_the_table() -> None:
+    latin1 = b"s.encode('ISO-8859-1')\n"
+    assert _enc(_app(latin1)) == CORE | {f"{ENC}/iso_8859_1.so", f"{ENC}/trans/single_byte.so"}
+    # a library Ruby 3.1 does not have
+    tree = ruby_tree({**ENCODINGS, f"{ENC}/klingon.so": SO, "/srv/app/lib/router.rb": latin1})
+    assert _enc(tree) == {*ENCODINGS, f"{ENC}/klingon.so"}
+    # encdb.so declares a name the table does not know
+    encdb = File(ELF + b"UTF-8\0Shift_JIS\0Klingon-8\0rb_encdb_declare\0.rodata\0")
+    tree = ruby_tree({**ENCODINGS, f"{ENC}/encdb.so": encdb, "/srv/app/lib/router.rb": latin1})
+    adds = _adds(tree)
+    assert set(adds) == set(ENCODINGS)
+    assert "declares 'Klingon-8'" in adds[f"{ENC}/shift_jis.so"].reason.detail
+    encdb = File(ELF + b"UTF-8\0Shift_JIS\0SJIS\0rb_encdb_declare\0.rodata\0")
+    tree = ruby_tree({**ENCODINGS, f"{ENC}/encdb.so": encdb, "/srv/app/lib/router.rb": latin1})
+    assert _enc(tree) != set(ENCODINGS)
+
+
+# The libraries of Debian bookworm's ruby3.1 (`ls enc enc/trans` in the ruby-http
+# fixture): every one is in the tables, so literal names keep only their own.
+DEBIAN_RUBY31_ENC = (
+    "big5 cesu_8 cp949 emacs_mule encdb euc_jp euc_kr euc_tw gb18030 gb2312 gbk iso_8859_1"
+    " iso_8859_10 iso_8859_11 iso_8859_13 iso_8859_14 iso_8859_15 iso_8859_16 iso_8859_2"
+    " iso_8859_3 iso_8859_4 iso_8859_5 iso_8859_6 iso_8859_7 iso_8859_8 iso_8859_9 koi8_r"
+    " koi8_u shift_jis utf_16be utf_16le utf_32be utf_32le windows_1250 windows_1251"
+    " windows_1252 windows_1253 windows_1254 windows_1257 windows_31j trans/big5 trans/cesu_8"
+    " trans/chinese trans/ebcdic trans/emoji trans/emoji_iso2022_kddi trans/emoji_sjis_docomo"
+    " trans/emoji_sjis_kddi trans/emoji_sjis_softbank trans/escape trans/gb18030 trans/gbk"
+    " trans/iso2022 trans/japanese trans/japanese_euc trans/japanese_sjis trans/korean"
+    " trans/single_byte trans/transdb trans/utf8_mac trans/utf_16_32"
+).split()
+
+
+def test_encodings_table_knows_debian_ruby31() -> None:
+    files = {f"{n}.so" for n in DEBIAN_RUBY31_ENC}
+    assert files == set(KNOWN_LIBRARIES)
+    tree = ruby_tree({f"{ENC}/{n}": SO for n in files})
+    assert table_mismatch(tree, ENC) == ""
+    kept = _enc(
+        ruby_tree(
+            {**{f"{ENC}/{n}": SO for n in files}, "/srv/app/lib/router.rb": b"s.encode('GB2312')\n"}
+        )
+    )
+    assert kept == {f"{ENC}/{n}" for n in CORE_ENCODINGS} | {
+        f"{ENC}/euc_kr.so",
+        f"{ENC}/trans/chinese.so",
+    }
