@@ -10,6 +10,12 @@ for each name of `Encoding.name_list`, the encoding `Encoding.find` gives and th
 `rb_encdb_alias`, `rb_declare_transcoder` calls), not as data a reader can pair
 up; `ruby_encodings` keeps all of `enc/` when the image's files are not the ones
 named here.
+
+The data comes from `scripts/ruby-encodings/table.rb` (JSON, written out as the two
+tables below), run by the Ruby whose tables these are
+(`docker run --rm -i IMAGE ruby < scripts/ruby-encodings/table.rb`); checked with
+`verify.rb` beside it, which runs every name and the common conversions and lists
+any library Ruby loaded that the tables would drop.
 """
 
 from __future__ import annotations
