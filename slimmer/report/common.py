@@ -205,3 +205,20 @@ def cache_line(doc: Mapping[str, Any]) -> str | None:
                              ("its compressed size", c["compressed_size"])) if yes]  # fmt: skip
     took.append(f"the imports of {c['parsed_sources']:,} Python sources")
     return f"{', '.join(took)}; {c['parsed_sources_new']:,} sources parsed and added"
+
+
+# The one-table summary pages (`slim compose`'s fleet.html, a multi-platform run's
+# report.html): one self-contained page, inline CSS, no request leaves it.
+SUMMARY_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
+td.n{text-align:right}.passed{color:#2a7d2a}.failed,.error{color:#b22}code{background:#f4f4f4}"""
+
+
+def summary_page(title: str, parts: Sequence[str]) -> str:
+    """A summary page titled `title` (escaped here) holding the HTML `parts` that are
+    not empty, one per line."""
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f"<title>{html.escape(title, quote=True)}</title><style>{SUMMARY_STYLE}</style>"
+        f"</head><body>\n{chr(10).join(p for p in parts if p)}\n</body></html>\n"
+    )

@@ -8,11 +8,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-from slimmer.report.common import human_bytes
-
-STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
-td.n{text-align:right}.passed{color:#2a7d2a}.failed,.error{color:#b22}code{background:#f4f4f4}"""
+from slimmer.report.common import human_bytes, summary_page
 
 
 def _e(text: object) -> str:
@@ -30,11 +26,7 @@ def render(doc: Mapping[str, Any]) -> str:
         _left_alone(doc),
         _override(doc),
     ]
-    return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
-        f"<title>{_e('slim compose ' + doc['project'])}</title><style>{STYLE}</style>"
-        f"</head><body>\n{chr(10).join(p for p in body if p)}\n</body></html>\n"
-    )
+    return summary_page("slim compose " + doc["project"], body)
 
 
 def _table(doc: Mapping[str, Any]) -> str:

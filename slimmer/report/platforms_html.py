@@ -8,12 +8,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-from slimmer.report.common import human_bytes
+from slimmer.report.common import human_bytes, summary_page
 from slimmer.report.platforms_view import how, summary_line
-
-STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
-td.n{text-align:right}.passed{color:#2a7d2a}.failed{color:#b22}code{background:#f4f4f4}"""
 
 
 def _e(text: object) -> str:
@@ -29,11 +25,7 @@ def render(doc: Mapping[str, Any]) -> str:
         f"<p>Skipped (the engine cannot run them): {_e(skipped)}</p>" if skipped else "",
         _table(doc),
     ]
-    return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
-        f"<title>{_e('slim ' + doc['source'])}</title><style>{STYLE}</style>"
-        f"</head><body>\n{chr(10).join(p for p in body if p)}\n</body></html>\n"
-    )
+    return summary_page("slim " + doc["source"], body)
 
 
 def _table(doc: Mapping[str, Any]) -> str:
