@@ -496,8 +496,11 @@ class Engine:
                 if (i.get("Labels") or {}).get(LABEL) == "temporary":
                     out.append(Leftover("image", i["Id"], ",".join(tags)))
             # Slim images that were never tagged: a run that failed or was interrupted.
-            for i in self._api.images(filters={"label": SOURCE_LABEL, "dangling": True}):
-                out.append(Leftover("image", i["Id"], "untagged slim image"))
+            # Judged by their tags, not the `dangling` filter, which Podman answers by
+            # other rules; an untagged image another stands on is not listed (not `all`).
+            for i in self._api.images(filters={"label": SOURCE_LABEL}):
+                if not any(t != "<none>:<none>" for t in i.get("RepoTags") or ()):
+                    out.append(Leftover("image", i["Id"], "untagged slim image"))
         return out
 
     def remove_leftover(self, item: Leftover) -> None:

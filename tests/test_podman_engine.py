@@ -176,13 +176,14 @@ def test_verification_failure_leaves_nothing(
     assert item.report["verification"]["status"] == "failed"
     assert not podman.engine.image_exists(out)
     assert set(podman.engine.leftovers()) <= before
-    assert _untagged_slim_images(podman.engine) == []
+    assert _untagged_slim_images(podman.engine) == [], item.run.stderr
 
 
 def _untagged_slim_images(engine: Engine) -> list[str]:
     """Slim images (they carry the source label) no tag names: a run's round images."""
     found = engine._api.images(all=True, filters={"label": SOURCE_LABEL})
-    return [str(i["Id"]) for i in found if not _tagged(i)]
+    return [f"{i['Id']} created {i.get('Created')} labels {i.get('Labels')}"
+            for i in found if not _tagged(i)]  # fmt: skip
 
 
 def _tagged(image: dict[str, Any]) -> bool:
@@ -219,7 +220,7 @@ def test_ctrl_c_leaves_nothing(podman: Podman, podman_fixtures: dict[str, str], 
     assert "Traceback" not in rest
     assert not podman.engine.image_exists(out)
     assert (container_ids(podman.engine), set(podman.engine.leftovers())) == before
-    assert _untagged_slim_images(podman.engine) == []
+    assert _untagged_slim_images(podman.engine) == [], rest
 
 
 def test_slim_cleanup_removes_a_killed_runs_leftovers(

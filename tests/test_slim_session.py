@@ -21,9 +21,9 @@ import pytest
 from slimmer import api
 from slimmer.context.run import NO_CONTEXT, RunContext
 from slimmer.engine_api import ContainerEngine, ImageInfo
-from slimmer.errors import ImageNotFound, TraceError, UsageError, VerificationFailed
+from slimmer.errors import EngineError, ImageNotFound, TraceError, UsageError, VerificationFailed
 from slimmer.model import ImageConfig, Progress
-from slimmer.pipeline.slim import SlimOptions, SlimResult, _Session, slim_image
+from slimmer.pipeline.slim import SlimOptions, SlimResult, _Session, drop_untagged, slim_image
 from slimmer.trace.events import Event, Trace
 from slimmer.trace.probes import ProbeResult, ProbeSpec
 from slimmer.trace.tracer import NO_SECCOMP, Limits, Run, SeccompRun, TracedRun
@@ -348,3 +348,42 @@ def test_seccomp_profile_is_verified_and_widened_by_the_refused_call(
     assert "EPERM, by /usr/bin/app" in allowed["getpriority"].reasons[0].detail
     assert json.loads(path.read_text()) == json.loads(verify2.profile)
     assert result.rounds[0].refused_calls[0].call == "getpriority"
+
+
+class RefusingEngine(UnusedEngine):
+    """Refuses the first `refusals` removals (a container still letting go of the
+    image), then removes; records each attempt."""
+
+    def __init__(self, refusals: int, tags: tuple[str, ...] = ()) -> None:
+        self.refusals = refusals
+        self.tags = tags
+        self.attempts: list[tuple[str, bool]] = []
+
+    def inspect_image(self, ref: str) -> ImageInfo:
+        return ImageInfo(ref, self.tags, {}, {}, 0, "amd64", "linux")
+
+    def remove_image(self, ref: str, force: bool = False) -> None:
+        self.attempts.append((ref, force))
+        if len(self.attempts) <= self.refusals:
+            raise EngineError(f"removing image {ref!r}: image is in use by a container")
+
+
+def test_a_temporary_image_refused_for_a_moment_is_removed_on_a_later_try() -> None:
+    engine = RefusingEngine(refusals=2)
+    assert drop_untagged(engine, "sha256:" + "a" * 64) is None
+    assert engine.attempts == [("sha256:" + "a" * 64, True)] * 3
+
+
+def test_a_temporary_image_that_stays_is_named_for_slim_cleanup() -> None:
+    engine = RefusingEngine(refusals=99)
+    said = drop_untagged(engine, "sha256:" + "b" * 64, attempts=2)
+    assert said is not None
+    assert "sha256:bbbbbbbbbbbb" in said and "in use by a container" in said
+    assert "slim cleanup" in said
+    assert len(engine.attempts) == 2
+
+
+def test_a_temporary_image_tagged_meanwhile_is_kept() -> None:
+    engine = RefusingEngine(refusals=0, tags=("app:slim",))
+    assert drop_untagged(engine, "sha256:" + "c" * 64) is None
+    assert engine.attempts == []

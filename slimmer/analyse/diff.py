@@ -15,7 +15,6 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from slimmer.analyse.configdiff import ConfigChange, config_changes
 from slimmer.analyse.packages import Package, inventory, is_metadata_file
@@ -23,7 +22,7 @@ from slimmer.analyse.slimreasons import KeptFiles, SlimRunReasons, kept_files
 from slimmer.image.filetree import WantContent
 from slimmer.image.platforms import Platform
 from slimmer.image.reader import EngineSaver, Image, RemoteOpener, open_image
-from slimmer.image.store import CHUNK, ContentStore
+from slimmer.image.store import CHUNK, ContentStore, Reader
 from slimmer.model import SOURCE_LABEL, EntryType, FileEntry, ImageConfig, Progress
 
 SCHEMA = "slimmer.diff/v1"
@@ -155,14 +154,14 @@ class DigestStore(ContentStore):
     def takes_spans(self) -> bool:
         return False  # every file goes through `put_stream`, which picks what to keep
 
-    def put_stream(self, src: IO[bytes], head: bytes = b"") -> tuple[str, int]:
+    def put_stream(self, src: Reader, head: bytes = b"") -> tuple[str, int]:
         keep, self._keep_next = self._keep_next, False
         if keep:
             return super().put_stream(src, head)
         return hash_stream(src, head)
 
 
-def hash_stream(src: IO[bytes], head: bytes = b"") -> tuple[str, int]:
+def hash_stream(src: Reader, head: bytes = b"") -> tuple[str, int]:
     """(SHA-256 hex, size) of `head` + the rest of `src`, read in chunks."""
     digest = hashlib.sha256()
     size = 0

@@ -28,7 +28,7 @@ from typing import IO
 
 from slimmer.errors import ImageReadError
 from slimmer.image.archive import LayerSource
-from slimmer.image.store import ContentStore
+from slimmer.image.store import ContentStore, Reader
 from slimmer.model import (
     EntryType,
     FileEntry,
@@ -117,7 +117,7 @@ def read_layer(
     try:
         with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tf:
             for info in stream_members(tf):
-                _read_member(tf, info, changes, store, want, origin)
+                read_member(info, tf.extractfile, changes, store, want, origin)
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise ImageReadError(f"{where}: {_tar_error(exc)}") from exc
     return changes
@@ -139,14 +139,16 @@ def _tar_error(exc: Exception) -> str:
     return text
 
 
-def _read_member(
-    tf: tarfile.TarFile,
+def read_member(
     info: tarfile.TarInfo,
+    data: Callable[[tarfile.TarInfo], Reader | None],
     changes: LayerChanges,
     store: ContentStore | None,
     want: WantContent,
     origin: tuple[Path, int] | None = None,
 ) -> None:
+    """Add the member `info` of a layer tar to `changes`; `data(info)` opens its bytes
+    (asked only of a regular file). `origin` as for `read_layer`."""
     path, note = clean_name(info.name)
     if path is None:
         changes.warn(f"{info.name!r}: {note}")
@@ -175,7 +177,7 @@ def _read_member(
         changes.warn(f"{path!r}: device node kept as metadata only")
     entry = entry_from_tar(info, path, etype, changes.index)
     if etype is EntryType.FILE:
-        entry = _with_content(tf, info, entry, store, want, origin)
+        entry = _with_content(data(info), info, entry, store, want, origin)
     if etype is EntryType.HARDLINK:
         target, why = clean_name(info.linkname)
         if target is None:
@@ -211,14 +213,13 @@ def entry_from_tar(info: tarfile.TarInfo, path: str, etype: EntryType, layer: in
 
 
 def _with_content(
-    tf: tarfile.TarFile,
+    fh: Reader | None,
     info: tarfile.TarInfo,
     entry: FileEntry,
     store: ContentStore | None,
     want: WantContent,
     origin: tuple[Path, int] | None = None,
 ) -> FileEntry:
-    fh = tf.extractfile(info)
     if fh is None:
         return entry
     head = fh.read(4)

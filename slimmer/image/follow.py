@@ -26,7 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from slimmer.errors import ImageReadError
-from slimmer.image.filetree import LayerChanges, WantContent, read_layer, stream_members
+from slimmer.image import tarscan
+from slimmer.image.filetree import LayerChanges, WantContent, read_member
 from slimmer.image.store import ContentStore
 
 POLL = 0.02  # seconds between looks at a file that has not grown
@@ -99,19 +100,44 @@ def _parse_following(
 ) -> dict[int, LayerChanges]:
     early: dict[int, LayerChanges] = {}
     with io.BufferedReader(_Growing(spool, done), 1 << 20) as stream:
-        with tarfile.open(fileobj=stream, mode="r|") as outer:
-            for info in stream_members(outer):
+        try:
+            for info, data in tarscan.members(stream):
                 if not (info.isfile() and info.name.endswith("/layer.tar")):
-                    continue
-                member = outer.extractfile(info)
-                if member is None:
                     continue
                 # guessed: the n-th is layer n (a legacy save writes the layer
                 # directories sorted by their v1 IDs, so `take` often corrects it)
                 index, origin = len(early), (spool, info.offset_data)
-                changes = read_layer(member, index, _PLACEHOLDER, store, want, origin)
-                early[info.offset_data] = changes
+                changes = _scan_layer(data, index, store, want, origin)
+                if changes is not None:
+                    early[info.offset_data] = changes
+        except tarscan.Unusual:
+            pass  # the layers not parsed here are read the usual way
     return early
+
+
+def _scan_layer(
+    data: tarscan.Bounded,
+    index: int,
+    store: ContentStore,
+    want: WantContent,
+    origin: tuple[Path, int],
+) -> LayerChanges | None:
+    """One layer tar read with `tarscan`; None when it holds what only `tarfile`
+    reads (that layer is then read the usual way, after the save)."""
+    changes = LayerChanges(index, _PLACEHOLDER)
+    try:
+        for info, member in tarscan.members(data):
+            read_member(info, _opener(member), changes, store, want, origin)
+    except tarscan.Unusual:
+        return None
+    return changes
+
+
+def _opener(data: tarscan.Bounded) -> Callable[[tarfile.TarInfo], tarscan.Bounded]:
+    def opened(_: tarfile.TarInfo) -> tarscan.Bounded:
+        return data
+
+    return opened
 
 
 def take(

@@ -22,9 +22,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 CHUNK = 1 << 20
+
+
+class Reader(Protocol):
+    """What the store reads bytes from: a file, or a tar member's bounded data."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
 
 
 class FileSpan(io.RawIOBase):
@@ -74,7 +80,7 @@ class ContentStore:
             raise ValueError(f"bad content key {key!r}")
         return self.root / key[:2] / key
 
-    def put_stream(self, src: IO[bytes], head: bytes = b"") -> tuple[str, int]:
+    def put_stream(self, src: Reader, head: bytes = b"") -> tuple[str, int]:
         """Copy `head` + the rest of `src` into the store; return (key, size). Bytes
         already stored are not kept twice."""
         if self.shared:
@@ -95,7 +101,7 @@ class ContentStore:
             self._spans[key] = (pack.fileno(), start, size)
         return key, size
 
-    def put_span(self, src: IO[bytes], head: bytes, path: Path, offset: int) -> tuple[str, int]:
+    def put_span(self, src: Reader, head: bytes, path: Path, offset: int) -> tuple[str, int]:
         """Like `put_stream` for bytes that also lie in `path` from `offset` on, in one
         piece: they are hashed as they are read from `src`, and kept as that span."""
         if not self.takes_spans:
@@ -108,7 +114,7 @@ class ContentStore:
         self._spans.setdefault(key, (fd, offset, size))
         return key, size
 
-    def _put_file(self, src: IO[bytes], head: bytes) -> tuple[str, int]:
+    def _put_file(self, src: Reader, head: bytes) -> tuple[str, int]:
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".in-")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -171,7 +177,7 @@ class ContentStore:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _copy(src: IO[bytes], head: bytes, out: IO[bytes] | None) -> tuple[hashlib._Hash, int]:
+def _copy(src: Reader, head: bytes, out: IO[bytes] | None) -> tuple[hashlib._Hash, int]:
     """`head` + the rest of `src` written to `out` (None: only read): their SHA-256
     and their size."""
     digest = hashlib.sha256()

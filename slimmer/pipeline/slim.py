@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Protocol
 from slimmer.analyse.inspect import analyse
 from slimmer.context.run import NO_CONTEXT, RunContext
 from slimmer.engine_api import ContainerEngine
-from slimmer.errors import EngineError, SlimError, TraceError, UsageError
+from slimmer.errors import EngineError, ImageNotFound, SlimError, TraceError, UsageError
 from slimmer.findings.delta import FindingsDelta
 from slimmer.image.cache import ReadCache
 from slimmer.image.compressed import Compressed
@@ -230,6 +231,26 @@ class Tracer(Protocol):
     ) -> TracedRun: ...
 
 
+def drop_untagged(engine: ContainerEngine, image_id: str, attempts: int = 4) -> str | None:
+    """Remove `image_id`, an image this run made, unless a tag names it by now (the
+    output). An engine may still be letting go of the container that ran it (Podman
+    answers a conflict for a moment), so a refusal is tried again; what still fails
+    is named in the returned line, and `slim cleanup` finds the image by its label."""
+    last = ""
+    for attempt in range(attempts):
+        try:
+            if engine.inspect_image(image_id).tags:
+                return None
+            engine.remove_image(image_id, force=True)
+            return None
+        except ImageNotFound:
+            return None
+        except SlimError as exc:
+            last = str(exc)
+            time.sleep(0.25 * (attempt + 1))
+    return f"could not remove the temporary image {image_id[:19]} ({last}); `slim cleanup` will"
+
+
 class _Session:
     """One slimming run: owns the source image read, the work dir and the temporary images.
     It receives the engine and the tracer that runs images on it (tests pass fakes)."""
@@ -276,11 +297,9 @@ class _Session:
             if sizing is not None:
                 sizing.stop()
         for image_id in self.temporary:
-            try:
-                if not self.engine.inspect_image(image_id).tags:
-                    self.engine.remove_image(image_id)
-            except SlimError:  # best effort: `slim cleanup` finds what is left
-                pass
+            left = drop_untagged(self.engine, image_id)
+            if left is not None:  # said, not raised: the run's own outcome stands
+                self.clock.sub("cleaning up")(left)
         if self.base is not None:
             self.base.close()
         if self.source is not None:
