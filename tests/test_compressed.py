@@ -14,10 +14,13 @@ from slimmer.image.compressed import (
     ERROR_BOUND,
     SAMPLES,
     Compressed,
+    combine_shares,
     estimate_image,
     estimate_layer,
     sample_offsets,
+    size_share,
 )
+from slimmer.pipeline.compression import CompressedSize
 from tests.synth import M, docker_archive, layer, oci_layout
 
 
@@ -59,6 +62,22 @@ def test_a_large_layer_is_estimated_within_the_bound_of_gzip(tmp_path: Path) -> 
     assert estimate.method == "sampled" and estimate.estimated
     assert abs(estimate.bytes - full) <= ERROR_BOUND * full, (estimate.bytes, full)
     assert estimate_layer(archive.layers[0]) == estimate  # the same figure again
+
+
+def test_the_work_dealt_out_in_shares_gives_the_same_figure(tmp_path: Path) -> None:
+    """Threads sizing one layer's samples in shares (any number of them) add up to the
+    figure one thread gives; a layer sized whole is share 0's alone."""
+    big = _mixed_layer(11, 40)
+    small = layer(M("a", data=b"hello " * 50_000))
+    path = docker_archive(tmp_path / "d.tar", [big, small])
+    layers = open_archive("docker-archive", path).layers
+    for one in layers:
+        alone = estimate_layer(one)
+        for shares in (2, 3, 5):
+            parts = [size_share(one, s, shares) for s in range(shares)]
+            assert combine_shares(one, parts) == alone
+    sizing = CompressedSize(path)
+    assert sizing.result() == estimate_layer(layers[0]) + estimate_layer(layers[1])
 
 
 def test_a_small_layer_is_compressed_whole_and_a_gzip_blob_is_its_own_size(

@@ -387,3 +387,32 @@ def test_a_temporary_image_tagged_meanwhile_is_kept() -> None:
     engine = RefusingEngine(refusals=0, tags=("app:slim",))
     assert drop_untagged(engine, "sha256:" + "c" * 64) is None
     assert engine.attempts == []
+
+
+def test_a_second_run_takes_both_compressed_sizes_from_the_cache(
+    tmp_path: Path, work: Path
+) -> None:
+    """The slim image an earlier run wrote (the same image ID) is not compressed again:
+    its size is the cache's, and the report says so."""
+    engine = RecordingEngine(_source(tmp_path))
+    first = _slim(engine, ScriptedTracer(verifies=[OK]), cache_dir=tmp_path / "cache")
+    second = _slim(engine, ScriptedTracer(verifies=[OK]), cache_dir=tmp_path / "cache")
+    assert first.image_id == second.image_id
+    assert first.cache is not None and second.cache is not None
+    assert (first.cache.compressed, first.cache.slim_compressed) == (False, False)
+    assert (second.cache.compressed, second.cache.slim_compressed) == (True, True)
+    assert first.summary is not None and second.summary is not None
+    assert second.summary.after.compressed_bytes == first.summary.after.compressed_bytes
+    assert second.summary.after.compressed_method == first.summary.after.compressed_method
+    assert second.summary.before.compressed_bytes == first.summary.before.compressed_bytes
+
+
+def test_an_image_the_engine_holds_already_is_not_loaded_again(tmp_path: Path, work: Path) -> None:
+    engine = RecordingEngine(_source(tmp_path))
+    first = _slim(engine, ScriptedTracer(verifies=[OK]))
+    loads = [c for c in engine.calls if c[0] == "load"]
+    assert loads == [("load", first.image_id)]
+    second = _slim(engine, ScriptedTracer(verifies=[OK]))
+    assert second.image_id == first.image_id and second.tagged
+    assert [c for c in engine.calls if c[0] == "load"] == loads  # the same image: not sent again
+    assert first.image_id in engine.archives  # and not removed as a temporary one

@@ -115,8 +115,17 @@ def sampled_deflate(
     dictionary: within a single stream deflate sees exactly those bytes as its
     history, so a sample costs what it costs in place (up to where the stream's block
     boundaries fall). The estimate is the samples' compression ratio times `size`."""
+    packed, raw = sampled_sums(stream, sample_offsets(size, block, samples), level, block)
+    return _scaled(packed, raw, size)
+
+
+def sampled_sums(
+    stream: IO[bytes], offsets: Iterable[int], level: int = LEVEL, block: int = BLOCK
+) -> tuple[int, int]:
+    """(deflated bytes, raw bytes) of the samples of `stream` at `offsets`, each primed
+    as `sampled_deflate` primes it."""
     raw = packed = 0
-    for start in sample_offsets(size, block, samples):
+    for start in offsets:
         prime = max(0, start - WINDOW)
         stream.seek(prime)
         history = stream.read(start - prime)
@@ -128,26 +137,63 @@ def sampled_deflate(
         )
         packed += len(compressor.compress(data)) + len(compressor.flush())
         raw += len(data)
+    return packed, raw
+
+
+def _scaled(packed: int, raw: int, size: int) -> int:
     return round(packed * size / raw) if raw else 2
+
+
+@dataclass(frozen=True)
+class Share:
+    """One share of the work of sizing a layer (`size_share`): the figure of a layer
+    sized whole (share 0's), or the sums of the samples dealt to this share."""
+
+    whole: Compressed | None = None
+    packed: int = 0
+    raw: int = 0
 
 
 def estimate_layer(layer: LayerSource, level: int = LEVEL) -> Compressed:
     """The gzip size of one layer: the stored blob's when it is stored gzip-compressed,
     the whole layer's when it is small (or stored otherwise compressed, and so not
     seekable), else a sampled estimate of the layer's plain tar (`sampled_deflate`)."""
+    return combine_shares(layer, [size_share(layer, 0, 1, level)])
+
+
+def size_share(layer: LayerSource, share: int, shares: int, level: int = LEVEL) -> Share:
+    """Share `share` of `shares` of `estimate_layer(layer)`'s work, for threads to do at
+    once: a sampled layer's samples are dealt out in turn (every `shares`-th to each),
+    a layer sized whole is share 0's. `combine_shares` of all of them is
+    `estimate_layer`'s figure, whatever the number of shares."""
     try:
         stored_as = _stored_compression(layer)
         if stored_as == "gzip":
-            return Compressed(layer.stored_bytes, "stored")
+            return Share(Compressed(layer.stored_bytes, "stored") if share == 0 else None)
+        whole = stored_as is not None or layer.stored_bytes <= SAMPLES * BLOCK
+        if whole and share != 0:
+            return Share()
         with layer.open() as stream:
-            if stored_as is not None or layer.stored_bytes <= SAMPLES * BLOCK:
-                return Compressed(gzip_size(iter(lambda: stream.read(CHUNK), b""), level), "full")
-            sampled = sampled_deflate(stream, layer.stored_bytes, level)
-            return Compressed(sampled + GZIP_FRAME, "sampled")
+            if whole:
+                size = gzip_size(iter(lambda: stream.read(CHUNK), b""), level)
+                return Share(Compressed(size, "full"))
+            offsets = sample_offsets(layer.stored_bytes)[share::shares]
+            packed, raw = sampled_sums(stream, offsets, level)
+            return Share(packed=packed, raw=raw)
     except (OSError, EOFError, zlib.error) as exc:
         raise ImageReadError(
             f"compressing layer {layer.index + 1} ({layer.digest[:19]}): {exc or 'unexpected end'}"
         ) from exc
+
+
+def combine_shares(layer: LayerSource, shares: Iterable[Share]) -> Compressed:
+    """The layer's figure from every share of its work (`size_share`)."""
+    done = list(shares)
+    for part in done:
+        if part.whole is not None:
+            return part.whole
+    packed, raw = sum(p.packed for p in done), sum(p.raw for p in done)
+    return Compressed(_scaled(packed, raw, layer.stored_bytes) + GZIP_FRAME, "sampled")
 
 
 def _stored_compression(layer: LayerSource) -> str | None:

@@ -139,6 +139,7 @@ class CacheUse:
 
     image: bool  # the source as read before: no `docker save`, no pass over its layers
     compressed: bool  # the source's compressed size
+    slim_compressed: bool  # the slim image's, noted by an earlier run that wrote it
     parsed: int  # Python sources whose imports came from it, by content digest
     parsed_new: int  # Python sources parsed in this run, added to it
 
@@ -391,7 +392,8 @@ class _Session:
         if self.parsed is None:
             return None
         hits, misses = self.parsed.hits, self.parsed.misses
-        return CacheUse(self.cached_image, self.cached_compressed, hits, misses)
+        slim = any(sizing.known for sizing in self.gzip_after.values())
+        return CacheUse(self.cached_image, self.cached_compressed, slim, hits, misses)
 
     def _read_and_trace(self) -> tuple[Image, TracedRun]:
         """The source read, and its traced run. An engine image is read (saved and
@@ -508,6 +510,9 @@ class _Session:
         """`summary` with both compressed sizes, taken last: their threads had the
         whole summary and lint to finish in."""
         before, after = (self._compressed_before(source_id), self.gzip_after[image_id].result())
+        cache = ReadCache.from_env(self.opts.cache_dir)
+        if cache is not None and after is not None and not self.gzip_after[image_id].known:
+            cache.note_compressed(image_id, after)
         return replace(
             summary,
             before=with_compressed(summary.before, before),
@@ -722,12 +727,17 @@ class _Session:
         return written
 
     def load(self, written: WrittenImage) -> str:
-        """Load a written archive; a new image is temporary until tagged."""
+        """Load a written archive; a new image is temporary until tagged. An image the
+        engine holds already (an earlier run wrote it: its ID, the digest of a config
+        naming every layer's digest, is the same) is not sent again."""
         existed = self.engine.image_exists(written.image_id)
         if written.image_id not in self.gzip_after:  # the archive stays until __exit__
-            # sized while the engine loads it: the summary needs the size soon after
-            self.gzip_after[written.image_id] = CompressedSize(written.archive)
-        metered_load(self.engine, written.archive, self.clock.sub("loading"))
+            # sized while the engine loads it: the summary needs the size soon after;
+            # an image an earlier run wrote (the same ID) has its size in the cache
+            cache = ReadCache.from_env(self.opts.cache_dir)
+            known = cache.compressed(written.image_id) if cache is not None else None
+            self.gzip_after[written.image_id] = CompressedSize(written.archive, known=known)
         if not existed:
+            metered_load(self.engine, written.archive, self.clock.sub("loading"))
             self.temporary.add(written.image_id)
         return written.image_id

@@ -202,7 +202,9 @@ def cache_line(doc: Mapping[str, Any]) -> str | None:
     if not c:
         return None
     took = [w for w, yes in (("the image read", c["image"]),
-                             ("its compressed size", c["compressed_size"])) if yes]  # fmt: skip
+                             ("its compressed size", c["compressed_size"]),
+                             ("the slim image's compressed size",
+                              c.get("slim_compressed_size", False))) if yes]  # fmt: skip
     took.append(f"the imports of {c['parsed_sources']:,} Python sources")
     return f"{', '.join(took)}; {c['parsed_sources_new']:,} sources parsed and added"
 

@@ -88,6 +88,7 @@ def _cache_json(r: SlimResult) -> dict[str, Any]:
         "cache": {
             "image": c.image,
             "compressed_size": c.compressed,
+            "slim_compressed_size": c.slim_compressed,
             "parsed_sources": c.parsed,
             "parsed_sources_new": c.parsed_new,
         }
