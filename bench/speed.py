@@ -3,7 +3,8 @@ engine's API: the engine's own `docker save` of the image, `docker load` of that
 archive, and two runs of the app under the same probes (one to learn it, one to
 check the result).
 
-For each image (every fixture by default, plus any `--image REF`), side by side:
+For each image (every fixture that runs alone by default: ctx-web and ctx-worker need
+their compose project beside them; plus any `--image REF`), side by side:
 - the floor: `save_image` into a file, then `load_image` of it, then two app runs,
   each timed: the original image started, probed until it answers (slimmer's own
   untraced run, `run_traced(traced=False)`, as verification runs it) and removed;
@@ -51,7 +52,7 @@ from slimmer.model import ImageConfig
 from slimmer.report.common import critical_path, human_bytes
 from slimmer.trace.probes import load_probe_file
 from slimmer.trace.tracer import run_traced
-from tests.fixtures_build import build_fixtures
+from tests.fixtures_build import build_fixtures, standalone_fixture_names
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_RATIO = 1.5
@@ -271,7 +272,9 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("names", nargs="*", help="fixtures (default: all but layers)")
+    parser.add_argument(
+        "names", nargs="*", help="fixtures (default: all that run alone, but layers)"
+    )
     parser.add_argument("--image", action="append", default=[], help="another image to time")
     parser.add_argument("--probes", type=Path, help="probe file for --image")
     parser.add_argument("--no-fixtures", action="store_true")
@@ -281,7 +284,9 @@ def main() -> None:
     with Engine.connect() as engine:
         rows = []
         if not args.no_fixtures:
-            images = build_fixtures(engine, args.names or None)
+            # the fixtures that run alone: a context fixture's probes need its compose
+            # project beside it (`slim --compose`), which the floor's app runs lack
+            images = build_fixtures(engine, args.names or standalone_fixture_names())
             for name, tag in sorted(images.items()):
                 if name != "layers":
                     probes = ROOT / "fixtures" / name / "probe.toml"
