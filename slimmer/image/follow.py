@@ -5,15 +5,16 @@ members, each a plain tar), and its `manifest.json`, which says which member is
 which layer, last. Parsing each layer as its bytes arrive, instead of after the
 whole save, takes the parse off the wait for the save: `save_and_parse` runs the
 save in a thread and follows the growing file in the caller's thread, parsing
-every `*/layer.tar` member into `LayerChanges`, keyed by where its bytes start in
-the file. Once the save has ended, the reader opens the archive as usual and
-takes each layer's changes by that offset (`take`), giving them their layer's
-index and digest; a layer not parsed here (an archive of another shape, a member
-compressed) is read the usual way then.
+every `*/layer.tar` member into `LayerChanges` (with the lean reader of
+`image.tarscan`), keyed by where its bytes start in the file. Once the save has
+ended, the reader opens the archive as usual and takes each layer's changes by
+that offset (`take`), giving them their layer's index and digest; a layer not
+parsed here (an archive of another shape, a member compressed, a layer holding
+what only `tarfile` reads) is read the usual way then.
 
-Any trouble while following (a layer tar the parser refuses, an outer archive
-cut short) drops what was parsed early: the usual read of the finished archive
-then reports the error with the layer's name.
+An error while following (a layer the usual rules refuse, a member cut short)
+drops everything parsed early: the usual read of the finished archive then
+reports the error with the layer's name.
 """
 
 from __future__ import annotations
