@@ -281,9 +281,9 @@ class _Session:
         # image ID -> the archive written for it, and its gzip size being computed
         self.gzip_after: dict[str, CompressedSize] = {}
         self.seccomp: SeccompState | None = None  # --seccomp: the evidence so far
-        cache = ReadCache.from_env(opts.cache_dir)
+        self.cache = ReadCache.from_env(opts.cache_dir)  # --cache-dir, or none
         # imports of Python sources by content digest, kept for later runs
-        self.parsed = cache.parsed(parser_fingerprint()) if cache is not None else None
+        self.parsed = self.cache.parsed(parser_fingerprint()) if self.cache is not None else None
         self.cached_image = self.cached_compressed = False
         # image ID -> its summary and findings, worked out beside its verification
         self._ahead: dict[str, Beside[tuple[Summary, FindingsDelta]]] = {}
@@ -489,7 +489,7 @@ class _Session:
     def _compressed_before(self, image_id: str) -> Compressed | None:
         """The source's gzip size: estimated beside this run, or by an earlier run that
         read it into the read cache."""
-        cache = ReadCache.from_env(self.opts.cache_dir)
+        cache = self.cache
         if self.gzip_before is None:
             known = cache.compressed(image_id) if cache is not None else None
             self.cached_compressed = known is not None
@@ -510,9 +510,8 @@ class _Session:
         """`summary` with both compressed sizes, taken last: their threads had the
         whole summary and lint to finish in."""
         before, after = (self._compressed_before(source_id), self.gzip_after[image_id].result())
-        cache = ReadCache.from_env(self.opts.cache_dir)
-        if cache is not None and after is not None and not self.gzip_after[image_id].known:
-            cache.note_compressed(image_id, after)
+        if self.cache is not None and after is not None and not self.gzip_after[image_id].known:
+            self.cache.note_compressed(image_id, after)
         return replace(
             summary,
             before=with_compressed(summary.before, before),
@@ -659,8 +658,7 @@ class _Session:
         ref = parse_ref(self.ref)
         tell = tell or self.clock.sub("reading the image")
         if ref.transport == "engine":
-            cache = ReadCache.from_env(self.opts.cache_dir)
-            read = read_engine_image(self.engine, ref, cache, self.work, tell)
+            read = read_engine_image(self.engine, ref, self.cache, self.work, tell)
         else:
             read = read_archive_image(self.engine, ref, self.work, tell)
             if read.loaded is not None:
@@ -734,8 +732,7 @@ class _Session:
         if written.image_id not in self.gzip_after:  # the archive stays until __exit__
             # sized while the engine loads it: the summary needs the size soon after;
             # an image an earlier run wrote (the same ID) has its size in the cache
-            cache = ReadCache.from_env(self.opts.cache_dir)
-            known = cache.compressed(written.image_id) if cache is not None else None
+            known = self.cache.compressed(written.image_id) if self.cache is not None else None
             self.gzip_after[written.image_id] = CompressedSize(written.archive, known=known)
         if not existed:
             metered_load(self.engine, written.archive, self.clock.sub("loading"))
