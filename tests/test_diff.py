@@ -20,7 +20,6 @@ from slimmer.analyse.diff import (
     FieldChange,
     ImageDiff,
     diff_images,
-    hash_stream,
     read_snapshot,
 )
 from slimmer.analyse.packages import is_metadata_file
@@ -28,7 +27,7 @@ from slimmer.analyse.slimreasons import SLIM_SCHEMAS, load_slim_reasons
 from slimmer.errors import UsageError
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import open_image
-from slimmer.image.store import ContentStore
+from slimmer.image.store import ContentStore, hash_stream
 from slimmer.model import SLIM_SCHEMA, SOURCE_LABEL
 from slimmer.report import diff_view
 from slimmer.report.common import dump_json

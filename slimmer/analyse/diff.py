@@ -9,7 +9,6 @@ pure: two `Snapshot`s (and a slim run's report) in, an `ImageDiff` out.
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -22,7 +21,7 @@ from slimmer.analyse.slimreasons import KeptFiles, SlimRunReasons, kept_files
 from slimmer.image.filetree import WantContent
 from slimmer.image.platforms import Platform
 from slimmer.image.reader import EngineSaver, Image, RemoteOpener, open_image
-from slimmer.image.store import CHUNK, ContentStore, Reader
+from slimmer.image.store import ContentStore, Reader, hash_stream
 from slimmer.model import SOURCE_LABEL, EntryType, FileEntry, ImageConfig, Progress
 
 SCHEMA = "slimmer.diff/v1"
@@ -159,18 +158,6 @@ class DigestStore(ContentStore):
         if keep:
             return super().put_stream(src, head)
         return hash_stream(src, head)
-
-
-def hash_stream(src: Reader, head: bytes = b"") -> tuple[str, int]:
-    """(SHA-256 hex, size) of `head` + the rest of `src`, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    chunk = head or src.read(CHUNK)
-    while chunk:
-        digest.update(chunk)
-        size += len(chunk)
-        chunk = src.read(CHUNK)
-    return digest.hexdigest(), size
 
 
 def read_snapshot(

@@ -109,8 +109,7 @@ class ContentStore:
         fd = self._files.get(path)
         if fd is None:
             fd = self._files[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        digest, size = _copy(src, head, None)
-        key = digest.hexdigest()
+        key, size = hash_stream(src, head)
         self._spans.setdefault(key, (fd, offset, size))
         return key, size
 
@@ -175,6 +174,13 @@ class ContentStore:
         self._files.clear()
         self._spans.clear()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def hash_stream(src: Reader, head: bytes = b"") -> tuple[str, int]:
+    """(SHA-256 hex, size) of `head` + the rest of `src`, read in chunks: the key
+    `put_stream` would store those bytes under, without storing them."""
+    digest, size = _copy(src, head, None)
+    return digest.hexdigest(), size
 
 
 def _copy(src: Reader, head: bytes, out: IO[bytes] | None) -> tuple[hashlib._Hash, int]:

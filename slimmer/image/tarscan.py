@@ -77,7 +77,7 @@ def members(stream: IO[bytes] | Bounded) -> Iterator[tuple[tarfile.TarInfo, Boun
         start = offset
         chain: list[tuple[bytes, bytes]] = []  # pax and long-name headers: (type, payload)
         while True:
-            block = _read_block(stream)
+            block = _read_exact(stream, BLOCK, "between members")
             offset += BLOCK
             if block == _EMPTY:
                 if chain:
@@ -108,17 +108,10 @@ class _Data(Bounded):
         self.pad = _padded(size) - size
 
 
-def _read_block(stream: IO[bytes] | Bounded) -> bytes:
-    block = stream.read(BLOCK)
-    if len(block) != BLOCK:  # no end-of-archive blocks, or a cut: tarfile's rules
-        raise Unusual("the stream ended between members")
-    return block
-
-
-def _read_exact(stream: IO[bytes] | Bounded, n: int) -> bytes:
+def _read_exact(stream: IO[bytes] | Bounded, n: int, where: str = "inside a header") -> bytes:
     data = stream.read(n)
-    if len(data) != n:
-        raise Unusual("the stream ended inside a header")
+    if len(data) != n:  # a cut, or no end-of-archive blocks: left to tarfile's rules
+        raise Unusual(f"the stream ended {where}")
     return data
 
 

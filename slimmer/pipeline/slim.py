@@ -489,14 +489,18 @@ class _Session:
     def _compressed_before(self, image_id: str) -> Compressed | None:
         """The source's gzip size: estimated beside this run, or by an earlier run that
         read it into the read cache."""
-        cache = self.cache
         if self.gzip_before is None:
-            known = cache.compressed(image_id) if cache is not None else None
+            known = self.cache.compressed(image_id) if self.cache is not None else None
             self.cached_compressed = known is not None
             return known
-        size = self.gzip_before.result()
-        if cache is not None and size is not None:
-            cache.note_compressed(image_id, size)
+        return self._noted(image_id, self.gzip_before)
+
+    def _noted(self, image_id: str, sizing: CompressedSize) -> Compressed | None:
+        """`sizing`'s figure, kept in the read cache for later runs unless it came
+        from there."""
+        size = sizing.result()
+        if self.cache is not None and size is not None and not sizing.known:
+            self.cache.note_compressed(image_id, size)
         return size
 
     def _summary(self, src: Image, keep: KeepSet, image_id: str, after_bytes: int) -> Summary:
@@ -509,9 +513,8 @@ class _Session:
     def _with_compressed(self, summary: Summary, source_id: str, image_id: str) -> Summary:
         """`summary` with both compressed sizes, taken last: their threads had the
         whole summary and lint to finish in."""
-        before, after = (self._compressed_before(source_id), self.gzip_after[image_id].result())
-        if self.cache is not None and after is not None and not self.gzip_after[image_id].known:
-            self.cache.note_compressed(image_id, after)
+        before = self._compressed_before(source_id)
+        after = self._noted(image_id, self.gzip_after[image_id])
         return replace(
             summary,
             before=with_compressed(summary.before, before),
