@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import random
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,3 +149,23 @@ def oci_archive(path: Path, layers: list[bytes], compress: bool = True) -> Path:
         for name, data in sorted(oci_files(layers, compress).items()):
             _add(tf, name, data)
     return path
+
+
+def mixed_layer(seed: int, megabytes: int) -> bytes:
+    """A layer of files of uneven content: text, random bytes, runs, as real layers are
+    (seeded: the same bytes every run)."""
+    rng = random.Random(seed)
+    words = [rng.randbytes(rng.randint(2, 9)).hex() for _ in range(2000)]
+    members: list[M] = []
+    total = 0
+    while total < megabytes << 20:
+        kind, size = rng.choice(("text", "random", "run")), rng.randint(10_000, 2_000_000)
+        if kind == "text":
+            data = " ".join(rng.choices(words, k=size // 8)).encode()[:size]
+        elif kind == "random":
+            data = rng.randbytes(size)
+        else:
+            data = bytes([rng.randrange(256)]) * size
+        members.append(M(f"f{len(members)}", data=data))
+        total += size
+    return layer(*members)

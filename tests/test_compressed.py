@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
-import random
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 from slimmer.image.archive import open_archive
@@ -17,31 +19,12 @@ from slimmer.image.compressed import (
     combine_shares,
     estimate_image,
     estimate_layer,
+    leading_share,
     sample_offsets,
     size_share,
 )
 from slimmer.pipeline.compression import CompressedSize
-from tests.synth import M, docker_archive, layer, oci_layout
-
-
-def _mixed_layer(seed: int, megabytes: int) -> bytes:
-    """A layer of files of uneven content: text, random bytes, runs, as real layers are
-    (seeded: the same bytes every run)."""
-    rng = random.Random(seed)
-    words = [rng.randbytes(rng.randint(2, 9)).hex() for _ in range(2000)]
-    members: list[M] = []
-    total = 0
-    while total < megabytes << 20:
-        kind, size = rng.choice(("text", "random", "run")), rng.randint(10_000, 2_000_000)
-        if kind == "text":
-            data = " ".join(rng.choices(words, k=size // 8)).encode()[:size]
-        elif kind == "random":
-            data = rng.randbytes(size)
-        else:
-            data = bytes([rng.randrange(256)]) * size
-        members.append(M(f"f{len(members)}", data=data))
-        total += size
-    return layer(*members)
+from tests.synth import M, docker_archive, layer, mixed_layer, oci_layout
 
 
 def test_sample_offsets_are_fixed_and_spread_over_the_layer() -> None:
@@ -55,7 +38,7 @@ def test_sample_offsets_are_fixed_and_spread_over_the_layer() -> None:
 
 
 def test_a_large_layer_is_estimated_within_the_bound_of_gzip(tmp_path: Path) -> None:
-    data = _mixed_layer(7, 48)
+    data = mixed_layer(7, 48)
     archive = open_archive("docker-archive", docker_archive(tmp_path / "d.tar", [data]))
     estimate = estimate_layer(archive.layers[0])
     full = len(gzip.compress(data, compresslevel=6, mtime=0))
@@ -67,7 +50,7 @@ def test_a_large_layer_is_estimated_within_the_bound_of_gzip(tmp_path: Path) -> 
 def test_the_work_dealt_out_in_shares_gives_the_same_figure(tmp_path: Path) -> None:
     """Threads sizing one layer's samples in shares (any number of them) add up to the
     figure one thread gives; a layer sized whole is share 0's alone."""
-    big = _mixed_layer(11, 40)
+    big = mixed_layer(11, 40)
     small = layer(M("a", data=b"hello " * 50_000))
     path = docker_archive(tmp_path / "d.tar", [big, small])
     layers = open_archive("docker-archive", path).layers
@@ -109,3 +92,26 @@ def test_the_cache_keeps_the_better_figure(tmp_path: Path) -> None:
     # an entry an older slimmer wrote: a bare number, a full gzip
     (tmp_path / "cache" / "images" / (image_id.replace(":", "-") + ".gzip-bytes")).write_text("7")
     assert cache.compressed(image_id) == Compressed(7, "full")
+
+
+def _nth_call(calls: Iterator[int], n: int) -> bool:
+    """True from the `n`-th call on (calls counted by `calls`)."""
+    return next(calls) >= n
+
+
+def test_a_leading_share_and_the_rest_dealt_out_give_the_same_figure(tmp_path: Path) -> None:
+    """A reader following a layer as it is written takes its first samples in order,
+    stopping wherever the save ends; threads take the rest (`skip`): one figure."""
+    big = mixed_layer(13, 40)
+    small = layer(M("a", data=b"hello " * 50_000))
+    layers = open_archive("docker-archive", docker_archive(tmp_path / "d.tar", [big, small])).layers
+    alone = estimate_layer(layers[0])
+    for stop_after in (0, 1, 77, SAMPLES):
+        asked = itertools.count()
+        lead, taken = leading_share(layers[0], functools.partial(_nth_call, asked, stop_after))
+        assert taken == stop_after
+        rest = [size_share(layers[0], s, 2, skip=taken) for s in range(2)]
+        assert combine_shares(layers[0], [lead, *rest]) == alone
+    # a layer sized whole is whole at once, whenever the save ends
+    lead, taken = leading_share(layers[1], lambda: True)
+    assert taken == SAMPLES and combine_shares(layers[1], [lead]) == estimate_layer(layers[1])

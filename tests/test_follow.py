@@ -3,7 +3,9 @@ image as a read of the finished archive, and a broken layer still named."""
 
 from __future__ import annotations
 
+import io
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 
 from slimmer.errors import ImageReadError
 from slimmer.image.filetree import keep_all
-from slimmer.image.follow import save_and_parse
+from slimmer.image.follow import GrowingSlice, save_and_parse
 from slimmer.image.reader import open_image
 from slimmer.image.store import ContentStore
 from tests.synth import M, docker_archive, layer
@@ -91,3 +93,30 @@ def test_layers_written_out_of_order_are_stacked_by_the_manifest(tmp_path: Path)
         assert followed.tree.get("/etc/a") is None and followed.tree.get("/etc/b") is not None
         assert followed.tree.get("/etc/b").layer == 1  # type: ignore[union-attr]
         assert followed.tree.read_bytes("/etc/c") == b"b" * 30_000  # a hardlink, moved too
+
+
+def test_a_growing_slice_waits_for_its_bytes_and_ends_with_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "growing"
+    path.write_bytes(b"head")
+    ended, stop = threading.Event(), threading.Event()
+
+    def write_later() -> None:
+        time.sleep(0.1)
+        with open(path, "ab") as out:
+            out.write(b"0123456789")
+        ended.set()
+
+    writer = threading.Thread(target=write_later)
+    writer.start()
+    view = GrowingSlice(path, 4, 12, ended, stop)  # two bytes more than will come
+    assert view.seekable() and view.read(6) == b"012345"  # waited for the writer
+    view.seek(-4, io.SEEK_END)
+    assert view.tell() == 8 and view.read(2) == b"89"
+    writer.join()
+    with pytest.raises(EOFError):  # the file ended inside the slice
+        view.read(2)
+    stop.set()
+    view.seek(0)
+    with pytest.raises(EOFError):  # stopped: no read, even of bytes that are there
+        view.read(1)
+    view.close()

@@ -31,7 +31,7 @@ incompressible files among text) can miss by more on its own.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO, Literal
 
@@ -58,9 +58,7 @@ def layer_gzip_size(layer: LayerSource, level: int = LEVEL) -> int:
         with layer.open() as stream:
             return gzip_size(iter(lambda: stream.read(CHUNK), b""), level)
     except (OSError, EOFError, zlib.error) as exc:
-        raise ImageReadError(
-            f"compressing layer {layer.index + 1} ({layer.digest[:19]}): {exc or 'unexpected end'}"
-        ) from exc
+        raise _unreadable(layer, exc) from exc
 
 
 def compressed_sizes(archive: ArchiveImage, level: int = LEVEL) -> tuple[int, ...]:
@@ -161,29 +159,66 @@ def estimate_layer(layer: LayerSource, level: int = LEVEL) -> Compressed:
     return combine_shares(layer, [size_share(layer, 0, 1, level)])
 
 
-def size_share(layer: LayerSource, share: int, shares: int, level: int = LEVEL) -> Share:
+def size_share(
+    layer: LayerSource, share: int, shares: int, level: int = LEVEL, skip: int = 0
+) -> Share:
     """Share `share` of `shares` of `estimate_layer(layer)`'s work, for threads to do at
     once: a sampled layer's samples are dealt out in turn (every `shares`-th to each),
     a layer sized whole is share 0's. `combine_shares` of all of them is
-    `estimate_layer`'s figure, whatever the number of shares."""
+    `estimate_layer`'s figure, whatever the number of shares. With `skip`, a sampled
+    layer's first `skip` samples are left out (`leading_share` took them)."""
     try:
-        stored_as = _stored_compression(layer)
-        if stored_as == "gzip":
-            return Share(Compressed(layer.stored_bytes, "stored") if share == 0 else None)
-        whole = stored_as is not None or layer.stored_bytes <= SAMPLES * BLOCK
-        if whole and share != 0:
-            return Share()
+        if not _sampled(layer):
+            return Share(_whole(layer, level)) if share == 0 else Share()
         with layer.open() as stream:
-            if whole:
-                size = gzip_size(iter(lambda: stream.read(CHUNK), b""), level)
-                return Share(Compressed(size, "full"))
-            offsets = sample_offsets(layer.stored_bytes)[share::shares]
+            offsets = sample_offsets(layer.stored_bytes)[skip:][share::shares]
             packed, raw = sampled_sums(stream, offsets, level)
             return Share(packed=packed, raw=raw)
     except (OSError, EOFError, zlib.error) as exc:
-        raise ImageReadError(
-            f"compressing layer {layer.index + 1} ({layer.digest[:19]}): {exc or 'unexpected end'}"
-        ) from exc
+        raise _unreadable(layer, exc) from exc
+
+
+def leading_share(
+    layer: LayerSource, enough: Callable[[], bool], level: int = LEVEL
+) -> tuple[Share, int]:
+    """The first samples of a sampled layer, in order, until `enough()` (for a reader
+    that follows a layer as it is written, and stops where others take over): their
+    share of `estimate_layer`'s work and how many they are, for `size_share`'s `skip`.
+    A layer sized whole is sized whole: all SAMPLES of it."""
+    try:
+        if not _sampled(layer):
+            return Share(_whole(layer, level)), SAMPLES
+        packed = raw = taken = 0
+        with layer.open() as stream:
+            for start in sample_offsets(layer.stored_bytes):
+                if enough():
+                    break
+                more, read = sampled_sums(stream, [start], level)
+                packed, raw, taken = packed + more, raw + read, taken + 1
+        return Share(packed=packed, raw=raw), taken
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _unreadable(layer, exc) from exc
+
+
+def _sampled(layer: LayerSource) -> bool:
+    """Whether `estimate_layer` samples `layer`: a large one stored uncompressed (a
+    stored blob's size is known, and one otherwise compressed cannot be seeked)."""
+    return layer.stored_bytes > SAMPLES * BLOCK and _stored_compression(layer) is None
+
+
+def _whole(layer: LayerSource, level: int) -> Compressed:
+    """The figure of a layer that is not sampled: a stored gzip blob's size, or the
+    gzip size of the whole layer."""
+    if _stored_compression(layer) == "gzip":
+        return Compressed(layer.stored_bytes, "stored")
+    with layer.open() as stream:
+        return Compressed(gzip_size(iter(lambda: stream.read(CHUNK), b""), level), "full")
+
+
+def _unreadable(layer: LayerSource, exc: BaseException) -> ImageReadError:
+    return ImageReadError(
+        f"compressing layer {layer.index + 1} ({layer.digest[:19]}): {exc or 'unexpected end'}"
+    )
 
 
 def combine_shares(layer: LayerSource, shares: Iterable[Share]) -> Compressed:

@@ -15,11 +15,17 @@ what only `tarfile` reads) is read the usual way then.
 An error while following (a layer the usual rules refuse, a member cut short)
 drops everything parsed early: the usual read of the finished archive then
 reports the error with the layer's name.
+
+A caller can also be told where each layer's tar lies in the file as soon as its
+header is read (`LayerSeen`), and read it through a `GrowingSlice`, whose reads
+wait for the bytes: the run's compressed-size estimate samples each source layer
+while the engine is still saving the next (`pipeline.compression`).
 """
 
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import threading
 from collections.abc import Callable
@@ -33,6 +39,10 @@ from slimmer.image.store import ContentStore
 
 POLL = 0.02  # seconds between looks at a file that has not grown
 _PLACEHOLDER = "sha256:"  # the digest of a layer parsed before the manifest named it
+
+LayerSeen = Callable[[Path, int, int], None]
+"""Told (file, offset, size) of each `*/layer.tar` member of a save being written to
+that file, once its header is read."""
 
 
 class _Growing(io.RawIOBase):
@@ -59,15 +69,66 @@ class _Growing(io.RawIOBase):
         super().close()
 
 
+class GrowingSlice(io.RawIOBase):
+    """The `size` bytes at `offset` of a file still being written, seekable: a read
+    waits until its bytes are written. Once `ended` (the writer is done) a read past
+    the file's end is an EOFError; once `stop` is set, any read is."""
+
+    def __init__(
+        self, path: Path, offset: int, size: int, ended: threading.Event, stop: threading.Event
+    ) -> None:
+        self._fh = open(path, "rb")  # noqa: SIM115  # closed by close()
+        self._offset, self._size, self._pos = offset, size, 0
+        self._ended, self._stop = ended, stop
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        want = min(len(buffer), self._size - self._pos)
+        if self._stop.is_set():
+            raise EOFError("stopped")
+        if want <= 0:
+            return 0
+        end = self._offset + self._pos + want
+        while os.fstat(self._fh.fileno()).st_size < end:
+            if self._stop.is_set():
+                raise EOFError("stopped")
+            if self._ended.is_set() and os.fstat(self._fh.fileno()).st_size < end:
+                raise EOFError("the file ended inside the slice")
+            self._stop.wait(POLL)
+        self._fh.seek(self._offset + self._pos)
+        n = self._fh.readinto(memoryview(buffer)[:want])
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
 def save_and_parse(
     save: Callable[[str, Path], str],
     name: str,
     spool: Path,
     store: ContentStore,
     want: WantContent,
+    seen: LayerSeen | None = None,
 ) -> tuple[str, dict[int, LayerChanges]]:
     """`save(name, spool)` in a thread while the caller parses the layers it writes:
-    the image ID, and the changes of each layer parsed, by its offset in `spool`.
+    the image ID, and the changes of each layer parsed, by its offset in `spool`
+    (`seen`, when given, is told each layer's place as its parse starts).
     An error of the save is raised here, once the parse has stopped."""
     spool.touch()
     done = threading.Event()
@@ -84,7 +145,7 @@ def save_and_parse(
     thread = threading.Thread(target=run, name="slimmer-save", daemon=True)
     thread.start()
     try:
-        early = _parse_following(spool, done, store, want)
+        early = _parse_following(spool, done, store, want, seen)
     except (ImageReadError, tarfile.TarError, EOFError, OSError, ValueError):
         early = {}  # the usual read of the finished archive says what is wrong
     # the save ends (or fails) before its file is read again; a Ctrl-C here does not
@@ -97,7 +158,11 @@ def save_and_parse(
 
 
 def _parse_following(
-    spool: Path, done: threading.Event, store: ContentStore, want: WantContent
+    spool: Path,
+    done: threading.Event,
+    store: ContentStore,
+    want: WantContent,
+    seen: LayerSeen | None,
 ) -> dict[int, LayerChanges]:
     early: dict[int, LayerChanges] = {}
     with io.BufferedReader(_Growing(spool, done), 1 << 20) as stream:
@@ -108,6 +173,8 @@ def _parse_following(
                 # guessed: the n-th is layer n (a legacy save writes the layer
                 # directories sorted by their v1 IDs, so `take` often corrects it)
                 index, origin = len(early), (spool, info.offset_data)
+                if seen is not None:
+                    seen(spool, info.offset_data, info.size)
                 changes = _scan_layer(data, index, store, want, origin)
                 if changes is not None:
                     early[info.offset_data] = changes

@@ -29,7 +29,7 @@ from slimmer.image.filetree import (
     keep_all,
     keep_none,
 )
-from slimmer.image.follow import save_and_parse, take
+from slimmer.image.follow import LayerSeen, save_and_parse, take
 from slimmer.image.meter import MeteredReader
 from slimmer.image.platforms import Platform
 from slimmer.image.store import ContentStore
@@ -107,12 +107,15 @@ def open_image(
     store: ContentStore | None = None,
     progress: Progress | None = None,
     platform: Platform | None = None,
+    layer_seen: LayerSeen | None = None,
 ) -> Image:
     """Read `ref` into an `Image`. Engine references need `save` (see engine.saver),
     registry references `remote` (see registry.remote.remote_opener, which picks the
     platform of an index itself); of an OCI layout's index, the image of `platform`
     (default: this host's) is read.
-    `progress`, when given, is told the layer bytes read as a `Transfer`.
+    `progress`, when given, is told the layer bytes read as a `Transfer`;
+    `layer_seen`, where each layer lies in the spool of an engine image's save, as
+    the save goes on (image.follow).
 
     File bytes go into `store` when given (a shared, longer-lived store, see
     `slimmer.image.cache`), else into a private store removed on `close()`.
@@ -126,7 +129,7 @@ def open_image(
                 raise UsageError(f"reading {image_ref}: no engine to read it from")
             spool = work / "image.tar"
             # each layer parsed while the save goes on (image.follow)
-            image_id, early = save_and_parse(save, image_ref.name, spool, store, want)
+            image_id, early = save_and_parse(save, image_ref.name, spool, store, want, layer_seen)
             archive = _metered(open_archive("docker-archive", spool), progress)
             image = _read(image_ref, image_id, archive, store, want, work, _taker(early))
             spool.unlink(missing_ok=True)

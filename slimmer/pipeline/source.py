@@ -48,11 +48,6 @@ def read_engine_image(
     """An engine image, read through `cache` when there is one. An entry of a run that
     ended before the image's gzip size was known is read again: the size needs the
     image's layer tars, which the cache lacks."""
-    # the saved archive's gzip size is computed beside the parse and the rest of the run
-    sizing: list[CompressedSize] = []
-    save = metered_saver(
-        engine, progress, keep=work / "source.tar", saved=lambda p: sizing.append(CompressedSize(p))
-    )
     info = engine.inspect_image(ref.name)
     store = None
     if cache is not None:
@@ -62,17 +57,26 @@ def read_engine_image(
         if cached is not None:
             cached.close()
         store = cache.blobs
+    # the saved archive's gzip size is computed beside the save, the parse and the
+    # rest of the run: each layer as soon as the save has written it
+    sizing = CompressedSize.while_saved(work / "source.tar")
+    save = metered_saver(engine, progress, keep=sizing.path, saved=sizing.saved)
     try:
         image = open_image(
-            ref, save=save, want=keep_all, workdir=work, store=store, progress=progress
+            ref,
+            save=save,
+            want=keep_all,
+            workdir=work,
+            store=store,
+            progress=progress,
+            layer_seen=sizing.layer_seen,
         )
     except BaseException:
-        for job in sizing:
-            job.stop()
+        sizing.stop()
         raise
     if cache is not None:
         cache.save(image)
-    return Source(image, image.id, info.size, sizing[0] if sizing else None)
+    return Source(image, image.id, info.size, sizing)
 
 
 def read_archive_image(
