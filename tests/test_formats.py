@@ -29,7 +29,8 @@ JSON_ALIAS = {"inspect", "profile", "deps"}
 
 
 def _commands() -> dict[str, click.Command]:
-    return {name: cmd for name, cmd in cli.commands.items() if not isinstance(cmd, click.Group)}
+    commands = cli.all_commands()
+    return {name: cmd for name, cmd in commands.items() if not isinstance(cmd, click.Group)}
 
 
 def _options(cmd: click.Command) -> set[str]:

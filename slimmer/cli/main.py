@@ -4,41 +4,62 @@ function, render its value. Errors reach the user here and only here."""
 from __future__ import annotations
 
 import ctypes
+import importlib
 import sys
 import traceback
 from typing import Any
 
 import click
 
-from slimmer.cli.bases import bases_group
-from slimmer.cli.check import check_command
-from slimmer.cli.cleanup import cleanup_command
-from slimmer.cli.compose import compose_command
-from slimmer.cli.deps import deps_command
-from slimmer.cli.diff import diff_command
-from slimmer.cli.inspect import inspect_command
-from slimmer.cli.lint import lint_command
-from slimmer.cli.profile import profile_command
-from slimmer.cli.report import report_command
-from slimmer.cli.slim import slim_command
-from slimmer.cli.validate import validate_command
 from slimmer.errors import ExitStatus, SlimError
 
 _state = {"debug": False}
 
+COMMANDS = {
+    "slim": "slimmer.cli.slim:slim_command",
+    "profile": "slimmer.cli.profile:profile_command",
+    "deps": "slimmer.cli.deps:deps_command",
+    "report": "slimmer.cli.report:report_command",
+    "lint": "slimmer.cli.lint:lint_command",
+    "validate": "slimmer.cli.validate:validate_command",
+    "inspect": "slimmer.cli.inspect:inspect_command",
+    "diff": "slimmer.cli.diff:diff_command",
+    "bases": "slimmer.cli.bases:bases_group",
+    "cleanup": "slimmer.cli.cleanup:cleanup_command",
+    "check": "slimmer.cli.check:check_command",
+    "compose": "slimmer.cli.compose:compose_command",
+}
+"""Each command by name, and where it is defined: imported when it is asked for, so a
+run loads only its own command's modules (`slim IMAGE` does not import `inspect`'s)."""
+
 
 class _DefaultToSlim(click.Group):
     """`slim IMAGE -o OUT` runs the hidden `slim` command: the first word that is
-    neither an option nor a command name is taken as the image."""
+    neither an option nor a command name is taken as the image. Commands are loaded
+    from `COMMANDS` when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, attr = COMMANDS[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return self.commands.get(cmd_name)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         for i, arg in enumerate(args):
             if arg.startswith("-"):
                 continue
-            if arg not in self.commands:
+            if arg not in COMMANDS:
                 args = [*args[:i], "slim", *args[i:]]
             break
         return super().parse_args(ctx, args)
+
+    def all_commands(self) -> dict[str, click.Command]:
+        """Every command, loaded (for help and the tests that walk them all)."""
+        ctx = click.Context(self)
+        return {n: c for n in COMMANDS if (c := self.get_command(ctx, n)) is not None}
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -77,20 +98,6 @@ def cli(debug: bool) -> None:
     slim compose FILE                   every own service of a compose project
     """
     _state["debug"] = debug
-
-
-cli.add_command(slim_command)
-cli.add_command(profile_command)
-cli.add_command(deps_command)
-cli.add_command(report_command)
-cli.add_command(lint_command)
-cli.add_command(validate_command)
-cli.add_command(inspect_command)
-cli.add_command(diff_command)
-cli.add_command(bases_group)
-cli.add_command(cleanup_command)
-cli.add_command(check_command)
-cli.add_command(compose_command)
 
 
 def main(argv: list[str] | None = None) -> None:
