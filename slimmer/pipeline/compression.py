@@ -81,13 +81,13 @@ class CompressedSize:
         self._stop = threading.Event()
         self._total: Compressed | None = known  # known: from the read cache, no thread
         self.known = known is not None
-        # following a save: (offset, size) of each layer seen, then the archive saved
+        # following a save: (spool, offset, size) of each layer seen; None once saved
         self._seen: queue.SimpleQueue[tuple[Path, int, int] | None] | None = (
             queue.SimpleQueue() if following else None
         )
         self._saved = threading.Event()
-        self.sampled_while_saving = 0  # samples taken before the save ended (a layer
-        # sized whole counts as SAMPLES)
+        # samples taken before the save ended (a layer sized whole counts SAMPLES)
+        self.sampled_while_saving = 0
         self._thread = threading.Thread(target=self._run, name="slimmer-gzip", daemon=True)
         if known is None:
             self._thread.start()
