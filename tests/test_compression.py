@@ -62,7 +62,8 @@ def test_a_save_is_sized_layer_by_layer_as_it_is_written(tmp_path: Path) -> None
 
     image = open_image("app", save=save, workdir=tmp_path, layer_seen=sizing.layer_seen)
     image.close()
-    assert sizing.sampled_while_saving == SAMPLES  # the first layer, sampled whole
+    # the first layer, every sample of it (the small second may be sized before `saved`)
+    assert sizing.sampled_while_saving in (SAMPLES, 2 * SAMPLES)
     assert sizing.result() == CompressedSize(archive).result()
 
 
