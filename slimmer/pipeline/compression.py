@@ -124,21 +124,10 @@ class CompressedSize:
         the save, its parse and the traced app are the run's critical path, and the
         sampling takes only what they leave (the threads sizing the rest after the
         save are this one's, at the usual priority)."""
-        out: dict[str, dict[int, tuple[Share, int]] | BaseException] = {}
-
-        def follow() -> None:
-            _lower_priority()
-            try:
-                out["early"] = self._follow()
-            except BaseException as exc:  # raised in the sizing thread below
-                out["error"] = exc
-
-        helper = threading.Thread(target=follow, name="slimmer-gzip-follow", daemon=True)
-        helper.start()
-        helper.join()
-        if "error" in out:
-            raise cast(BaseException, out["error"])
-        return cast(dict[int, tuple[Share, int]], out["early"])
+        with ThreadPoolExecutor(
+            1, thread_name_prefix="slimmer-gzip-follow", initializer=_lower_priority
+        ) as helper:
+            return helper.submit(self._follow).result()
 
     def _follow(self) -> dict[int, tuple[Share, int]]:
         """The leading share of each layer seen before the save ended, sized through a
