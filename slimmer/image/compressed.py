@@ -168,8 +168,9 @@ def size_share(
     `estimate_layer`'s figure, whatever the number of shares. With `skip`, a sampled
     layer's first `skip` samples are left out (`leading_share` took them)."""
     try:
-        if not _sampled(layer):
-            return Share(_whole(layer, level)) if share == 0 else Share()
+        method = _method(layer)
+        if method != "sampled":
+            return Share(_whole(layer, method, level)) if share == 0 else Share()
         with layer.open() as stream:
             offsets = sample_offsets(layer.stored_bytes)[skip:][share::shares]
             packed, raw = sampled_sums(stream, offsets, level)
@@ -186,8 +187,9 @@ def leading_share(
     share of `estimate_layer`'s work and how many they are, for `size_share`'s `skip`.
     A layer sized whole is sized whole: all SAMPLES of it."""
     try:
-        if not _sampled(layer):
-            return Share(_whole(layer, level)), SAMPLES
+        method = _method(layer)
+        if method != "sampled":
+            return Share(_whole(layer, method, level)), SAMPLES
         packed = raw = taken = 0
         with layer.open() as stream:
             for start in sample_offsets(layer.stored_bytes):
@@ -200,16 +202,21 @@ def leading_share(
         raise _unreadable(layer, exc) from exc
 
 
-def _sampled(layer: LayerSource) -> bool:
-    """Whether `estimate_layer` samples `layer`: a large one stored uncompressed (a
-    stored blob's size is known, and one otherwise compressed cannot be seeked)."""
-    return layer.stored_bytes > SAMPLES * BLOCK and _stored_compression(layer) is None
+def _method(layer: LayerSource) -> Method:
+    """How `estimate_layer` sizes `layer`: `stored` (a gzip blob is its own size),
+    `full` (a small layer, or one otherwise compressed and so not seekable) or
+    `sampled` (a large layer stored uncompressed)."""
+    stored_as = _stored_compression(layer)
+    if stored_as == "gzip":
+        return "stored"
+    if stored_as is not None or layer.stored_bytes <= SAMPLES * BLOCK:
+        return "full"
+    return "sampled"
 
 
-def _whole(layer: LayerSource, level: int) -> Compressed:
-    """The figure of a layer that is not sampled: a stored gzip blob's size, or the
-    gzip size of the whole layer."""
-    if _stored_compression(layer) == "gzip":
+def _whole(layer: LayerSource, method: Method, level: int) -> Compressed:
+    """The figure of a layer that is not sampled (`method` is `stored` or `full`)."""
+    if method == "stored":
         return Compressed(layer.stored_bytes, "stored")
     with layer.open() as stream:
         return Compressed(gzip_size(iter(lambda: stream.read(CHUNK), b""), level), "full")
