@@ -29,8 +29,13 @@ JSON_ALIAS = {"inspect", "profile", "deps"}
 
 
 def _commands() -> dict[str, click.Command]:
-    commands = cli.all_commands()
-    return {name: cmd for name, cmd in commands.items() if not isinstance(cmd, click.Group)}
+    ctx = click.Context(cli)
+    commands = {name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)}
+    return {
+        name: cmd
+        for name, cmd in commands.items()
+        if isinstance(cmd, click.Command) and not isinstance(cmd, click.Group)
+    }
 
 
 def _options(cmd: click.Command) -> set[str]:

@@ -56,11 +56,6 @@ class _DefaultToSlim(click.Group):
             break
         return super().parse_args(ctx, args)
 
-    def all_commands(self) -> dict[str, click.Command]:
-        """Every command, loaded (for help and the tests that walk them all)."""
-        ctx = click.Context(self)
-        return {n: c for n in COMMANDS if (c := self.get_command(ctx, n)) is not None}
-
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
