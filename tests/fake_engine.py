@@ -35,6 +35,9 @@ class UnusedEngine(ContainerEngine):
     def load_image(self, archive: IO[bytes] | bytes | Iterable[bytes]) -> list[str]:
         _unused("load_image")
 
+    def import_layer(self, layer: Iterable[bytes], labels: Mapping[str, str]) -> str | None:
+        _unused("import_layer")
+
     def tag_image(self, image_id: str, ref: str) -> None:
         _unused("tag_image")
 

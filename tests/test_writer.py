@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import tarfile
 from collections.abc import Iterable
@@ -10,7 +11,14 @@ from pathlib import Path
 
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import Image, open_image
-from slimmer.image.writer import BaseLayers, WriteRequest, WrittenImage, kept_entries, write_image
+from slimmer.image.writer import (
+    BaseLayers,
+    WriteRequest,
+    WrittenImage,
+    kept_entries,
+    without_layers,
+    write_image,
+)
 from slimmer.model import (
     BASE_ID_LABEL,
     OCI_BASE_DIGEST,
@@ -98,6 +106,20 @@ def test_round_trip_and_determinism(tmp_path: Path) -> None:
             assert out.config.container["Labels"][SOURCE_LABEL] == src.id
             assert len(out.layers) == 1
     assert ids[0] == ids[1]
+
+
+def test_an_archive_without_its_layers_holds_its_config_and_manifest(tmp_path: Path) -> None:
+    with open_image(f"docker-archive:{source(tmp_path)}", want=keep_all) as src:
+        written = _write(src, KEEP, tmp_path)
+    with tarfile.open(written.archive) as whole:
+        members = {m.name: whole.extractfile(m).read() for m in whole if m.isfile()}  # type: ignore[union-attr]
+    with tarfile.open(fileobj=io.BytesIO(without_layers(written.archive))) as thin:
+        kept = {m.name: thin.extractfile(m).read() for m in thin if m.isfile()}  # type: ignore[union-attr]
+    layer = f"{written.layer_digest.removeprefix('sha256:')}/layer.tar"
+    assert layer in members and set(members) - set(kept) == {layer}
+    assert all(kept[name] == members[name] for name in kept)
+    config = f"{written.image_id.removeprefix('sha256:')}.json"
+    assert json.loads(kept["manifest.json"])[0]["Config"] == config and config in kept
 
 
 def test_hardlinks_within_the_kept_set_stay_links(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ LayerSeen = Callable[[Path, int, int], None]
 that file, once its header is read."""
 
 
-class _Growing(io.RawIOBase):
+class Growing(io.RawIOBase):
     """A file being written: a read at its end waits for more bytes, until `done`."""
 
     def __init__(self, path: Path, done: threading.Event) -> None:
@@ -165,7 +165,7 @@ def _parse_following(
     seen: LayerSeen | None,
 ) -> dict[int, LayerChanges]:
     early: dict[int, LayerChanges] = {}
-    with io.BufferedReader(_Growing(spool, done), 1 << 20) as stream:
+    with io.BufferedReader(Growing(spool, done), 1 << 20) as stream:
         try:
             for info, data in tarscan.members(stream):
                 if not (info.isfile() and info.name.endswith("/layer.tar")):

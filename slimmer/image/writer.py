@@ -255,7 +255,7 @@ def write_image(request: WriteRequest) -> WrittenImage:
     On a base, the base's layers are copied unchanged and the app layer comes last;
     rootfs and history are the base's, then ours, and the config names the base
     (`org.opencontainers.image.base.name`/`.digest`, `io.slimmer.base.id`)."""
-    layer_path = request.workdir / "layer.tar"
+    layer_path = layer_file(request.workdir)
     with open(layer_path, "wb") as raw:
         out = _Hashing(raw)
         files, content = write_layer(
@@ -281,6 +281,27 @@ def write_image(request: WriteRequest) -> WrittenImage:
     return WrittenImage(
         written.archive, written.image_id, layer_digest, layer_bytes, files, content
     )
+
+
+def layer_file(workdir: Path) -> Path:
+    """Where `write_image` writes the image's own layer tar, front to back, before the
+    archive takes it in: a reader may follow it there while it is written."""
+    return workdir / "layer.tar"
+
+
+def without_layers(archive: Path) -> bytes:
+    """The `docker save` archive at `archive` without its layer tars: the config and
+    the manifest, which the engine's `docker load` takes for an image whose layers it
+    holds already (it looks each up by its chain ID before it reads the layer's tar)."""
+    out = io.BytesIO()
+    with (
+        tarfile.open(archive) as src,
+        tarfile.TarFile(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst,
+    ):
+        for info in src:
+            if not info.name.endswith("/layer.tar"):
+                dst.addfile(info, src.extractfile(info) if info.isfile() else None)
+    return out.getvalue()
 
 
 def _history_line(request: WriteRequest, files: int) -> str:

@@ -24,10 +24,17 @@ from slimmer.errors import EngineError, ImageNotFound, SlimError, TraceError, Us
 from slimmer.findings.delta import FindingsDelta
 from slimmer.image.cache import ReadCache
 from slimmer.image.compressed import Compressed
+from slimmer.image.meter import content_bytes
 from slimmer.image.paths import using_content_memo
 from slimmer.image.reader import Image, parse_ref
-from slimmer.image.writer import WriteRequest, WrittenImage, kept_entries, write_image
-from slimmer.model import ImageConfig, Progress
+from slimmer.image.writer import (
+    WriteRequest,
+    WrittenImage,
+    kept_entries,
+    layer_file,
+    write_image,
+)
+from slimmer.model import FileEntry, ImageConfig, Progress
 from slimmer.pipeline.base import (
     SCRATCH,
     BaseChoice,
@@ -59,7 +66,7 @@ from slimmer.pipeline.summary import (
     summarize,
     with_compressed,
 )
-from slimmer.pipeline.transfers import metered_load, write_meter
+from slimmer.pipeline.transfers import EarlyLoad, metered_load, write_meter
 from slimmer.pipeline.verify import MissingPath, ProbeDiff, compare_probes, denied, missing_paths
 from slimmer.plan.expanders.python_source import parser_fingerprint
 from slimmer.plan.keep import KeepSet, ProfilesFn, Reason
@@ -538,10 +545,7 @@ class _Session:
             if opts.base != SCRATCH and self.base is None:
                 with self.clock.phase("choosing the base"):
                     self.base = self._prepare_base(src, keep)
-            with self.clock.phase("writing"):
-                written = self._write(src, keep)
-            with self.clock.phase("loading"):
-                image_id, files = self.load(written), written.files
+            image_id, files = self._write_and_load(src, keep)
             if not opts.verify:
                 self._summarize_ahead(src, keep, image_id, traced_run)
                 rounds.append(Round(number, image_id, files, (), ()))
@@ -700,19 +704,47 @@ class _Session:
                 )
         return KeepSet(reasons, keep.generated)
 
-    def _write(self, src: Image, keep: KeepSet) -> WrittenImage:
-        """Write this round's image: the kept files on scratch, or the app layer on
-        the base (noted in `on_base`)."""
-        layer = None
-        if self.base is None:
-            kept = kept_entries(src.tree, keep.paths(), src.store, keep.generated)
-            entries = with_owners(kept, self.owners)
-        else:
-            layer = app_layer(src.tree, keep, self.base.image.tree, self.base.libs, self.owners)
-            entries = [*layer.entries, *kept_entries(src.tree, (), src.store, layer.generated)]
+    def _write_and_load(self, src: Image, keep: KeepSet) -> tuple[str, int]:
+        """Write this round's image and load it: (its ID, its layer's entries). An image
+        on scratch is sent to the engine while it is written (`EarlyLoad`)."""
+        entries, layer = self._entries(src, keep)
         # a directory per round: an earlier round's archive may still be read for its
         # compressed size (pipeline.compression)
         out = Path(tempfile.mkdtemp(prefix="out-", dir=self.work))
+        early = self._early_load(out, entries)
+        try:
+            with self.clock.phase("writing"):
+                written = self._write(src, entries, layer, out)
+            with self.clock.phase("loading"):
+                return self.load(written, early), written.files
+        except BaseException:
+            if early is not None:
+                early.call_off()
+            raise
+
+    def _entries(self, src: Image, keep: KeepSet) -> tuple[list[FileEntry], AppLayer | None]:
+        """This round's entries: the kept files on scratch, or the app layer on the base."""
+        if self.base is None:
+            kept = kept_entries(src.tree, keep.paths(), src.store, keep.generated)
+            return with_owners(kept, self.owners), None
+        layer = app_layer(src.tree, keep, self.base.image.tree, self.base.libs, self.owners)
+        entries = [*layer.entries, *kept_entries(src.tree, (), src.store, layer.generated)]
+        return entries, layer
+
+    def _early_load(self, out: Path, entries: list[FileEntry]) -> EarlyLoad | None:
+        """The image's layer sent while it is written: on scratch only (one layer), and
+        not when the output's tag names an image already (a rerun that writes the
+        same image, which then needs no load)."""
+        if self.base is not None or self.engine.image_exists(self.opts.output):
+            return None
+        progress = self.clock.sub("loading")
+        total = content_bytes(entries)
+        return EarlyLoad(self.engine, layer_file(out), total, progress, self.temporary.add)
+
+    def _write(
+        self, src: Image, entries: list[FileEntry], layer: AppLayer | None, out: Path
+    ) -> WrittenImage:
+        """Write this round's image under `out` (on the base, noted in `on_base`)."""
         request = WriteRequest(
             tuple(entries),
             src.store,
@@ -727,17 +759,22 @@ class _Session:
             self.on_base = OnBase(self.base.choice, layer, written.layer_bytes, written.files)
         return written
 
-    def load(self, written: WrittenImage) -> str:
-        """Load a written archive; a new image is temporary until tagged. An image the
-        engine holds already (an earlier run wrote it: its ID, the digest of a config
-        naming every layer's digest, is the same) is not sent again."""
+    def load(self, written: WrittenImage, early: EarlyLoad | None = None) -> str:
+        """Load a written archive (from its layer sent `early`, when it was); a new
+        image is temporary until tagged. An image the engine holds already (an earlier
+        run wrote it: its ID, the digest of a config naming every layer's digest, is
+        the same) is not sent again."""
         existed = self.engine.image_exists(written.image_id)
+        if existed and early is not None:
+            early.call_off()
+        if not existed:
+            if early is None or not early.load(written.archive, written.image_id):
+                metered_load(self.engine, written.archive, self.clock.sub("loading"))
+            self.temporary.add(written.image_id)
         if written.image_id not in self.gzip_after:  # the archive stays until __exit__
-            # sized while the engine loads it: the summary needs the size soon after;
+            # sized once the engine has loaded it: the engine's own untar and hashing
+            # are on the run's path, the size is not until the summary;
             # an image an earlier run wrote (the same ID) has its size in the cache
             known = self.cache.compressed(written.image_id) if self.cache is not None else None
             self.gzip_after[written.image_id] = CompressedSize(written.archive, known=known)
-        if not existed:
-            metered_load(self.engine, written.archive, self.clock.sub("loading"))
-            self.temporary.add(written.image_id)
         return written.image_id
