@@ -15,10 +15,11 @@ import tarfile
 from pathlib import Path
 
 from slimmer.analyse.inspect import analyse, want_for_inspect
+from slimmer.findings.lint import want_for_lint
 from slimmer.image.filetree import keep_all
 from slimmer.image.reader import Image, open_image
 from slimmer.image.writer import WriteRequest, WrittenImage, kept_entries, write_image
-from slimmer.pipeline.summary import facts_of_source, facts_of_written
+from slimmer.pipeline.summary import ImageFacts, facts_of_source, facts_of_written
 from slimmer.plan.keep import GeneratedFile, Reason
 from tests.synth import M, docker_archive, layer
 
@@ -78,6 +79,12 @@ def _write(
     return write_image(WriteRequest(tuple(entries), img.store, img.config, img.id, workdir))
 
 
+def _facts_of_archive(archive: Path, size_bytes: int) -> ImageFacts:
+    """`facts_of_written` of an archive read back as the run reads it (lint's wants)."""
+    with open_image(f"docker-archive:{archive}", want=want_for_lint) as written:
+        return facts_of_written(written, size_bytes)
+
+
 def test_after_facts_are_the_written_archive_counted_as_before(tmp_path: Path) -> None:
     src = _source(tmp_path)
     generated = GeneratedFile("/usr/bin/made", b"\x7fELF made", Reason("profile", "test"), 0o755)
@@ -89,9 +96,9 @@ def test_after_facts_are_the_written_archive_counted_as_before(tmp_path: Path) -
         whole = _write(img, paths, tmp_path / "a")
         # only the hardlink's name kept: the writer writes it as the file itself
         one = _write(img, ["/usr", "/usr/bin", "/usr/bin/perl5.36.0"], tmp_path / "b", [generated])
-    after = facts_of_written(whole.archive, 123)
+    after = _facts_of_archive(whole.archive, 123)
     assert (after.files, after.elf_files) == (before.files, before.elf_files) == (5, 3)
     assert after.size_bytes == 123  # the engine's size, as given
-    small = facts_of_written(one.archive, 0)
+    small = _facts_of_archive(one.archive, 0)
     # the generated file counts: the keep set alone would have said 1 and 1
     assert (small.files, small.elf_files) == _tar_counts(one.archive)[:2] == (2, 2)

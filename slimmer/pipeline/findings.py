@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from pathlib import Path
 
 from slimmer.findings.delta import FindingsDelta, compare_findings
-from slimmer.findings.lint import lint_image, want_for_lint
-from slimmer.image.reader import Image, open_image
+from slimmer.findings.lint import lint_image
+from slimmer.image.reader import Image
 from slimmer.trace.events import Trace
 
 
@@ -21,11 +20,10 @@ def opened_paths(traces: Iterable[Trace]) -> frozenset[str]:
 
 
 def findings_delta(
-    source: Image, output: str, archive: Path, opened: frozenset[str]
+    source: Image, output: str, written: Image, opened: frozenset[str]
 ) -> FindingsDelta:
-    """The findings of `source` against those of the image written to `archive` (which
-    will be tagged `output`): fixed, still present, new."""
+    """The findings of `source` against those of the image `written` (its archive read
+    back with `want_for_lint`; it will be tagged `output`): fixed, still present, new."""
     before = lint_image(source, opened=opened)
-    with open_image(f"docker-archive:{archive}", want=want_for_lint) as written:
-        after = lint_image(written, tags=(output,), opened=opened)
+    after = lint_image(written, tags=(output,), opened=opened)
     return replace(compare_findings(before, after), before=source.ref.name, after=output)

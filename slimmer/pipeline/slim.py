@@ -22,11 +22,12 @@ from slimmer.context.run import NO_CONTEXT, RunContext
 from slimmer.engine_api import ContainerEngine
 from slimmer.errors import EngineError, ImageNotFound, SlimError, TraceError, UsageError
 from slimmer.findings.delta import FindingsDelta
+from slimmer.findings.lint import want_for_lint
 from slimmer.image.cache import ReadCache
 from slimmer.image.compressed import Compressed
 from slimmer.image.meter import content_bytes
 from slimmer.image.paths import using_content_memo
-from slimmer.image.reader import Image, parse_ref
+from slimmer.image.reader import Image, open_image, parse_ref
 from slimmer.image.writer import (
     WriteRequest,
     WrittenImage,
@@ -34,7 +35,7 @@ from slimmer.image.writer import (
     layer_file,
     write_image,
 )
-from slimmer.model import FileEntry, ImageConfig, Progress
+from slimmer.model import FileEntry, ImageConfig, ImageRef, Progress
 from slimmer.pipeline.base import (
     SCRATCH,
     BaseChoice,
@@ -382,13 +383,15 @@ class _Session:
 
         def work(tell: Progress) -> tuple[Summary, FindingsDelta]:
             after_bytes = self.engine.inspect_image(image_id).size
-            with self.clock.phase("summarizing"):
-                summary = self._summary(src, keep, image_id, after_bytes)
-            tell("linting")  # where a call-off stops it
-            with self.clock.phase("linting"):
-                opened = opened_paths(traced_run.traces)
-                archive = self.gzip_after[image_id].path
-                findings = findings_delta(src, self.opts.output, archive, opened)
+            # the archive loaded, read back once for both (lint's wants hold inspect's)
+            archive = ImageRef("docker-archive", str(self.gzip_after[image_id].path))
+            with open_image(archive, want=want_for_lint, workdir=self.work) as written:
+                with self.clock.phase("summarizing"):
+                    summary = self._summary(src, keep, written, after_bytes)
+                tell("linting")  # where a call-off stops it
+                with self.clock.phase("linting"):
+                    opened = opened_paths(traced_run.traces)
+                    findings = findings_delta(src, self.opts.output, written, opened)
             with self.clock.phase("sizing"):
                 return self._with_compressed(summary, src.id, image_id), findings
 
@@ -510,12 +513,10 @@ class _Session:
             self.cache.note_compressed(image_id, size)
         return size
 
-    def _summary(self, src: Image, keep: KeepSet, image_id: str, after_bytes: int) -> Summary:
+    def _summary(self, src: Image, keep: KeepSet, written: Image, after_bytes: int) -> Summary:
         # sizes as the engine counts them, the same in every face of the report
         before = replace(facts_of_source(analyse(src)), size_bytes=self.source_bytes)
-        written = self.gzip_after[image_id]  # the archive loaded, and its gzip size
-        after = facts_of_written(written.path, after_bytes, None, self.work)
-        return summarize(src.tree, keep, before, after)
+        return summarize(src.tree, keep, before, facts_of_written(written, after_bytes))
 
     def _with_compressed(self, summary: Summary, source_id: str, image_id: str) -> Summary:
         """`summary` with both compressed sizes, taken last: their threads had the

@@ -12,13 +12,12 @@ import posixpath
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-from slimmer.analyse.inspect import Inspection, analyse, want_for_inspect
+from slimmer.analyse.inspect import Inspection, analyse
 from slimmer.analyse.packages import Package, inventory
 from slimmer.image.compressed import Compressed
-from slimmer.image.reader import open_image
-from slimmer.model import FileEntry, ImageRef, TreeView
+from slimmer.image.reader import Image
+from slimmer.model import FileEntry, TreeView
 from slimmer.plan.keep import KeepSet
 
 TOP = 15
@@ -108,19 +107,14 @@ def with_compressed(facts: ImageFacts, compressed: Compressed | None) -> ImageFa
 
 
 def facts_of_written(
-    archive: Path,
-    size_bytes: int,
-    compressed: Compressed | None = None,
-    workdir: Path | None = None,
+    written: Image, size_bytes: int, compressed: Compressed | None = None
 ) -> ImageFacts:
-    """The facts of the slim image as it was written: its docker-save `archive` read
-    back (file metadata, and the bytes of package metadata only) and counted by `slim
-    inspect`'s own `analyse`, so `slim inspect OUT` says the same. The keep set alone
-    would miss the files the run generates (Python's lazy imports, the trimmed dpkg
-    status) and a base's own files."""
-    ref = ImageRef("docker-archive", str(archive))
-    with open_image(ref, want=want_for_inspect, workdir=workdir) as written:
-        return replace(facts_of_source(analyse(written), compressed), size_bytes=size_bytes)
+    """The facts of the slim image as it was written: its docker-save archive read
+    back (`written`: file metadata, and the bytes of package metadata at least) and
+    counted by `slim inspect`'s own `analyse`, so `slim inspect OUT` says the same.
+    The keep set alone would miss the files the run generates (Python's lazy imports,
+    the trimmed dpkg status) and a base's own files."""
+    return replace(facts_of_source(analyse(written), compressed), size_bytes=size_bytes)
 
 
 def summarize(tree: TreeView, keep: KeepSet, before: ImageFacts, after: ImageFacts) -> Summary:
