@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -383,10 +384,13 @@ class _Session:
 
         def work(tell: Progress) -> tuple[Summary, FindingsDelta]:
             after_bytes = self.engine.inspect_image(image_id).size
-            # the archive loaded, read back once for both (lint's wants hold inspect's)
+            # the archive loaded, read back once for both (lint's wants hold inspect's);
+            # the read counts as summarizing, the phase that needs it first
             archive = ImageRef("docker-archive", str(self.gzip_after[image_id].path))
-            with open_image(archive, want=want_for_lint, workdir=self.work) as written:
+            with ExitStack() as held:
                 with self.clock.phase("summarizing"):
+                    read = open_image(archive, want=want_for_lint, workdir=self.work)
+                    written = held.enter_context(read)
                     summary = self._summary(src, keep, written, after_bytes)
                 tell("linting")  # where a call-off stops it
                 with self.clock.phase("linting"):

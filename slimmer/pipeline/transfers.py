@@ -106,13 +106,14 @@ class EarlyLoad:
 
         def chunks() -> Iterator[bytes]:
             with io.BufferedReader(Growing(layer, self._written), CHUNK) as fh:
-                while chunk := fh.read(CHUNK):
-                    if self._off.is_set():
+                while True:
+                    chunk = fh.read(CHUNK)
+                    if self._off.is_set():  # the end too: a cut tar must not end cleanly
                         raise _CalledOff
+                    if not chunk:
+                        return
                     add(len(chunk))
                     yield chunk
-            if self._off.is_set():
-                raise _CalledOff
 
         image_id = self._engine.import_layer(chunks(), {MANAGED_LABEL: "temporary"})
         if image_id is None:
